@@ -1,0 +1,99 @@
+"""Application factory: engines, clients and background tasks are created in the lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import anyio
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from prometheus_client import CollectorRegistry
+from prometheus_fastapi_instrumentator import Instrumentator
+
+from kamailio_rpc import AsyncKamailioRpc
+from sip_controller import __version__
+from sip_controller.api.routes import health, proxies, registrations
+from sip_controller.config import Settings
+from sip_controller.errors import ControllerError
+from sip_controller.loadbalancers import LoadBalancerPool
+from sip_controller.metrics import ControllerMetrics
+from sip_controller.proxies import ProxyService
+from sip_controller.reconciler import Reconciler
+from sip_controller.store import ProxyStore
+from testbed_db import SubscriberSeed, create_schema, make_engine, seed_subscribers
+
+log = logging.getLogger(__name__)
+
+
+def _prepare_database(settings: Settings) -> ProxyStore:
+    """Create the schema and seed the subscribers (idempotent, every start)."""
+    engine = make_engine(settings.database_url)
+    create_schema(engine)
+    seed = SubscriberSeed(
+        domain=settings.sip_domain,
+        first=settings.subscriber_first,
+        last=settings.subscriber_last,
+        password_template=settings.subscriber_password_template,
+    )
+    written = seed_subscribers(engine, seed)
+    log.info("schema ready; %d subscriber rows written", written)
+    return ProxyStore(engine)
+
+
+def create_app(
+    settings: Settings | None = None, registry: CollectorRegistry | None = None
+) -> FastAPI:
+    settings = settings or Settings()
+    registry = registry or CollectorRegistry()
+    metrics = ControllerMetrics(registry)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = await anyio.to_thread.run_sync(_prepare_database, settings)
+        async with httpx.AsyncClient() as http:
+            timeout = settings.rpc_timeout_seconds
+            pool = LoadBalancerPool(
+                [AsyncKamailioRpc(u, http, timeout) for u in settings.loadbalancer_urls]
+            )
+
+            def refresh_metrics() -> None:
+                metrics.set_counts(store.counts_by_state())
+
+            service = ProxyService(
+                store,
+                pool,
+                lambda http_url: AsyncKamailioRpc(f"{http_url}/RPC", http, timeout),
+                http,
+                settings,
+                on_change=refresh_metrics,
+            )
+            refresh_metrics()
+            app.state.settings = settings
+            app.state.store = store
+            app.state.service = service
+            reconciler = Reconciler(service, settings.health_failure_threshold)
+            task = asyncio.create_task(
+                reconciler.run_forever(settings.health_check_interval_seconds)
+            )
+            try:
+                yield
+            finally:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    app = FastAPI(title="sip-controller", version=__version__, lifespan=lifespan)
+
+    @app.exception_handler(ControllerError)
+    async def _controller_error(_request: Request, exc: ControllerError) -> JSONResponse:
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+
+    app.include_router(health.router)
+    app.include_router(proxies.router)
+    app.include_router(registrations.router)
+    Instrumentator(registry=registry).instrument(app).expose(app, include_in_schema=False)
+    return app

@@ -1,0 +1,128 @@
+"""The `testbed` command: bring the local testbed up, look at it, scale it, take it down."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from testbed.config import TestbedSettings
+from testbed.local.cgroups import parse_millicores
+from testbed.local.testbed import ComponentStatus, LocalTestbed, StartupError
+
+app = typer.Typer(
+    help="Local testbed for scaling SIP proxies (Kamailio) under a response-time target.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+
+
+def _testbed() -> LocalTestbed:
+    return LocalTestbed(
+        TestbedSettings(), notify=lambda message: console.print(f"[dim]{message}[/dim]")
+    )
+
+
+def _print_status(rows: list[ComponentStatus]) -> None:
+    if not rows:
+        console.print("testbed: not running")
+        return
+    table = Table(title="testbed")
+    for column in ("component", "kind", "PID", "endpoints", "CPU limit", "health"):
+        table.add_column(column)
+    for row in rows:
+        colour = "green" if row.health == "healthy" else "red"
+        table.add_row(
+            row.name,
+            row.kind,
+            str(row.pid) if row.pid else "-",
+            "  ".join(f"{k}={v}" for k, v in row.endpoints.items()),
+            row.cpu_limit or "-",
+            f"[{colour}]{row.health}[/{colour}]",
+        )
+    console.print(table)
+
+
+def _cpu(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return parse_millicores(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--proxy-cpu") from None
+
+
+@app.command()
+def up(
+    proxies: Annotated[int, typer.Option(min=0, help="number of SIP proxies")] = 2,
+    proxy_cpu: Annotated[
+        str | None, typer.Option(help="CPU limit per proxy, as in Kubernetes (30m, 0.5)")
+    ] = None,
+    db: Annotated[
+        str,
+        typer.Option(help="sqlite (embedded) or mariadb (local server); DATABASE_URL overrides"),
+    ] = "sqlite",
+) -> None:
+    """Start DB, sip-controller, load balancer and proxies; return once all are healthy."""
+    millicores = _cpu(proxy_cpu)
+    testbed = _testbed()
+    try:
+        _print_status(testbed.up(proxies, millicores, db))
+    except (StartupError, ValueError) as exc:
+        console.print(f"[red]testbed up failed:[/red] {exc}")
+        raise typer.Exit(1) from None
+    finally:
+        testbed.close()
+
+
+@app.command()
+def status() -> None:
+    """Every component with its PID, endpoints and health."""
+    testbed = _testbed()
+    try:
+        rows = testbed.status()
+    finally:
+        testbed.close()
+    _print_status(rows)
+    if any(r.health != "healthy" for r in rows):
+        raise typer.Exit(1)
+
+
+@app.command()
+def scale(
+    component: Annotated[str, typer.Argument(help="what to scale: sip-proxy")],
+    replicas: Annotated[int, typer.Argument(min=0, help="desired number")],
+) -> None:
+    """Change the number of proxies live (new ones are enabled, removed ones drained first)."""
+    testbed = _testbed()
+    try:
+        _print_status(testbed.scale(component, replicas))
+    except (StartupError, ValueError) as exc:
+        console.print(f"[red]testbed scale failed:[/red] {exc}")
+        raise typer.Exit(1) from None
+    finally:
+        testbed.close()
+
+
+@app.command()
+def down() -> None:
+    """Stop everything `testbed up` started, and nothing else."""
+    testbed = _testbed()
+    try:
+        stopped = testbed.down()
+    finally:
+        testbed.close()
+    console.print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    app()
+
+
+if __name__ == "__main__":
+    main()

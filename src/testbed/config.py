@@ -1,0 +1,55 @@
+"""Local-mode settings from the environment; the names match the services' and the chart's."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _default_state_dir() -> Path:
+    return Path.home() / ".local" / "state" / "ims-testbed"
+
+
+class TestbedSettings(BaseSettings):
+    __test__ = False  # not a pytest class
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
+
+    testbed_state_dir: Path = Field(default_factory=_default_state_dir)
+    kamailio_config_dir: Path = _REPO_ROOT / "kamailio"
+
+    sip_domain: str = "testbed.local"
+    # set it to use an external DB instead of the embedded SQLite / local MariaDB
+    database_url: str | None = None
+
+    lb_address: str = "127.0.0.1"
+    lb_sip_port: int = 5060
+    lb_http_port: int = 8060
+
+    # proxy i listens on PROXY_ADDRESS_BASE + i (its own loopback address, like a pod IP)
+    proxy_address_base: str = "127.0.1.1"
+    proxy_sip_port: int = 5060
+    proxy_http_port: int = 8080
+    dmq_port: int = 5061
+    kamailio_children: int = Field(4, ge=1)
+
+    sip_controller_host: str = "127.0.0.1"
+    sip_controller_port: int = 8000
+
+    mariadb_port: int = 3307
+    startup_timeout_seconds: float = 30.0
+
+    def proxy_address(self, index: int) -> str:
+        return str(ipaddress.ip_address(self.proxy_address_base) + index)
+
+    @property
+    def controller_url(self) -> str:
+        return f"http://{self.sip_controller_host}:{self.sip_controller_port}"
+
+    @property
+    def lb_rpc_url(self) -> str:
+        return f"http://{self.lb_address}:{self.lb_http_port}/RPC"

@@ -1,0 +1,97 @@
+"""Start background processes and stop exactly them again, by PID.
+
+A PID is only trusted together with the process start time recorded when it was spawned, so a
+recycled PID is never signalled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ProcessHandle:
+    pid: int
+    start_ticks: int
+
+    def alive(self) -> bool:
+        stat = _read_stat(self.pid)
+        return stat is not None and stat[1] == self.start_ticks and stat[0] != "Z"
+
+
+def _read_stat(pid: int) -> tuple[str, int] | None:
+    """(state, start time in clock ticks) from /proc/<pid>/stat, or None if it is gone."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    # the command name may contain spaces and parentheses: fields start after the last ')'
+    fields = raw[raw.rindex(")") + 2 :].split()
+    return fields[0], int(fields[19])
+
+
+def spawn(
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    log_file: Path,
+    preexec: Callable[[], None] | None = None,
+    cwd: Path | None = None,
+) -> ProcessHandle:
+    """Start `argv` detached (own session), output appended to `log_file`."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with log_file.open("ab") as log:
+        proc = subprocess.Popen(
+            list(argv),
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=preexec,
+            cwd=cwd,
+        )
+    stat = _read_stat(proc.pid)
+    # the child may already have exited; keep a handle that reports it dead
+    return ProcessHandle(proc.pid, stat[1] if stat else -1)
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def stop(handle: ProcessHandle, timeout: float = 10.0) -> bool:
+    """SIGTERM, wait, then SIGKILL. Returns True if the process is gone (or was never ours)."""
+    if not handle.alive():
+        _reap(handle.pid)
+        return True
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(handle.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        _reap(handle.pid)
+        if not handle.alive():
+            return True
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(handle.pid, signal.SIGKILL)
+    for _ in range(100):
+        _reap(handle.pid)
+        if not handle.alive():
+            return True
+        time.sleep(0.05)
+    return not handle.alive()
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return "(no log)"

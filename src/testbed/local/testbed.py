@@ -1,0 +1,490 @@
+"""Local mode: the SIP system as processes on this machine (`testbed up/status/scale/down`).
+
+Each proxy gets its own loopback address (like a pod IP) and, when a CPU limit is given, its
+own cgroup. Adding a proxy does what its pod's postStart hook does in Kubernetes (enable at the
+sip-controller once healthy); removing one does what preStop does (disable: drain), then stops it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from testbed.config import TestbedSettings
+from testbed.local import cgroups, processes
+from testbed.local.mariadb import LocalMariaDB
+from testbed.local.state import CgroupRecord, Component, StateStore, TestbedState
+
+log = logging.getLogger(__name__)
+
+PROXY_KIND = "sip-proxy"
+SCALABLE = (PROXY_KIND,)
+
+
+class StartupError(RuntimeError):
+    """A component did not come up; the message says which and shows its log."""
+
+
+@dataclass(frozen=True)
+class ComponentStatus:
+    name: str
+    kind: str
+    pid: int | None
+    endpoints: dict[str, str]
+    health: str
+    cpu_limit: str | None
+
+
+class LocalTestbed:
+    def __init__(
+        self, settings: TestbedSettings | None = None, notify: Callable[[str], None] | None = None
+    ) -> None:
+        self.settings = settings or TestbedSettings()
+        self.state_dir = self.settings.testbed_state_dir.resolve()
+        self.store = StateStore(self.state_dir)
+        self._notify = notify or (lambda message: log.info("%s", message))
+        self._http = httpx.Client(timeout=10.0)
+        self._cgroup_driver: cgroups.CgroupDriver | None = None
+        self._cgroup_checked = False
+
+    # -- public operations -------------------------------------------------------------------
+
+    def up(
+        self, proxies: int, proxy_cpu_millicores: int | None = None, db: str = "sqlite"
+    ) -> list[ComponentStatus]:
+        if proxies < 0:
+            raise ValueError("--proxies must be >= 0")
+        with self.store.locked():
+            previous = self.store.load()
+            if previous is not None:
+                if any(c.handle and c.handle.alive() for c in previous.components):
+                    raise StartupError(
+                        f"a testbed is already running from {self.state_dir}; "
+                        "run `testbed down` first"
+                    )
+                self._stop_all(previous)  # leftovers of a crashed run: cgroups, stale state
+                self.store.clear()
+            state = self._new_state(db, proxy_cpu_millicores)
+            self.store.save(state)
+            try:
+                self._start_database(state)
+                self._start_controller(state)
+                self._start_loadbalancer(state)
+                self._forget_stale_proxies()
+                for index in range(proxies):
+                    self._start_proxy(state, index)
+            except BaseException:
+                self._notify("start-up failed; stopping what was started")
+                self._stop_all(state)
+                self.store.clear()
+                raise
+        return self.status()
+
+    def scale(self, kind: str, replicas: int) -> list[ComponentStatus]:
+        if kind not in SCALABLE:
+            raise ValueError(f"cannot scale '{kind}': only {', '.join(SCALABLE)} can be scaled")
+        if replicas < 0:
+            raise ValueError("replicas must be >= 0")
+        with self.store.locked():
+            state = self._require_state()
+            current = state.of_kind(PROXY_KIND)
+            # like a StatefulSet: ordinals 0..n-1, the highest leaves first
+            used = {c.index for c in current}
+            for index in [i for i in range(replicas) if i not in used]:
+                self._start_proxy(state, index)
+            for component in sorted(current, key=lambda c: c.index or 0, reverse=True):
+                if component.index is not None and component.index >= replicas:
+                    self._stop_proxy(state, component, drain=True)
+        return self.status()
+
+    def down(self) -> list[str]:
+        with self.store.locked():
+            state = self.store.load()
+            if state is None:
+                return []
+            stopped = self._stop_all(state)
+            self.store.clear()
+            return stopped
+
+    def status(self) -> list[ComponentStatus]:
+        state = self.store.load()
+        if state is None:
+            return []
+        return [self._component_status(state, c) for c in state.components]
+
+    def load_state(self) -> TestbedState | None:
+        return self.store.load()
+
+    def close(self) -> None:
+        self._http.close()
+
+    # -- database ----------------------------------------------------------------------------
+
+    def _new_state(self, db: str, proxy_cpu_millicores: int | None) -> TestbedState:
+        if self.settings.database_url:
+            kind, url = "external", self.settings.database_url
+        elif db == "sqlite":
+            kind, url = "sqlite", f"sqlite:///{self.state_dir / 'testbed.sqlite'}"
+        elif db == "mariadb":
+            kind, url = "mariadb", self._mariadb().url
+        else:
+            raise ValueError(f"--db must be sqlite or mariadb, got '{db}'")
+        return TestbedState(
+            database_url=url, database_kind=kind, proxy_cpu_millicores=proxy_cpu_millicores
+        )
+
+    def _mariadb(self) -> LocalMariaDB:
+        return LocalMariaDB(self.state_dir / "mariadb", self.settings.mariadb_port)
+
+    def _start_database(self, state: TestbedState) -> None:
+        if state.database_kind != "mariadb":
+            state.put(
+                Component(
+                    name="database", kind="database", endpoints={"url": _redact(state.database_url)}
+                )
+            )
+            self.store.save(state)
+            return
+        server = self._mariadb()
+        self._notify(f"starting MariaDB on 127.0.0.1:{server.port}")
+        server.initialise()
+        log_file = self.state_dir / "logs" / "mariadb.log"
+        handle = processes.spawn(server.command(), os.environ, log_file)
+        component = Component(
+            name="mariadb",
+            kind="database",
+            pid=handle.pid,
+            start_ticks=handle.start_ticks,
+            endpoints={"tcp": f"127.0.0.1:{server.port}", "url": _redact(server.url)},
+            log=str(log_file),
+        )
+        state.put(component)
+        self.store.save(state)
+        try:
+            server.wait_ready(self.settings.startup_timeout_seconds)
+        except TimeoutError as exc:
+            raise StartupError(f"{exc}\n{processes.tail(log_file)}") from exc
+        server.provision()
+
+    # -- sip-controller and load balancer ----------------------------------------------------
+
+    def _start_controller(self, state: TestbedState) -> None:
+        s = self.settings
+        env = {
+            **os.environ,
+            "DATABASE_URL": state.database_url,
+            "SIP_DOMAIN": s.sip_domain,
+            "LOADBALANCER_RPC_URLS": s.lb_rpc_url,
+            "SIP_CONTROLLER_HOST": s.sip_controller_host,
+            "SIP_CONTROLLER_PORT": str(s.sip_controller_port),
+            "PROXY_SIP_PORT": str(s.proxy_sip_port),
+            "PROXY_HTTP_PORT": str(s.proxy_http_port),
+        }
+        self._spawn_and_wait(
+            state,
+            Component(
+                name="sip-controller",
+                kind="sip-controller",
+                endpoints={"http": f"{s.sip_controller_host}:{s.sip_controller_port}"},
+                health_url=f"{s.controller_url}/health",
+            ),
+            [sys.executable, "-m", "sip_controller"],
+            env,
+        )
+
+    def _kamailio_env(
+        self, state: TestbedState, name: str, address: str, sip_port: int, http_port: int
+    ) -> dict[str, str]:
+        s = self.settings
+        return {
+            **os.environ,
+            "SIP_DOMAIN": s.sip_domain,
+            "SIP_ADDRESS": address,
+            "SIP_PORT": str(sip_port),
+            "HTTP_PORT": str(http_port),
+            "DMQ_PORT": str(s.dmq_port),
+            "DATABASE_URL": state.database_url,
+            "KAMAILIO_CHILDREN": os.environ.get("KAMAILIO_CHILDREN", str(s.kamailio_children)),
+            "KAMAILIO_RUN_DIR": str(self.state_dir / "run" / name),
+        }
+
+    def _start_loadbalancer(self, state: TestbedState) -> None:
+        s = self.settings
+        env = self._kamailio_env(state, "sip-loadb", s.lb_address, s.lb_sip_port, s.lb_http_port)
+        self._spawn_and_wait(
+            state,
+            Component(
+                name="sip-loadb",
+                kind="sip-loadb",
+                endpoints={
+                    "sip": f"udp:{s.lb_address}:{s.lb_sip_port}",
+                    "http": f"{s.lb_address}:{s.lb_http_port}",
+                },
+                health_url=f"http://{s.lb_address}:{s.lb_http_port}/health",
+            ),
+            [str(s.kamailio_config_dir / "entrypoint.sh"), "sip-loadb"],
+            env,
+        )
+
+    def _forget_stale_proxies(self) -> None:
+        """A persistent DB may still list proxies of an earlier run: take them out."""
+        response = self._http.get(f"{self.settings.controller_url}/proxies")
+        response.raise_for_status()
+        for proxy in response.json():
+            if proxy["state"] != "disabled":
+                self._controller_hook(proxy["name"], "disable", params={"grace_seconds": 0})
+
+    # -- proxies -----------------------------------------------------------------------------
+
+    def _cpu_group(self, name: str, millicores: int | None) -> cgroups.CpuGroup | None:
+        if millicores is None:
+            return None
+        if not self._cgroup_checked:
+            self._cgroup_checked = True
+            self._cgroup_driver = cgroups.detect()
+            if self._cgroup_driver is None:
+                self._notify(
+                    "warning: no writable cgroup v2 cpu.max or v1 cpu.cfs_quota_us here; "
+                    "proxies run without a CPU limit"
+                )
+        if self._cgroup_driver is None:
+            return None
+        try:
+            return self._cgroup_driver.create(name, millicores)
+        except OSError as exc:
+            self._notify(
+                f"warning: cannot create a CPU cgroup ({exc}); proxies run without a CPU limit"
+            )
+            self._cgroup_driver = None
+            return None
+
+    def _start_proxy(self, state: TestbedState, index: int) -> Component:
+        s = self.settings
+        name = f"{PROXY_KIND}-{index}"
+        address = s.proxy_address(index)
+        peers = [
+            p for p in state.of_kind(PROXY_KIND) if p.handle and p.handle.alive() and p.name != name
+        ]
+        env = self._kamailio_env(state, name, address, s.proxy_sip_port, s.proxy_http_port)
+        # a new proxy joins the DMQ bus through a running peer and pulls the location table
+        peer_address = peers[0].endpoints["dmq"] if peers else f"sip:{address}:{s.dmq_port}"
+        env["DMQ_NOTIFICATION_ADDRESS"] = peer_address
+        group = self._cpu_group(name, state.proxy_cpu_millicores)
+        component = Component(
+            name=name,
+            kind=PROXY_KIND,
+            index=index,
+            endpoints={
+                "sip": f"udp:{address}:{s.proxy_sip_port}",
+                "dmq": f"sip:{address}:{s.dmq_port}",
+                "http": f"{address}:{s.proxy_http_port}",
+            },
+            health_url=f"http://{address}:{s.proxy_http_port}/health",
+            cgroup=(
+                CgroupRecord(
+                    driver=self._cgroup_driver.kind if self._cgroup_driver else "",
+                    millicores=group.millicores,
+                    paths=[str(p) for p in group.paths],
+                    usage_file=str(group.usage_file),
+                    usage_unit_ns=group.usage_unit_ns,
+                )
+                if group
+                else None
+            ),
+        )
+        self._notify(
+            f"starting {name} on {address}"
+            + (f" limited to {group.millicores}m CPU" if group else "")
+        )
+        self._spawn_and_wait(
+            state,
+            component,
+            [str(s.kamailio_config_dir / "entrypoint.sh"), PROXY_KIND],
+            env,
+            preexec=group.attach_self if group else None,
+        )
+        # what the pod's postStart hook does
+        self._controller_hook(
+            name,
+            "enable",
+            json={
+                "sip_address": f"{address}:{s.proxy_sip_port}",
+                "http_address": f"{address}:{s.proxy_http_port}",
+            },
+        )
+        return component
+
+    def _stop_proxy(self, state: TestbedState, component: Component, drain: bool) -> None:
+        # what the pod's preStop hook does: leave the LBs, wait for open transactions
+        params = None if drain else {"grace_seconds": 0}
+        self._notify(f"disabling {component.name}" + (" (draining)" if drain else ""))
+        try:
+            self._controller_hook(component.name, "disable", params=params)
+        except (StartupError, httpx.HTTPError) as exc:
+            self._notify(f"warning: {component.name}: disable hook failed ({exc}); stopping anyway")
+        self._stop_component(component)
+        state.remove(component.name)
+        self.store.save(state)
+
+    def _controller_hook(
+        self, name: str, action: str, json: object = None, params: dict[str, float] | None = None
+    ) -> None:
+        url = f"{self.settings.controller_url}/proxies/{name}/{action}"
+        response = self._http.post(url, json=json, params=params, timeout=120.0)
+        if response.status_code >= 400:
+            try:
+                detail = response.json().get("detail", response.text)
+            except ValueError:
+                detail = response.text
+            raise StartupError(
+                f"sip-controller refused to {action} {name}: HTTP {response.status_code}: {detail}"
+            )
+
+    # -- processes ---------------------------------------------------------------------------
+
+    def _spawn_and_wait(
+        self,
+        state: TestbedState,
+        component: Component,
+        argv: list[str],
+        env: dict[str, str],
+        preexec: Callable[[], None] | None = None,
+    ) -> None:
+        log_file = self.state_dir / "logs" / f"{component.name}.log"
+        handle = processes.spawn(argv, env, log_file, preexec=preexec)
+        component.pid, component.start_ticks, component.log = (
+            handle.pid,
+            handle.start_ticks,
+            str(log_file),
+        )
+        state.put(component)
+        self.store.save(state)
+        assert component.health_url is not None
+        deadline = time.monotonic() + self.settings.startup_timeout_seconds
+        while True:
+            if not handle.alive():
+                raise StartupError(
+                    f"{component.name} exited during start-up:\n{processes.tail(log_file)}"
+                )
+            if self._healthy(component.health_url) is None:
+                return
+            if time.monotonic() > deadline:
+                raise StartupError(
+                    f"{component.name} not healthy within "
+                    f"{self.settings.startup_timeout_seconds:.0f} s:\n" + processes.tail(log_file)
+                )
+            time.sleep(0.1)
+
+    def _healthy(self, url: str) -> str | None:
+        """None when healthy, else the reason."""
+        try:
+            response = self._http.get(url, timeout=2.0)
+        except httpx.HTTPError as exc:
+            return f"unreachable ({type(exc).__name__})"
+        return None if response.status_code == 200 else f"HTTP {response.status_code}"
+
+    def _stop_component(self, component: Component) -> None:
+        handle = component.handle
+        if handle is not None:
+            gone = processes.stop(handle, timeout=15.0)
+            _kill_leftover_group(handle.pid)
+            if not gone:
+                self._notify(f"warning: {component.name} (PID {handle.pid}) did not stop")
+        if component.cgroup is not None:
+            group = cgroups.group_from_paths(
+                component.name,
+                component.cgroup.millicores,
+                component.cgroup.paths,
+                component.cgroup.usage_file,
+                component.cgroup.usage_unit_ns,
+            )
+            for path in group.paths:
+                try:
+                    path.rmdir()
+                except FileNotFoundError:
+                    pass
+                except OSError as exc:
+                    self._notify(f"warning: cgroup {path} not removed: {exc}")
+
+    def _stop_all(self, state: TestbedState) -> list[str]:
+        stopped: list[str] = []
+        controller = state.get("sip-controller")
+        controller_up = bool(controller and controller.handle and controller.handle.alive())
+        for proxy in sorted(state.of_kind(PROXY_KIND), key=lambda c: c.index or 0, reverse=True):
+            if controller_up:
+                try:
+                    self._controller_hook(proxy.name, "disable", params={"grace_seconds": 0})
+                except (StartupError, httpx.HTTPError) as exc:
+                    self._notify(f"warning: {proxy.name}: {exc}")
+            self._stop_component(proxy)
+            stopped.append(proxy.name)
+        for kind in ("sip-loadb", "sip-controller", "database"):
+            for component in state.of_kind(kind):
+                self._stop_component(component)
+                if component.handle is not None:
+                    stopped.append(component.name)
+        return stopped
+
+    def _require_state(self) -> TestbedState:
+        state = self.store.load()
+        if state is None:
+            raise StartupError(
+                f"no testbed is running from {self.state_dir}; run `testbed up` first"
+            )
+        return state
+
+    def _component_status(self, state: TestbedState, c: Component) -> ComponentStatus:
+        cpu = f"{c.cgroup.millicores}m ({c.cgroup.driver})" if c.cgroup else None
+        if c.handle is None:
+            health = "healthy" if self._database_reachable(state) else "unreachable"
+        elif not c.handle.alive():
+            health = "dead"
+        elif c.kind == "database":
+            health = "healthy" if self._mariadb().ping() else "not answering"
+        else:
+            reason = self._healthy(c.health_url) if c.health_url else None
+            health = "healthy" if reason is None else reason
+        return ComponentStatus(c.name, c.kind, c.pid, c.endpoints, health, cpu)
+
+    def _database_reachable(self, state: TestbedState) -> bool:
+        if state.database_kind == "sqlite":
+            return Path(state.database_url.removeprefix("sqlite:///")).exists()
+        controller = state.get("sip-controller")
+        return bool(
+            controller and controller.health_url and self._healthy(controller.health_url) is None
+        )
+
+
+def _kill_leftover_group(pgid: int) -> None:
+    """Workers of a stopped Kamailio still in its process group (we made it a session leader)."""
+    leftovers = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = raw[raw.rindex(")") + 2 :].split()
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            leftovers.append(int(entry.name))
+    if leftovers:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
+
+
+def _redact(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest and ":" in rest.split("@", 1)[0]:
+        user = rest.split("@", 1)[0].split(":", 1)[0]
+        rest = f"{user}:***@{rest.split('@', 1)[1]}"
+    return f"{scheme}{sep}{rest}"
