@@ -34,6 +34,8 @@ first_address() { hostname -I 2>/dev/null | awk '{print $1}'; }
 : "${KAMAILIO_SHM_MB:=64}"
 : "${KAMAILIO_PKG_MB:=8}"
 : "${REGISTER_MAX_EXPIRES:=3600}"
+# SIP URI of the load balancer for requests toward UAs; empty: straight to the UA (the paper's path)
+: "${OUTBOUND_PROXY:=}"
 : "${KAMAILIO_RUN_DIR:=/run/kamailio-$role}"
 : "${KAMAILIO_CTL_SOCKET:=unix:$KAMAILIO_RUN_DIR/kamailio_ctl}"
 
@@ -57,7 +59,7 @@ KAMAILIO_DB_URL="${KAMAILIO_DB_URL%%\?*}"
 
 export SIP_DOMAIN SIP_LISTEN DMQ_LISTEN HTTP_LISTEN DMQ_PORT DMQ_SERVER_ADDRESS \
   DMQ_NOTIFICATION_ADDRESS KAMAILIO_DB_URL AUTH_SECRET AUTH_ALGORITHM KAMAILIO_CHILDREN \
-  KAMAILIO_LOG_LEVEL REGISTER_MAX_EXPIRES KAMAILIO_CTL_SOCKET
+  KAMAILIO_LOG_LEVEL REGISTER_MAX_EXPIRES KAMAILIO_CTL_SOCKET OUTBOUND_PROXY
 
 mkdir -p "$KAMAILIO_RUN_DIR"
 exec kamailio -DD -E -f "$config_dir/$role.cfg" -Y "$KAMAILIO_RUN_DIR" \

@@ -18,7 +18,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-console = Console()
+# wide enough for the status table when output is not a terminal (CI logs, pipes)
+console = Console(width=None if Console().is_terminal else 160)
 
 
 def _testbed() -> LocalTestbed:
@@ -117,6 +118,39 @@ def down() -> None:
     finally:
         testbed.close()
     console.print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+
+
+@app.command()
+def demo(
+    proxies: Annotated[int, typer.Option(min=1, help="number of SIP proxies")] = 2,
+    rate: Annotated[float, typer.Option(min=0.1, help="calls per second")] = 20.0,
+    calls: Annotated[int, typer.Option(min=1, help="calls to place")] = 300,
+    proxy_cpu: Annotated[str | None, typer.Option(help="CPU limit per proxy (30m, 0.5)")] = None,
+    db: Annotated[str, typer.Option(help="sqlite or mariadb")] = "sqlite",
+    keep: Annotated[bool, typer.Option(help="leave the testbed running afterwards")] = False,
+) -> None:
+    """Bring the testbed up, register callees and push SIPp calls through the LB, then stop."""
+    from testbed.demo import run_demo
+
+    millicores = _cpu(proxy_cpu)
+    testbed = _testbed()
+    try:
+        _print_status(testbed.up(proxies, millicores, db))
+        report = run_demo(testbed, rate, calls, callees=100, notify=console.print)
+        for line in report.lines():
+            console.print(line)
+        if report.calls.failed or report.calls.successful < calls:
+            console.print("[red]some calls failed[/red]")
+            raise typer.Exit(1)
+        console.print("[green]all calls completed through the load balancer and proxies[/green]")
+    except (StartupError, ValueError) as exc:
+        console.print(f"[red]testbed demo failed:[/red] {exc}")
+        raise typer.Exit(1) from None
+    finally:
+        if not keep:
+            stopped = testbed.down()
+            console.print("stopped: " + ", ".join(stopped))
+        testbed.close()
 
 
 def main() -> None:

@@ -278,6 +278,7 @@ class LocalTestbed:
         # a new proxy joins the DMQ bus through a running peer and pulls the location table
         peer_address = peers[0].endpoints["dmq"] if peers else f"sip:{address}:{s.dmq_port}"
         env["DMQ_NOTIFICATION_ADDRESS"] = peer_address
+        env["OUTBOUND_PROXY"] = f"sip:{s.lb_address}:{s.lb_sip_port}"
         group = self._cpu_group(name, state.proxy_cpu_millicores)
         component = Component(
             name=name,
@@ -325,7 +326,7 @@ class LocalTestbed:
 
     def _stop_proxy(self, state: TestbedState, component: Component, drain: bool) -> None:
         # what the pod's preStop hook does: leave the LBs, wait for open transactions
-        params = None if drain else {"grace_seconds": 0}
+        params: dict[str, float] | None = None if drain else {"grace_seconds": 0.0}
         self._notify(f"disabling {component.name}" + (" (draining)" if drain else ""))
         try:
             self._controller_hook(component.name, "disable", params=params)

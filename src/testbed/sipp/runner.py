@@ -111,14 +111,18 @@ class SippRunner:
         timeout: float = 120.0,
         passwords: dict[str, str] | None = None,
         tag: str = "register",
+        expect: int = 200,
     ) -> SippResult:
-        """REGISTER each user (401, then with credentials) with Contact user@`contact`."""
+        """REGISTER each user (401, then with credentials) with Contact user@`contact`; a
+        registration counts as successful when the final answer is `expect`."""
         passwords = passwords or {}
         rows = [
             f"{u};{_auth(u, passwords.get(u) or self.password_for(u))};{contact};{self.domain}"
             for u in users
         ]
-        return self._run("register.xml", rows, target, local, rate, len(rows), timeout, tag)
+        return self._run(
+            "register.xml", rows, target, local, rate, len(rows), timeout, tag, final=expect
+        )
 
     def calls(
         self,
@@ -131,14 +135,17 @@ class SippRunner:
         timeout: float = 300.0,
         tag: str = "calls",
         limit: int | None = None,
+        expect: int = 200,
     ) -> SippResult:
-        """INVITE, 407, ACK, INVITE with credentials, 200, ACK, BYE after `hold_ms`."""
+        """INVITE, 407, ACK, INVITE with credentials, 200, ACK, BYE after `hold_ms`; with
+        another `expect` the authenticated INVITE must be refused with that status."""
         rows = [f"{a};{b};{_auth(a, self.password_for(a))};{self.domain}" for a, b in pairs]
         extra = ["-d", str(hold_ms)]
         if limit is not None:
             extra += ["-l", str(limit)]
+        scenario = "uac.xml" if expect == 200 else "uac_rejected.xml"
         return self._run(
-            "uac.xml", rows, target, local, rate, count or len(rows), timeout, tag, extra
+            scenario, rows, target, local, rate, count or len(rows), timeout, tag, extra, expect
         )
 
     def _run(
@@ -152,11 +159,16 @@ class SippRunner:
         timeout: float,
         tag: str,
         extra: list[str] | None = None,
+        final: int = 200,
     ) -> SippResult:
         run_dir = self.workdir / tag
         if run_dir.exists():
             shutil.rmtree(run_dir)
         run_dir.mkdir(parents=True)
+        scenario_file = run_dir / scenario
+        scenario_file.write_text(
+            (SCENARIOS / scenario).read_text().replace("{{FINAL}}", str(final))
+        )
         injection = run_dir / "injection.csv"
         injection.write_text("SEQUENTIAL\n" + "\n".join(rows) + "\n")
         host, _, port = local.rpartition(":")
@@ -165,7 +177,7 @@ class SippRunner:
             _sipp_binary(),
             target,
             "-sf",
-            str(SCENARIOS / scenario),
+            str(scenario_file),
             "-inf",
             str(injection),
             "-m",

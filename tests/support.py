@@ -1,0 +1,138 @@
+"""Helpers shared by the integration tests (importable: pytest puts tests/ on sys.path)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import socket
+import uuid
+from dataclasses import dataclass
+
+import httpx
+
+from kamailio_rpc import KamailioRpc
+from testbed.local.testbed import PROXY_KIND, LocalTestbed
+from testbed.sipp import SippRunner
+
+UAS = ("127.0.0.1", 5090)
+# callees 0100..0149 registered at the SIPp UAS for the whole session
+CALLEES = [f"01{n:02d}" for n in range(50)]
+CALLERS = [f"00{n:02d}" for n in range(50)]
+
+
+@dataclass
+class SipSystem:
+    testbed: LocalTestbed
+    db: str
+    sipp: SippRunner
+    http: httpx.Client
+
+    @property
+    def lb(self) -> str:
+        s = self.testbed.settings
+        return f"{s.lb_address}:{s.lb_sip_port}"
+
+    @property
+    def controller(self) -> str:
+        return self.testbed.settings.controller_url
+
+    def proxies(self) -> list[str]:
+        state = self.testbed.load_state()
+        assert state is not None
+        return [p.name for p in state.of_kind(PROXY_KIND)]
+
+    def proxy_sip(self, index: int) -> str:
+        s = self.testbed.settings
+        return f"{s.proxy_address(index)}:{s.proxy_sip_port}"
+
+    def proxy_rpc(self, index: int) -> KamailioRpc:
+        s = self.testbed.settings
+        return KamailioRpc(f"http://{s.proxy_address(index)}:{s.proxy_http_port}/RPC")
+
+    def lb_rpc(self) -> KamailioRpc:
+        return KamailioRpc(self.testbed.settings.lb_rpc_url)
+
+    def invites_received(self, index: int) -> int:
+        return self.proxy_rpc(index).statistics("core:").get("core:rcv_requests_invite", 0)
+
+    def pairs(self, n: int) -> list[tuple[str, str]]:
+        return [(CALLERS[i % len(CALLERS)], CALLEES[i % len(CALLEES)]) for i in range(n)]
+
+
+class RawSip:
+    """A bare UDP socket for byte-level checks SIPp cannot express (one request, one answer)."""
+
+    def __init__(self, address: str = "127.0.0.1") -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((address, 0))
+        self.sock.settimeout(3.0)
+        self.address, self.port = self.sock.getsockname()
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def request(
+        self,
+        method: str,
+        ruri: str,
+        user: str,
+        call_id: str,
+        cseq: int,
+        extra: str = "",
+        max_forwards: int = 70,
+        domain: str = "testbed.local",
+    ) -> bytes:
+        return (
+            f"{method} {ruri} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP {self.address}:{self.port};branch=z9hG4bK{uuid.uuid4().hex}\r\n"
+            f"From: <sip:{user}@{domain}>;tag={uuid.uuid4().hex[:8]}\r\n"
+            f"To: <sip:{user}@{domain}>\r\n"
+            f"Call-ID: {call_id}\r\n"
+            f"CSeq: {cseq} {method}\r\n"
+            f"Contact: <sip:{user}@{self.address}:{self.port}>\r\n"
+            f"Max-Forwards: {max_forwards}\r\n"
+            f"{extra}"
+            "Content-Length: 0\r\n\r\n"
+        ).encode()
+
+    def exchange(self, data: bytes, dest: str) -> str:
+        host, _, port = dest.rpartition(":")
+        self.sock.sendto(data, (host, int(port)))
+        while True:
+            answer = self.sock.recv(65535).decode(errors="replace")
+            status = answer.split(" ", 2)[1]
+            if not status.startswith("1"):  # skip provisional answers
+                return answer
+
+    @staticmethod
+    def status(answer: str) -> int:
+        return int(answer.split(" ", 2)[1])
+
+    @staticmethod
+    def digest_authorization(
+        challenge: str,
+        user: str,
+        password: str,
+        method: str,
+        uri: str,
+        header: str = "Authorization",
+    ) -> str:
+        line = next(
+            h
+            for h in challenge.split("\r\n")
+            if h.lower().startswith(("www-authenticate:", "proxy-authenticate:"))
+        )
+        params = dict(re.findall(r'(\w+)="?([^",]+)"?', line.split(":", 1)[1]))
+
+        def md5(text: str) -> str:
+            return hashlib.md5(text.encode()).hexdigest()
+
+        ha1 = md5(f"{user}:{params['realm']}:{password}")
+        ha2 = md5(f"{method}:{uri}")
+        nc, cnonce = "00000001", uuid.uuid4().hex[:16]
+        response = md5(f"{ha1}:{params['nonce']}:{nc}:{cnonce}:auth:{ha2}")
+        return (
+            f'{header}: Digest username="{user}", realm="{params["realm"]}", '
+            f'nonce="{params["nonce"]}", uri="{uri}", response="{response}", algorithm=MD5, '
+            f'qop=auth, nc={nc}, cnonce="{cnonce}"\r\n'
+        )
