@@ -7,13 +7,10 @@ itself before exec (see `attach_self`), so every child Kamailio forks inherits t
 from __future__ import annotations
 
 import abc
-import logging
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-
-log = logging.getLogger(__name__)
 
 CFS_PERIOD_US = 100_000
 GROUP_PARENT = "ims-testbed"
@@ -64,15 +61,6 @@ class CgroupDriver(abc.ABC):
 
     @abc.abstractmethod
     def create(self, name: str, millicores: int) -> CpuGroup: ...
-
-    def remove(self, group: CpuGroup) -> None:
-        for path in group.paths:
-            try:
-                path.rmdir()
-            except FileNotFoundError:
-                pass
-            except OSError as exc:
-                log.warning("could not remove cgroup %s: %s", path, exc)
 
 
 class CgroupV2(CgroupDriver):
@@ -132,6 +120,19 @@ def detect(root: Path = Path("/sys/fs/cgroup")) -> CgroupDriver | None:
             acct = root / "cpuacct"
             return CgroupV1(cpu_dir, acct if (acct / "cpuacct.usage").exists() else None)
     return None
+
+
+def remove_group(group: CpuGroup) -> list[str]:
+    """Remove the group's directories (its processes must be gone); returns the failures."""
+    failures = []
+    for path in group.paths:
+        try:
+            path.rmdir()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            failures.append(f"{path}: {exc}")
+    return failures
 
 
 def group_from_paths(

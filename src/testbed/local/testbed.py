@@ -408,13 +408,8 @@ class LocalTestbed:
                 component.cgroup.usage_file,
                 component.cgroup.usage_unit_ns,
             )
-            for path in group.paths:
-                try:
-                    path.rmdir()
-                except FileNotFoundError:
-                    pass
-                except OSError as exc:
-                    self._notify(f"warning: cgroup {path} not removed: {exc}")
+            for failure in cgroups.remove_group(group):
+                self._notify(f"warning: cgroup not removed: {failure}")
 
     def _stop_all(self, state: TestbedState) -> list[str]:
         stopped: list[str] = []
