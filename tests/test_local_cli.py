@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from testbed.local.processes import ProcessHandle
+from testbed.local.processes import ProcessHandle, group_members
 from testbed.local.state import StateStore
 
 pytestmark = pytest.mark.integration
@@ -45,17 +45,7 @@ def run(env: dict[str, str], *args: str, check: bool = True) -> subprocess.Compl
 
 
 def _pids_of_group(pgid: int) -> set[int]:
-    pids = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                raw = (entry / "stat").read_text()
-            except OSError:
-                continue
-            fields = raw[raw.rindex(")") + 2 :].split()
-            if int(fields[2]) == pgid and fields[0] != "Z":
-                pids.add(int(entry.name))
-    return pids
+    return set(group_members(pgid))
 
 
 def test_up_status_scale_down_with_cpu_limits(cli_env: dict[str, str]):

@@ -26,15 +26,31 @@ class ProcessHandle:
         return stat is not None and stat[1] == self.start_ticks and stat[0] != "Z"
 
 
-def _read_stat(pid: int) -> tuple[str, int] | None:
-    """(state, start time in clock ticks) from /proc/<pid>/stat, or None if it is gone."""
+def _stat_fields(pid: int | str) -> list[str] | None:
+    """Fields of /proc/<pid>/stat after the command name (state is [0], pgrp [2]), or None."""
     try:
         raw = Path(f"/proc/{pid}/stat").read_text()
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         return None
     # the command name may contain spaces and parentheses: fields start after the last ')'
-    fields = raw[raw.rindex(")") + 2 :].split()
-    return fields[0], int(fields[19])
+    return raw[raw.rindex(")") + 2 :].split()
+
+
+def _read_stat(pid: int) -> tuple[str, int] | None:
+    """(state, start time in clock ticks), or None if the process is gone."""
+    fields = _stat_fields(pid)
+    return (fields[0], int(fields[19])) if fields else None
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes whose process group is `pgid`."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            fields = _stat_fields(entry.name)
+            if fields and int(fields[2]) == pgid and fields[0] != "Z":
+                members.append(int(entry.name))
+    return members
 
 
 def spawn(

@@ -462,18 +462,7 @@ class LocalTestbed:
 
 def _kill_leftover_group(pgid: int) -> None:
     """Workers of a stopped Kamailio still in its process group (we made it a session leader)."""
-    leftovers = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            raw = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = raw[raw.rindex(")") + 2 :].split()
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            leftovers.append(int(entry.name))
-    if leftovers:
+    if processes.group_members(pgid):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, signal.SIGKILL)
 
