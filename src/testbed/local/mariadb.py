@@ -77,7 +77,7 @@ class LocalMariaDB:
             "--max-connections=500",
         ]
 
-    def wait_ready(self, timeout: float, alive: object = None) -> None:
+    def wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         last: Exception | None = None
         while time.monotonic() < deadline:
