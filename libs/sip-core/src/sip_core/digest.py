@@ -1,0 +1,214 @@
+"""HTTP Digest authentication for SIP (RFC 3261 22, RFC 2617, RFC 7616, RFC 8760).
+
+The challenge is parsed into a small frozen value; credentials are computed by pure functions;
+`DigestAuth.auth_flow` is a generator in the shape of httpx's DigestAuth: it yields the request
+to send, receives the response, and yields the request again with credentials when challenged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+
+from sip_core.errors import ParseError
+from sip_core.message import Request, Response
+
+_HASHES: dict[str, Callable[[bytes], str]] = {
+    "MD5": lambda data: hashlib.md5(data).hexdigest(),
+    "SHA-256": lambda data: hashlib.sha256(data).hexdigest(),
+    "SHA-512-256": lambda data: hashlib.new("sha512_256", data).hexdigest(),
+}
+
+
+@dataclass(frozen=True)
+class Challenge:
+    """One WWW-Authenticate (401) or Proxy-Authenticate (407) challenge."""
+
+    realm: str
+    nonce: str
+    algorithm: str = "MD5"
+    qop: tuple[str, ...] = ()
+    opaque: str | None = None
+    stale: bool = False
+    proxy: bool = False  # answered with Proxy-Authorization
+
+    @property
+    def authorization_header(self) -> str:
+        return "Proxy-Authorization" if self.proxy else "Authorization"
+
+
+def _auth_params(text: str, header: str) -> dict[str, str]:
+    """key=value pairs separated by commas; values may be quoted (with backslash escapes)."""
+    params: dict[str, str] = {}
+    i, n = 0, len(text)
+    while i < n:
+        while i < n and text[i] in " \t,":
+            i += 1
+        if i >= n:
+            break
+        eq = text.find("=", i)
+        if eq < 0:
+            raise ParseError(f"{header}: parameter without '=' in {text!r}")
+        key = text[i:eq].strip().lower()
+        i = eq + 1
+        while i < n and text[i] in " \t":
+            i += 1
+        if i < n and text[i] == '"':
+            i += 1
+            value = []
+            while i < n and text[i] != '"':
+                if text[i] == "\\" and i + 1 < n:
+                    i += 1
+                value.append(text[i])
+                i += 1
+            if i >= n:
+                raise ParseError(f"{header}: unterminated quoted value for {key}")
+            i += 1
+            params[key] = "".join(value)
+        else:
+            end = text.find(",", i)
+            end = n if end < 0 else end
+            params[key] = text[i:end].strip()
+            i = end
+    return params
+
+
+def parse_challenge(value: str, proxy: bool = False) -> Challenge:
+    header = "Proxy-Authenticate" if proxy else "WWW-Authenticate"
+    scheme, _, rest = value.strip().partition(" ")
+    if scheme.lower() != "digest":
+        raise ParseError(f"{header}: scheme {scheme!r} is not Digest")
+    params = _auth_params(rest, header)
+    for required in ("realm", "nonce"):
+        if required not in params:
+            raise ParseError(f"{header}: no {required}")
+    algorithm = params.get("algorithm", "MD5")
+    if algorithm.upper().removesuffix("-SESS") not in _HASHES:
+        raise ParseError(f"{header}: unsupported algorithm {algorithm!r}")
+    qop = tuple(q.strip() for q in params.get("qop", "").split(",") if q.strip())
+    return Challenge(
+        realm=params["realm"],
+        nonce=params["nonce"],
+        algorithm=algorithm,
+        qop=qop,
+        opaque=params.get("opaque"),
+        stale=params.get("stale", "").lower() == "true",
+        proxy=proxy,
+    )
+
+
+def challenge_of(response: Response) -> Challenge | None:
+    """The digest challenge of a 401 or 407, or None."""
+    if response.status == 401:
+        raw = response.headers.get("www-authenticate")
+        return parse_challenge(raw) if raw else None
+    if response.status == 407:
+        raw = response.headers.get("proxy-authenticate")
+        return parse_challenge(raw, proxy=True) if raw else None
+    return None
+
+
+def digest_response(
+    challenge: Challenge,
+    username: str,
+    password: str,
+    method: str,
+    uri: str,
+    nc: int = 1,
+    cnonce: str = "",
+    body: bytes = b"",
+) -> tuple[str, str | None]:
+    """(response digest, qop used) as RFC 7616 3.4.1 computes it."""
+    algorithm = challenge.algorithm.upper()
+    session = algorithm.endswith("-SESS")
+    hash_ = _HASHES[algorithm.removesuffix("-SESS")]
+
+    def h(text: str) -> str:
+        return hash_(text.encode("utf-8", "surrogateescape"))
+
+    ha1 = h(f"{username}:{challenge.realm}:{password}")
+    if session:
+        ha1 = h(f"{ha1}:{challenge.nonce}:{cnonce}")
+    qop = (
+        "auth" if "auth" in challenge.qop else ("auth-int" if "auth-int" in challenge.qop else None)
+    )
+    ha2 = h(f"{method}:{uri}") if qop != "auth-int" else h(f"{method}:{uri}:{hash_(body)}")
+    if qop is None:
+        return h(f"{ha1}:{challenge.nonce}:{ha2}"), None
+    return h(f"{ha1}:{challenge.nonce}:{nc:08x}:{cnonce}:{qop}:{ha2}"), qop
+
+
+def credentials(
+    challenge: Challenge,
+    username: str,
+    password: str,
+    method: str,
+    uri: str,
+    nc: int = 1,
+    cnonce: str = "",
+    body: bytes = b"",
+) -> str:
+    """The value of the Authorization / Proxy-Authorization header answering `challenge`."""
+    response, qop = digest_response(challenge, username, password, method, uri, nc, cnonce, body)
+    parts = [
+        f'username="{username}"',
+        f'realm="{challenge.realm}"',
+        f'nonce="{challenge.nonce}"',
+        f'uri="{uri}"',
+        f'response="{response}"',
+        f"algorithm={challenge.algorithm}",
+    ]
+    if challenge.opaque is not None:
+        parts.append(f'opaque="{challenge.opaque}"')
+    if qop:
+        parts += [f"qop={qop}", f"nc={nc:08x}", f'cnonce="{cnonce}"']
+    return "Digest " + ", ".join(parts)
+
+
+class DigestAuth:
+    """Answers 401/407 challenges; one instance per user keeps nonce counts between requests."""
+
+    def __init__(
+        self, username: str, password: str, cnonce: Callable[[], str] = lambda: os.urandom(8).hex()
+    ) -> None:
+        self.username = username
+        self.password = password
+        self._cnonce = cnonce
+        self._nonce_counts: dict[str, int] = {}
+
+    def authorize(self, request: Request, challenge: Challenge) -> Request:
+        """`request` with credentials for `challenge` (the caller renews CSeq and branch)."""
+        nc = self._nonce_counts.get(challenge.nonce, 0) + 1
+        self._nonce_counts[challenge.nonce] = nc
+        value = credentials(
+            challenge,
+            self.username,
+            self.password,
+            request.method,
+            request.uri,
+            nc,
+            self._cnonce(),
+            request.body,
+        )
+        return request.with_headers(request.headers.replace(challenge.authorization_header, value))
+
+    def auth_flow(
+        self, request: Request, renew: Callable[[Request], Request]
+    ) -> Generator[Request, Response, None]:
+        """Yield the request; on a challenge yield it again (renewed: new CSeq and branch) with
+        credentials. A second challenge ends the flow unless it says stale=true (RFC 7616)."""
+        response = yield request
+        answered_stale = False
+        tries = 0
+        while True:
+            challenge = challenge_of(response)
+            if challenge is None:
+                return
+            if tries >= 1 and not (challenge.stale and not answered_stale):
+                return  # the credentials themselves were refused
+            answered_stale = answered_stale or (tries >= 1 and challenge.stale)
+            tries += 1
+            request = self.authorize(renew(request), challenge)
+            response = yield request

@@ -1,0 +1,25 @@
+"""Errors, split as h11 does: the peer sent something wrong, or our own code misused the API."""
+
+
+class SipError(Exception):
+    pass
+
+
+class RemoteProtocolError(SipError):
+    """The bytes from the network break the protocol (a peer's fault: answer 400 or drop)."""
+
+
+class ParseError(RemoteProtocolError):
+    """A message could not be parsed; `reason` names the line or field at fault."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class UnsupportedVersion(ParseError):
+    """A SIP version other than 2.0 (a server answers 505)."""
+
+
+class LocalProtocolError(SipError):
+    """Our own code asked for something the protocol does not allow in this state."""

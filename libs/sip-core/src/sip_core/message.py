@@ -1,0 +1,287 @@
+"""SIP requests and responses: parse from bytes, build, serialize (RFC 3261 section 7)."""
+
+from __future__ import annotations
+
+import abc
+import re
+from typing import Any
+
+from sip_core.errors import ParseError, UnsupportedVersion
+from sip_core.headers import Headers, canonical_name, header_key
+from sip_core.syntax import (
+    MAX_CSEQ,
+    CSeq,
+    NameAddr,
+    Via,
+    is_token,
+    parse_cseq,
+    parse_int,
+    parse_name_addr,
+    parse_uri,
+    parse_via,
+    split_list,
+)
+
+SIP_VERSION = "SIP/2.0"
+MAX_FORWARDS_LIMIT = 255
+MAX_CONTENT_LENGTH = 2**31 - 1
+_REQUIRED = ("via", "from", "to", "call-id", "cseq")
+_SINGLE_VALUED = ("from", "to", "call-id", "cseq", "max-forwards", "content-length", "content-type")
+_VERSION = re.compile(r"^SIP/\d+\.\d+$")
+_STATUS = re.compile(r"^\d{3}$")
+_DATE_GMT = re.compile(r"GMT\s*$")
+
+
+class Message(abc.ABC):
+    """Common part of requests and responses. Immutable by convention: `with_*` copies."""
+
+    __slots__ = ("_cache", "body", "headers")
+
+    def __init__(self, headers: Headers, body: bytes = b"") -> None:
+        self.headers = headers
+        self.body = body
+        self._cache: dict[str, Any] = {}
+
+    # -- typed views of the core headers (parsed once, on first use) ----------------------
+
+    def _cached(self, key: str) -> Any:
+        if key in self._cache:
+            return self._cache[key]
+        value: Any
+        if key == "via":
+            value = tuple(
+                parse_via(part)
+                for line in self.headers.get_all("via")
+                for part in split_list(line, "Via")
+            )
+        elif key in ("from", "to"):
+            raw = self.headers.get(key)
+            if raw is None:
+                raise ParseError(f"{canonical_name(key)}: missing")
+            value = parse_name_addr(raw, canonical_name(key))
+        elif key in ("contact", "route", "record-route"):
+            name = canonical_name(key)
+            values = [p for line in self.headers.get_all(key) for p in split_list(line, name)]
+            value = tuple(NameAddr("*") if v == "*" else parse_name_addr(v, name) for v in values)
+        elif key == "cseq":
+            raw = self.headers.get("cseq")
+            if raw is None:
+                raise ParseError("CSeq: missing")
+            value = parse_cseq(raw)
+        else:
+            raise KeyError(key)
+        self._cache[key] = value
+        return value
+
+    @property
+    def via(self) -> tuple[Via, ...]:
+        vias: tuple[Via, ...] = self._cached("via")
+        return vias
+
+    @property
+    def top_via(self) -> Via:
+        vias = self.via
+        if not vias:
+            raise ParseError("Via: missing")
+        return vias[0]
+
+    @property
+    def from_(self) -> NameAddr:
+        value: NameAddr = self._cached("from")
+        return value
+
+    @property
+    def to(self) -> NameAddr:
+        value: NameAddr = self._cached("to")
+        return value
+
+    @property
+    def cseq(self) -> CSeq:
+        value: CSeq = self._cached("cseq")
+        return value
+
+    @property
+    def call_id(self) -> str:
+        value = self.headers.get("call-id")
+        if value is None:
+            raise ParseError("Call-ID: missing")
+        return value
+
+    @property
+    def contact(self) -> tuple[NameAddr, ...]:
+        value: tuple[NameAddr, ...] = self._cached("contact")
+        return value
+
+    @property
+    def route(self) -> tuple[NameAddr, ...]:
+        value: tuple[NameAddr, ...] = self._cached("route")
+        return value
+
+    @property
+    def record_route(self) -> tuple[NameAddr, ...]:
+        value: tuple[NameAddr, ...] = self._cached("record-route")
+        return value
+
+    @property
+    def max_forwards(self) -> int | None:
+        raw = self.headers.get("max-forwards")
+        return None if raw is None else parse_int(raw, "Max-Forwards", MAX_FORWARDS_LIMIT)
+
+    # -- serialization --------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def start_line(self) -> str: ...
+
+    def to_bytes(self) -> bytes:
+        """Wire form; Content-Length always states the body's real length."""
+        lines = [self.start_line()]
+        for name, value in self.headers:
+            if header_key(name) != "content-length":
+                lines.append(f"{name}: {value}")
+        lines.append(f"Content-Length: {len(self.body)}")
+        head = "\r\n".join(lines) + "\r\n\r\n"
+        return head.encode("utf-8", "surrogateescape") + self.body
+
+    def __bytes__(self) -> bytes:
+        return self.to_bytes()
+
+
+class Request(Message):
+    __slots__ = ("method", "uri")
+
+    def __init__(self, method: str, uri: str, headers: Headers, body: bytes = b"") -> None:
+        super().__init__(headers, body)
+        self.method = method
+        self.uri = uri
+
+    def start_line(self) -> str:
+        return f"{self.method} {self.uri} {SIP_VERSION}"
+
+    def with_headers(self, headers: Headers) -> Request:
+        return Request(self.method, self.uri, headers, self.body)
+
+    def __repr__(self) -> str:
+        return f"<Request {self.method} {self.uri} Call-ID={self.headers.get('call-id')}>"
+
+
+class Response(Message):
+    __slots__ = ("reason", "status")
+
+    def __init__(self, status: int, reason: str, headers: Headers, body: bytes = b"") -> None:
+        super().__init__(headers, body)
+        self.status = status
+        self.reason = reason
+
+    def start_line(self) -> str:
+        return f"{SIP_VERSION} {self.status} {self.reason}"
+
+    def with_headers(self, headers: Headers) -> Response:
+        return Response(self.status, self.reason, headers, self.body)
+
+    def __repr__(self) -> str:
+        return f"<Response {self.status} {self.reason} Call-ID={self.headers.get('call-id')}>"
+
+
+# -- parsing -------------------------------------------------------------------------------
+
+
+def parse_message(data: bytes) -> Request | Response:
+    """Parse one UDP datagram; raises ParseError (with the reason) on anything malformed.
+
+    Octets after the body that Content-Length announces are ignored (RFC 4475 3.1.1.8).
+    """
+    start = 0
+    while data.startswith(b"\r\n", start):  # keep-alive CRLFs before the start line
+        start += 2
+    end = data.find(b"\r\n\r\n", start)
+    if end < 0:
+        raise ParseError("no blank line ends the header section")
+    head = data[start:end].decode("utf-8", "surrogateescape")
+    body = data[end + 4 :]
+    lines = head.split("\r\n")
+    message = _start_line(lines[0])
+    fields = _header_fields(lines[1:])
+    headers = Headers(fields)
+    message.headers = headers
+    message.body = _body(headers, body)
+    _validate(message)
+    return message
+
+
+def _start_line(line: str) -> Request | Response:
+    if not line:
+        raise ParseError("empty start line")
+    if line.startswith("SIP/"):
+        parts = line.split(" ", 2)
+        if len(parts) < 2:
+            raise ParseError(f"status line {line!r} has no status code")
+        if parts[0] != SIP_VERSION:
+            raise UnsupportedVersion(f"unsupported SIP version in status line {line!r}")
+        if not _STATUS.match(parts[1]) or not 100 <= int(parts[1]) <= 699:
+            raise ParseError(f"status code {parts[1]!r} is not a number from 100 to 699")
+        return Response(int(parts[1]), parts[2] if len(parts) == 3 else "", Headers())
+    parts = line.split(" ")
+    if len(parts) != 3 or not all(parts):
+        raise ParseError(f"request line {line!r} is not 'METHOD SP Request-URI SP SIP/2.0'")
+    method, uri, version = parts
+    if version != SIP_VERSION:
+        if _VERSION.match(version):
+            raise UnsupportedVersion(f"unsupported SIP version {version!r}")
+        raise ParseError(f"request line {line!r} does not end with SIP/2.0")
+    if not is_token(method):
+        raise ParseError(f"method {method!r} is not a token")
+    parsed = parse_uri(uri, "Request-URI")
+    if not isinstance(parsed, str) and parsed.headers is not None:
+        raise ParseError(f"Request-URI {uri!r} must not carry headers ('?')")
+    return Request(method, uri, Headers())
+
+
+def _header_fields(lines: list[str]) -> list[tuple[str, str]]:
+    fields: list[tuple[str, str]] = []
+    for line in lines:
+        if line[:1] in (" ", "\t"):
+            if not fields:
+                raise ParseError("continuation line before the first header field")
+            name, value = fields[-1]
+            fields[-1] = (name, f"{value} {line.strip()}" if value else line.strip())
+            continue
+        name, colon, value = line.partition(":")
+        name = name.rstrip(" \t")
+        if not colon or not is_token(name):
+            raise ParseError(f"header line {line[:60]!r} is not 'name: value'")
+        fields.append((name, value.strip(" \t")))
+    return fields
+
+
+def _body(headers: Headers, rest: bytes) -> bytes:
+    raw = headers.get("content-length")
+    if raw is None:
+        return rest  # over UDP the body runs to the end of the datagram
+    length = parse_int(raw, "Content-Length", MAX_CONTENT_LENGTH)
+    if length > len(rest):
+        raise ParseError(f"Content-Length {length} exceeds the {len(rest)} octets received")
+    return rest[:length]
+
+
+def _validate(message: Request | Response) -> None:
+    headers = message.headers
+    missing = [canonical_name(k) for k in _REQUIRED if headers.get(k) is None]
+    if missing:
+        raise ParseError("missing required header field(s): " + ", ".join(missing))
+    for key in _SINGLE_VALUED:
+        if headers.count(key) > 1:
+            raise ParseError(f"{canonical_name(key)}: appears {headers.count(key)} times")
+    if not headers.get("call-id"):
+        raise ParseError("Call-ID: empty")
+    cseq = message.cseq
+    if cseq.number > MAX_CSEQ:
+        raise ParseError(f"CSeq: {cseq.number} too large")
+    if isinstance(message, Request) and cseq.method != message.method:
+        raise ParseError(
+            f"CSeq method {cseq.method} does not match request method {message.method}"
+        )
+    _ = message.via, message.from_, message.to, message.contact, message.route
+    _ = message.record_route, message.max_forwards
+    date = headers.get("date")
+    if date is not None and not _DATE_GMT.search(date):
+        raise ParseError(f"Date: {date!r} is not in GMT")
