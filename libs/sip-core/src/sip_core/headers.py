@@ -36,10 +36,18 @@ _SPELLING = {
 }
 
 
+_KEYS: dict[str, str] = {}
+
+
 def header_key(name: str) -> str:
     """The lookup key of a header name: lower case, compact form expanded."""
-    lowered = name.lower()
-    return COMPACT_FORMS.get(lowered, lowered)
+    key = _KEYS.get(name)
+    if key is None:
+        lowered = name.lower()
+        key = COMPACT_FORMS.get(lowered, lowered)
+        if len(_KEYS) < 4096:  # bounded: names come from the network
+            _KEYS[name] = key
+    return key
 
 
 def canonical_name(key: str) -> str:
@@ -94,6 +102,10 @@ class Headers:
 
     def count(self, name: str) -> int:
         return len(self.get_all(name))
+
+    def keys(self) -> list[str]:
+        """The lookup key of every field, in order."""
+        return [key for key, _name, _value in self._fields]
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and self.get(name) is not None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import re
+from collections import Counter
 from typing import Any
 
 from sip_core.errors import ParseError, UnsupportedVersion
@@ -265,12 +266,13 @@ def _body(headers: Headers, rest: bytes) -> bytes:
 
 def _validate(message: Request | Response) -> None:
     headers = message.headers
-    missing = [canonical_name(k) for k in _REQUIRED if headers.get(k) is None]
+    counts = Counter(headers.keys())
+    missing = [canonical_name(k) for k in _REQUIRED if not counts[k]]
     if missing:
         raise ParseError("missing required header field(s): " + ", ".join(missing))
     for key in _SINGLE_VALUED:
-        if headers.count(key) > 1:
-            raise ParseError(f"{canonical_name(key)}: appears {headers.count(key)} times")
+        if counts[key] > 1:
+            raise ParseError(f"{canonical_name(key)}: appears {counts[key]} times")
     if not headers.get("call-id"):
         raise ParseError("Call-ID: empty")
     cseq = message.cseq
@@ -280,8 +282,10 @@ def _validate(message: Request | Response) -> None:
         raise ParseError(
             f"CSeq method {cseq.method} does not match request method {message.method}"
         )
-    _ = message.via, message.from_, message.to, message.contact, message.route
-    _ = message.record_route, message.max_forwards
-    date = headers.get("date")
+    _ = message.via, message.from_, message.to, message.max_forwards
+    for key in ("contact", "route", "record-route"):
+        if counts[key]:
+            message._cached(key)
+    date = headers.get("date") if counts["date"] else None
     if date is not None and not _DATE_GMT.search(date):
         raise ParseError(f"Date: {date!r} is not in GMT")

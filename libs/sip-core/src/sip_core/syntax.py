@@ -22,6 +22,11 @@ def is_token(text: str) -> bool:
 
 def split_list(value: str, header: str) -> list[str]:
     """Split a comma-separated header value, ignoring commas inside quotes and <...>."""
+    if "," not in value and '"' not in value:  # the common case: one element
+        single = value.strip(_WS)
+        if not single:
+            raise ParseError(f"{header}: empty element in comma-separated list '{value}'")
+        return [single]
     parts: list[str] = []
     start = 0
     in_quotes = False
@@ -98,6 +103,8 @@ def parse_params(text: str, header: str) -> dict[str, str | None]:
 
 
 def _split_semicolons(text: str, header: str) -> list[str]:
+    if '"' not in text:
+        return text.split(";")
     parts = []
     start = 0
     in_quotes = False
