@@ -1,0 +1,35 @@
+"""Parsing single fields, shared by the readers and the validator's slow path."""
+
+from __future__ import annotations
+
+import math
+
+from scenario_csv.errors import FieldError
+from scenario_csv.ids import VALID_IDS, id_problem
+
+
+def parse_id(text: str) -> str:
+    if text in VALID_IDS:
+        return text
+    raise FieldError(id_problem(text))
+
+
+def parse_count(text: str, unit: str = "") -> int:
+    """A non-negative whole number written in ASCII digits."""
+    if text.isascii() and text.isdigit():
+        return int(text)
+    what = f"a whole number of {unit}" if unit else "a whole number"
+    if text.startswith("-") and text[1:].isascii() and text[1:].isdigit():
+        raise FieldError(f"{text!r} is negative; expected {what} >= 0")
+    raise FieldError(f"{text!r} is not {what}")
+
+
+def parse_rate(text: str) -> float:
+    """A finite non-negative decimal number (invites per second)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise FieldError(f"{text!r} is not a number") from None
+    if not text.strip() == text or not math.isfinite(value) or value < 0:
+        raise FieldError(f"{text!r} is not a finite rate >= 0")
+    return value
