@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import socket
+import sys
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 
 from kamailio_rpc import KamailioRpc
+from testbed.local import processes
 from testbed.local.testbed import PROXY_KIND, LocalTestbed
 from testbed.sipp import SippRunner
 
@@ -136,3 +142,66 @@ class RawSip:
             f'nonce="{params["nonce"]}", uri="{uri}", response="{response}", algorithm=MD5, '
             f'qop=auth, nc={nc}, cnonce="{cnonce}"\r\n'
         )
+
+
+@dataclass
+class ClientProcess:
+    """A sip-client pod running as its own process (python -m sip_client)."""
+
+    handle: processes.ProcessHandle
+    url: str
+    sip: tuple[str, int]
+    log: Path
+
+    def calls(self, http: httpx.Client) -> list[dict[str, object]]:
+        items: list[dict[str, object]] = http.get(
+            f"{self.url}/calls", params={"limit": 100000}
+        ).json()["items"]
+        return items
+
+
+def start_sip_client(
+    workdir: Path,
+    pod: str,
+    phones: int,
+    sip: tuple[str, int],
+    http_port: int,
+    outbound: str,
+    **env: str,
+) -> ClientProcess:
+    log = workdir / f"sip-client-{pod}.log"
+    environment = {
+        **os.environ,
+        "POD_ID": pod,
+        "PHONES": str(phones),
+        "SIP_CLIENT_ADDRESS": sip[0],
+        "SIP_CLIENT_PORT": str(sip[1]),
+        "SIP_CLIENT_HTTP_HOST": "127.0.0.1",
+        "SIP_CLIENT_HTTP_PORT": str(http_port),
+        "OUTBOUND_PROXY": outbound,
+        **env,
+    }
+    if "SCENARIO_CONTROLLER_URL" not in env:
+        environment.pop("SCENARIO_CONTROLLER_URL", None)
+    handle = processes.spawn([sys.executable, "-m", "sip_client"], environment, log)
+    url = f"http://127.0.0.1:{http_port}"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if not handle.alive():
+            raise RuntimeError(f"sip-client {pod} exited:\n{processes.tail(log)}")
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return ClientProcess(handle, url, sip, log)
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    processes.stop(handle)
+    raise RuntimeError(f"sip-client {pod} not healthy:\n{processes.tail(log)}")
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} within {timeout} s")
+        time.sleep(0.1)

@@ -1,0 +1,61 @@
+"""Settings from the environment (the same names locally, in compose and in the chart)."""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
+
+    pod_id: str = Field("00", description="two-digit pod id; the phones are PP00..PP(N-1)")
+    phones: int = Field(100, ge=1, le=100)
+    sip_domain: str = "testbed.local"
+    subscriber_password_template: str = "{username}"
+
+    # where this pod's UDP socket listens (port 0: any free port) and where requests go
+    sip_client_address: str = "127.0.0.1"
+    sip_client_port: int = Field(0, ge=0, lt=65536)
+    outbound_proxy: str = Field("127.0.0.1:5060", description="host:port of the SIP load balancer")
+
+    register_expires: int = Field(3600, ge=60)
+    reregister_interval_seconds: float = Field(3000.0, gt=0)
+    register_on_start: bool = False
+    ring_delay_ms: int = Field(0, ge=0)
+    default_hold_ms: int = Field(0, ge=0)
+    call_timeout_seconds: float = Field(32.0, gt=0)
+    sip_t1_ms: int = Field(500, gt=0)
+    sip_t2_ms: int = Field(4000, gt=0)
+    sip_t4_ms: int = Field(5000, gt=0)
+    call_records_limit: int = Field(1_000_000, ge=1)
+    socket_buffer_bytes: int = Field(8 * 1024 * 1024, ge=65536)
+
+    scenario_controller_url: str = Field(
+        "", description="ws:// URL of the controller's client hub; empty: none"
+    )
+    stats_interval_seconds: float = Field(1.0, gt=0)
+
+    sip_client_http_host: str = "127.0.0.1"
+    sip_client_http_port: int = Field(8090, gt=0, lt=65536)
+    log_level: str = "info"
+
+    @field_validator("pod_id")
+    @classmethod
+    def _two_digits(cls, value: str) -> str:
+        if len(value) != 2 or not value.isdigit():
+            raise ValueError(f"POD_ID must be two digits 00-99 (zero-padded), got {value!r}")
+        return value
+
+    @field_validator("outbound_proxy")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"OUTBOUND_PROXY must be host:port, got {value!r}")
+        return value
+
+    @property
+    def outbound(self) -> tuple[str, int]:
+        host, _, port = self.outbound_proxy.rpartition(":")
+        return host, int(port)

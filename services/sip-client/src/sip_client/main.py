@@ -1,0 +1,101 @@
+"""Application factory: the UDP socket, the pod and the controller link start in the lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+from prometheus_fastapi_instrumentator import Instrumentator
+
+from sip_client import __version__
+from sip_client.api.routes import calls, health, phones
+from sip_client.config import Settings
+from sip_client.controller_link import ControllerLink
+from sip_client.metrics import PodMetrics
+from sip_client.records import CallRecord, MalformedInput, RegistrationResult
+from sip_client.runtime import PodRuntime
+from sip_client.ua import PodConfig, PodEvent
+from sip_core import TimerSettings
+
+log = logging.getLogger(__name__)
+
+
+def pod_config(settings: Settings) -> PodConfig:
+    return PodConfig(
+        pod=settings.pod_id,
+        phones=settings.phones,
+        local=(settings.sip_client_address, settings.sip_client_port),
+        outbound=settings.outbound,
+        domain=settings.sip_domain,
+        password_template=settings.subscriber_password_template,
+        register_expires=settings.register_expires,
+        reregister_interval=settings.reregister_interval_seconds,
+        ring_delay=settings.ring_delay_ms / 1000,
+        call_timeout=settings.call_timeout_seconds,
+        timers=TimerSettings(
+            settings.sip_t1_ms / 1000, settings.sip_t2_ms / 1000, settings.sip_t4_ms / 1000
+        ),
+    )
+
+
+def create_app(
+    settings: Settings | None = None, registry: CollectorRegistry | None = None
+) -> FastAPI:
+    settings = settings or Settings()
+    registry = registry or CollectorRegistry()
+    metrics = PodMetrics(registry)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = PodRuntime(
+            pod_config(settings), settings.call_records_limit, settings.socket_buffer_bytes
+        )
+        host, port = await runtime.start()
+        log.info("pod %s: %d phones on udp:%s:%d", settings.pod_id, settings.phones, host, port)
+
+        def observe(event: PodEvent) -> None:
+            if isinstance(event, CallRecord):
+                metrics.call_finished(event)
+            elif isinstance(event, RegistrationResult):
+                metrics.registration(event)
+            elif isinstance(event, MalformedInput):
+                metrics.malformed.inc()
+
+        runtime.listeners.append(observe)
+        metrics.active.set_function(lambda: runtime.pod.active_calls if runtime.pod else 0)
+        metrics.registered.set_function(
+            lambda: len(runtime.pod.registered(runtime.now())) if runtime.pod else 0
+        )
+        link = None
+        task = None
+        if settings.scenario_controller_url:
+            link = ControllerLink(
+                settings.scenario_controller_url,
+                runtime,
+                settings.stats_interval_seconds,
+                settings.default_hold_ms,
+            )
+            task = asyncio.create_task(link.run())
+        app.state.runtime = runtime
+        app.state.link = link
+        if settings.register_on_start:
+            runtime.register_all()
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            runtime.close()
+
+    app = FastAPI(title=f"sip-client pod {settings.pod_id}", version=__version__, lifespan=lifespan)
+    app.include_router(health.router)
+    app.include_router(phones.router)
+    app.include_router(calls.router)
+    Instrumentator(registry=registry).instrument(app).expose(app, include_in_schema=False)
+    return app

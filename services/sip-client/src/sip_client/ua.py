@@ -1,0 +1,558 @@
+"""The softphones of one pod as a sans-I/O user agent: bytes and time in, bytes and events out.
+
+Outgoing call (caller PPxx): INVITE -> 407 (the transaction ACKs it) -> INVITE with
+Proxy-Authorization -> 100/180 -> 200 -> ACK -> BYE after the hold time -> 200. Incoming call:
+180 at once, 200 after the ring delay, the transaction retransmits the 200 until the ACK, then
+the BYE is answered. Every request leaves through the outbound proxy (the load balancer).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sip_client.records import CallRecord, MalformedInput, RegistrationResult
+from sip_core import (
+    AckReceived,
+    Address,
+    ClientTransaction,
+    Dialog,
+    DigestAuth,
+    IdSource,
+    LocalProtocolError,
+    MalformedDatagram,
+    NameAddr,
+    ParseError,
+    Request,
+    RequestReceived,
+    Response,
+    ResponseReceived,
+    ServerTransaction,
+    StrayResponse,
+    TimerSettings,
+    TransactionLayer,
+    TransactionTimedOut,
+    Via,
+    challenge_of,
+    make_request,
+    make_response,
+    parse_uri,
+)
+
+SDP_TEMPLATE = (
+    "v=0\r\no=- {session} 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n"
+    "m=audio {port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+)
+
+PodEvent = CallRecord | RegistrationResult | MalformedInput
+_FORGET_ANSWERED_AFTER = 3600.0
+
+
+@dataclass(frozen=True)
+class PodConfig:
+    pod: str
+    phones: int
+    local: Address
+    outbound: Address
+    domain: str = "testbed.local"
+    password_template: str = "{username}"
+    register_expires: int = 3600
+    reregister_interval: float = 3000.0
+    ring_delay: float = 0.0
+    call_timeout: float = 32.0
+    timers: TimerSettings = field(default_factory=TimerSettings)
+
+    def __post_init__(self) -> None:
+        if len(self.pod) != 2 or not self.pod.isdigit():
+            raise ValueError(f"pod id {self.pod!r} must be two digits (00-99)")
+        if not 1 <= self.phones <= 100:
+            raise ValueError(f"a pod holds 1 to 100 phones, not {self.phones}")
+
+    def phone_ids(self) -> list[str]:
+        return [f"{self.pod}{n:02d}" for n in range(self.phones)]
+
+
+@dataclass
+class _Registration:
+    phone: str
+    auth: DigestAuth
+    call_id: str
+    cseq: int = 0
+    registered_until: float = 0.0
+    started_at: float = 0.0
+    challenged: int = 0
+    last_reason: str = ""
+
+
+@dataclass
+class _OutgoingCall:
+    record: CallRecord
+    auth: DigestAuth
+    invite: Request
+    challenged: int = 0
+    dialog: Dialog | None = None
+    ack: Request | None = None
+    done: bool = False
+
+
+@dataclass
+class _IncomingCall:
+    request: Request
+    transaction: ServerTransaction
+    dialog: Dialog
+    answered: bool = False
+    confirmed: bool = False
+
+
+class SoftphonePod:
+    def __init__(
+        self,
+        config: PodConfig,
+        ids: IdSource | None = None,
+        epoch: float = 0.0,
+        records_limit: int = 1_000_000,
+    ) -> None:
+        self.config = config
+        self.ids = ids or IdSource()
+        self.epoch = epoch  # wall-clock seconds at `now == 0`, for the records
+        self.layer = TransactionLayer(config.timers)
+        self._phones = set(config.phone_ids())
+        self._registrations = {
+            phone: _Registration(
+                phone, DigestAuth(phone, self._password(phone)), self.ids.call_id(config.local[0])
+            )
+            for phone in config.phone_ids()
+        }
+        self._calls: dict[str, _OutgoingCall] = {}
+        self._incoming: dict[tuple[str, str], _IncomingCall] = {}  # (Call-ID, our tag)
+        self._timers: list[tuple[float, int, str, Any]] = []
+        self._seq = itertools.count()
+        self._events: list[PodEvent] = []
+        self.records: deque[CallRecord] = deque(maxlen=records_limit)
+        self.counters: dict[str, int] = {
+            "calls_started": 0,
+            "calls_succeeded": 0,
+            "calls_failed": 0,
+            "calls_answered": 0,
+            "registrations_ok": 0,
+            "registrations_failed": 0,
+            "malformed": 0,
+            "stray_responses": 0,
+        }
+
+    # -- public API ------------------------------------------------------------------------
+
+    def phone_ids(self) -> list[str]:
+        return self.config.phone_ids()
+
+    def registered(self, now: float) -> list[str]:
+        return [p for p, r in self._registrations.items() if r.registered_until > now]
+
+    def registration_state(self, now: float) -> list[dict[str, Any]]:
+        return [
+            {
+                "phone": r.phone,
+                "registered": r.registered_until > now,
+                "expires_in": max(0.0, r.registered_until - now),
+                "last": r.last_reason,
+            }
+            for r in self._registrations.values()
+        ]
+
+    @property
+    def active_calls(self) -> int:
+        return len(self._calls)
+
+    def register_all(self, now: float) -> None:
+        for phone in self._registrations:
+            self.register(phone, now)
+
+    def register(self, phone: str, now: float) -> None:
+        registration = self._registrations.get(phone)
+        if registration is None:
+            raise ValueError(f"phone {phone} is not in pod {self.config.pod}")
+        registration.started_at = now
+        registration.challenged = 0
+        self._send_register(registration, now, None)
+
+    def call(
+        self, caller: str, callee: str, now: float, hold_ms: int = 0, call_id: str | None = None
+    ) -> CallRecord:
+        if caller not in self._phones:
+            raise ValueError(f"caller {caller} is not a phone of pod {self.config.pod}")
+        if len(callee) != 4 or not callee.isdigit():
+            raise ValueError(f"callee {callee!r} is not a four-digit phone id")
+        local_ip, local_port = self.config.local
+        call_id = call_id or self.ids.call_id(local_ip)
+        if call_id in self._calls:
+            raise ValueError(f"call {call_id} is already in progress")
+        domain = self.config.domain
+        body = SDP_TEMPLATE.format(session=next(self._seq), ip=local_ip, port=40000).encode()
+        invite = make_request(
+            "INVITE",
+            f"sip:{callee}@{domain}",
+            via=self._via(),
+            from_=NameAddr(f"sip:{caller}@{domain}", params={"tag": self.ids.tag()}),
+            to=NameAddr(f"sip:{callee}@{domain}"),
+            call_id=call_id,
+            cseq=1,
+            contact=NameAddr(f"sip:{caller}@{local_ip}:{local_port}"),
+            body=body,
+            content_type="application/sdp",
+        )
+        record = CallRecord(call_id, caller, callee, hold_ms, invite_at=self._wall(now))
+        call = _OutgoingCall(record, DigestAuth(caller, self._password(caller)), invite)
+        self._calls[call_id] = call
+        self.counters["calls_started"] += 1
+        self.layer.send_request(invite, self.config.outbound, now, context=("invite", call))
+        self._schedule(now + self.config.call_timeout, "call_timeout", call)
+        return record
+
+    def receive_datagram(self, data: bytes, source: Address, now: float) -> None:
+        for event in self.layer.receive_datagram(data, source, now):
+            self._dispatch(event, now)
+
+    def get_timer(self) -> float | None:
+        candidates = [t for t in (self.layer.get_timer(), self._own_timer()) if t is not None]
+        return min(candidates) if candidates else None
+
+    def handle_timer(self, now: float) -> None:
+        for event in self.layer.handle_timer(now):
+            self._dispatch(event, now)
+        while self._timers and self._timers[0][0] <= now:
+            _when, _seq, kind, subject = heapq.heappop(self._timers)
+            self._fire(kind, subject, now)
+
+    def datagrams_to_send(self) -> list[tuple[bytes, Address]]:
+        return self.layer.datagrams_to_send()
+
+    def take_events(self) -> list[PodEvent]:
+        events, self._events = self._events, []
+        return events
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _wall(self, now: float) -> float:
+        return self.epoch + now
+
+    def _password(self, phone: str) -> str:
+        return self.config.password_template.format(username=phone, domain=self.config.domain)
+
+    def _via(self) -> Via:
+        ip, port = self.config.local
+        return Via("UDP", ip, port, {"branch": self.ids.branch(), "rport": None})
+
+    def _schedule(self, when: float, kind: str, subject: Any) -> None:
+        heapq.heappush(self._timers, (when, next(self._seq), kind, subject))
+
+    def _own_timer(self) -> float | None:
+        return self._timers[0][0] if self._timers else None
+
+    def _renew(self, request: Request) -> Request:
+        """The same request as a new transaction: new branch, CSeq + 1 (RFC 3261 22.2)."""
+        cseq = request.cseq.number + 1
+        headers = request.headers.replace("via", str(self._via())).replace(
+            "cseq", f"{cseq} {request.method}"
+        )
+        return Request(request.method, request.uri, headers, request.body)
+
+    # -- registration ----------------------------------------------------------------------
+
+    def _send_register(
+        self, registration: _Registration, now: float, authorize_for: Response | None
+    ) -> None:
+        ip, port = self.config.local
+        domain = self.config.domain
+        registration.cseq += 1
+        request = make_request(
+            "REGISTER",
+            f"sip:{domain}",
+            via=self._via(),
+            from_=NameAddr(f"sip:{registration.phone}@{domain}", params={"tag": self.ids.tag()}),
+            to=NameAddr(f"sip:{registration.phone}@{domain}"),
+            call_id=registration.call_id,
+            cseq=registration.cseq,
+            contact=NameAddr(f"sip:{registration.phone}@{ip}:{port}"),
+            extra=[("Expires", str(self.config.register_expires))],
+        )
+        if authorize_for is not None:
+            challenge = challenge_of(authorize_for)
+            assert challenge is not None
+            request = registration.auth.authorize(request, challenge)
+        self.layer.send_request(
+            request, self.config.outbound, now, context=("register", registration)
+        )
+
+    def _on_register_response(
+        self, registration: _Registration, response: Response, now: float
+    ) -> None:
+        status = response.status
+        if status < 200:
+            return
+        challenge = challenge_of(response) if status in (401, 407) else None
+        if challenge is not None and (registration.challenged == 0 or challenge.stale):
+            registration.challenged += 1
+            self._send_register(registration, now, response)
+            return
+        ok = 200 <= status < 300
+        if ok:
+            granted = self._granted_expiry(response)
+            registration.registered_until = now + granted
+            refresh = min(self.config.reregister_interval, granted * 0.9)
+            self._schedule(now + refresh, "reregister", registration)
+        self._registration_done(registration, ok, f"{status} {response.reason}".strip(), now)
+
+    def _granted_expiry(self, response: Response) -> float:
+        for contact in response.contact:
+            expires = contact.params.get("expires")
+            if expires and expires.isdigit():
+                return float(expires)
+        raw = response.headers.get("expires")
+        return float(raw) if raw and raw.isdigit() else float(self.config.register_expires)
+
+    def _registration_done(
+        self, registration: _Registration, ok: bool, reason: str, now: float
+    ) -> None:
+        registration.last_reason = reason
+        self.counters["registrations_ok" if ok else "registrations_failed"] += 1
+        self._events.append(
+            RegistrationResult(
+                registration.phone,
+                ok,
+                reason,
+                self._wall(now),
+                (now - registration.started_at) * 1000,
+            )
+        )
+
+    # -- outgoing calls --------------------------------------------------------------------
+
+    def _on_invite_response(self, call: _OutgoingCall, event: ResponseReceived, now: float) -> None:
+        if call.done:
+            if event.retransmission and call.ack is not None:
+                self.layer.send_stateless(call.ack, self.config.outbound)
+            return
+        response = event.response
+        status = response.status
+        record = call.record
+        if status < 200:
+            if status in (180, 183) and record.ringing_at is None:
+                record.ringing_at = self._wall(now)
+            return
+        if status < 300:
+            if event.retransmission and call.ack is not None:
+                self.layer.send_stateless(call.ack, self.config.outbound)  # our ACK was lost
+                return
+            record.ok_at = self._wall(now)
+            record.final_status = status
+            try:
+                call.dialog = Dialog.from_uac(event.transaction.request, response)
+            except LocalProtocolError as exc:
+                self._finish(call, False, f"unusable 2xx: {exc}", now)
+                return
+            call.ack = call.dialog.ack(event.transaction.request.cseq.number, self._via())
+            self.layer.send_stateless(call.ack, self.config.outbound)
+            self._schedule(now + record.hold_ms / 1000, "bye", call)
+            return
+        challenge = challenge_of(response) if status in (401, 407) else None
+        if challenge is not None and (call.challenged == 0 or challenge.stale):
+            call.challenged += 1
+            if record.challenge_at is None:
+                record.challenge_at = self._wall(now)
+            invite = call.auth.authorize(self._renew(event.transaction.request), challenge)
+            record.authenticated_invite_at = self._wall(now)
+            self.layer.send_request(invite, self.config.outbound, now, context=("invite", call))
+            return
+        record.final_status = status
+        self._finish(call, False, f"{status} {response.reason}".strip(), now)
+
+    def _send_bye(self, call: _OutgoingCall, now: float) -> None:
+        if call.done or call.dialog is None:
+            return
+        bye = call.dialog.request("BYE", self._via())
+        self.layer.send_request(bye, self.config.outbound, now, context=("bye", call))
+
+    def _on_bye_response(self, call: _OutgoingCall, response: Response, now: float) -> None:
+        if response.status < 200 or call.done:
+            return
+        if response.status < 300:
+            self._finish(call, True, "", now)
+        else:
+            self._finish(
+                call, False, f"BYE answered {response.status} {response.reason}".strip(), now
+            )
+
+    def _finish(self, call: _OutgoingCall, ok: bool, reason: str, now: float) -> None:
+        if call.done:
+            return
+        call.done = True
+        record = call.record
+        record.outcome = "succeeded" if ok else "failed"
+        record.reason = reason
+        record.ended_at = self._wall(now)
+        self._calls.pop(record.call_id, None)
+        self.counters["calls_succeeded" if ok else "calls_failed"] += 1
+        self.records.append(record)
+        self._events.append(record)
+
+    # -- incoming requests -----------------------------------------------------------------
+
+    def _on_request(self, event: RequestReceived, now: float) -> None:
+        request = event.request
+        method = request.method
+        if method == "INVITE":
+            self._on_invite(event, now)
+        elif method == "BYE":
+            self._on_bye(event, now)
+        elif method == "CANCEL":
+            self._on_cancel(event, now)
+        elif method == "OPTIONS":
+            self.layer.send_response(make_response(request, 200), now)
+        else:
+            self.layer.send_response(make_response(request, 501), now)
+
+    def _callee(self, request: Request) -> str | None:
+        try:
+            uri = parse_uri(request.uri, "Request-URI")
+        except ParseError:
+            return None
+        user = None if isinstance(uri, str) else uri.user
+        return user if user in self._phones else None
+
+    def _on_invite(self, event: RequestReceived, now: float) -> None:
+        request = event.request
+        callee = self._callee(request)
+        if callee is None:
+            self.layer.send_response(make_response(request, 404), now)
+            return
+        if request.to.tag is not None:  # re-INVITE: we do not renegotiate
+            self.layer.send_response(make_response(request, 488, "Not Acceptable Here"), now)
+            return
+        tag = self.ids.tag()
+        try:
+            dialog = Dialog.from_uas(request, tag)
+        except LocalProtocolError:  # no Contact or From tag: cannot answer within a dialog
+            self.layer.send_response(
+                make_response(request, 400, "Missing Contact or From tag"), now
+            )
+            return
+        call = _IncomingCall(request, event.transaction, dialog)
+        self._incoming[(request.call_id, tag)] = call
+        self.layer.send_response(
+            make_response(request, 180, to_tag=tag, contact=self._contact(callee)), now
+        )
+        if self.config.ring_delay > 0:
+            self._schedule(now + self.config.ring_delay, "answer", call)
+        else:
+            self._answer(call, now)
+
+    def _contact(self, phone: str) -> NameAddr:
+        ip, port = self.config.local
+        return NameAddr(f"sip:{phone}@{ip}:{port}")
+
+    def _answer(self, call: _IncomingCall, now: float) -> None:
+        if call.answered:
+            return
+        call.answered = True
+        callee = call.dialog.local_uri.split(":", 1)[1].split("@", 1)[0]
+        ip = self.config.local[0]
+        body = SDP_TEMPLATE.format(session=next(self._seq), ip=ip, port=40002).encode()
+        ok = make_response(
+            call.request,
+            200,
+            to_tag=call.dialog.local_tag,
+            contact=self._contact(callee),
+            body=body,
+            content_type="application/sdp",
+        )
+        self.layer.send_response(ok, now)
+        self.counters["calls_answered"] += 1
+        # a caller that never hangs up must not keep the entry forever
+        self._schedule(now + _FORGET_ANSWERED_AFTER, "forget", call)
+
+    def _on_bye(self, event: RequestReceived, now: float) -> None:
+        request = event.request
+        tag = request.to.tag or ""
+        incoming = self._incoming.pop((request.call_id, tag), None)
+        if incoming is not None:
+            self.layer.send_response(make_response(request, 200), now)
+            return
+        outgoing = self._calls.get(request.call_id)
+        if (
+            outgoing is not None
+            and outgoing.dialog is not None
+            and outgoing.dialog.matches(request)
+        ):
+            self.layer.send_response(make_response(request, 200), now)
+            self._finish(outgoing, True, "remote hung up", now)
+            return
+        self.layer.send_response(make_response(request, 481), now)
+
+    def _on_cancel(self, event: RequestReceived, now: float) -> None:
+        request = event.request
+        for key, call in list(self._incoming.items()):
+            if key[0] == request.call_id and not call.answered:
+                self.layer.send_response(make_response(request, 200), now)
+                self.layer.send_response(make_response(call.request, 487, to_tag=key[1]), now)
+                del self._incoming[key]
+                return
+        self.layer.send_response(make_response(request, 481), now)
+
+    # -- dispatch --------------------------------------------------------------------------
+
+    def _dispatch(self, event: object, now: float) -> None:
+        if isinstance(event, ResponseReceived):
+            kind, subject = event.transaction.context
+            if kind == "invite":
+                self._on_invite_response(subject, event, now)
+            elif kind == "bye":
+                self._on_bye_response(subject, event.response, now)
+            elif kind == "register":
+                self._on_register_response(subject, event.response, now)
+        elif isinstance(event, RequestReceived):
+            self._on_request(event, now)
+        elif isinstance(event, AckReceived):
+            incoming = self._incoming.get((event.request.call_id, event.request.to.tag or ""))
+            if incoming is not None:
+                incoming.confirmed = True
+        elif isinstance(event, TransactionTimedOut):
+            self._on_timeout(event, now)
+        elif isinstance(event, MalformedDatagram):
+            self.counters["malformed"] += 1
+            self._events.append(MalformedInput(event.reason, event.source, event.size))
+        elif isinstance(event, StrayResponse):
+            self.counters["stray_responses"] += 1
+
+    def _on_timeout(self, event: TransactionTimedOut, now: float) -> None:
+        tx = event.transaction
+        if isinstance(tx, ClientTransaction) and tx.context is not None:
+            kind, subject = tx.context
+            if kind == "register":
+                self._registration_done(subject, False, f"timeout (timer {event.timer})", now)
+            elif kind in ("invite", "bye"):
+                what = "INVITE" if kind == "invite" else "BYE"
+                self._finish(subject, False, f"{what} timeout (timer {event.timer})", now)
+        elif isinstance(tx, ServerTransaction) and tx.last_response is not None:
+            # our 2xx (timer L) or negative answer (timer H) was never acknowledged: forget it
+            self._incoming.pop((tx.request.call_id, tx.last_response.to.tag or ""), None)
+
+    def _fire(self, kind: str, subject: Any, now: float) -> None:
+        handlers: dict[str, Callable[[Any, float], None]] = {
+            "bye": self._send_bye,
+            "answer": self._answer,
+            "reregister": lambda registration, t: self.register(registration.phone, t),
+            "call_timeout": self._call_timeout,
+            "forget": self._forget,
+        }
+        handlers[kind](subject, now)
+
+    def _forget(self, call: _IncomingCall, _now: float) -> None:
+        self._incoming.pop((call.request.call_id, call.dialog.local_tag), None)
+
+    def _call_timeout(self, call: _OutgoingCall, now: float) -> None:
+        if not call.done and call.record.ok_at is None:
+            self._finish(call, False, f"no final answer within {self.config.call_timeout:g} s", now)
