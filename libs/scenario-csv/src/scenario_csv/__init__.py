@@ -1,10 +1,10 @@
 """The scenario CSV formats: typed rows, streaming readers and writers, and the validator.
 
-    from scenario_csv import validate
-    run = validate(open("scenario.csv"))
-    for defect in run:
-        print(defect)            # line 12: caller: '700' is not zero-padded: ...
-    print(run.summary.rows, run.summary.pods_needed)
+from scenario_csv import validate
+run = validate(open("scenario.csv"))
+for defect in run:
+    print(defect)            # line 12: caller: '700' is not zero-padded: ...
+print(run.summary.rows, run.summary.pods_needed)
 """
 
 from scenario_csv.convert import main_to_ten_minute, ten_minute_to_main

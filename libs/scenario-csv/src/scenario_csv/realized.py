@@ -67,6 +67,7 @@ class RealizedRateCheck:
         self._window = _Window()
         self._total = _Window()
         self._previous: tuple[int, float] | None = None  # (second, rate) closed last
+        self._windows = 0
 
     def close_second(
         self,
@@ -127,7 +128,7 @@ class RealizedRateCheck:
             return []
         defects = self._close_window()
         total = self._total
-        if total.first_second >= 0:
+        if self._windows > 1:  # with one window it is the whole file, tested already
             defect = self._test(total, "the whole file")
             if defect is not None:
                 defects.append(defect)
@@ -149,6 +150,7 @@ class RealizedRateCheck:
         window, self._window = self._window, _Window()
         if window.first_second < 0:
             return []
+        self._windows += 1
         defect = self._test(window, f"seconds {window.first_second}-{window.last_second}")
         return [] if defect is None else [defect]
 
@@ -180,7 +182,8 @@ class RealizedRateCheck:
         longest = (
             1000 / slowest * (1 + DETERMINISTIC_WAIT_TOLERANCE) + 1 if slowest > 0 else math.inf
         )
-        where = f"at {min(rates):g}-{max(rates):g}/s around second {second}"
+        span = f"{slowest:g}/s" if slowest == fastest else f"{slowest:g}-{fastest:g}/s"
+        where = f"at {span} around second {second}"
         allowed = f"1000/rate allows {max(shortest, 0):.0f}-{longest:.0f} ms"
         defects: list[Defect] = []
         if waits.low >= 0 and waits.low < shortest:

@@ -97,7 +97,8 @@ class Validation(Iterator[Defect]):
             wanted = " or ".join(repr(h) for h in HEADERS.values())
             yield Defect(1, "header", f"expected {wanted}, got {text[:80]!r}")
             fmt = _guess_format(text)
-            rows = _chain(first, numbered)  # the first line may be a row of a headerless file
+            if any(part.strip().isdigit() for part in text.split(SEPARATOR)):
+                rows = _chain(first, numbered)  # a headerless file: line 1 is a row
         self.summary.format = fmt
         if fmt is ScenarioFormat.MAIN:
             yield from self._main(_rows_only(rows))
@@ -130,7 +131,8 @@ class Validation(Iterator[Defect]):
         lo, hi, elapsed = -_FAR, _FAR, 0
         alt: tuple[int, int] | None = None
         first_second = -1
-        last_second, last_second_line, second_text = -1, 0, ""
+        last_second, last_second_line = -1, 0
+        second_text, parsed_second = "", -1  # the last seconds field parsed, and its value
         rate_text, rate = "", -1.0
         # the second being counted
         cur_second, cur_count, cur_rate, cur_line, cur_rate_text = -1, 0, 0.0, 0, ""
@@ -168,12 +170,12 @@ class Validation(Iterator[Defect]):
                 second = -1
                 try:
                     second = parse_count(sec_text, "seconds")
-                    second_text = sec_text
+                    second_text, parsed_second = sec_text, second
                 except FieldError as exc:
                     yield Defect(number, "seconds_since_start", str(exc))
                     second_text = ""
             else:
-                second = last_second
+                second = parsed_second
 
             if r_text != rate_text:
                 try:
@@ -207,7 +209,8 @@ class Validation(Iterator[Defect]):
                     else:
                         yield _timeline(number, second, lo + elapsed, hi + elapsed)
                         alt = (base, base + 999)
-                    if second != last_second:
+                        base = -_FAR  # a suspect second: later rows are not held to it
+                    if second != last_second and base > -_FAR:
                         last_second, last_second_line = second, number
 
             if second >= 0 and rate >= 0:
@@ -313,7 +316,7 @@ class Validation(Iterator[Defect]):
                     f"{row_slot}, but milliseconds {ms} fall in ten-minute slot "
                     f"{ms // TEN_MINUTES_MS}",
                 )
-                row_slot = None
+                row_slot = ms // TEN_MINUTES_MS  # counted where its time puts it
 
             calls = _count_or_none(calls_text)
             if calls is None:
