@@ -77,21 +77,25 @@ class RealizedRateCheck:
         first_line: int,
         waits: SecondWaits | None,
         following: tuple[int, float] | None,
+        covered: float = 1.0,
     ) -> list[Defect]:
-        """Account for a closed second; `following` is the next second with rows and its rate."""
+        """Account for a closed second; `following` is the next second with rows and its rate,
+        `covered` the part of the second before the scenario's end (the last one may be cut)."""
         if self.mode == "off":
             return []
         defects: list[Defect] = []
-        self._add(self._window, second, count, rate, first_line, 1)
-        self._add(self._total, second, count, rate, first_line, 1)
+        expected = rate * covered
+        self._add(self._window, second, count, expected, first_line, 1)
+        self._add(self._total, second, count, expected, first_line, 1)
         if self.mode == "deterministic":
-            if abs(count - rate) > DETERMINISTIC_COUNT_TOLERANCE:
+            if abs(count - expected) > DETERMINISTIC_COUNT_TOLERANCE:
                 defects.append(
                     Defect(
                         first_line,
                         FIELD,
-                        f"second {second} has {count} invites but declares {rate:g}/s "
-                        "(deterministic spacing keeps the count within 2 of the rate)",
+                        f"second {second} has {count} invites but declares {rate:g}/s"
+                        + (f" for {covered:.3g} s" if covered < 1 else "")
+                        + " (deterministic spacing keeps the count within 2 of the rate)",
                     )
                 )
             if waits is not None:

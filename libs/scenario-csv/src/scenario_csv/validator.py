@@ -249,7 +249,12 @@ class Validation(Iterator[Defect]):
                 lo, hi, elapsed, alt = -_FAR, _FAR, 0, None
 
         if cur_second >= 0:
-            yield from rates.close_second(cur_second, cur_count, cur_rate, cur_line, waits, None)
+            # the last wait ends the scenario, maybe within the last second
+            end_ms = lo + elapsed if lo > -_FAR else (cur_second + 1) * 1000
+            covered = min(1.0, max(0.001, (end_ms - cur_second * 1000) / 1000))
+            yield from rates.close_second(
+                cur_second, cur_count, cur_rate, cur_line, waits, None, covered
+            )
             peak_count = max(peak_count, cur_count)
         yield from rates.finish()
         summary.rows = n_rows

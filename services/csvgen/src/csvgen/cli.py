@@ -135,6 +135,14 @@ def _pydantic_message(error: ValidationError, names: dict[str, str]) -> str:
     return "; ".join(messages)
 
 
+def _json_message(error: ValidationError) -> str:
+    """Pydantic's errors with the JSON path of each field (for --spec files, settings)."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in item['loc']) or 'body'}: {item['msg']}"
+        for item in error.errors()
+    )
+
+
 def _parse_squares(text: str) -> list[int] | None:
     if text.strip().lower() == "all":
         return None
@@ -294,7 +302,7 @@ def generate(
             try:
                 request = GenerateRequest.model_validate_json(spec.read_text(encoding="utf-8"))
             except ValidationError as exc:
-                _fail(f"{spec}: {_pydantic_message(exc, {})}")
+                _fail(f"{spec}: {_json_message(exc)}")
         else:
             request = _build(shape, shape_given, plan_given)
         scenario = Scenario(request)
@@ -497,7 +505,7 @@ def serve(
     try:
         settings = Settings()
     except ValidationError as exc:
-        _fail(_pydantic_message(exc, {}))
+        _fail(f"settings: {_json_message(exc)}")
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

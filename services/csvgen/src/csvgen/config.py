@@ -31,7 +31,9 @@ class Settings(BaseSettings):
             raise MilanoError(f"{name!r}: give a file name from the data directory, no path")
         path = self.data_dir / name
         if not path.is_file():
-            available = sorted(p.name for p in self.data_dir.glob("*") if p.is_file())
+            available = sorted(
+                p.name for p in self.data_dir.glob("*") if p.is_file() and p.suffix != ".md"
+            )
             raise MilanoError(
                 f"{name!r} is not in the data directory (CSVGEN_DATA_DIR); it holds: "
                 + (", ".join(available) or "nothing")

@@ -58,6 +58,8 @@ class RateShape:
     ) -> RateShape:
         """Through (time, rate) points: `hold` keeps each rate until the next point, `linear`
         joins them; before the first and after the last point the rate is held."""
+        if not duration_s > 0:
+            raise ShapeError(f"duration must be > 0 seconds, not {duration_s}")
         t = np.asarray(times, dtype=np.float64)
         r = np.asarray(rates, dtype=np.float64)
         if len(t) == 0 or len(t) != len(r):
@@ -117,8 +119,9 @@ class RateShape:
         # b/2 tau^2 + a tau - d = 0, in the form that is stable for b -> 0
         root = np.sqrt(np.maximum(a * a + 2 * b * d, 0.0))
         denominator = a + root
-        with np.errstate(divide="ignore", invalid="ignore"):
-            tau = np.where(denominator > 0, 2 * d / denominator, 0.0)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            tau = np.where(b == 0, d / a, 2 * d / denominator)
+        tau = np.where(np.isfinite(tau), tau, 0.0)  # nothing to integrate: stay at the start
         return self.starts[i] + tau
 
     def second_rates(self, seconds: npt.ArrayLike) -> FloatArray:
