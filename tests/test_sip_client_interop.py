@@ -3,6 +3,7 @@ callee pod through the real Kamailio load balancer and proxies, over a lossy lin
 
 from __future__ import annotations
 
+import asyncio
 import random
 import socket
 import subprocess
@@ -12,10 +13,21 @@ from pathlib import Path
 
 import httpx
 import pytest
+import websockets
 from support import ClientProcess, SipSystem, start_sip_client, wait_for
 
 from testbed.local import processes
 from testbed.sipp import SippRunner
+from testbed_messages import (
+    CallRecordMessage,
+    Hello,
+    Invite,
+    Refused,
+    Stats,
+    Welcome,
+    decode_client,
+    encode,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -231,3 +243,74 @@ def test_malformed_datagrams_are_counted_and_calls_carry_on(
     for pod in (caller, callee):
         assert "sip_malformed_datagrams_total 3.0" in http.get(f"{pod.url}/metrics").text
         assert "malformed datagram" in pod.log.read_text()
+
+
+def test_controller_link_hello_commands_stats_and_reconnect(
+    tmp_path: Path, pods: list[ClientProcess], http: httpx.Client
+):
+    """A stand-in controller (a plain websockets server) drives the pod: hello, invites, stats,
+    call events; after the server drops the connection the pod comes back, and a refusal is
+    reported on /health."""
+
+    import websockets
+
+    sipp = SippRunner(tmp_path / "sipp")
+    uas = sipp.start_uas("127.0.0.1", 5194)
+    seen: dict[str, list[object]] = {"hello": [], "stats": [], "call": []}
+
+    async def scenario() -> None:
+        connections = 0
+        done = asyncio.Event()
+
+        async def handler(ws: websockets.ServerConnection) -> None:
+            nonlocal connections
+            connections += 1
+            hello = decode_client(await ws.recv())
+            assert isinstance(hello, Hello)
+            seen["hello"].append(hello)
+            if connections == 1:
+                await ws.send(encode(Welcome(pod=hello.pod)))
+                for n in range(3):
+                    await ws.send(
+                        encode(Invite(caller=f"30{n:02d}", callee="0100", hold_ms=50, seq=n))
+                    )
+                await ws.send('{"type": "invite", "caller": "700"}')  # malformed: must be ignored
+                while len(seen["call"]) < 3 or not seen["stats"]:
+                    message = decode_client(await ws.recv())
+                    seen["stats" if isinstance(message, Stats) else "call"].append(message)
+                await ws.close()  # the pod must reconnect
+            else:
+                await ws.send(encode(Refused(reason="pod 30 is already connected")))
+                done.set()
+
+        async with websockets.serve(handler, "127.0.0.1", 8196):
+            pod = start_sip_client(
+                tmp_path,
+                "30",
+                3,
+                ("127.0.0.1", 5195),
+                8195,
+                "127.0.0.1:5194",
+                SCENARIO_CONTROLLER_URL="ws://127.0.0.1:8196/ws",
+                STATS_INTERVAL_SECONDS="0.2",
+            )
+            pods.append(pod)
+            await asyncio.wait_for(done.wait(), timeout=30)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        processes.stop(uas)
+    assert [h.pod for h in seen["hello"]] == ["30", "30"]  # type: ignore[attr-defined]
+    calls = [c for c in seen["call"] if isinstance(c, CallRecordMessage)]
+    assert sorted(c.caller for c in calls) == ["3000", "3001", "3002"]
+    assert all(c.outcome == "succeeded" for c in calls)
+    last = seen["stats"][-1]
+    assert isinstance(last, Stats)
+    assert last.phones == 3
+    wait_for(
+        lambda: http.get(f"{pods[0].url}/health").json()["controller"]["refused"] is not None,
+        10,
+        "refusal shown",
+    )
+    assert "already connected" in http.get(f"{pods[0].url}/health").json()["controller"]["refused"]

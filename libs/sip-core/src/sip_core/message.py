@@ -81,10 +81,20 @@ class Message(abc.ABC):
 
     @property
     def top_via(self) -> Via:
-        vias = self.via
-        if not vias:
-            raise ParseError("Via: missing")
-        return vias[0]
+        """The first Via (transactions match on it); parsed without parsing the others."""
+        if "via" in self._cache:
+            vias: tuple[Via, ...] = self._cache["via"]
+            if not vias:
+                raise ParseError("Via: missing")
+            return vias[0]
+        top = self._cache.get("top_via")
+        if top is None:
+            first = self.headers.get("via")
+            if first is None:
+                raise ParseError("Via: missing")
+            top = parse_via(split_list(first, "Via")[0])
+            self._cache["top_via"] = top
+        return top
 
     @property
     def from_(self) -> NameAddr:
@@ -282,7 +292,8 @@ def _validate(message: Request | Response) -> None:
         raise ParseError(
             f"CSeq method {cseq.method} does not match request method {message.method}"
         )
-    _ = message.via, message.from_, message.to, message.max_forwards
+    # the top Via is what a UA needs; the others are parsed when someone asks for `via`
+    _ = message.top_via, message.from_, message.to, message.max_forwards
     for key in ("contact", "route", "record-route"):
         if counts[key]:
             message._cached(key)

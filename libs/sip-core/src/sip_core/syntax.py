@@ -6,6 +6,7 @@ unbalanced quotes, spaces inside <>), liberal about linear white space where it 
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -17,6 +18,9 @@ MAX_CSEQ = 2**31 - 1
 
 
 def is_token(text: str) -> bool:
+    # most tokens are plain alphanumerics (tags, branches, method names): skip the regex
+    if text.isalnum() and text.isascii():
+        return True
     return bool(_TOKEN.match(text))
 
 
@@ -133,7 +137,7 @@ def format_params(params: dict[str, str | None]) -> str:
     for name, value in params.items():
         if value is None:
             out.append(f";{name}")
-        elif value and all(is_token(part) for part in value.split(":")):
+        elif value and (value.isalnum() or all(is_token(part) for part in value.split(":"))):
             out.append(f";{name}={value}")
         else:
             escaped = value.replace("\\", "\\\\").replace('"', '\\"')
@@ -165,7 +169,30 @@ _HOSTPORT = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-.]+)(?::(\d{1,5}))?$")
 
 
 def parse_uri(text: str, header: str) -> SipUri | str:
-    """A sip:/sips: URI as SipUri; any other absolute URI is returned as text (tel:, mailto:)."""
+    """A sip:/sips: URI as SipUri; any other absolute URI is returned as text (tel:, mailto:).
+
+    The result is shared between equal texts (URIs repeat from message to message): treat it
+    as read-only.
+    """
+    try:
+        return _parse_uri_cached(text)
+    except _UriError as exc:
+        raise ParseError(f"{header}: {exc}") from None
+
+
+class _UriError(Exception):
+    pass
+
+
+@functools.lru_cache(maxsize=8192)
+def _parse_uri_cached(text: str) -> SipUri | str:
+    try:
+        return _parse_uri(text, "URI")
+    except ParseError as exc:
+        raise _UriError(exc.reason.removeprefix("URI: ")) from None
+
+
+def _parse_uri(text: str, header: str) -> SipUri | str:
     if not text or any(c in text for c in " \t\r\n<>"):
         raise ParseError(f"{header}: malformed URI {text!r}")
     scheme, colon, rest = text.partition(":")

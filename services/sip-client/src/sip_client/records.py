@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 
-@dataclass
+@dataclass(slots=True)
 class CallRecord:
     """One call as the caller saw it. Times are Unix seconds.
 
