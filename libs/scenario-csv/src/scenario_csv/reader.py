@@ -6,6 +6,7 @@ is the tool that lists every defect).
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, NoReturn, TypeVar
 
@@ -31,19 +32,20 @@ def text_lines(stream: IO[bytes], max_length: int = MAX_LINE_LENGTH) -> Iterator
 
     Bytes that are not UTF-8 become U+FFFD (so the field holding them is reported, with its
     line, instead of the whole file failing); a line longer than `max_length` is cut to
-    `max_length + 1` characters so that a validator sees it is too long.
+    `max_length + 1` characters (the rest is skipped) so that a validator sees it is too long.
+    The stream is left open.
     """
-    limit = max_length * 4 + 8  # UTF-8 needs at most 4 bytes a character
-    while True:
-        chunk = stream.readline(limit)
-        if not chunk:
-            return
-        if not chunk.endswith(b"\n") and len(chunk) >= limit:
-            while True:  # drop the rest of the over-long line
-                rest = stream.readline(limit)
-                if not rest or rest.endswith(b"\n"):
-                    break
-        yield chunk.decode("utf-8", errors="replace")[: max_length + 1]
+    text = io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline="\n")
+    readline = text.readline
+    limit = max_length + 1
+    try:
+        while line := readline(limit):
+            if len(line) == limit and not line.endswith("\n"):
+                while (rest := readline(1 << 16)) and not rest.endswith("\n"):
+                    pass
+            yield line
+    finally:
+        text.detach()  # do not close the caller's stream
 
 
 def _numbered(lines: Iterable[str]) -> Iterator[tuple[int, str]]:

@@ -85,27 +85,28 @@ class Validation(Iterator[Defect]):
         return self
 
     def _run(self, lines: Iterator[str]) -> Iterator[Defect]:
-        numbered = _numbered(lines, self.options.max_line_length)
-        first = next(numbered, None)
+        max_length = self.options.max_line_length
+        first = next(lines, None)
         if first is None:
             yield Defect(1, "header", "the file is empty")
             return
-        number, text = first
+        text = first.rstrip("\r\n")
         fmt = detect_format(text)
-        rows: Iterator[tuple[int, str]] = numbered
+        start = 2
         if fmt is None:
             wanted = " or ".join(repr(h) for h in HEADERS.values())
             yield Defect(1, "header", f"expected {wanted}, got {text[:80]!r}")
             fmt = _guess_format(text)
             if any(part.strip().isdigit() for part in text.split(SEPARATOR)):
-                rows = _chain(first, numbered)  # a headerless file: line 1 is a row
+                lines, start = _chain(first, lines), 1  # a headerless file: line 1 is a row
         self.summary.format = fmt
+        rows = _rows(lines, start, max_length)
         if fmt is ScenarioFormat.MAIN:
-            yield from self._main(_rows_only(rows))
+            yield from self._main(rows)
         else:
-            yield from self._ten_minute(_rows_only(rows))
+            yield from self._ten_minute(rows)
         if self.summary.rows == 0:
-            yield Defect(number + 1, "row", "no invites after the header")
+            yield Defect(2, "row", "no invites after the header")
         self._finish_summary()
 
     def _finish_summary(self) -> None:
@@ -377,27 +378,26 @@ def validate(
 _TOO_LONG = "\x00too long"
 
 
-def _numbered(lines: Iterator[str], max_length: int) -> Iterator[tuple[int, str]]:
-    for number, line in enumerate(lines, start=1):
-        line = line.rstrip("\r\n")
-        yield number, (line if len(line) <= max_length else _TOO_LONG)
-
-
-def _chain(first: tuple[int, str], rest: Iterator[tuple[int, str]]) -> Iterator[tuple[int, str]]:
+def _chain(first: str, rest: Iterator[str]) -> Iterator[str]:
     yield first
     yield from rest
 
 
-def _rows_only(numbered: Iterator[tuple[int, str]]) -> Iterator[tuple[int, str]]:
-    """Skip blank lines at the end; earlier ones are rows without fields."""
+def _rows(lines: Iterator[str], start: int, max_length: int) -> Iterator[tuple[int, str]]:
+    """Numbered rows without line ends; blank lines are passed on as "" only when a row
+    follows them (blank lines at the end are fine), over-long ones as _TOO_LONG."""
     blanks: list[int] = []
-    for number, line in numbered:
-        if not line.strip():
+    for number, raw in enumerate(lines, start):
+        line = raw.rstrip("\r\n")
+        if len(line) > max_length:
+            line = _TOO_LONG
+        elif not line or line.isspace():
             blanks.append(number)
             continue
-        for blank in blanks:
-            yield blank, ""
-        blanks.clear()
+        if blanks:
+            for blank in blanks:
+                yield blank, ""
+            blanks.clear()
         yield number, line
 
 

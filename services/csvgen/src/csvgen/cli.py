@@ -9,9 +9,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
@@ -21,6 +19,7 @@ import typer
 from pydantic import ValidationError
 
 from csvgen.errors import CsvgenError
+from csvgen.output import write_file, write_stream
 from csvgen.report import validation_report
 from csvgen.scenario import Scenario, build_shape
 from csvgen.spec import GenerateRequest
@@ -307,48 +306,16 @@ def generate(
             request = _build(shape, shape_given, plan_given)
         scenario = Scenario(request)
         scenario.check_capacity()  # a Poisson burst is refused before anything is written
-        rows = _write_atomically(output, scenario)
+        if output is None:
+            rows = write_stream(scenario, sys.stdout)
+        else:
+            rows = write_file(scenario, output)
         where = output or "stdout"
         typer.echo(
             f"csvgen: {rows} invites, {scenario.shape.duration_s:g} s, peak "
             f"{scenario.shape.peak:g}/s, {request.format.value} format -> {where}",
             err=True,
         )
-
-
-def _write_atomically(output: Path | None, scenario: Scenario) -> int:
-    """Write to a temporary file next to `output` and rename it, so that a failure leaves no
-    half-written scenario behind."""
-    counter = _RowCounter()
-    if output is None:
-        for text in scenario.text():
-            sys.stdout.write(text)
-            counter.add(text)
-        sys.stdout.flush()
-        return counter.rows - 1
-    directory = output.resolve().parent
-    handle, temporary = tempfile.mkstemp(prefix=f".{output.name}.", dir=directory)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes it private; a plain open would not
-    try:
-        with os.fdopen(handle, "w", encoding="ascii", newline="\n") as out:
-            for text in scenario.text():
-                out.write(text)
-                counter.add(text)
-        Path(temporary).replace(output)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return counter.rows - 1
-
-
-class _RowCounter:
-    def __init__(self) -> None:
-        self.rows = 0
-
-    def add(self, text: str) -> None:
-        self.rows += text.count("\n")
 
 
 @contextlib.contextmanager
