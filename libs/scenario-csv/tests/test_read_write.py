@@ -120,8 +120,8 @@ def test_ten_minute_to_main_waits_are_differences():
             "line 3: milliseconds: 4000 goes back",
         ),
         (
-            "ten_minute;milliseconds;calls_in_ten_minutes;caller;callee\n1;5000;1;4600;4700\n",
-            "line 2: ten_minute: 1, but milliseconds 5000",
+            "ten_minute;milliseconds;calls_in_ten_minutes;caller;callee\nx;5000;1;4600;4700\n",
+            "line 2: ten_minute: 'x' is not a whole number",
         ),
     ],
 )

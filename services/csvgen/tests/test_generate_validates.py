@@ -20,6 +20,11 @@ from scenario_csv import (
 MAX_RATE = 150.0
 
 
+def _rate(top):
+    """0 or a rate of at least 0.01/s (no denormal floats)."""
+    return st.one_of(st.just(0.0), st.floats(0.01, top))
+
+
 def _constant():
     return st.fixed_dictionaries(
         {
@@ -46,8 +51,8 @@ def _ramp():
     return st.fixed_dictionaries(
         {
             "kind": st.just("ramp"),
-            "from_rate": st.floats(0, MAX_RATE),
-            "to_rate": st.floats(0, MAX_RATE),
+            "from_rate": _rate(MAX_RATE),
+            "to_rate": _rate(MAX_RATE),
             "duration_s": st.floats(1, 200),
         }
     ).filter(lambda r: r["from_rate"] + r["to_rate"] > 0)
@@ -106,7 +111,25 @@ def test_every_generated_file_passes_validate(request):
     assert summary.phones_per_pod <= request.phones_per_pod
 
 
-@given(requests(shapes=st.one_of(_constant(), _step())))
+def _gentle_ramp():
+    """Ramps whose rate changes by at most 0.02 invites/s per second (the strict check
+    assumes lambda changes little within a second)."""
+    return st.fixed_dictionaries(
+        {
+            "kind": st.just("ramp"),
+            "from_rate": _rate(60),
+            "to_rate": _rate(60),
+            "duration_s": st.floats(1, 3000),
+        }
+    ).filter(
+        lambda r: (
+            r["from_rate"] + r["to_rate"] > 0
+            and abs(r["to_rate"] - r["from_rate"]) <= 0.02 * r["duration_s"]
+        )
+    )
+
+
+@given(requests(shapes=st.one_of(_constant(), _step(), _gentle_ramp())))
 def test_deterministic_files_pass_the_strict_check(request):
     request = request.model_copy(update={"arrivals": "deterministic"})
     run = validate(_text(request).splitlines(True), rate_check="deterministic")

@@ -179,27 +179,47 @@ class RealizedRateCheck:
         adjacent = following is not None and following[0] == second + 1
         if following is not None and adjacent:
             rates.append(following[1])
-        fastest, slowest = max(rates), min(rates)
-        if fastest <= 0:
-            return []
-        shortest = 1000 / fastest * (1 - DETERMINISTIC_WAIT_TOLERANCE) - 1
-        longest = (
-            1000 / slowest * (1 + DETERMINISTIC_WAIT_TOLERANCE) + 1 if slowest > 0 else math.inf
-        )
-        span = f"{slowest:g}/s" if slowest == fastest else f"{slowest:g}-{fastest:g}/s"
-        where = f"at {span} around second {second}"
-        allowed = f"1000/rate allows {max(shortest, 0):.0f}-{longest:.0f} ms"
         defects: list[Defect] = []
-        if waits.low >= 0 and waits.low < shortest:
-            defects.append(self._wait_defect(waits.low_line, waits.low, where, allowed))
-        if waits.high >= 0 and waits.high > longest:
-            defects.append(self._wait_defect(waits.high_line, waits.high, where, allowed))
-        if waits.last >= 0 and following is not None:
-            too_long = adjacent and waits.last > longest
-            if waits.last < shortest or too_long:
-                defects.append(self._wait_defect(waits.last_line, waits.last, where, allowed))
+        # waits from one row of this second to the next row in it
+        shortest, longest = _wait_bounds(rates)
+        allowed = _allowed(shortest, longest)
+        if 0 <= waits.low < shortest:
+            defects.append(_wait_defect(waits.low_line, waits.low, rates, second, allowed))
+        if waits.high > longest:
+            defects.append(_wait_defect(waits.high_line, waits.high, rates, second, allowed))
+        # the last row's wait reaches into the next second with rows (none after the last
+        # row of the file: its wait runs to the scenario's end)
+        if waits.last < 0 or following is None:
+            return defects
+        if not adjacent:
+            # over seconds without rows: lambda in between lies around the rates at both
+            # ends, and a rate of 0 there makes any longer wait right
+            rates = [*rates, following[1]]
+        shortest, longest = _wait_bounds(rates)
+        if not adjacent:
+            longest = math.inf
+        if not shortest <= waits.last <= longest:
+            allowed = _allowed(shortest, longest)
+            defects.append(_wait_defect(waits.last_line, waits.last, rates, second, allowed))
         return defects
 
-    @staticmethod
-    def _wait_defect(line: int, wait: int, where: str, allowed: str) -> Defect:
-        return Defect(line, "wait_before_next_in_ms", f"{wait} ms {where}: {allowed}")
+
+def _wait_bounds(rates: list[float]) -> tuple[float, float]:
+    fastest, slowest = max(rates), min(rates)
+    if fastest <= 0:
+        return -math.inf, math.inf
+    shortest = 1000 / fastest * (1 - DETERMINISTIC_WAIT_TOLERANCE) - 1
+    longest = 1000 / slowest * (1 + DETERMINISTIC_WAIT_TOLERANCE) + 1 if slowest > 0 else math.inf
+    return shortest, longest
+
+
+def _allowed(shortest: float, longest: float) -> str:
+    return f"1000/rate allows {max(shortest, 0):.0f}-{longest:.0f} ms"
+
+
+def _wait_defect(line: int, wait: int, rates: list[float], second: int, allowed: str) -> Defect:
+    slowest, fastest = min(rates), max(rates)
+    span = f"{slowest:g}/s" if slowest == fastest else f"{slowest:g}-{fastest:g}/s"
+    return Defect(
+        line, "wait_before_next_in_ms", f"{wait} ms at {span} around second {second}: {allowed}"
+    )

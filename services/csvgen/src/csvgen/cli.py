@@ -27,6 +27,7 @@ from csvgen.table import read_table
 from scenario_csv import (
     ScenarioError,
     ScenarioFormat,
+    detect_format,
     read_main,
     text_lines,
     validate,
@@ -454,6 +455,17 @@ def convert(
             if output:
                 out.close()
     typer.echo(f"csvgen: {rows} rows -> {output or 'stdout'}", err=True)
+    if to is ScenarioFormat.MAIN and detect_format(_first_line(file)) is ScenarioFormat.TEN_MINUTE:
+        typer.echo(
+            "csvgen: note: arrival_rate_in_s holds each ten-minute slot's mean rate; where the "
+            "rate varies within slots, validate it with --rate-check off",
+            err=True,
+        )
+
+
+def _first_line(path: Path) -> str:
+    with path.open(encoding="utf-8", errors="replace") as lines:
+        return next(lines, "")
 
 
 @app.command()
