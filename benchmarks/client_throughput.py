@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import resource
 import sys
 import tempfile
 import time
@@ -192,15 +191,12 @@ def run_sipp(rates: list[float], seconds: float, workdir: Path, lb: str) -> list
         for rate in rates:
             count = round(rate * seconds)
             uas_before = cpu_seconds(uas.pid)
-            children = resource.getrusage(resource.RUSAGE_CHILDREN)
             started = time.monotonic()
             result = sipp.calls(
                 pairs, lb, "127.0.0.1:5092", rate=rate, count=count, tag=f"sipp-{rate:g}"
             )
             elapsed = time.monotonic() - started
-            after = resource.getrusage(resource.RUSAGE_CHILDREN)
-            uac_cpu = (after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime)
-            cpu = uac_cpu + cpu_seconds(uas.pid) - uas_before
+            cpu = result.cpu_seconds + cpu_seconds(uas.pid) - uas_before
             step = Step(
                 rate,
                 count,

@@ -83,10 +83,16 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
 
 
+def _reap_dead(pid: int) -> None:
+    """Collect a child known to be dead (a zombie), so its exit is not reaped later elsewhere."""
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, 0)
+
+
 def stop(handle: ProcessHandle, timeout: float = 10.0) -> bool:
     """SIGTERM, wait, then SIGKILL. Returns True if the process is gone (or was never ours)."""
     if not handle.alive():
-        _reap(handle.pid)
+        _reap_dead(handle.pid)
         return True
     with contextlib.suppress(ProcessLookupError):
         os.kill(handle.pid, signal.SIGTERM)
@@ -94,6 +100,7 @@ def stop(handle: ProcessHandle, timeout: float = 10.0) -> bool:
     while time.monotonic() < deadline:
         _reap(handle.pid)
         if not handle.alive():
+            _reap_dead(handle.pid)
             return True
         time.sleep(0.05)
     with contextlib.suppress(ProcessLookupError):
@@ -101,6 +108,7 @@ def stop(handle: ProcessHandle, timeout: float = 10.0) -> bool:
     for _ in range(100):
         _reap(handle.pid)
         if not handle.alive():
+            _reap_dead(handle.pid)
             return True
         time.sleep(0.05)
     return not handle.alive()

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 import shutil
 import subprocess
+import tempfile
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +47,7 @@ class SippResult:
     # response times in ms per SIPp rtd: 1 = first INVITE -> 407, 2 = authenticated INVITE -> 200
     rtt_ms: dict[int, list[float]] = field(default_factory=dict)
     errors: str = ""
+    cpu_seconds: float = 0.0  # user + system CPU of the sipp process
 
     @property
     def attempted(self) -> int:
@@ -55,6 +59,26 @@ def _sipp_binary() -> str:
     if not found:
         raise SippError("sipp not found: install the sip-tester package (scripts/setup.sh)")
     return found
+
+
+def _run_measured(argv: list[str], cwd: Path, timeout: float) -> tuple[int, str, float]:
+    """Run to completion; (exit status, stderr, CPU seconds of that very process)."""
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=err)
+        deadline = time.monotonic() + timeout
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.monotonic() > deadline:
+                proc.kill()
+                proc.wait()
+                raise subprocess.TimeoutExpired(argv, timeout)
+            time.sleep(0.05)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        err.seek(0)
+        stderr = err.read().decode(errors="replace")
+    return proc.returncode, stderr, usage.ru_utime + usage.ru_stime
 
 
 def _auth(user: str, password: str) -> str:
@@ -210,16 +234,14 @@ class SippRunner:
             *(extra or []),
         ]
         try:
-            completed = subprocess.run(
-                argv, cwd=run_dir, capture_output=True, text=True, timeout=timeout + 30, check=False
-            )
+            returncode, stderr, cpu = _run_measured(argv, run_dir, timeout + 30)
         except subprocess.TimeoutExpired as exc:
             raise SippError(f"sipp {scenario} did not finish within {timeout + 30:.0f} s") from exc
-        if completed.returncode not in (0, 1) or not stat_file.exists():
-            raise SippError(
-                f"sipp {scenario} exited {completed.returncode}: {completed.stderr.strip()[-2000:]}"
-            )
-        return self._read(run_dir, completed.returncode)
+        if returncode not in (0, 1) or not stat_file.exists():
+            raise SippError(f"sipp {scenario} exited {returncode}: {stderr.strip()[-2000:]}")
+        result = self._read(run_dir, returncode)
+        result.cpu_seconds = cpu
+        return result
 
     @staticmethod
     def _read(run_dir: Path, returncode: int) -> SippResult:

@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     sync_timeout_seconds: float = Field(10.0, ge=0)
     health_check_interval_seconds: float = Field(2.0, gt=0)
     health_failure_threshold: int = Field(3, ge=1)
+    # a frozen proxy still accepts TCP connections (the kernel does that): keep this short
+    health_check_timeout_seconds: float = Field(1.0, gt=0)
     rpc_timeout_seconds: float = Field(5.0, gt=0)
 
     sip_controller_host: str = "127.0.0.1"

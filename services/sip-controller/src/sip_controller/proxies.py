@@ -184,7 +184,7 @@ class ProxyService:
     async def is_healthy(self, http_url: str) -> bool:
         try:
             response = await self._http.get(
-                f"{http_url}/health", timeout=self._settings.rpc_timeout_seconds
+                f"{http_url}/health", timeout=self._settings.health_check_timeout_seconds
             )
         except httpx.HTTPError:
             return False
