@@ -1,0 +1,25 @@
+"""Settings from the environment (the same names locally, in compose and in the chart)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_STATE = Path.home() / ".local" / "state" / "ims-testbed" / "scenario-controller"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
+
+    scenario_controller_host: str = "127.0.0.1"
+    scenario_controller_port: int = Field(8001, gt=0, lt=65536)
+    scenario_dir: Path = _STATE / "scenarios"
+    runs_dir: Path = _STATE / "runs"
+    # where to cross-check registrations (GET /registrations); empty: do not
+    sip_controller_url: str = "http://127.0.0.1:8000"
+    pairing_convention: bool = Field(True, description="enforce even pod -> next odd pod on upload")
+    default_hold_ms: int = Field(0, ge=0)
+    progress_interval_seconds: float = Field(1.0, gt=0)
+    log_level: str = "info"

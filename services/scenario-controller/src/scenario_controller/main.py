@@ -1,0 +1,54 @@
+"""Application factory: hub, store and the progress publisher start in the lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import httpx
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import CollectorRegistry
+from prometheus_fastapi_instrumentator import Instrumentator
+
+from scenario_controller import __version__
+from scenario_controller.api.routes import clients, health, panel, runs, scenarios
+from scenario_controller.config import Settings
+from scenario_controller.metrics import ControllerMetrics
+from scenario_controller.state import Controller
+
+
+def create_app(
+    settings: Settings | None = None, registry: CollectorRegistry | None = None
+) -> FastAPI:
+    settings = settings or Settings()
+    registry = registry or CollectorRegistry()
+    metrics = ControllerMetrics(registry)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with httpx.AsyncClient() as http:
+            controller = Controller(settings, metrics, http)
+            app.state.controller = controller
+            publisher = asyncio.create_task(controller.publish_forever())
+            try:
+                yield
+            finally:
+                publisher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await publisher
+                for run in controller.runs.values():
+                    run.stop()
+
+    app = FastAPI(title="scenario-controller", version=__version__, lifespan=lifespan)
+    app.include_router(health.router)
+    app.include_router(clients.router)
+    app.include_router(scenarios.router)
+    app.include_router(runs.router)
+    app.include_router(panel.router)
+    app.mount("/static", StaticFiles(directory=panel.PANEL), name="static")
+    Instrumentator(registry=registry, excluded_handlers=["/metrics"]).instrument(app).expose(
+        app, include_in_schema=False
+    )
+    return app

@@ -1,0 +1,127 @@
+"""Everything the routes share, created in the lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+from fastapi import WebSocket
+
+from scenario_controller.config import Settings
+from scenario_controller.hub import ClientHub
+from scenario_controller.metrics import ControllerMetrics
+from scenario_controller.progress import ProgressTracker
+from scenario_controller.runner import ScenarioRun
+from scenario_controller.store import ScenarioStore
+from testbed_messages import RegisterAll, encode
+
+log = logging.getLogger(__name__)
+
+
+class RunConflict(Exception):
+    pass
+
+
+class Controller:
+    def __init__(
+        self, settings: Settings, metrics: ControllerMetrics, http: httpx.AsyncClient
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.http = http
+        self.hub = ClientHub()
+        self.store = ScenarioStore(settings.scenario_dir, settings.pairing_convention)
+        settings.runs_dir.mkdir(parents=True, exist_ok=True)
+        self.runs: dict[str, ScenarioRun] = {}
+        self.current: ScenarioRun | None = None
+        self.progress = ProgressTracker(self.hub)
+        self.panels: set[WebSocket] = set()
+        self.register_requested_at: float | None = None
+        metrics.clients.set_function(lambda: self.hub.connected)
+
+    # -- commands --------------------------------------------------------------------------
+
+    def register_all(self) -> list[str]:
+        self.register_requested_at = time.time()
+        return self.hub.broadcast(encode(RegisterAll()))
+
+    def start(self, scenario: str, speed: float, hold_ms: int | None) -> ScenarioRun:
+        if self.current is not None and self.current.active:
+            raise RunConflict(f"run {self.current.run_id} is {self.current.state}: stop it first")
+        stored = self.store.get(scenario)  # raises UnknownScenario
+        run_id = time.strftime("%Y%m%d-%H%M%S") + f"-{stored.name}"
+        lines: Iterator[str] = self.store.lines(stored.name)
+        run = ScenarioRun(
+            run_id,
+            stored.name,
+            lines,
+            self.hub,
+            self.metrics,
+            self.settings.runs_dir / f"{run_id}.csv",
+            speed,
+            self.settings.default_hold_ms if hold_ms is None else hold_ms,
+            stored.rows,
+            stored.duration_s,
+        )
+        self.runs[run_id] = run
+        self.current = run
+        log.info("run %s: scenario %s at speed %g", run_id, stored.name, speed)
+        return run
+
+    # -- registrations, as the sip-controller sees them ----------------------------------
+
+    async def registered_by_pod(self) -> tuple[dict[str, int], str | None]:
+        if not self.settings.sip_controller_url:
+            return {}, "SIP_CONTROLLER_URL not set"
+        try:
+            response = await self.http.get(
+                f"{self.settings.sip_controller_url}/registrations", timeout=5
+            )
+            response.raise_for_status()
+            users = response.json()["users"]
+        except (httpx.HTTPError, KeyError, ValueError) as exc:
+            return {}, f"sip-controller: {exc}"
+        counts: dict[str, int] = {}
+        for user in users:
+            counts[user[:2]] = counts.get(user[:2], 0) + 1
+        return counts, None
+
+    # -- the panel's live feed -----------------------------------------------------------
+
+    async def publish_forever(self) -> None:
+        while True:
+            snapshot = self.progress.tick(self.current)
+            text = json.dumps(snapshot)
+            for socket in list(self.panels):
+                try:
+                    await asyncio.wait_for(socket.send_text(text), timeout=2)
+                except Exception:  # a closed or stuck browser: forget it
+                    self.panels.discard(socket)
+            await asyncio.sleep(self.settings.progress_interval_seconds)
+
+    async def serve_panel(self, socket: WebSocket) -> None:
+        await socket.accept()
+        self.panels.add(socket)
+        try:
+            await socket.send_text(json.dumps(self.progress.snapshot(self.current)))
+            while True:
+                await socket.receive_text()  # the panel only listens; this notices the close
+        except Exception:
+            pass
+        finally:
+            self.panels.discard(socket)
+            with contextlib.suppress(Exception):
+                await socket.close()
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "pods": self.hub.connected,
+            "scenarios": len(self.store.all()),
+            "run": self.current.view() if self.current else None,
+        }
