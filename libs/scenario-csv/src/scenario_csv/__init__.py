@@ -20,7 +20,7 @@ from scenario_csv.formats import (
     format_rate,
 )
 from scenario_csv.ids import PARTNERS, VALID_IDS, partner_of, phone_id
-from scenario_csv.reader import detect, read_main, read_ten_minute, text_lines
+from scenario_csv.reader import read_main, read_ten_minute, text_lines
 from scenario_csv.realized import RateCheck
 from scenario_csv.rows import ScenarioRow, TenMinuteRow
 from scenario_csv.validator import ScenarioSummary, Validation, ValidationOptions, validate
@@ -44,7 +44,6 @@ __all__ = [
     "TenMinuteRow",
     "Validation",
     "ValidationOptions",
-    "detect",
     "detect_format",
     "format_rate",
     "main_line",

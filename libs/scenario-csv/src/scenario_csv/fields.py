@@ -30,6 +30,6 @@ def parse_rate(text: str) -> float:
         value = float(text)
     except ValueError:
         raise FieldError(f"{text!r} is not a number") from None
-    if not text.strip() == text or not math.isfinite(value) or value < 0:
+    if text != text.strip() or not math.isfinite(value) or value < 0:
         raise FieldError(f"{text!r} is not a finite rate >= 0")
     return value

@@ -115,22 +115,6 @@ class _Rows:
             )
 
 
-def detect(lines: Iterable[str]) -> tuple[ScenarioFormat, Iterator[str]]:
-    """The format of a scenario and an iterator over all its lines (header included)."""
-    iterator = iter(lines)
-    first = next(iterator, "")
-    fmt = detect_format(first)
-    if fmt is None:
-        _Rows([first], None)  # raises the header defect
-    assert fmt is not None
-
-    def again() -> Iterator[str]:
-        yield first
-        yield from iterator
-
-    return fmt, again()
-
-
 def read_main(lines: Iterable[str], source: str | None = None) -> Iterator[ScenarioRow]:
     """Rows of either format as main-format rows (the ten_minute variant is converted)."""
     rows = _Rows(lines, source)

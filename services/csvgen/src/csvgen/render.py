@@ -48,6 +48,7 @@ def _runs(values: IntArray) -> tuple[IntArray, IntArray]:
 class MainRenderer:
     def __init__(self, shape: RateShape, pairs: list[tuple[str, str]]) -> None:
         self.shape = shape
+        self._pair_list = pairs
         self._pairs = [f"{caller}{SEPARATOR}{callee}{SEPARATOR}" for caller, callee in pairs]
         self._rate_texts: dict[float, str] = {}
 
@@ -79,7 +80,7 @@ class MainRenderer:
 
     def rows(self, chunk: ScheduleChunk) -> Iterator[ScenarioRow]:
         """The same rows as objects (slow; for library users and tests)."""
-        pairs = [p.split(SEPARATOR)[:2] for p in self._pairs]
+        pairs = self._pair_list
         seconds = chunk.at_ms // 1000
         rates = self.shape.second_rates(seconds)
         for i, (at_ms, wait, rate) in enumerate(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TextIO
 
 from csvgen.assignment import HoldTimeGuard, PhonePlan
 from csvgen.errors import ShapeError
@@ -98,10 +97,6 @@ class Scenario:
         for chunk in self.schedule():
             yield ten.render(chunk)
         yield ten.finish()
-
-    def write(self, out: TextIO) -> None:
-        for text in self.text():
-            out.write(text)
 
     def rows(self) -> Iterator[ScenarioRow]:
         """Main-format rows as objects (slow; the text path is the fast one)."""
