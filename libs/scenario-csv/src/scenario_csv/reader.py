@@ -6,6 +6,7 @@ is the tool that lists every defect).
 
 from __future__ import annotations
 
+import contextlib
 import io
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, NoReturn, TypeVar
@@ -44,7 +45,8 @@ def text_lines(stream: IO[bytes], max_length: int = MAX_LINE_LENGTH) -> Iterator
                     pass
             yield line
     finally:
-        text.detach()  # do not close the caller's stream
+        with contextlib.suppress(ValueError):  # the caller may have closed it already
+            text.detach()  # so that closing the wrapper does not close the caller's stream
 
 
 def _numbered(lines: Iterable[str]) -> Iterator[tuple[int, str]]:

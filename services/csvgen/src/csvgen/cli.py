@@ -116,6 +116,8 @@ def _user_errors() -> Iterator[None]:
         yield
     except (CsvgenError, ScenarioError) as exc:
         _fail(str(exc))
+    except BrokenPipeError:
+        raise  # `csvgen generate | head`: click ends quietly
     except OSError as exc:
         _fail(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
 
