@@ -6,10 +6,11 @@ ten_minute variant), never from sleeping one wait after another, so a run cannot
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from scenario_csv import ScenarioFormat, detect, read_main, read_ten_minute
+from scenario_csv import ScenarioFormat, detect_format, read_main, read_ten_minute
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,8 +27,11 @@ class Due:
 
 def timeline(lines: Iterable[str], source: str | None = None) -> Iterator[Due]:
     """The invites of a scenario file, in order, streaming (bounded memory)."""
-    fmt, all_lines = detect(lines)
-    if fmt is ScenarioFormat.MAIN:
+    iterator = iter(lines)
+    header = next(iterator, "")
+    fmt = detect_format(header.rstrip("\r\n"))
+    all_lines = itertools.chain([header], iterator)  # the readers check the header themselves
+    if fmt is ScenarioFormat.MAIN or fmt is None:
         elapsed_ms = 0
         for seq, row in enumerate(read_main(all_lines, source)):
             yield Due(seq, elapsed_ms / 1000, row.caller, row.callee)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import io
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response, UploadFile
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
+from starlette.datastructures import UploadFile
 
 from scenario_controller.deps import ControllerDep
 from scenario_controller.store import BadScenarioName, ScenarioRejected, UnknownScenario
