@@ -1,0 +1,104 @@
+"""Frames in, pairs out: decode, feed the tracker, record samples and observe the histogram.
+
+The glue between a capture backend and the sans-I/O tracker. One lock covers the tracker, so
+the capture thread and the HTTP handlers can share it.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from collections.abc import Callable, Iterable
+
+from analyzer.endpoints import Endpoint, format_endpoint
+from analyzer.packets import Frame, decode
+from analyzer.pairing import Pair, PairTracker, TrackerStats
+from analyzer.samples import Sample, SampleStore
+
+pair_log = logging.getLogger("analyzer.pairs")
+
+
+def describe(pair: Pair) -> str:
+    """A pair with both packets' times and addresses (the paper's figure 3.18)."""
+    return (
+        f"pair={pair.name} call_id={pair.call_id} cseq={pair.cseq} "
+        f"in={pair.start:.6f} {format_endpoint(pair.start_src)}->"
+        f"{format_endpoint(pair.start_dst)} "
+        f"out={pair.end:.6f} {format_endpoint(pair.end_src)}->{format_endpoint(pair.end_dst)} "
+        f"response_ms={pair.response_time * 1000:.3f}"
+    )
+
+
+class Analyzer:
+    def __init__(
+        self,
+        proxy: Endpoint,
+        timeout: float,
+        samples: SampleStore | None = None,
+        observe: Callable[[Pair], None] | None = None,
+        debug: bool = False,
+    ) -> None:
+        self.proxy = proxy
+        self.tracker = PairTracker(proxy, timeout)
+        self.samples = samples
+        self.observe = observe
+        self.debug = debug
+        self.lock = threading.Lock()
+        self.frames = 0
+        self.last_timestamp: float | None = None
+        self._names: dict[bytes, str] = {}
+
+    def process(self, frame: Frame) -> Pair | None:
+        datagram = decode(frame.linktype, frame.data)
+        with self.lock:
+            self.frames += 1
+            self.last_timestamp = frame.timestamp
+            if isinstance(datagram, str):
+                self.tracker.count_skip(datagram)
+                return None
+            pair = self.tracker.feed(
+                frame.timestamp,
+                (self._name(datagram.src), datagram.sport),
+                (self._name(datagram.dst), datagram.dport),
+                datagram.payload,
+            )
+        if pair is not None:
+            self._record(pair)
+        return pair
+
+    def process_all(self, frames: Iterable[Frame]) -> list[Pair]:
+        return [pair for frame in frames if (pair := self.process(frame)) is not None]
+
+    def expire(self, now: float) -> int:
+        with self.lock:
+            return self.tracker.expire(now)
+
+    def snapshot(self) -> tuple[TrackerStats, int, int]:
+        """Copies of the counters, the open and the remembered entries (for metrics, health)."""
+        with self.lock:
+            s = self.tracker.stats
+            copy = TrackerStats(
+                s.messages.copy(),
+                s.skipped.copy(),
+                s.retransmissions.copy(),
+                s.pairs.copy(),
+                s.unpaired.copy(),
+            )
+            return copy, self.tracker.open_entries, self.tracker.remembered_entries
+
+    def _name(self, raw: bytes) -> str:
+        name = self._names.get(raw)
+        if name is None:
+            name = socket.inet_ntoa(raw)
+            if len(self._names) < 65536:  # bounded: addresses come from the network
+                self._names[raw] = name
+        return name
+
+    def _record(self, pair: Pair) -> None:
+        if self.samples is not None:
+            self.samples.add(Sample.of(pair))
+        if self.observe is not None:
+            self.observe(pair)
+        if self.debug:
+            pair_log.info("%s", describe(pair))

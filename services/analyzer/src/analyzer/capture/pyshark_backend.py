@@ -1,0 +1,168 @@
+"""The pyshark backend (the requested package): tshark dissects, pyshark hands us raw frames.
+
+It runs tshark with JSON output and the raw bytes of every frame, so pairing works on the same
+bytes as with the fast backend. It is slow (hundreds of packets per second here). Live, tshark
+reads from dumpcap through a pipe that hides the kernel's counters, so a second packet socket
+with the same kernel filter counts what the kernel matched: what it saw and pyshark has not
+delivered is queued or lost, and shows in the stats as such.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyshark  # type: ignore[import-untyped]  # no stubs published
+
+from analyzer.capture.afpacket import KernelCounter, open_filtered_socket
+from analyzer.capture.base import CaptureError, CaptureStats, PacketSource
+from analyzer.endpoints import Endpoint
+from analyzer.packets import (
+    LINKTYPE_ETHERNET,
+    LINKTYPE_LINUX_SLL,
+    LINKTYPE_LOOP,
+    LINKTYPE_NULL,
+    LINKTYPE_RAW,
+    Frame,
+)
+
+# the first dissected layer names the link type of the raw bytes
+_LINK_LAYERS = {
+    "eth": LINKTYPE_ETHERNET,
+    "sll": LINKTYPE_LINUX_SLL,
+    "ip": LINKTYPE_RAW,
+    "raw": LINKTYPE_RAW,
+    "null": LINKTYPE_NULL,
+    "loop": LINKTYPE_LOOP,
+}
+
+
+def capture_filter(proxy: Endpoint) -> str:
+    """libpcap syntax for what bpf.proxy_filter accepts (fragments included)."""
+    host, port = proxy
+    return (
+        f"(udp and ((src host {host} and src port {port}) or (dst host {host} and dst port "
+        f"{port}))) or (udp and host {host} and ip[6:2] & 0x3fff != 0)"
+    )
+
+
+def _frame(packet: Any) -> Frame:
+    raw: bytes = packet.get_raw_packet()
+    linktype = _LINK_LAYERS.get(packet.layers[0].layer_name, LINKTYPE_ETHERNET)
+    return Frame(float(packet.sniff_timestamp), linktype, raw)
+
+
+def _stop_tshark(capture: Any) -> None:
+    """Stop tshark from another thread: its output ends, so the reading loop ends."""
+    for process in list(getattr(capture, "_running_processes", ())):
+        with contextlib.suppress(ProcessLookupError, OSError):
+            process.send_signal(signal.SIGTERM)
+
+
+class PysharkFileSource(PacketSource):
+    backend = "pyshark"
+
+    def __init__(self, path: Path) -> None:
+        if not path.is_file():
+            raise CaptureError(f"no such capture file: {path}")
+        self.path = path
+        self._delivered = 0
+        self._finished = False
+        self._closing = threading.Event()
+        self._capture: Any = None
+
+    def frames(self) -> Iterator[Frame]:
+        capture = pyshark.FileCapture(
+            str(self.path), use_json=True, include_raw=True, keep_packets=False
+        )
+        self._capture = capture
+        try:
+            for packet in capture:
+                if self._closing.is_set():
+                    break
+                self._delivered += 1
+                yield _frame(packet)
+        finally:
+            self._finished = True
+            with contextlib.suppress(Exception):
+                capture.close()
+
+    def stats(self) -> CaptureStats:
+        return CaptureStats(
+            backend=self.backend,
+            source=str(self.path),
+            live=False,
+            delivered=self._delivered,
+            kernel_seen=None,
+            dropped=None,
+            lag_seconds=None,
+            finished=self._finished,
+        )
+
+    def close(self) -> None:
+        self._closing.set()
+        if self._capture is not None:
+            _stop_tshark(self._capture)
+
+
+class PysharkLiveSource(PacketSource):
+    backend = "pyshark"
+
+    def __init__(self, interface: str, proxy: Endpoint, buffer_bytes: int = 32 << 20) -> None:
+        self.interface = interface
+        self.proxy = proxy
+        self.buffer_bytes = buffer_bytes
+        # counts what the kernel matched; tiny buffer, never read: every match is counted
+        self._witness = open_filtered_socket(interface, proxy, 4096)
+        self._counter = KernelCounter(self._witness)
+        self._delivered = 0
+        self._lag: float | None = None
+        self._finished = False
+        self._closing = threading.Event()
+        self._capture: Any = None
+
+    def frames(self) -> Iterator[Frame]:
+        capture = pyshark.LiveCapture(
+            interface=self.interface,
+            bpf_filter=capture_filter(self.proxy),
+            use_json=True,
+            include_raw=True,
+        )
+        self._capture = capture
+        try:
+            for packet in capture.sniff_continuously():
+                if self._closing.is_set():
+                    break
+                frame = _frame(packet)
+                self._delivered += 1
+                self._lag = time.time() - frame.timestamp
+                yield frame
+        finally:
+            self._finished = True
+            with contextlib.suppress(Exception):
+                capture.close()
+
+    def stats(self) -> CaptureStats:
+        seen, _ = self._counter.update()
+        return CaptureStats(
+            backend=self.backend,
+            source=self.interface,
+            live=True,
+            delivered=self._delivered,
+            kernel_seen=seen,
+            dropped=None,  # dumpcap's drops do not reach pyshark: seen - delivered tells
+            lag_seconds=self._lag,
+            finished=self._finished,
+        )
+
+    def close(self) -> None:
+        self._closing.set()
+        if self._capture is not None:
+            _stop_tshark(self._capture)
+        self._counter.update()
+        self._witness.close()

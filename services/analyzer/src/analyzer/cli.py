@@ -1,0 +1,109 @@
+"""`analyzer offline FILE --proxy HOST:PORT` prints every pair as CSV; `analyzer serve` runs
+the service with its settings from the environment."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+from pydantic import ValidationError
+
+from analyzer.analysis import Analyzer, describe
+from analyzer.capture import DEFAULT_BACKEND, Backend, CaptureError, open_file
+from analyzer.endpoints import parse_endpoint
+from analyzer.samples import OFFLINE_CSV_FIELDS, offline_csv_line
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="SIP response times at a proxy, from its captured traffic.",
+)
+
+
+def _proxy(value: str) -> str:
+    try:
+        parse_endpoint(value, "--proxy")
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    return value
+
+
+@app.command()
+def offline(
+    file: Annotated[Path, typer.Argument(help="pcap or pcapng file")],
+    proxy: Annotated[str, typer.Option(help="the proxy's SIP address, IPv4:port", callback=_proxy)],
+    backend: Annotated[Backend, typer.Option(help="capture backend")] = DEFAULT_BACKEND,
+    timeout: Annotated[
+        float, typer.Option(help="seconds an unanswered message waits for its pair", min=0.001)
+    ] = 32.0,
+    debug: Annotated[
+        bool, typer.Option(help="log each pair with both packets' times and addresses")
+    ] = False,
+) -> None:
+    """Print every pair as CSV (time, pair, Call-ID, response time in ms); a summary of the
+    counters goes to stderr."""
+    if not file.is_file():
+        raise typer.BadParameter(f"no such file: {file}", param_hint="FILE")
+    analyzer = Analyzer(parse_endpoint(proxy), timeout, debug=debug)
+    if debug:
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
+    out = sys.stdout
+    out.write(",".join(OFFLINE_CSV_FIELDS) + "\n")
+    source = open_file(backend, file)
+    try:
+        for frame in source.frames():
+            pair = analyzer.process(frame)
+            if pair is not None:
+                out.write(offline_csv_line(pair) + "\n")
+    except CaptureError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    finally:
+        source.close()
+    stats, open_entries, _ = analyzer.snapshot()
+    pairs = " ".join(f"{k}={v}" for k, v in sorted(stats.pairs.items())) or "none"
+    skipped = " ".join(f"{k}={v}" for k, v in sorted(stats.skipped.items())) or "none"
+    retrans = " ".join(f"{k}={v}" for k, v in sorted(stats.retransmissions.items())) or "none"
+    typer.echo(
+        f"# frames={analyzer.frames} pairs: {pairs}; retransmissions: {retrans}; "
+        f"skipped: {skipped}; open at end: {open_entries}",
+        err=True,
+    )
+
+
+@app.command("serve")
+def serve_command() -> None:
+    """Run the HTTP service (settings from ANALYZER_* variables)."""
+    serve()
+
+
+def serve() -> None:
+    from analyzer.config import Settings
+    from analyzer.main import create_app
+
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        sys.exit(f"analyzer: bad settings:\n{exc}")
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    uvicorn.run(
+        create_app(settings),
+        host=settings.http_host,
+        port=settings.http_port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+    )
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["app", "describe", "main", "serve"]

@@ -1,0 +1,89 @@
+"""Application factory: the capture starts in the lifespan and stops with it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+from prometheus_fastapi_instrumentator import Instrumentator
+
+from analyzer import __version__
+from analyzer.analysis import Analyzer
+from analyzer.api.routes import health, samples
+from analyzer.capture import PacketSource, open_file, open_live
+from analyzer.config import Settings
+from analyzer.metrics import AnalyzerCollector, ResponseTimes
+from analyzer.runner import CaptureRunner
+from analyzer.samples import SampleStore
+
+log = logging.getLogger(__name__)
+EXPIRY_INTERVAL_SECONDS = 1.0
+
+
+def open_source(settings: Settings) -> PacketSource:
+    if settings.pcap_file is not None:
+        return open_file(settings.backend, settings.pcap_file)
+    return open_live(
+        settings.backend, settings.interface, settings.proxy, settings.socket_buffer_bytes
+    )
+
+
+def create_app(
+    settings: Settings | None = None, registry: CollectorRegistry | None = None
+) -> FastAPI:
+    settings = settings or Settings()
+    registry = registry or CollectorRegistry()
+    store = SampleStore(settings.samples_limit)
+    times = ResponseTimes(registry, settings.bucket_bounds)
+    analyzer = Analyzer(
+        settings.proxy, settings.pair_timeout_seconds, store, times.observe, settings.debug
+    )
+    runners: list[CaptureRunner] = []
+    registry.register(
+        AnalyzerCollector(analyzer, store, lambda: runners[0].stats() if runners else None)
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        source = open_source(settings)
+        runner = CaptureRunner(source, analyzer)
+        runners.append(runner)
+        app.state.runner = runner
+        runner.start()
+        what = settings.pcap_file or f"interface {settings.interface}"
+        log.info(
+            "analyzing %s for proxy %s with the %s backend",
+            what,
+            settings.proxy_address,
+            settings.backend,
+        )
+
+        async def expire_forever() -> None:
+            # live only: packet times are the kernel's wall clock; a file keeps its own time
+            while True:
+                await asyncio.sleep(EXPIRY_INTERVAL_SECONDS)
+                analyzer.expire(time.time())
+
+        task = asyncio.create_task(expire_forever()) if settings.pcap_file is None else None
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await asyncio.to_thread(runner.stop)
+
+    app = FastAPI(title="analyzer", version=__version__, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.samples = store
+    app.state.analyzer = analyzer
+    app.include_router(health.router)
+    app.include_router(samples.router)
+    Instrumentator(registry=registry).instrument(app).expose(app, include_in_schema=False)
+    return app

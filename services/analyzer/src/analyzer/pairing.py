@@ -1,0 +1,377 @@
+"""Sans-I/O pairing of the SIP messages seen at one proxy into response times.
+
+Fed with `(timestamp, src, dst, payload)` of each UDP datagram and, optionally, the current
+time; returns the pair a message completes and keeps counters. No sockets and no clocks:
+offline files, live capture and tests drive it the same way.
+
+A pair is measured in the proxy's own terms, from the first copy of the message that reached
+the proxy to the first copy of the proxy's answer or relay (both matched by Call-ID, CSeq
+number and method):
+
+| pair                 | starts with (in)              | ends with (out)           |
+|----------------------|-------------------------------|---------------------------|
+| `register_challenge` | REGISTER                      | 401 for it                |
+| `register_ok`        | REGISTER with credentials     | 200 for it                |
+| `invite_challenge`   | INVITE                        | 407 for it                |
+| `invite_forward`     | INVITE with credentials       | the INVITE relayed        |
+| `ok_forward`         | 200 for an INVITE             | the 200 relayed           |
+
+Copies that arrive again while a pair is open or after it closed are retransmissions: counted,
+never paired twice. Open entries older than the timeout are dropped and counted as expired;
+closed ones are remembered just as long, to recognise late retransmissions. So memory is
+bounded by the message rate times the timeout, however long the run.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Final, NamedTuple, TypeVar
+
+from analyzer.endpoints import Endpoint
+from sip_core import ParseError, Request, parse_message
+
+REGISTER_CHALLENGE: Final = "register_challenge"
+REGISTER_OK: Final = "register_ok"
+INVITE_CHALLENGE: Final = "invite_challenge"
+INVITE_FORWARD: Final = "invite_forward"
+OK_FORWARD: Final = "ok_forward"
+PAIRS: Final = (REGISTER_CHALLENGE, REGISTER_OK, INVITE_CHALLENGE, INVITE_FORWARD, OK_FORWARD)
+
+IN: Final = "in"
+OUT: Final = "out"
+
+# skip reasons of the SIP layer (the packet layer has its own, see packets.py)
+NOT_SIP: Final = "not_sip"
+MALFORMED: Final = "malformed"
+NOT_PROXY: Final = "not_proxy"
+
+# why an open entry ended without a pair
+EXPIRED: Final = "expired"
+OTHER_ANSWER: Final = "other_answer"
+UNMATCHED: Final = "unmatched"
+
+# method label values; anything else is "other", so the wire cannot grow the label set
+KNOWN_METHODS: Final = frozenset(
+    [
+        "ACK",
+        "BYE",
+        "CANCEL",
+        "INFO",
+        "INVITE",
+        "KDMQ",
+        "MESSAGE",
+        "NOTIFY",
+        "OPTIONS",
+        "PRACK",
+        "PUBLISH",
+        "REFER",
+        "REGISTER",
+        "SUBSCRIBE",
+        "UPDATE",
+    ]
+)
+_RELAYED: Final = 0  # "closing status" of an INVITE that the proxy relayed
+
+
+@dataclass(frozen=True, slots=True)
+class Pair:
+    """One measured response time: the message in, and the proxy's answer or relay out."""
+
+    name: str
+    call_id: str
+    cseq: int
+    start: float
+    end: float
+    start_src: Endpoint
+    start_dst: Endpoint
+    end_src: Endpoint
+    end_dst: Endpoint
+
+    @property
+    def response_time(self) -> float:
+        return self.end - self.start
+
+
+@dataclass
+class TrackerStats:
+    """Counters, keyed as the Prometheus labels of the same name."""
+
+    # (direction, method, status); status is "" for requests
+    messages: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=Counter)
+    retransmissions: Counter[str] = field(default_factory=Counter)
+    pairs: Counter[str] = field(default_factory=Counter)
+    # (pair, reason): expired, other_answer (closed by an answer that forms no pair), unmatched
+    # (an answer or relay whose request was never seen, e.g. captured mid-transaction)
+    unpaired: Counter[tuple[str, str]] = field(default_factory=Counter)
+
+
+class _Open(NamedTuple):
+    time: float
+    src: Endpoint
+    dst: Endpoint
+    kind: str  # the pair it is expected to form (for counters)
+    authenticated: bool
+
+
+class _Closed(NamedTuple):
+    time: float
+    closing: int  # status that closed it, or _RELAYED
+    kind: str
+
+
+def looks_like_sip(payload: bytes) -> bool:
+    """A start line of a SIP request or response, before parsing tells whether it is valid."""
+    end = payload.find(b"\n", 0, 1024)
+    first = payload[: end if end >= 0 else 1024]
+    return first.startswith(b"SIP/") or b" SIP/" in first
+
+
+def _request_kind(method: str, authenticated: bool) -> str:
+    if method == "REGISTER":
+        return REGISTER_OK if authenticated else REGISTER_CHALLENGE
+    return INVITE_FORWARD if authenticated else INVITE_CHALLENGE
+
+
+class PairTracker:
+    """Pairs the messages of one proxy; see the module docstring for the rules."""
+
+    def __init__(self, proxy: Endpoint, timeout: float = 32.0) -> None:
+        if timeout <= 0:
+            raise ValueError(f"pair timeout must be positive, got {timeout}")
+        self.proxy = proxy
+        self.timeout = timeout
+        self.stats = TrackerStats()
+        # REGISTER / INVITE in, waiting for the proxy's answer or relay; key (Call-ID, CSeq, method)
+        self._requests: dict[tuple[str, int, str], _Open] = {}
+        self._requests_closed: dict[tuple[str, int, str], _Closed] = {}
+        # 200 for an INVITE in, waiting to be relayed; key (Call-ID, CSeq)
+        self._oks: dict[tuple[str, int], _Open] = {}
+        self._oks_closed: dict[tuple[str, int], _Closed] = {}
+        self._next_expiry = float("-inf")
+        self._expiry_step = min(1.0, timeout / 10)
+
+    @property
+    def open_entries(self) -> int:
+        return len(self._requests) + len(self._oks)
+
+    @property
+    def remembered_entries(self) -> int:
+        return len(self._requests_closed) + len(self._oks_closed)
+
+    def count_skip(self, reason: str) -> None:
+        """Count a packet dropped before it reached the tracker (fragment, truncated, ...)."""
+        self.stats.skipped[reason] += 1
+
+    def feed(
+        self,
+        timestamp: float,
+        src: Endpoint,
+        dst: Endpoint,
+        payload: bytes,
+        now: float | None = None,
+    ) -> Pair | None:
+        """One UDP datagram seen at `timestamp`; returns the pair it completes, if any."""
+        if dst == self.proxy and src != self.proxy:
+            direction = IN
+        elif src == self.proxy and dst != self.proxy:
+            direction = OUT
+        else:
+            self.stats.skipped[NOT_PROXY] += 1
+            return None
+        if not looks_like_sip(payload):
+            self.stats.skipped[NOT_SIP] += 1
+            return None
+        try:
+            message = parse_message(payload)
+            cseq = message.cseq
+            call_id = message.call_id
+        except ParseError:
+            self.stats.skipped[MALFORMED] += 1
+            return None
+        clock = timestamp if now is None else now
+        if clock >= self._next_expiry:
+            self.expire(clock)
+
+        if isinstance(message, Request):
+            method = message.method
+            self.stats.messages[
+                (direction, method if method in KNOWN_METHODS else "other", "")
+            ] += 1
+            if method != "REGISTER" and method != "INVITE":
+                return None
+            key = (call_id, cseq.number, method)
+            if direction == IN:
+                headers = message.headers
+                authenticated = (
+                    headers.get("proxy-authorization") is not None
+                    or headers.get("authorization") is not None
+                )
+                self._request_in(key, timestamp, src, dst, authenticated)
+                return None
+            if method == "INVITE":
+                return self._invite_out(key, timestamp, src, dst)
+            return None
+
+        status = message.status
+        method = cseq.method
+        self.stats.messages[
+            (direction, method if method in KNOWN_METHODS else "other", str(status))
+        ] += 1
+        if method == "INVITE" and status == 200:
+            ok_key = (call_id, cseq.number)
+            if direction == IN:
+                self._ok_in(ok_key, timestamp, src, dst)
+                return None
+            return self._ok_out(ok_key, timestamp, src, dst)
+        if direction == OUT and status >= 200 and (method == "REGISTER" or method == "INVITE"):
+            return self._answer_out((call_id, cseq.number, method), status, timestamp, src, dst)
+        return None
+
+    def expire(self, now: float) -> int:
+        """Drop entries older than the timeout; returns how many open ones expired."""
+        limit = now - self.timeout
+        expired = _drop_older(self._requests, limit) + _drop_older(self._oks, limit)
+        for entry in expired:
+            self.stats.unpaired[(entry.kind, EXPIRED)] += 1
+        _drop_older(self._requests_closed, limit)
+        _drop_older(self._oks_closed, limit)
+        self._next_expiry = now + self._expiry_step
+        return len(expired)
+
+    # -- the four kinds of message that open or close pairs -------------------------------
+
+    def _request_in(
+        self,
+        key: tuple[str, int, str],
+        timestamp: float,
+        src: Endpoint,
+        dst: Endpoint,
+        authenticated: bool,
+    ) -> None:
+        open_entry = self._requests.get(key)
+        if open_entry is not None:
+            self.stats.retransmissions[open_entry.kind] += 1
+            return
+        closed = self._requests_closed.get(key)
+        if closed is not None:
+            self.stats.retransmissions[closed.kind] += 1
+            return
+        kind = _request_kind(key[2], authenticated)
+        self._requests[key] = _Open(timestamp, src, dst, kind, authenticated)
+
+    def _answer_out(
+        self,
+        key: tuple[str, int, str],
+        status: int,
+        timestamp: float,
+        src: Endpoint,
+        dst: Endpoint,
+    ) -> Pair | None:
+        """A final answer out for a REGISTER or INVITE (not a 200 for an INVITE)."""
+        entry = self._requests.pop(key, None)
+        if entry is None:
+            closed = self._requests_closed.get(key)
+            if closed is not None:
+                if closed.closing == status:
+                    self.stats.retransmissions[closed.kind] += 1
+                # else: e.g. the callee's final answer relayed after the INVITE went out
+                return None
+            if (key[2], status) in ((_REGISTER, 401), (_REGISTER, 200), (_INVITE, 407)):
+                self.stats.unpaired[(_answer_kind(key[2], status), UNMATCHED)] += 1
+            return None
+        name: str | None = None
+        if key[2] == _REGISTER:
+            if status == 401:
+                name = REGISTER_CHALLENGE
+            elif status == 200 and entry.authenticated:
+                name = REGISTER_OK
+        elif status == 407:
+            name = INVITE_CHALLENGE
+        self._requests_closed[key] = _Closed(timestamp, status, name or entry.kind)
+        if name is None:
+            self.stats.unpaired[(entry.kind, OTHER_ANSWER)] += 1
+            return None
+        return self._pair(name, key[0], key[1], entry, timestamp, src, dst)
+
+    def _invite_out(
+        self, key: tuple[str, int, str], timestamp: float, src: Endpoint, dst: Endpoint
+    ) -> Pair | None:
+        """The proxy relays an INVITE (toward the callee, through the load balancer)."""
+        entry = self._requests.pop(key, None)
+        if entry is None:
+            closed = self._requests_closed.get(key)
+            if closed is not None:
+                if closed.closing == _RELAYED:
+                    self.stats.retransmissions[INVITE_FORWARD] += 1
+                return None
+            self.stats.unpaired[(INVITE_FORWARD, UNMATCHED)] += 1
+            return None
+        self._requests_closed[key] = _Closed(timestamp, _RELAYED, INVITE_FORWARD)
+        if not entry.authenticated:  # an in-dialog re-INVITE: relayed without a challenge
+            self.stats.unpaired[(entry.kind, OTHER_ANSWER)] += 1
+            return None
+        return self._pair(INVITE_FORWARD, key[0], key[1], entry, timestamp, src, dst)
+
+    def _ok_in(self, key: tuple[str, int], timestamp: float, src: Endpoint, dst: Endpoint) -> None:
+        if key in self._oks or key in self._oks_closed:
+            self.stats.retransmissions[OK_FORWARD] += 1
+            return
+        self._oks[key] = _Open(timestamp, src, dst, OK_FORWARD, False)
+
+    def _ok_out(
+        self, key: tuple[str, int], timestamp: float, src: Endpoint, dst: Endpoint
+    ) -> Pair | None:
+        entry = self._oks.pop(key, None)
+        if entry is None:
+            if key in self._oks_closed:
+                self.stats.retransmissions[OK_FORWARD] += 1
+            else:
+                self.stats.unpaired[(OK_FORWARD, UNMATCHED)] += 1
+            return None
+        self._oks_closed[key] = _Closed(timestamp, 200, OK_FORWARD)
+        return self._pair(OK_FORWARD, key[0], key[1], entry, timestamp, src, dst)
+
+    def _pair(
+        self,
+        name: str,
+        call_id: str,
+        cseq: int,
+        entry: _Open,
+        timestamp: float,
+        src: Endpoint,
+        dst: Endpoint,
+    ) -> Pair:
+        self.stats.pairs[name] += 1
+        return Pair(name, call_id, cseq, entry.time, timestamp, entry.src, entry.dst, src, dst)
+
+
+_REGISTER: Final = "REGISTER"
+_INVITE: Final = "INVITE"
+
+
+_Key = TypeVar("_Key")
+_Entry = TypeVar("_Entry", _Open, _Closed)
+
+
+def _drop_older(table: dict[_Key, _Entry], limit: float) -> list[_Entry]:
+    """Remove the entries from before `limit`, oldest first (a dict keeps arrival order).
+
+    Keys are collected first and deleted by key: popping the first item again and again
+    would rescan the deleted slots at the front of the dict each time.
+    """
+    old: list[tuple[_Key, _Entry]] = []
+    for item in table.items():
+        if item[1].time >= limit:
+            break
+        old.append(item)
+    for key, _ in old:
+        del table[key]
+    return [entry for _, entry in old]
+
+
+def _answer_kind(method: str, status: int) -> str:
+    if method == _INVITE:
+        return INVITE_CHALLENGE
+    return REGISTER_CHALLENGE if status == 401 else REGISTER_OK
