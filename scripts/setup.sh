@@ -10,6 +10,7 @@ APT_PACKAGES=(
   kamailio kamailio-mysql-modules kamailio-sqlite-modules kamailio-extra-modules
   kamailio-utils-modules kamailio-json-modules
   sip-tester tshark mariadb-server
+  chromium
   python3 python3-venv ca-certificates iproute2 procps hostname
 )
 
