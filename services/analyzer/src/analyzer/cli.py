@@ -12,7 +12,7 @@ import typer
 import uvicorn
 from pydantic import ValidationError
 
-from analyzer.analysis import Analyzer, describe
+from analyzer.analysis import Analyzer, pair_log
 from analyzer.capture import DEFAULT_BACKEND, Backend, CaptureError, open_file
 from analyzer.endpoints import parse_endpoint
 from analyzer.samples import OFFLINE_CSV_FIELDS, offline_csv_line
@@ -49,8 +49,12 @@ def offline(
     if not file.is_file():
         raise typer.BadParameter(f"no such file: {file}", param_hint="FILE")
     analyzer = Analyzer(parse_endpoint(proxy), timeout, debug=debug)
-    if debug:
-        logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    if debug:  # the pair log alone, on stderr, whatever logging is configured elsewhere
+        pair_log.addHandler(handler)
+        pair_log.setLevel(logging.INFO)
+        pair_log.propagate = False
     out = sys.stdout
     out.write(",".join(OFFLINE_CSV_FIELDS) + "\n")
     source = open_file(backend, file)
@@ -64,6 +68,7 @@ def offline(
         raise typer.Exit(2) from None
     finally:
         source.close()
+        pair_log.removeHandler(handler)
     stats, open_entries, _ = analyzer.snapshot()
     pairs = " ".join(f"{k}={v}" for k, v in sorted(stats.pairs.items())) or "none"
     skipped = " ".join(f"{k}={v}" for k, v in sorted(stats.skipped.items())) or "none"
@@ -106,4 +111,4 @@ def main() -> None:
     app()
 
 
-__all__ = ["app", "describe", "main", "serve"]
+__all__ = ["app", "main", "serve"]

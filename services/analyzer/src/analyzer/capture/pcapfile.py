@@ -16,10 +16,10 @@ from analyzer.capture.base import CaptureError, CaptureStats, PacketSource
 from analyzer.packets import Frame
 
 _PCAP_MAGIC = {
-    b"\xd4\xc3\xb2\xa1": ("<", 1e-6),
-    b"\xa1\xb2\xc3\xd4": (">", 1e-6),
-    b"\x4d\x3c\xb2\xa1": ("<", 1e-9),
-    b"\xa1\xb2\x3c\x4d": (">", 1e-9),
+    b"\xd4\xc3\xb2\xa1": ("<", 10**6),
+    b"\xa1\xb2\xc3\xd4": (">", 10**6),
+    b"\x4d\x3c\xb2\xa1": ("<", 10**9),
+    b"\xa1\xb2\x3c\x4d": (">", 10**9),
 }
 _PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
 _SHB, _IDB, _OPB, _EPB = 0x0A0D0D0A, 1, 2, 6
@@ -50,7 +50,7 @@ def read_frames(path: Path) -> Iterator[Frame]:
         raise CaptureError(f"cannot read {path}: {exc.strerror or exc}") from exc
 
 
-def _pcap(path: Path, data: mmap.mmap, order: str, unit: float) -> Iterator[Frame]:
+def _pcap(path: Path, data: mmap.mmap, order: str, per_second: int) -> Iterator[Frame]:
     if len(data) < 24:
         raise PcapFormatError(f"{path}: pcap header cut short")
     linktype = struct.unpack_from(order + "I", data, 20)[0] & 0x0FFFFFFF
@@ -62,15 +62,16 @@ def _pcap(path: Path, data: mmap.mmap, order: str, unit: float) -> Iterator[Fram
         offset += 16
         if offset + caplen > end:
             return  # a capture cut off while writing: keep what is whole
-        yield Frame(seconds + fraction * unit, linktype, data[offset : offset + caplen])
+        yield Frame(seconds + fraction / per_second, linktype, data[offset : offset + caplen])
         offset += caplen
 
 
 class _Interface:
-    __slots__ = ("linktype", "offset", "unit")
+    __slots__ = ("linktype", "offset", "per_second")
 
-    def __init__(self, linktype: int, unit: float, offset: int) -> None:
-        self.linktype, self.unit, self.offset = linktype, unit, offset
+    def __init__(self, linktype: int, per_second: int, offset: int) -> None:
+        # dividing by ticks per second rounds once; multiplying by 1e-6 would round twice
+        self.linktype, self.per_second, self.offset = linktype, per_second, offset
 
 
 def _pcapng(path: Path, data: mmap.mmap) -> Iterator[Frame]:
@@ -102,8 +103,8 @@ def _pcapng(path: Path, data: mmap.mmap) -> Iterator[Frame]:
             yield _frame(path, interfaces, iface, high, low, data, body + 20, caplen)
         elif block_type == _IDB:
             linktype = struct.unpack_from(order + "H", data, body)[0]
-            unit, ts_offset = _interface_options(data, order, body + 8, offset + length - 4)
-            interfaces.append(_Interface(linktype, unit, ts_offset))
+            per_second, ts_offset = _interface_options(data, order, body + 8, offset + length - 4)
+            interfaces.append(_Interface(linktype, per_second, ts_offset))
         offset += length
 
 
@@ -120,12 +121,12 @@ def _frame(
     if iface >= len(interfaces):
         raise PcapFormatError(f"{path}: packet names interface {iface}, which is not described")
     interface = interfaces[iface]
-    timestamp = ((high << 32) | low) * interface.unit + interface.offset
+    timestamp = ((high << 32) | low) / interface.per_second + interface.offset
     return Frame(timestamp, interface.linktype, data[start : start + caplen])
 
 
-def _interface_options(data: mmap.mmap, order: str, start: int, end: int) -> tuple[float, int]:
-    unit, ts_offset = 1e-6, 0
+def _interface_options(data: mmap.mmap, order: str, start: int, end: int) -> tuple[int, int]:
+    per_second, ts_offset = 10**6, 0
     option = struct.Struct(order + "HH")
     while start + 4 <= end:
         code, length = option.unpack_from(data, start)
@@ -134,11 +135,11 @@ def _interface_options(data: mmap.mmap, order: str, start: int, end: int) -> tup
             break
         if code == _OPT_TSRESOL and length >= 1:
             raw = data[value]
-            unit = 2.0 ** -(raw & 0x7F) if raw & 0x80 else 10.0**-raw
+            per_second = 2 ** (raw & 0x7F) if raw & 0x80 else 10**raw
         elif code == _OPT_TSOFFSET and length >= 8:
             ts_offset = struct.unpack_from(order + "q", data, value)[0]
         start = value + (length + 3) // 4 * 4
-    return unit, ts_offset
+    return per_second, ts_offset
 
 
 class PcapFileSource(PacketSource):
@@ -153,12 +154,14 @@ class PcapFileSource(PacketSource):
         self._closed = False
 
     def frames(self) -> Iterator[Frame]:
-        for frame in read_frames(self.path):
-            if self._closed:
-                break
-            self._delivered += 1
-            yield frame
-        self._finished = True
+        try:
+            for frame in read_frames(self.path):
+                if self._closed:
+                    break
+                self._delivered += 1
+                yield frame
+        finally:
+            self._finished = True
 
     def stats(self) -> CaptureStats:
         return CaptureStats(

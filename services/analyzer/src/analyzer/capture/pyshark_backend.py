@@ -9,10 +9,12 @@ delivered is queued or lost, and shows in the stats as such.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import signal
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -57,6 +59,21 @@ def _frame(packet: Any) -> Frame:
     return Frame(float(packet.sniff_timestamp), linktype, raw)
 
 
+def _thread_safe_child_watcher() -> None:
+    """pyshark installs asyncio's SafeChildWatcher, bound to its loop, when it runs in the
+    main thread; a later capture in another thread then cannot start tshark ("child watcher
+    is not activated"). The threaded watcher works from any thread, but only the main thread
+    may replace the other (it owns the SIGCHLD handler): so this runs when a source is made."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # child watchers: 3.12+
+        set_watcher = getattr(asyncio, "set_child_watcher", None)
+        watcher_class = getattr(asyncio, "ThreadedChildWatcher", None)
+        if set_watcher is not None and watcher_class is not None:
+            set_watcher(watcher_class())
+
+
 def _stop_tshark(capture: Any) -> None:
     """Stop tshark from another thread: its output ends, so the reading loop ends."""
     for process in list(getattr(capture, "_running_processes", ())):
@@ -71,6 +88,7 @@ class PysharkFileSource(PacketSource):
         if not path.is_file():
             raise CaptureError(f"no such capture file: {path}")
         self.path = path
+        _thread_safe_child_watcher()
         self._delivered = 0
         self._finished = False
         self._closing = threading.Event()
@@ -117,6 +135,7 @@ class PysharkLiveSource(PacketSource):
         self.interface = interface
         self.proxy = proxy
         self.buffer_bytes = buffer_bytes
+        _thread_safe_child_watcher()
         # counts what the kernel matched; tiny buffer, never read: every match is counted
         self._witness = open_filtered_socket(interface, proxy, 4096)
         self._counter = KernelCounter(self._witness)
