@@ -122,7 +122,9 @@ class RateShape:
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             tau = np.where(b == 0, d / a, 2 * d / denominator)
         tau = np.where(np.isfinite(tau), tau, 0.0)  # nothing to integrate: stay at the start
-        return self.starts[i] + tau
+        # with vanishing rates (subnormal floats) rounding can step past the end: clamp
+        result: FloatArray = np.clip(self.starts[i] + tau, 0.0, self.duration_s)
+        return result
 
     def second_rates(self, seconds: npt.ArrayLike) -> FloatArray:
         """Mean rate over each whole second (the declared arrival_rate_in_s); the last,
