@@ -16,7 +16,9 @@ def test_round_trips():
     for message in (
         Hello(pod="07", phones=100, version="0.1.0"),
         Stats(pod="07", at=1.5, registered=99, calls_started=3),
-        CallRecordMessage(call_id="c", caller="0700", callee="0800", outcome="succeeded", invite_at=1.0, ok_at=1.1),
+        CallRecordMessage(
+            call_id="c", caller="0700", callee="0800", outcome="succeeded", invite_at=1.0, ok_at=1.1
+        ),
     ):
         assert decode_client(encode(message)) == message
     invite = Invite(caller="0700", callee="0800", hold_ms=2000, seq=5)

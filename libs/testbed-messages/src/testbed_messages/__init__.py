@@ -96,7 +96,9 @@ class Stop(_Message):
 ClientMessage = Annotated[
     Hello | Stats | CallRecordMessage | RegistrationMessage, Field(discriminator="type")
 ]
-ControllerMessage = Annotated[Welcome | Refused | RegisterAll | Invite | Stop, Field(discriminator="type")]
+ControllerMessage = Annotated[
+    Welcome | Refused | RegisterAll | Invite | Stop, Field(discriminator="type")
+]
 
 _CLIENT: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
 _CONTROLLER: TypeAdapter[ControllerMessage] = TypeAdapter(ControllerMessage)
