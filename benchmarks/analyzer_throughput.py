@@ -4,8 +4,8 @@
    through the local chain (LB + 2 proxies) at 500 and 1000 calls/s while one analyzer per
    proxy captures live with the default (fast) backend. Per rate: packets the kernel matched
    at the proxies, packets it dropped because an analyzer fell behind, packets the analyzers
-   processed, and the pairs recorded (3 per completed call: invite_challenge, invite_forward,
-   ok_forward).
+   processed, and the pairs recorded (3 per call that reached the callee: invite_challenge,
+   invite_forward, ok_forward).
 2. Offline: a pcap of proxy 0's SIP traffic (at least 100,000 packets, recorded by dumpcap at
    1000 calls/s) read by each backend; SIP packets per second through the whole pipeline
    (read, decode, parse, pair). The fast backend reads the whole file (best of three runs);
@@ -221,7 +221,7 @@ def main() -> None:
                 f"# live: {args.proxies} proxies, one analyzer each (fast backend, AF_PACKET), "
                 f"{args.step_seconds:g} s of calls per rate; ok = calls SIPp completed, seen = "
                 "packets the kernel filters matched, loss = share of them no analyzer processed, "
-                "pairs = pairs recorded (3 per completed call)"
+                "pairs = pairs recorded (3 per call that reached the callee)"
             )
             print(LIVE_HEADER, flush=True)
             steps = []

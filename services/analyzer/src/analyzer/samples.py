@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import itertools
 import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -67,19 +66,17 @@ class SampleStore:
     ) -> tuple[int, list[Sample]]:
         """(how many match, the page [offset, offset + limit) of them), in recording order."""
         with self._lock:
-            snapshot = list(self._samples)
-        matching: Iterable[Sample] = snapshot
+            selected = list(self._samples)
         if since is not None or until is not None or pair is not None:
             low = float("-inf") if since is None else since
             high = float("inf") if until is None else until
-            matching = [
+            selected = [
                 s
-                for s in snapshot
+                for s in selected
                 if low <= s.timestamp < high and (pair is None or s.pair == pair)
             ]
-        selected = list(matching)
         stop = None if limit is None else offset + limit
-        return len(selected), list(itertools.islice(selected, offset, stop))
+        return len(selected), selected[offset:stop]
 
 
 def _format_ms(seconds: float) -> str:
