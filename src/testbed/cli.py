@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -67,12 +68,28 @@ def up(
         str,
         typer.Option(help="sqlite (embedded) or mariadb (local server); DATABASE_URL overrides"),
     ] = "sqlite",
+    analyzers: Annotated[bool, typer.Option(help="an analyzer beside each proxy")] = False,
+    clients: Annotated[
+        int, typer.Option(min=0, max=100, help="client pods 00..N-1 (with the scenario controller)")
+    ] = 0,
+    phones: Annotated[int, typer.Option(min=1, max=100, help="phones per client pod")] = 100,
 ) -> None:
-    """Start DB, sip-controller, load balancer and proxies; return once all are healthy."""
+    """Start DB, sip-controller, load balancer and proxies (optionally analyzers, scenario
+    controller and client pods); return once all are healthy."""
     millicores = _cpu(proxy_cpu)
     testbed = _testbed()
+    pods = [(pod, phones) for pod in range(clients)]
     try:
-        _print_status(testbed.up(proxies, millicores, db))
+        _print_status(
+            testbed.up(
+                proxies,
+                millicores,
+                db,
+                analyzers=analyzers,
+                scenario_controller=bool(pods),
+                clients=pods,
+            )
+        )
     except (StartupError, ValueError) as exc:
         console.print(f"[red]testbed up failed:[/red] {exc}")
         raise typer.Exit(1) from None
@@ -151,6 +168,72 @@ def demo(
             stopped = testbed.down()
             console.print("stopped: " + ", ".join(stopped))
         testbed.close()
+
+
+@app.command()
+def run(
+    experiment_file: Annotated[Path, typer.Argument(help="experiment YAML (see experiments/)")],
+    results: Annotated[Path, typer.Option(help="folder the results folder goes in")] = Path(
+        "results"
+    ),
+) -> None:
+    """Run an experiment on the local testbed; the last line printed is its results folder."""
+    from rich.live import Live
+
+    from testbed.experiment.progress import ProgressView
+    from testbed.experiment.runner import ExperimentFailed, run_experiment
+    from testbed.experiment.spec import ExperimentError, load
+
+    try:
+        experiment = load(experiment_file)
+    except ExperimentError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    view = ProgressView(experiment)
+    try:
+        with Live(view.render(), console=console, refresh_per_second=2, transient=False) as live:
+            folder = run_experiment(
+                experiment,
+                experiment_file,
+                results,
+                lambda phase, row: live.update(view.update(phase, row)),
+            )
+    except (ExperimentFailed, StartupError, ValueError) as exc:
+        console.print(f"[red]experiment failed:[/red] {exc}")
+        raise typer.Exit(1) from None
+    console.print(view.summary_text(folder))
+    console.print(str(folder))
+
+
+@app.command()
+def compare(
+    folders: Annotated[list[Path], typer.Argument(help="results folders of earlier runs")],
+    out: Annotated[Path, typer.Option(help="where compare.html goes")] = Path("results/compare"),
+) -> None:
+    """Several runs side by side: a table here, and overlaid figures in OUT/compare.html."""
+    from testbed.experiment.compare import COLUMNS
+    from testbed.experiment.compare import compare as compare_runs
+
+    try:
+        summaries, page = compare_runs(folders, out)
+    except FileNotFoundError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    table = Table(title="comparison")
+    for _key, label in COLUMNS:
+        table.add_column(label)
+    for summary in summaries:
+        table.add_row(*(_cell(summary.get(key)) for key, _label in COLUMNS))
+    console.print(table)
+    console.print(str(page))
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3f}" if value < 10 else f"{value:.0f}"
+    return str(value)
 
 
 def main() -> None:

@@ -40,11 +40,27 @@ class TestbedSettings(BaseSettings):
     sip_controller_host: str = "127.0.0.1"
     sip_controller_port: int = 8000
 
+    # an analyzer per proxy listens on the proxy's own address (a sidecar shares the pod's IP)
+    analyzer_http_port: int = 9101
+    scenario_controller_host: str = "127.0.0.1"
+    scenario_controller_port: int = 8001
+    # client pod PP listens on CLIENT_ADDRESS_BASE + PP (SIP on 5060, its API on 8090)
+    client_address_base: str = "127.0.2.1"
+    client_sip_port: int = 5060
+    client_http_port: int = 8090
+
     mariadb_port: int = 3307
     startup_timeout_seconds: float = 30.0
 
     def proxy_address(self, index: int) -> str:
         return str(ipaddress.ip_address(self.proxy_address_base) + index)
+
+    def client_address(self, pod: int) -> str:
+        return str(ipaddress.ip_address(self.client_address_base) + pod)
+
+    @property
+    def scenario_controller_url(self) -> str:
+        return f"http://{self.scenario_controller_host}:{self.scenario_controller_port}"
 
     @property
     def controller_url(self) -> str:

@@ -34,7 +34,7 @@ class CpuGroup:
     """One process group's CPU cgroup(s); `paths` are the dirs whose cgroup.procs it joins."""
 
     name: str
-    millicores: int
+    millicores: int | None  # None: accounted, not limited
     paths: tuple[Path, ...]
     usage_file: Path
     usage_unit_ns: int  # v1 cpuacct.usage is ns; v2 cpu.stat usage_usec is 1000 ns
@@ -60,7 +60,8 @@ class CgroupDriver(abc.ABC):
     kind = ""
 
     @abc.abstractmethod
-    def create(self, name: str, millicores: int) -> CpuGroup: ...
+    def create(self, name: str, millicores: int | None) -> CpuGroup:
+        """A group for one process tree; `millicores=None` only accounts its CPU."""
 
 
 class CgroupV2(CgroupDriver):
@@ -69,14 +70,14 @@ class CgroupV2(CgroupDriver):
     def __init__(self, root: Path) -> None:
         self.root = root
 
-    def create(self, name: str, millicores: int) -> CpuGroup:
+    def create(self, name: str, millicores: int | None) -> CpuGroup:
         parent = self.root / GROUP_PARENT
         _enable_cpu_controller(self.root)
         parent.mkdir(exist_ok=True)
         _enable_cpu_controller(parent)
         group = parent / name
         group.mkdir(exist_ok=True)
-        quota = millicores * CFS_PERIOD_US // 1000
+        quota = "max" if millicores is None else str(millicores * CFS_PERIOD_US // 1000)
         (group / "cpu.max").write_text(f"{quota} {CFS_PERIOD_US}")
         return CpuGroup(name, millicores, (group,), group / "cpu.stat", 1000)
 
@@ -94,11 +95,12 @@ class CgroupV1(CgroupDriver):
         self.cpu_root = cpu_root
         self.cpuacct_root = cpuacct_root
 
-    def create(self, name: str, millicores: int) -> CpuGroup:
+    def create(self, name: str, millicores: int | None) -> CpuGroup:
         cpu_group = self.cpu_root / GROUP_PARENT / name
         cpu_group.mkdir(parents=True, exist_ok=True)
         (cpu_group / "cpu.cfs_period_us").write_text(str(CFS_PERIOD_US))
-        (cpu_group / "cpu.cfs_quota_us").write_text(str(millicores * CFS_PERIOD_US // 1000))
+        quota = -1 if millicores is None else millicores * CFS_PERIOD_US // 1000
+        (cpu_group / "cpu.cfs_quota_us").write_text(str(quota))
         paths = [cpu_group]
         usage = cpu_group / "cpuacct.usage"  # present when cpu and cpuacct are mounted together
         if not usage.exists() and self.cpuacct_root is not None:
@@ -136,7 +138,7 @@ def remove_group(group: CpuGroup) -> list[str]:
 
 
 def group_from_paths(
-    name: str, millicores: int, paths: list[str], usage_file: str, unit_ns: int
+    name: str, millicores: int | None, paths: list[str], usage_file: str, unit_ns: int
 ) -> CpuGroup:
     """Rebuild a CpuGroup recorded in the state file."""
     return CpuGroup(name, millicores, tuple(Path(p) for p in paths), Path(usage_file), unit_ns)

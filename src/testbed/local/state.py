@@ -17,7 +17,7 @@ from testbed.local.processes import ProcessHandle
 
 class CgroupRecord(BaseModel):
     driver: str
-    millicores: int
+    millicores: int | None  # None: accounted, not limited
     paths: list[str]
     usage_file: str
     usage_unit_ns: int
@@ -25,7 +25,8 @@ class CgroupRecord(BaseModel):
 
 class Component(BaseModel):
     name: str
-    kind: str  # database, sip-controller, sip-loadb, sip-proxy
+    # database, sip-controller, sip-loadb, sip-proxy, analyzer, scenario-controller, sip-client
+    kind: str
     pid: int | None = None
     start_ticks: int | None = None
     index: int | None = None
@@ -47,6 +48,7 @@ class TestbedState(BaseModel):
     database_url: str
     database_kind: str
     proxy_cpu_millicores: int | None = None
+    analyzers: bool = False
     components: list[Component] = Field(default_factory=list)
 
     def get(self, name: str) -> Component | None:

@@ -8,10 +8,12 @@ sip-controller once healthy); removing one does what preStop does (disable: drai
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,7 +29,12 @@ from testbed.local.state import CgroupRecord, Component, StateStore, TestbedStat
 log = logging.getLogger(__name__)
 
 PROXY_KIND = "sip-proxy"
+ANALYZER_KIND = "analyzer"
+CLIENT_KIND = "sip-client"
+SCENARIO_CONTROLLER_KIND = "scenario-controller"
 SCALABLE = (PROXY_KIND,)
+# stopped first to last: traffic sources before the SIP system, the database at the end
+_STOP_ORDER = (CLIENT_KIND, SCENARIO_CONTROLLER_KIND, "sip-loadb", "sip-controller", "database")
 
 
 class StartupError(RuntimeError):
@@ -59,10 +66,21 @@ class LocalTestbed:
     # -- public operations -------------------------------------------------------------------
 
     def up(
-        self, proxies: int, proxy_cpu_millicores: int | None = None, db: str = "sqlite"
+        self,
+        proxies: int,
+        proxy_cpu_millicores: int | None = None,
+        db: str = "sqlite",
+        *,
+        analyzers: bool = False,
+        scenario_controller: bool = False,
+        clients: list[tuple[int, int]] | None = None,
     ) -> list[ComponentStatus]:
+        """Start the SIP system; optionally an analyzer beside each proxy, the scenario
+        controller and client pods given as (pod id, phones)."""
         if proxies < 0:
             raise ValueError("--proxies must be >= 0")
+        if clients and not scenario_controller:
+            raise ValueError("client pods need the scenario controller")
         with self.store.locked():
             previous = self.store.load()
             if previous is not None:
@@ -74,6 +92,7 @@ class LocalTestbed:
                 self._stop_all(previous)  # leftovers of a crashed run: cgroups, stale state
                 self.store.clear()
             state = self._new_state(db, proxy_cpu_millicores)
+            state.analyzers = analyzers
             self.store.save(state)
             try:
                 self._start_database(state)
@@ -82,6 +101,10 @@ class LocalTestbed:
                 self._forget_stale_proxies()
                 for index in range(proxies):
                     self._start_proxy(state, index)
+                if scenario_controller:
+                    self._start_scenario_controller(state)
+                for pod, phones in clients or []:
+                    self._start_client(state, pod, phones)
             except BaseException:
                 self._notify("start-up failed; stopping what was started")
                 self._stop_all(state)
@@ -214,8 +237,14 @@ class LocalTestbed:
             "DMQ_PORT": str(s.dmq_port),
             "DATABASE_URL": state.database_url,
             "KAMAILIO_CHILDREN": os.environ.get("KAMAILIO_CHILDREN", str(s.kamailio_children)),
-            "KAMAILIO_RUN_DIR": str(self.state_dir / "run" / name),
+            "KAMAILIO_RUN_DIR": str(self._run_dir(name)),
         }
+
+    def _run_dir(self, name: str) -> Path:
+        """Kamailio's pid file and control socket; kept short because a unix socket path may
+        not exceed 104 bytes (a results folder deep in /tmp would)."""
+        digest = hashlib.sha1(str(self.state_dir).encode()).hexdigest()[:10]
+        return Path(tempfile.gettempdir()) / f"ims-testbed-{digest}" / name
 
     def _start_loadbalancer(self, state: TestbedState) -> None:
         s = self.settings
@@ -246,12 +275,12 @@ class LocalTestbed:
     # -- proxies -----------------------------------------------------------------------------
 
     def _cpu_group(self, name: str, millicores: int | None) -> cgroups.CpuGroup | None:
-        if millicores is None:
-            return None
+        """A CPU cgroup for a proxy: limited when `millicores` is given, else only accounted
+        (the experiment runner reads every proxy's CPU from it)."""
         if not self._cgroup_checked:
             self._cgroup_checked = True
             self._cgroup_driver = cgroups.detect()
-            if self._cgroup_driver is None:
+            if self._cgroup_driver is None and millicores is not None:
                 self._notify(
                     "warning: no writable cgroup v2 cpu.max or v1 cpu.cfs_quota_us here; "
                     "proxies run without a CPU limit"
@@ -261,9 +290,8 @@ class LocalTestbed:
         try:
             return self._cgroup_driver.create(name, millicores)
         except OSError as exc:
-            self._notify(
-                f"warning: cannot create a CPU cgroup ({exc}); proxies run without a CPU limit"
-            )
+            if millicores is not None:
+                self._notify(f"warning: cannot create a CPU cgroup ({exc}); proxies run unlimited")
             self._cgroup_driver = None
             return None
 
@@ -304,7 +332,7 @@ class LocalTestbed:
         )
         self._notify(
             f"starting {name} on {address}"
-            + (f" limited to {group.millicores}m CPU" if group else "")
+            + (f" limited to {group.millicores}m CPU" if group and group.millicores else "")
         )
         self._spawn_and_wait(
             state,
@@ -313,6 +341,8 @@ class LocalTestbed:
             env,
             preexec=group.attach_self if group else None,
         )
+        if state.analyzers:  # the sidecar watches from before the proxy takes traffic
+            self._start_analyzer(state, component)
         # what the pod's postStart hook does
         self._controller_hook(
             name,
@@ -334,7 +364,86 @@ class LocalTestbed:
             self._notify(f"warning: {component.name}: disable hook failed ({exc}); stopping anyway")
         self._stop_component(component)
         state.remove(component.name)
+        sidecar = state.get(_analyzer_name(component))
+        if sidecar is not None:
+            self._stop_component(sidecar)
+            state.remove(sidecar.name)
         self.store.save(state)
+
+    # -- analyzers, scenario controller, client pods ----------------------------------------
+
+    def _start_analyzer(self, state: TestbedState, proxy: Component) -> Component:
+        s = self.settings
+        address = s.proxy_address(proxy.index or 0)
+        component = Component(
+            name=_analyzer_name(proxy),
+            kind=ANALYZER_KIND,
+            index=proxy.index,
+            endpoints={
+                "http": f"{address}:{s.analyzer_http_port}",
+                "watches": f"{address}:{s.proxy_sip_port}",
+            },
+            health_url=f"http://{address}:{s.analyzer_http_port}/health",
+        )
+        env = {
+            **os.environ,
+            "ANALYZER_PROXY_ADDRESS": f"{address}:{s.proxy_sip_port}",
+            "ANALYZER_PROXY_NAME": proxy.name,
+            "ANALYZER_INTERFACE": "lo",
+            "ANALYZER_HTTP_HOST": address,
+            "ANALYZER_HTTP_PORT": str(s.analyzer_http_port),
+        }
+        self._spawn_and_wait(state, component, [sys.executable, "-m", "analyzer"], env)
+        return component
+
+    def _start_scenario_controller(self, state: TestbedState) -> Component:
+        s = self.settings
+        env = {
+            **os.environ,
+            "SCENARIO_CONTROLLER_HOST": s.scenario_controller_host,
+            "SCENARIO_CONTROLLER_PORT": str(s.scenario_controller_port),
+            "SCENARIO_DIR": str(self.state_dir / "scenarios"),
+            "RUNS_DIR": str(self.state_dir / "runs"),
+            "SIP_CONTROLLER_URL": s.controller_url,
+        }
+        component = Component(
+            name=SCENARIO_CONTROLLER_KIND,
+            kind=SCENARIO_CONTROLLER_KIND,
+            endpoints={"http": f"{s.scenario_controller_host}:{s.scenario_controller_port}"},
+            health_url=f"{s.scenario_controller_url}/health",
+        )
+        self._spawn_and_wait(state, component, [sys.executable, "-m", "scenario_controller"], env)
+        return component
+
+    def _start_client(self, state: TestbedState, pod: int, phones: int) -> Component:
+        s = self.settings
+        address = s.client_address(pod)
+        ws = f"ws://{s.scenario_controller_host}:{s.scenario_controller_port}/ws/clients"
+        env = {
+            **os.environ,
+            "POD_ID": f"{pod:02d}",
+            "PHONES": str(phones),
+            "SIP_DOMAIN": s.sip_domain,
+            "SIP_CLIENT_ADDRESS": address,
+            "SIP_CLIENT_PORT": str(s.client_sip_port),
+            "SIP_CLIENT_HTTP_HOST": address,
+            "SIP_CLIENT_HTTP_PORT": str(s.client_http_port),
+            "OUTBOUND_PROXY": f"{s.lb_address}:{s.lb_sip_port}",
+            "SCENARIO_CONTROLLER_URL": ws,
+            "LOG_LEVEL": os.environ.get("SIP_CLIENT_LOG_LEVEL", "warning"),
+        }
+        component = Component(
+            name=f"{CLIENT_KIND}-{pod:02d}",
+            kind=CLIENT_KIND,
+            index=pod,
+            endpoints={
+                "sip": f"udp:{address}:{s.client_sip_port}",
+                "http": f"{address}:{s.client_http_port}",
+            },
+            health_url=f"http://{address}:{s.client_http_port}/health",
+        )
+        self._spawn_and_wait(state, component, [sys.executable, "-m", "sip_client"], env)
+        return component
 
     def _controller_hook(
         self, name: str, action: str, json: object = None, params: dict[str, float] | None = None
@@ -415,6 +524,10 @@ class LocalTestbed:
         stopped: list[str] = []
         controller = state.get("sip-controller")
         controller_up = bool(controller and controller.handle and controller.handle.alive())
+        for component in state.of_kind(CLIENT_KIND) + state.of_kind(SCENARIO_CONTROLLER_KIND):
+            self._stop_component(component)
+            if component.handle is not None:
+                stopped.append(component.name)
         for proxy in sorted(state.of_kind(PROXY_KIND), key=lambda c: c.index or 0, reverse=True):
             if controller_up:
                 try:
@@ -423,7 +536,10 @@ class LocalTestbed:
                     self._notify(f"warning: {proxy.name}: {exc}")
             self._stop_component(proxy)
             stopped.append(proxy.name)
-        for kind in ("sip-loadb", "sip-controller", "database"):
+        for sidecar in state.of_kind(ANALYZER_KIND):
+            self._stop_component(sidecar)
+            stopped.append(sidecar.name)
+        for kind in _STOP_ORDER[2:]:
             for component in state.of_kind(kind):
                 self._stop_component(component)
                 if component.handle is not None:
@@ -439,7 +555,10 @@ class LocalTestbed:
         return state
 
     def _component_status(self, state: TestbedState, c: Component) -> ComponentStatus:
-        cpu = f"{c.cgroup.millicores}m ({c.cgroup.driver})" if c.cgroup else None
+        cpu = None
+        if c.cgroup is not None:
+            limit = f"{c.cgroup.millicores}m" if c.cgroup.millicores else "unlimited"
+            cpu = f"{limit} ({c.cgroup.driver})"
         if c.handle is None:
             health = "healthy" if self._database_reachable(state) else "unreachable"
         elif not c.handle.alive():
@@ -458,6 +577,10 @@ class LocalTestbed:
         return bool(
             controller and controller.health_url and self._healthy(controller.health_url) is None
         )
+
+
+def _analyzer_name(proxy: Component) -> str:
+    return f"{ANALYZER_KIND}-{proxy.index}"
 
 
 def _kill_leftover_group(pgid: int) -> None:

@@ -1,0 +1,1 @@
+"""Experiments: declarative files, the runner that plays them on the local testbed, reports."""

@@ -1,0 +1,80 @@
+"""The terminal view of a running experiment: phase, elapsed/remaining, rates, p99, proxies."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from testbed.experiment.spec import Experiment
+
+
+def _num(value: Any, digits: int = 1) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.{digits}f}"
+
+
+class ProgressView:
+    def __init__(self, experiment: Experiment) -> None:
+        self.experiment = experiment
+        self.phase = "starting"
+        self.row: dict[str, Any] | None = None
+        self.started = time.monotonic()
+        self.messages: list[str] = []
+
+    def update(self, phase: str, row: dict[str, Any] | None) -> Group:
+        if row is None:
+            self.messages = [*self.messages[-4:], phase]
+            self.phase = phase
+        else:
+            self.phase, self.row = "running", row
+        return self.render()
+
+    def render(self) -> Group:
+        table = Table.grid(padding=(0, 2))
+        table.add_column(style="bold")
+        table.add_column()
+        table.add_row("experiment", self.experiment.name)
+        table.add_row("phase", self.phase)
+        row = self.row
+        if row is not None:
+            duration = row.get("duration_s") or 0.0
+            elapsed = row.get("t_s", 0.0)
+            table.add_row(
+                "elapsed / remaining", f"{elapsed:.0f} s / {max(0.0, duration - elapsed):.0f} s"
+            )
+            table.add_row("invites sent/s", _num(row.get("sent_per_s")))
+            table.add_row("INVITEs at the proxies/s", _num(row.get("lb_invites_per_s")))
+            table.add_row(
+                "calls ok/s, failed/s",
+                f"{_num(row.get('calls_succeeded_per_s'))}, {_num(row.get('calls_failed_per_s'))}",
+            )
+            p0 = self.experiment.qos.p0_ms
+            p99 = row.get("p99_ms")
+            mark = "" if p99 is None else (" [red]> P0[/red]" if p99 > p0 else " (< P0)")
+            table.add_row(
+                f"p{self.experiment.qos.percentile:g} ({self.experiment.qos.window_s:g} s window)",
+                Text.from_markup(f"{_num(p99)} ms{mark}"),
+            )
+            table.add_row("proxies", str(row.get("proxies")))
+        log = Text("\n".join(self.messages[-4:]), style="dim")
+        return Group(table, log)
+
+    def summary_text(self, folder: Path) -> str:
+        data = json.loads((folder / "summary.json").read_text())
+        worst = data.get("worst_p99_ms")
+        worst_text = "-" if worst is None else f"{worst:.0f} ms"
+        share = data["p99_violation_share"]
+        calls = f"{data['calls_succeeded']}/{data['calls_attempted']}"
+        return (
+            f"p{data['percentile']:g} above {data['p0_ms']:g} ms in {share:.1%} of windows "
+            f"(worst {worst_text}); calls {calls} succeeded, {data['calls_failed']} failed; "
+            f"{data['proxy_seconds']:.0f} proxy-seconds; report: {folder / 'report.html'}"
+        )

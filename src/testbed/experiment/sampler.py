@@ -1,0 +1,165 @@
+"""Once a second: what every proxy, the load balancer, the controller and the clients did.
+
+Rates come from counter differences between two samples; the percentile of the response time
+comes from the analyzers' histograms over the metric window, as Prometheus would compute it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from kamailio_rpc import KamailioRpc, RpcError, RpcTransportError
+from testbed.experiment import histogram
+from testbed.experiment.histogram import Buckets
+from testbed.local import cgroups
+from testbed.local.state import Component, TestbedState
+from testbed.local.testbed import ANALYZER_KIND, PROXY_KIND
+
+HISTOGRAM = "sip_response_time_seconds"
+
+
+@dataclass
+class _ProxyHistory:
+    counters: dict[str, float] = field(default_factory=dict)
+    at: float = 0.0
+    buckets: deque[tuple[float, Buckets]] = field(default_factory=deque)
+
+
+def _cpu_seconds(component: Component) -> float | None:
+    record = component.cgroup
+    if record is None:
+        return None
+    group = cgroups.group_from_paths(
+        component.name, record.millicores, record.paths, record.usage_file, record.usage_unit_ns
+    )
+    try:
+        return group.usage_seconds()
+    except (OSError, ValueError):
+        return None
+
+
+class Sampler:
+    def __init__(
+        self, http: httpx.Client, window_s: float, percentile: float, scenario_url: str
+    ) -> None:
+        self.http = http
+        self.window_s = window_s
+        self.q = percentile / 100
+        self.scenario_url = scenario_url
+        self._proxies: dict[str, _ProxyHistory] = {}
+        self._totals: dict[str, float] = {}
+        self._at: float | None = None
+        self.start = time.monotonic()
+
+    def _rate(self, key: str, value: float, span: float | None) -> float | None:
+        previous = self._totals.get(key)
+        self._totals[key] = value
+        if previous is None or span is None or span <= 0:
+            return None
+        return max(0.0, value - previous) / span
+
+    def sample(self, state: TestbedState) -> dict[str, Any]:
+        now = time.monotonic()
+        span = None if self._at is None else now - self._at
+        self._at = now
+        row: dict[str, Any] = {"t_s": round(now - self.start, 3), "time": round(time.time(), 3)}
+        proxies = state.of_kind(PROXY_KIND)
+        analyzers = {c.index: c for c in state.of_kind(ANALYZER_KIND)}
+        row["proxies"] = len(proxies)
+        window_total: Buckets = {}
+        lb_invites = 0.0
+        for proxy in proxies:
+            prefix = proxy.name
+            history = self._proxies.setdefault(prefix, _ProxyHistory())
+            counters = self._kamailio(proxy)
+            counters["cpu_s"] = _cpu_seconds(proxy) or math.nan
+            analyzer = analyzers.get(proxy.index)
+            buckets: Buckets = {}
+            if analyzer is not None:
+                text = self._get_text(f"http://{analyzer.endpoints['http']}/metrics")
+                if text:
+                    buckets = histogram.parse_histogram(text, HISTOGRAM)
+                    counters["ok_out"] = histogram.parse_counter(
+                        text,
+                        "sip_messages",
+                        {"direction": "out", "method": "INVITE", "status": "200"},
+                    )
+            rates = {}
+            proxy_span = now - history.at if history.at else None
+            for key, value in counters.items():
+                old = history.counters.get(key)
+                rates[key] = (
+                    None
+                    if old is None or proxy_span is None or math.isnan(value)
+                    else max(0.0, value - old) / proxy_span
+                )
+            history.counters, history.at = counters, now
+            invites = rates.get("invites")
+            lb_invites += invites or 0.0
+            row[f"{prefix}.invites_per_s"] = invites
+            row[f"{prefix}.registers_per_s"] = rates.get("registers")
+            cpu = rates.get("cpu_s")
+            row[f"{prefix}.cpu_mcpu"] = None if cpu is None else cpu * 1000
+            row[f"{prefix}.ok_per_s"] = rates.get("ok_out")
+            p_value = None
+            if buckets:
+                history.buckets.append((now, buckets))
+                while len(history.buckets) > 1 and history.buckets[1][0] <= now - self.window_s:
+                    history.buckets.popleft()
+                oldest = history.buckets[0][1] if len(history.buckets) > 1 else {}
+                window = histogram.difference(buckets, oldest)
+                window_total = histogram.add(window_total, window)
+                p_value = histogram.quantile(self.q, window)
+            row[f"{prefix}.p99_ms"] = None if p_value is None else p_value * 1000
+        overall = histogram.quantile(self.q, window_total)
+        row["p99_ms"] = None if overall is None else overall * 1000
+        # every INVITE the load balancer handed to a proxy (challenged and authenticated)
+        row["lb_invites_per_s"] = lb_invites if span is not None else None
+        self._scenario(row, span)
+        return row
+
+    def _kamailio(self, proxy: Component) -> dict[str, float]:
+        rpc = KamailioRpc(f"http://{proxy.endpoints['http']}/RPC", self.http, timeout=2.0)
+        try:
+            stats = rpc.statistics("core:")
+        except (RpcError, RpcTransportError):
+            return {"invites": math.nan, "registers": math.nan}
+        return {
+            "invites": float(stats.get("core:rcv_requests_invite", 0)),
+            "registers": float(stats.get("core:rcv_requests_register", 0)),
+        }
+
+    def _get_text(self, url: str) -> str:
+        try:
+            response = self.http.get(url, timeout=2.0)
+        except httpx.HTTPError:
+            return ""
+        return response.text if response.status_code == 200 else ""
+
+    def _get_json(self, url: str) -> Any:
+        try:
+            response = self.http.get(url, timeout=2.0)
+        except httpx.HTTPError:
+            return None
+        return response.json() if response.status_code == 200 else None
+
+    def _scenario(self, row: dict[str, Any], span: float | None) -> None:
+        run = self._get_json(f"{self.scenario_url}/runs/current")
+        clients = self._get_json(f"{self.scenario_url}/clients")
+        if run:
+            row["scheduled"] = run["scheduled"]
+            row["sent_per_s"] = self._rate("sent", run["sent"], span)
+            row["undeliverable_per_s"] = self._rate("undeliverable", run["undeliverable"], span)
+            row["run_state"] = run["state"]
+        if clients:
+            ok = sum(int(p["calls_succeeded"]) for p in clients["pods"])
+            failed = sum(int(p["calls_failed"]) for p in clients["pods"])
+            row["calls_succeeded_per_s"] = self._rate("calls_ok", ok, span)
+            row["calls_failed_per_s"] = self._rate("calls_failed", failed, span)
+            row["registered"] = sum(int(p["registered"]) for p in clients["pods"])

@@ -1,0 +1,80 @@
+"""The headline numbers of a run, from its time series and call records."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Summary:
+    p0_ms: float
+    percentile: float
+    windows: int  # sampled windows that had response times
+    p99_violation_share: float  # share of those windows whose percentile exceeded P0
+    worst_p99_ms: float | None
+    calls_attempted: int
+    calls_succeeded: int
+    calls_failed: int
+    calls_undeliverable: int
+    ser: float | None  # RFC 6076 session establishment ratio
+    proxy_seconds: float
+    scaling_actions: int
+    max_proxies: int
+    duration_s: float
+    interrupted: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def summarize(
+    rows: Sequence[dict[str, Any]],
+    calls: Sequence[dict[str, Any]],
+    undeliverable: int,
+    p0_ms: float,
+    percentile: float,
+    interrupted: bool = False,
+) -> Summary:
+    """`rows`: time series (t_s, proxies, p99_ms ...); `calls`: caller-side call records."""
+    p99s = [
+        r["p99_ms"]
+        for r in rows
+        if isinstance(r.get("p99_ms"), (int, float)) and not math.isnan(r["p99_ms"])
+    ]
+    violations = sum(1 for v in p99s if v > p0_ms)
+    proxy_seconds = 0.0
+    actions = 0
+    for before, after in itertools.pairwise(rows):
+        proxy_seconds += before["proxies"] * (after["t_s"] - before["t_s"])
+        if after["proxies"] != before["proxies"]:
+            actions += 1
+    succeeded = sum(1 for c in calls if c.get("outcome") == "succeeded")
+    failed = sum(1 for c in calls if c.get("outcome") == "failed")
+    redirected = sum(
+        1
+        for c in calls
+        if isinstance(c.get("final_status"), int) and 300 <= c["final_status"] < 400
+    )
+    attempted = succeeded + failed
+    denominator = attempted - redirected
+    return Summary(
+        p0_ms=p0_ms,
+        percentile=percentile,
+        windows=len(p99s),
+        p99_violation_share=violations / len(p99s) if p99s else 0.0,
+        worst_p99_ms=max(p99s) if p99s else None,
+        calls_attempted=attempted,
+        calls_succeeded=succeeded,
+        calls_failed=failed,
+        calls_undeliverable=undeliverable,
+        ser=succeeded / denominator if denominator > 0 else None,
+        proxy_seconds=round(proxy_seconds, 3),
+        scaling_actions=actions,
+        max_proxies=max((r["proxies"] for r in rows), default=0),
+        duration_s=rows[-1]["t_s"] - rows[0]["t_s"] if rows else 0.0,
+        interrupted=interrupted,
+    )

@@ -1,0 +1,117 @@
+"""Experiment files, histogram percentiles and the summary metrics on crafted data."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from testbed.experiment import histogram
+from testbed.experiment.spec import CapacityPlan, ExperimentError, load
+from testbed.experiment.summary import summarize
+
+METRICS = """\
+# TYPE sip_response_time_seconds histogram
+sip_response_time_seconds_bucket{pair="invite_forward",le="0.01"} 90.0
+sip_response_time_seconds_bucket{pair="invite_forward",le="0.1"} 99.0
+sip_response_time_seconds_bucket{pair="invite_forward",le="1.0"} 100.0
+sip_response_time_seconds_bucket{pair="invite_forward",le="+Inf"} 100.0
+sip_response_time_seconds_count{pair="invite_forward"} 100.0
+sip_response_time_seconds_bucket{pair="ok_forward",le="0.01"} 100.0
+sip_response_time_seconds_bucket{pair="ok_forward",le="0.1"} 100.0
+sip_response_time_seconds_bucket{pair="ok_forward",le="1.0"} 100.0
+sip_response_time_seconds_bucket{pair="ok_forward",le="+Inf"} 100.0
+# TYPE sip_messages_total counter
+sip_messages_total{direction="out",method="INVITE",status="200"} 42.0
+sip_messages_total{direction="in",method="INVITE",status="200"} 40.0
+"""
+
+
+def test_histogram_is_summed_over_label_sets_and_the_quantile_interpolates():
+    buckets = histogram.parse_histogram(METRICS, "sip_response_time_seconds")
+    assert buckets == {0.01: 190.0, 0.1: 199.0, 1.0: 200.0, math.inf: 200.0}
+    # rank 0.99 * 200 = 198 falls in (0.01, 0.1]: 8 of its 9 observations
+    assert histogram.quantile(0.99, buckets) == pytest.approx(0.01 + 0.09 * 8 / 9)
+    assert histogram.quantile(0.5, buckets) == pytest.approx(0.01 * 100 / 190)
+    assert histogram.quantile(0.99, {}) is None
+    assert histogram.quantile(0.99, {1.0: 0.0, math.inf: 0.0}) is None
+    # beyond the last finite bound Prometheus answers that bound
+    assert histogram.quantile(0.99, {1.0: 1.0, math.inf: 100.0}) == 1.0
+
+
+def test_window_difference_and_counter():
+    old = {0.01: 10.0, math.inf: 10.0}
+    new = {0.01: 15.0, math.inf: 30.0}
+    assert histogram.difference(new, old) == {0.01: 5.0, math.inf: 20.0}
+    assert (
+        histogram.parse_counter(METRICS, "sip_messages", {"direction": "out", "status": "200"})
+        == 42.0
+    )
+
+
+def _row(t: float, proxies: int, p99: float | None) -> dict[str, object]:
+    return {"t_s": t, "proxies": proxies, "p99_ms": p99}
+
+
+def test_summary_from_crafted_rows_and_calls():
+    rows = [
+        _row(0, 2, 10.0),
+        _row(1, 2, 1500.0),
+        _row(2, 3, None),
+        _row(3, 3, 900.0),
+        _row(4, 2, 2000.0),
+    ]
+    calls = [
+        {"outcome": "succeeded", "final_status": 200},
+        {"outcome": "succeeded", "final_status": 200},
+        {"outcome": "failed", "final_status": 302},
+        {"outcome": "failed", "final_status": 503},
+    ]
+    summary = summarize(rows, calls, undeliverable=3, p0_ms=1000, percentile=99)
+    assert summary.windows == 4
+    assert summary.p99_violation_share == 0.5
+    assert summary.worst_p99_ms == 2000.0
+    assert (summary.calls_attempted, summary.calls_succeeded, summary.calls_failed) == (4, 2, 2)
+    assert summary.ser == pytest.approx(2 / 3)  # the 3xx is left out of the denominator
+    assert summary.proxy_seconds == pytest.approx(2 + 2 + 3 + 3)
+    assert summary.scaling_actions == 2
+    assert summary.max_proxies == 3
+    assert summary.calls_undeliverable == 3
+
+
+def test_capacity_plan_is_the_papers_arithmetic():
+    assert CapacityPlan(capacity_per_proxy=10).proxies_for(42) == 5  # 42/10 -> 5 proxies
+    assert CapacityPlan(capacity_per_proxy=10).proxies_for(40) == 4
+    assert CapacityPlan(capacity_per_proxy=10, headroom=0.8).proxies_for(40) == 5
+
+
+def test_shipped_experiments_load(tmp_path: Path):
+    folder = Path(__file__).resolve().parents[1] / "experiments"
+    files = sorted(folder.glob("*.yaml"))
+    assert {f.stem for f in files} >= {"demo"}
+    for path in files:
+        load(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("name: x\nscenario: {speed: 1}\n", "scenario: Value error, give exactly one of"),
+        (
+            "name: x\nscenario: {csv: a.csv}\nproxies: {count: 2, cpu: lots}\n",
+            "CPU quantity 'lots'",
+        ),
+        ("name: x\nscenario: {csv: a.csv}\nqos: {p0_ms: -1}\n", "qos.p0_ms"),
+        ("name: x\nscenario: {csv: a.csv}\nsurprise: 1\n", "surprise"),
+        ("- just a list\n", "mapping"),
+        ("name: [unclosed\n", "not valid YAML"),
+    ],
+)
+def test_bad_experiment_files_name_the_field(tmp_path: Path, text: str, fragment: str):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ExperimentError) as info:
+        load(path)
+    assert str(path) in str(info.value)
+    assert fragment in str(info.value)
