@@ -206,6 +206,37 @@ def run(
 
 
 @app.command()
+def benchmark(
+    spec_file: Annotated[Path, typer.Argument(help="benchmark YAML (experiments/benchmark.yaml)")],
+    results: Annotated[Path, typer.Option(help="folder the results folder goes in")] = Path(
+        "results"
+    ),
+) -> None:
+    """The paper's 4.1: one proxy, constant rates in steps; the capacity per proxy within QoS."""
+    from testbed.experiment.benchmark import load_benchmark, run_benchmark
+    from testbed.experiment.runner import ExperimentFailed
+    from testbed.experiment.spec import ExperimentError
+
+    try:
+        spec = load_benchmark(spec_file)
+    except ExperimentError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    try:
+        folder = run_benchmark(
+            spec,
+            results,
+            lambda phase, _row: console.print(f"[dim]{phase}[/dim]") if _row is None else None,
+        )
+    except (ExperimentFailed, StartupError, ValueError) as exc:
+        console.print(f"[red]benchmark failed:[/red] {exc}")
+        raise typer.Exit(1) from None
+    console.print((folder / "benchmark.csv").read_text())
+    console.print((folder / "summary.json").read_text())
+    console.print(str(folder))
+
+
+@app.command()
 def compare(
     folders: Annotated[list[Path], typer.Argument(help="results folders of earlier runs")],
     out: Annotated[Path, typer.Option(help="where compare.html goes")] = Path("results/compare"),
@@ -226,6 +257,11 @@ def compare(
         table.add_row(*(_cell(summary.get(key)) for key, _label in COLUMNS))
     console.print(table)
     console.print(str(page))
+
+
+def _print_phase(phase: str, row: dict[str, object] | None) -> None:
+    if row is None:
+        console.print(f"[dim]{phase}[/dim]")
 
 
 def _cell(value: object) -> str:

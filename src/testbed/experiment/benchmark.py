@@ -1,0 +1,219 @@
+"""`testbed benchmark FILE`: the paper's section 4.1, automated. One proxy at a CPU limit (or
+several limits in turn) gets a constant arrival rate, step after step; each step is a short
+experiment of its own. Output: p99 and max response time against the rate per CPU limit (the
+paper's figure 4.1) and the largest rate that keeps p99 under P0: the capacity per proxy that
+capacity planning uses."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from testbed.config import TestbedSettings
+from testbed.experiment.report import STYLE
+from testbed.experiment.runner import Progress, run_experiment
+from testbed.experiment.spec import Experiment, ExperimentError
+from testbed.local.cgroups import parse_millicores
+
+PAIRS_MEASURED = ("invite_challenge", "invite_forward", "ok_forward")
+
+
+class BenchmarkSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")] = "benchmark"
+    description: str = ""
+    cpu: list[str] = Field(default_factory=lambda: ["30m"], min_length=1)
+    rates: list[float] = Field(min_length=1, description="calls per second, in the order tried")
+    step_s: float = Field(60.0, gt=0, description="length of each constant-rate step")
+    warmup_s: float = Field(5.0, ge=0, description="left out of each step's percentiles")
+    phones_per_pod: int = Field(100, ge=1, le=100)
+    p0_ms: float = Field(1000.0, gt=0)
+    percentile: float = Field(99.0, gt=0, lt=100)
+    stop_after: int = Field(2, ge=1, description="stop a CPU limit after this many failing steps")
+
+
+def load_benchmark(path: Path) -> BenchmarkSpec:
+    try:
+        data = yaml.safe_load(path.read_text())
+        spec = BenchmarkSpec.model_validate(data)
+        for cpu in spec.cpu:
+            parse_millicores(cpu)
+        return spec
+    except FileNotFoundError:
+        raise ExperimentError(f"{path}: no such file") from None
+    except (yaml.YAMLError, ValidationError, ValueError) as exc:
+        raise ExperimentError(f"{path}: {exc}") from None
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+
+
+def _step_figures(folder: Path, warmup_s: float, percentile: float) -> dict[str, float | None]:
+    with (folder / "response_times.csv").open() as f:
+        rows = [r for r in csv.DictReader(f) if r["pair"] in PAIRS_MEASURED]
+    if rows:
+        start = min(float(r["timestamp"]) for r in rows)
+        rows = [r for r in rows if float(r["timestamp"]) >= start + warmup_s]
+    times = [float(r["response_time_ms"]) for r in rows]
+    return {
+        "p50_ms": _percentile(times, 50),
+        "p99_ms": _percentile(times, percentile),
+        "max_ms": max(times) if times else None,
+        "samples": float(len(times)),
+    }
+
+
+def run_benchmark(
+    spec: BenchmarkSpec,
+    results_root: Path,
+    progress: Progress,
+    settings: TestbedSettings | None = None,
+) -> Path:
+    out = (results_root / f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
+    (out / "steps").mkdir(parents=True)
+    (out / "benchmark.json").write_text(spec.model_dump_json(indent=2))
+    table: list[dict[str, Any]] = []
+    for cpu in spec.cpu:
+        failing = 0
+        for rate in spec.rates:
+            progress(f"{cpu}: {rate:g} calls/s for {spec.step_s:g} s", None)
+            experiment = Experiment.model_validate(
+                {
+                    "name": f"{spec.name}-{cpu}-{rate:g}",
+                    "scenario": {
+                        "generate": {
+                            "shape": {"kind": "constant", "rate": rate, "duration_s": spec.step_s},
+                            "pods": 2,
+                            "phones_per_pod": spec.phones_per_pod,
+                        }
+                    },
+                    "proxies": {"count": 1, "cpu": cpu},
+                    "qos": {
+                        "p0_ms": spec.p0_ms,
+                        "percentile": spec.percentile,
+                        "window_s": spec.step_s,
+                    },
+                }
+            )
+            folder = run_experiment(experiment, None, out / "steps", progress, settings)
+            summary = json.loads((folder / "summary.json").read_text())
+            figures = _step_figures(folder, spec.warmup_s, spec.percentile)
+            p99 = figures["p99_ms"]
+            ok = (
+                summary["calls_failed"] == 0
+                and summary["calls_undeliverable"] == 0
+                and p99 is not None
+                and p99 < spec.p0_ms
+            )
+            table.append(
+                {
+                    "cpu": cpu,
+                    "rate": rate,
+                    **figures,
+                    "calls": summary["calls_attempted"],
+                    "failed": summary["calls_failed"],
+                    "within_qos": ok,
+                    "folder": folder.name,
+                }
+            )
+            failing = 0 if ok else failing + 1
+            if failing >= spec.stop_after:
+                break
+    capacity: dict[str, float] = {}
+    for cpu in spec.cpu:
+        best = 0.0
+        for row in (r for r in table if r["cpu"] == cpu):
+            if not row["within_qos"]:
+                break
+            best = row["rate"]
+        capacity[cpu] = best
+    _write(out, spec, table, capacity)
+    return out
+
+
+def _write(
+    out: Path, spec: BenchmarkSpec, table: list[dict[str, Any]], capacity: dict[str, float]
+) -> None:
+    with (out / "benchmark.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(table[0]) if table else ["cpu"])
+        writer.writeheader()
+        writer.writerows(table)
+    (out / "summary.json").write_text(
+        json.dumps(
+            {
+                "benchmark": spec.name,
+                "p0_ms": spec.p0_ms,
+                "percentile": spec.percentile,
+                "capacity_calls_per_s": capacity,
+                "steps": len(table),
+            },
+            indent=2,
+        )
+    )
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), dpi=110)
+    for ax, key, title in (
+        (axes[0], "p99_ms", f"p{spec.percentile:g}"),
+        (axes[1], "max_ms", "maximum"),
+    ):
+        for cpu in spec.cpu:
+            rows = [r for r in table if r["cpu"] == cpu and r[key] is not None]
+            ax.plot(
+                [r["rate"] for r in rows], [r[key] for r in rows], marker="o", label=f"{cpu} CPU"
+            )
+        ax.axhline(spec.p0_ms, color="#c53030", ls="--", label=f"P0 = {spec.p0_ms:g} ms")
+        ax.set_yscale("log")
+        ax.set_title(f"{title} response time against arrival rate")
+        ax.set_xlabel("calls/s (2 INVITEs each)")
+        ax.set_ylabel("ms")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "fig_benchmark.png")
+    plt.close(fig)
+    head = "".join(
+        f"<th>{k}</th>"
+        for k in (
+            "CPU",
+            "calls/s",
+            "p50 ms",
+            f"p{spec.percentile:g} ms",
+            "max ms",
+            "calls",
+            "failed",
+            "within QoS",
+        )
+    )
+    body = "".join(
+        f"<tr><td>{r['cpu']}</td><td>{r['rate']:g}</td><td>{_ms(r['p50_ms'])}</td><td>{_ms(r['p99_ms'])}</td>"
+        f"<td>{_ms(r['max_ms'])}</td><td>{r['calls']}</td><td>{r['failed']}</td>"
+        f"<td>{'yes' if r['within_qos'] else 'no'}</td></tr>"
+        for r in table
+    )
+    caps = ", ".join(f"{cpu}: {rate:g} calls/s" for cpu, rate in capacity.items())
+    (out / "report.html").write_text(
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{spec.name}</title>'
+        f"<style>{STYLE}</style></head><body><h1>{spec.name}</h1>"
+        f"<p>Capacity per proxy (largest rate with p{spec.percentile:g} &lt; {spec.p0_ms:g} ms "
+        f"and no failed call): <b>{caps}</b></p><table><tr>{head}</tr>{body}</table>"
+        '<img src="fig_benchmark.png" alt="response time against rate"></body></html>'
+    )
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
