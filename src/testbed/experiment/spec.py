@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from csvgen.spec import GenerateRequest
+from csvgen.spec import GenerateRequest, MilanoShape
 from testbed.local.cgroups import parse_millicores
 
 
@@ -106,7 +106,14 @@ def load(path: Path) -> Experiment:
             f"{'.'.join(str(p) for p in e['loc']) or 'file'}: {e['msg']}" for e in exc.errors()
         )
         raise ExperimentError(f"{path}: {problems}") from None
+    # files named in the experiment are relative to the experiment file
     csv = experiment.scenario.csv
     if csv is not None and not csv.is_absolute():
         experiment.scenario.csv = (path.parent / csv).resolve()
+    generate = experiment.scenario.generate
+    if generate is not None and isinstance(generate.shape, MilanoShape):
+        generate.shape.files = [
+            f if Path(f).is_absolute() else str((path.parent / f).resolve())
+            for f in generate.shape.files
+        ]
     return experiment
