@@ -1,0 +1,1 @@
+"""Autoscaling for the local testbed: Kubernetes' HPA algorithm and QoS-aware policies."""
