@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -210,6 +211,7 @@ class HorizontalPodAutoscaler:
         self._recommendations: deque[tuple[float, int]] = deque()
         self._events: deque[tuple[float, int]] = deque()  # (time, change) of past scalings
         self._seeded = False
+        self._last_desired: int | None = None
 
     @property
     def spec(self) -> HpaSpec:
@@ -303,11 +305,15 @@ class HorizontalPodAutoscaler:
         self,
         now: float,
         current: int,
-        metrics: dict[str, MetricInput | None],
+        metrics: Mapping[str, MetricInput | None],
         ready: set[str] | None = None,
     ) -> Decision:
         """One sync period: the replica count to set (may equal `current`)."""
         spec = self.spec
+        # someone else changed the count since the last decision (a combined policy overruled
+        # this one): the rate policies count that change too
+        if self._last_desired is not None and current != self._last_desired:
+            self._record_event(now, current - self._last_desired)
         proposals: dict[str, int | None] = {}
         for metric in spec.metrics:
             data = metrics.get(metric.key)
@@ -322,14 +328,16 @@ class HorizontalPodAutoscaler:
         # like the controller: current outside [min, max] is brought inside before any metric
         if current > spec.maxReplicas or current < spec.minReplicas:
             desired = min(max(current, spec.minReplicas), spec.maxReplicas)
-            self._record_event(now, desired - current)
+            self._record_event(now, desired - current, desired)
             return Decision(desired, desired, proposals, "current count outside min/max")
         # all metrics invalid, or some invalid while the others would scale down: the
         # controller reports an error and changes nothing (and records no recommendation)
         if not known:
+            self._last_desired = current
             return Decision(current, current, proposals, "no metric available")
         raw = max(known)
         if len(known) < len(proposals) and raw < current:
+            self._last_desired = current
             return Decision(current, raw, proposals, "a metric is missing: no scale down")
         reason = "metrics"
         if not self._seeded:  # the controller starts the window with the current count
@@ -360,10 +368,11 @@ class HorizontalPodAutoscaler:
             reason += "; scale down" if desired < current else "; scale down held by policy"
         elif raw != current:
             reason += "; held by the stabilization window"
-        self._record_event(now, desired - current)
+        self._record_event(now, desired - current, desired)
         return Decision(desired, raw, proposals, reason)
 
-    def _record_event(self, now: float, change: int) -> None:
+    def _record_event(self, now: float, change: int, decided: int | None = None) -> None:
+        self._last_desired = decided
         if change:
             self._events.append((now, change))
         while self._events and self._events[0][0] < now - 1800:
