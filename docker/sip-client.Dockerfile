@@ -1,0 +1,48 @@
+# syntax=docker/dockerfile:1
+# sip-client: one pod of up to 100 softphones on one UDP socket, driven by the scenario
+# controller. Built from the repository root (docker/build.sh does this):
+#   docker build -f docker/sip-client.Dockerfile -t ims-testbed/sip-client:0.1.0 .
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS build
+ARG UV_VERSION=0.13.9
+RUN pip install --no-cache-dir "uv==${UV_VERSION}"
+ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never \
+    UV_PROJECT_ENVIRONMENT=/opt/venv
+WORKDIR /src
+# third-party dependencies first (rebuilt only when uv.lock or these pyproject files change)
+COPY pyproject.toml uv.lock ./
+COPY libs/sip-core/pyproject.toml libs/sip-core/
+COPY libs/testbed-messages/pyproject.toml libs/testbed-messages/
+COPY services/sip-client/pyproject.toml services/sip-client/
+RUN --mount=type=cache,target=/root/.cache/uv \
+    uv sync --frozen --no-dev --no-install-workspace --package sip-client
+COPY libs/sip-core/src libs/sip-core/src
+COPY libs/testbed-messages/src libs/testbed-messages/src
+COPY services/sip-client/src services/sip-client/src
+RUN --mount=type=cache,target=/root/.cache/uv \
+    uv sync --frozen --no-dev --no-editable --package sip-client
+
+FROM ${PYTHON_IMAGE}
+ARG SERVICE_VERSION=0.1.0
+LABEL org.opencontainers.image.title="sip-client" \
+      org.opencontainers.image.description="ims-testbed sip-client: a pod of softphones (REGISTER, INVITE with digest auth, BYE)" \
+      org.opencontainers.image.version="${SERVICE_VERSION}" \
+      org.opencontainers.image.licenses="MIT"
+# hostname -I gives the entrypoint the pod's address (no longer Essential after bookworm)
+RUN apt-get update \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends hostname \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin testbed
+COPY --from=build /opt/venv /opt/venv
+COPY --chmod=0755 docker/healthcheck.py /usr/local/bin/testbed-healthcheck
+COPY --chmod=0755 docker/sip-client-entrypoint.sh /usr/local/bin/sip-client-entrypoint
+# the pod's SIP socket takes a fixed port so a NetworkPolicy or a capture can name it
+ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 \
+    SIP_CLIENT_HTTP_HOST=0.0.0.0 SIP_CLIENT_HTTP_PORT=8090 SIP_CLIENT_PORT=5060
+USER 10001:10001
+EXPOSE 5060/udp 8090
+HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=3 \
+    CMD ["testbed-healthcheck", "SIP_CLIENT_HTTP_HOST", "SIP_CLIENT_HTTP_PORT", "8090", "/health"]
+ENTRYPOINT ["sip-client-entrypoint"]
+CMD ["sip-client"]
