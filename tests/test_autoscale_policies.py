@@ -324,3 +324,69 @@ def test_proxy_scaler_reports_pending_pods_and_survives_a_failed_scale() -> None
     scaler.stop()
     assert [str(e) for e in errors] == ["no room"]
     assert scaler.replicas == 2  # the failed step left the count where it was
+
+
+# -- experiment wiring -------------------------------------------------------------------------
+
+
+def test_reaction_times_per_rise() -> None:
+    from testbed.experiment.summary import reaction_times
+
+    rows = [
+        {"t_s": float(t), "proxies": 1 if t < 70 else (2 if t < 250 else 3)} for t in range(400)
+    ]
+    # rises at 60 (added at 70: 10 s), 180 (nothing before 300), 300 (already 3 at 250: none)
+    assert reaction_times(rows, [60.0, 180.0, 240.0]) == (10.0, None, 10.0)
+
+
+def test_autoscale_section_errors_name_the_field(tmp_path: Any) -> None:
+    from pathlib import Path
+
+    from testbed.experiment.spec import ExperimentError, load
+
+    base = "name: x\nscenario: {generate: {shape: {kind: step}}}\nproxies: {count: 2}\n"
+    cases = {
+        "autoscale: {policy: hpa}\n": "needs exactly one of hpa and hpa_file",
+        "autoscale: {policy: capacity}\n": "capacity_per_proxy",
+        "autoscale: {policy: qos, qos: {up_fraction: 0.2, down_fraction: 0.3}}\n": "down_fraction",
+        "autoscale: {policy: qos, min_replicas: 5, max_replicas: 2}\n": "min_replicas",
+        "autoscale: {policy: hpa, hpa: {spec: {maxReplicas: 3}}}\n": "scaleTargetRef",
+        "autoscale: {policy: hpa, hpa_file: nowhere.yaml}\n": "nowhere.yaml",
+    }
+    for extra, fragment in cases.items():
+        path = Path(tmp_path) / "e.yaml"
+        path.write_text(base + extra)
+        with pytest.raises(ExperimentError, match=fragment):
+            load(path)
+
+
+def test_shipped_hpa_file_builds_the_papers_policy(tmp_path: Any) -> None:
+    from pathlib import Path
+
+    from testbed.autoscale.factory import build_policy
+    from testbed.experiment.spec import load
+
+    root = Path(__file__).resolve().parents[1]
+    path = Path(tmp_path) / "e.yaml"
+    path.write_text(
+        "name: x\nscenario: {generate: {shape: {kind: step}}}\n"
+        "proxies: {count: 2, cpu: 10m}\n"
+        f"autoscale: {{policy: hpa, hpa_file: {root / 'experiments/hpa/paper-a7.yaml'}}}\n"
+    )
+    policy = build_policy(load(path))
+    assert isinstance(policy, HpaPolicy)
+    assert (policy.min_replicas, policy.max_replicas) == (2, 50)
+    assert policy.hpa.up.policies is not None
+    assert policy.hpa.up.policies[0].periodSeconds == 120
+
+
+def test_autoscaler_gauges_on_a_fresh_registry() -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from testbed.autoscale.exporter import AutoscalerMetrics
+
+    registry = CollectorRegistry()
+    AutoscalerMetrics(registry).update("sip-proxy", 3, 5)
+    text = generate_latest(registry).decode()
+    assert 'testbed_replicas{component="sip-proxy"} 3.0' in text
+    assert 'testbed_desired_replicas{component="sip-proxy"} 5.0' in text

@@ -176,6 +176,14 @@ def run(
     results: Annotated[Path, typer.Option(help="folder the results folder goes in")] = Path(
         "results"
     ),
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="override a field, e.g. --set scenario.generate.shape.step_every_s=60 "
+            "(repeatable; the value is YAML)",
+        ),
+    ] = None,
 ) -> None:
     """Run an experiment on the local testbed; the last line printed is its results folder."""
     from rich.live import Live
@@ -185,7 +193,7 @@ def run(
     from testbed.experiment.spec import ExperimentError, load
 
     try:
-        experiment = load(experiment_file)
+        experiment = load(experiment_file, set_)
     except ExperimentError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None

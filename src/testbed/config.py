@@ -49,6 +49,10 @@ class TestbedSettings(BaseSettings):
     client_sip_port: int = 5060
     client_http_port: int = 8090
 
+    # the local autoscaler's Prometheus metrics (testbed_replicas, testbed_desired_replicas)
+    autoscaler_metrics_host: str = "127.0.0.1"
+    autoscaler_metrics_port: int = 9190
+
     mariadb_port: int = 3307
     startup_timeout_seconds: float = 30.0
 

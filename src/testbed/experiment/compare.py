@@ -22,8 +22,10 @@ COLUMNS = (
     ("calls_attempted", "calls"),
     ("ser", "SER"),
     ("proxy_seconds", "proxy-seconds"),
+    ("cost_vs_plan", "cost vs plan"),
     ("scaling_actions", "scaling actions"),
     ("max_proxies", "max proxies"),
+    ("reaction", "reaction to each rise (s)"),
 )
 
 
@@ -33,6 +35,10 @@ def compare(folders: list[Path], out: Path) -> tuple[list[dict[str, Any]], Path]
             raise FileNotFoundError(f"{folder}: no summary.json (not a results folder)")
     out.mkdir(parents=True, exist_ok=True)
     summaries = [{"folder": f.name, **load_summary(f)} for f in folders]
+    for summary in summaries:
+        summary["reaction"] = " ".join(
+            "-" if r is None else f"{r:.0f}" for r in summary.get("reaction_s") or []
+        )
     images = []
     for metric, title, unit in (
         ("p99_ms", "p99 response time (all proxies)", "ms"),

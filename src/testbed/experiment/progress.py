@@ -51,7 +51,7 @@ class ProgressView:
                 "elapsed / remaining", f"{elapsed:.0f} s / {max(0.0, duration - elapsed):.0f} s"
             )
             table.add_row("invites sent/s", _num(row.get("sent_per_s")))
-            table.add_row("INVITEs at the proxies/s", _num(row.get("lb_invites_per_s")))
+            table.add_row("new INVITEs at the LB/s", _num(row.get("lb_invites_per_s")))
             table.add_row(
                 "calls ok/s, failed/s",
                 f"{_num(row.get('calls_succeeded_per_s'))}, {_num(row.get('calls_failed_per_s'))}",

@@ -24,7 +24,7 @@ STYLE = (
 )
 
 FIGURES = (
-    ("a_invites", "Incoming INVITE rate", "INVITEs/s", "invites_per_s"),
+    ("a_invites", "Incoming INVITE rate (new calls)", "INVITEs/s", "invites_per_s"),
     ("b_cpu", "CPU per proxy", "mCPU", "cpu_mcpu"),
     ("c_p99", "p99 response time", "ms", "p99_ms"),
     ("d_ok", "200 OK rate", "200 OK/s", "ok_per_s"),
@@ -63,7 +63,7 @@ def _figure(
                 pd.to_numeric(frame["lb_invites_per_s"], errors="coerce"),
                 color="black",
                 lw=1.6,
-                label="sip-loadb (sum)",
+                label="sip-loadb",
             )
         if metric == "p99_ms" and "p99_ms" in frame:
             ax.plot(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import itertools
 import json
 import shutil
 import time
@@ -15,16 +16,19 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
 
 from csvgen.output import write_file
 from csvgen.scenario import Scenario
+from csvgen.spec import StepShape, TableShape
 from scenario_csv import ScenarioSummary, text_lines, validate
+from testbed.autoscale.local import LocalAutoscaler
 from testbed.config import TestbedSettings
 from testbed.experiment.report import write_report
 from testbed.experiment.sampler import Sampler
 from testbed.experiment.spec import Experiment
 from testbed.experiment.summary import summarize
-from testbed.local.testbed import ANALYZER_KIND, CLIENT_KIND, LocalTestbed
+from testbed.local.testbed import ANALYZER_KIND, CLIENT_KIND, PROXY_KIND, LocalTestbed
 
 Progress = Callable[[str, dict[str, Any] | None], None]
 
@@ -73,6 +77,30 @@ def prepare(experiment: Experiment, out: Path) -> Prepared:
         peak = summary.peak_rate * spec.speed
         proxies = experiment.proxies.plan.proxies_for(peak)
     return Prepared(target, summary, proxies, pods)
+
+
+def load_rises(experiment: Experiment) -> list[float]:
+    """When the offered load steps up (run seconds), for step and held-table scenarios."""
+    generate = experiment.scenario.generate
+    speed = experiment.scenario.speed
+    if generate is None:
+        return []
+    shape = generate.shape
+    if isinstance(shape, StepShape):
+        if shape.step_rate <= 0:
+            return []
+        return [i * shape.step_every_s / speed for i in range(1, shape.steps)]
+    if isinstance(shape, TableShape) and shape.interpolate == "hold":
+        return [t / speed for (_t0, r0), (t, r) in itertools.pairwise(shape.points) if r > r0]
+    return []
+
+
+def plan_proxies(experiment: Experiment, prepared: Prepared) -> int | None:
+    """The static capacity plan's proxy count, if the experiment names a plan."""
+    plan = experiment.proxies.plan
+    if plan is None:
+        return None
+    return plan.proxies_for(prepared.summary.peak_rate * experiment.scenario.speed)
 
 
 def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
@@ -162,6 +190,8 @@ def run_experiment(
     if experiment_file is not None:
         shutil.copyfile(experiment_file, out / "experiment.yaml")
     (out / "experiment.json").write_text(experiment.model_dump_json(indent=2))
+    if experiment.autoscale is not None and experiment.autoscale.policy in ("hpa", "hybrid"):
+        (out / "hpa.yaml").write_text(yaml.safe_dump(experiment.autoscale.manifest()))
     progress("preparing the scenario", None)
     prepared = prepare(experiment, out)
     settings = settings or TestbedSettings()
@@ -171,6 +201,7 @@ def run_experiment(
     testbed = LocalTestbed(settings, notify=lambda message: progress(message, None))
     rows: list[dict[str, Any]] = []
     run_id: str | None = None
+    autoscaler: LocalAutoscaler | None = None
     interrupted = False
     http = httpx.Client(timeout=10)
     try:
@@ -197,10 +228,25 @@ def run_experiment(
             http.post(
                 f"{scenario_url}/scenarios", params={"name": experiment.name}, content=data.read()
             ).raise_for_status()
-        sampler = Sampler(http, experiment.qos.window_s, experiment.qos.percentile, scenario_url)
+        sampler = Sampler(
+            http,
+            experiment.qos.window_s,
+            experiment.qos.percentile,
+            scenario_url,
+            settings.lb_rpc_url,
+        )
         baseline_state = testbed.load_state()
         assert baseline_state is not None
         sampler.sample(baseline_state)  # windows start here, not with the registrations
+        if experiment.autoscale is not None:
+            autoscaler = LocalAutoscaler(
+                experiment,
+                lambda n: testbed.scale(PROXY_KIND, n),
+                prepared.proxies,
+                lambda message: progress(message, None),
+                (settings.autoscaler_metrics_host, settings.autoscaler_metrics_port),
+            )
+            autoscaler.start()
         run = http.post(
             f"{scenario_url}/runs",
             json={
@@ -217,6 +263,8 @@ def run_experiment(
             state = testbed.load_state()
             assert state is not None
             row = sampler.sample(state)
+            if autoscaler is not None:
+                autoscaler.tick(time.monotonic(), row["t_s"], row)
             rows.append(row)
             progress("running", {**row, "duration_s": duration})
             if row.get("run_state") not in (None, "running", "paused"):
@@ -239,6 +287,9 @@ def run_experiment(
             with contextlib.suppress(httpx.HTTPError):
                 http.post(f"{settings.scenario_controller_url}/runs/{run_id}/stop")
     finally:
+        if autoscaler is not None:
+            autoscaler.stop()
+            autoscaler.write_log(out / "autoscaler.csv")
         progress("collecting samples, call records and the run log", None)
         try:
             calls, undeliverable = _collect(testbed, http, out, run_id)
@@ -249,7 +300,14 @@ def run_experiment(
             http.close()
     _write_timeseries(rows, out / "timeseries.csv")
     summary = summarize(
-        rows, calls, undeliverable, experiment.qos.p0_ms, experiment.qos.percentile, interrupted
+        rows,
+        calls,
+        undeliverable,
+        experiment.qos.p0_ms,
+        experiment.qos.percentile,
+        interrupted,
+        rises_s=load_rises(experiment),
+        plan_proxies=plan_proxies(experiment, prepared),
     )
     (out / "summary.json").write_text(
         json.dumps(

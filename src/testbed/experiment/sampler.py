@@ -46,9 +46,15 @@ def _cpu_seconds(component: Component) -> float | None:
 
 class Sampler:
     def __init__(
-        self, http: httpx.Client, window_s: float, percentile: float, scenario_url: str
+        self,
+        http: httpx.Client,
+        window_s: float,
+        percentile: float,
+        scenario_url: str,
+        lb_rpc_url: str | None = None,
     ) -> None:
         self.http = http
+        self.lb_rpc_url = lb_rpc_url
         self.window_s = window_s
         self.q = percentile / 100
         self.scenario_url = scenario_url
@@ -73,7 +79,6 @@ class Sampler:
         analyzers = {c.index: c for c in state.of_kind(ANALYZER_KIND)}
         row["proxies"] = len(proxies)
         window_total: Buckets = {}
-        lb_invites = 0.0
         for proxy in proxies:
             prefix = proxy.name
             history = self._proxies.setdefault(prefix, _ProxyHistory())
@@ -90,6 +95,12 @@ class Sampler:
                         "sip_messages",
                         {"direction": "out", "method": "INVITE", "status": "200"},
                     )
+                    # every new call's first INVITE is challenged once: new INVITEs here
+                    counters["challenged"] = histogram.parse_counter(
+                        text,
+                        "sip_messages",
+                        {"direction": "out", "method": "INVITE", "status": "407"},
+                    )
             rates = {}
             proxy_span = now - history.at if history.at else None
             for key, value in counters.items():
@@ -100,9 +111,8 @@ class Sampler:
                     else max(0.0, value - old) / proxy_span
                 )
             history.counters, history.at = counters, now
-            invites = rates.get("invites")
-            lb_invites += invites or 0.0
-            row[f"{prefix}.invites_per_s"] = invites
+            row[f"{prefix}.invites_per_s"] = rates.get("challenged")
+            row[f"{prefix}.invite_requests_per_s"] = rates.get("invites")
             row[f"{prefix}.registers_per_s"] = rates.get("registers")
             cpu = rates.get("cpu_s")
             row[f"{prefix}.cpu_mcpu"] = None if cpu is None else cpu * 1000
@@ -119,8 +129,8 @@ class Sampler:
             row[f"{prefix}.p99_ms"] = None if p_value is None else p_value * 1000
         overall = histogram.quantile(self.q, window_total)
         row["p99_ms"] = None if overall is None else overall * 1000
-        # every INVITE the load balancer handed to a proxy (challenged and authenticated)
-        row["lb_invites_per_s"] = lb_invites if span is not None else None
+        # new INVITEs (call attempts) arriving at the load balancer
+        row["lb_invites_per_s"] = self._lb_new_invites(span)
         self._scenario(row, span)
         return row
 
@@ -134,6 +144,16 @@ class Sampler:
             "invites": float(stats.get("core:rcv_requests_invite", 0)),
             "registers": float(stats.get("core:rcv_requests_register", 0)),
         }
+
+    def _lb_new_invites(self, span: float | None) -> float | None:
+        if self.lb_rpc_url is None:
+            return None
+        rpc = KamailioRpc(self.lb_rpc_url, self.http, timeout=2.0)
+        try:
+            stats = rpc.statistics("script:")
+        except (RpcError, RpcTransportError):
+            return None
+        return self._rate("lb_new_invites", float(stats.get("script:new_invites", 0)), span)
 
     def _get_text(self, url: str) -> str:
         try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -49,8 +49,8 @@ class ProxiesSpec(_Strict):
 
     @model_validator(mode="after")
     def _one_way(self) -> ProxiesSpec:
-        if (self.count is None) == (self.plan is None):
-            raise ValueError("give exactly one of proxies.count and proxies.plan")
+        if self.count is None and self.plan is None:
+            raise ValueError("give proxies.count or proxies.plan")
         if self.cpu is not None:
             parse_millicores(self.cpu)
         return self
@@ -58,6 +58,71 @@ class ProxiesSpec(_Strict):
     @property
     def millicores(self) -> int | None:
         return None if self.cpu is None else parse_millicores(self.cpu)
+
+
+class CapacityPolicySpec(_Strict):
+    capacity_per_proxy: float = Field(gt=0, description="invites/s one proxy serves within QoS")
+    headroom: float = Field(0.9, gt=0, le=1)
+    scale_down_window_s: float = Field(60.0, ge=0)
+
+
+class QosPolicySpec(_Strict):
+    """The QoS policy's knobs (P0 comes from qos.p0_ms); see docs/autoscaling.md."""
+
+    up_fraction: float = Field(0.6, gt=0, le=1)
+    down_fraction: float = Field(0.25, gt=0, lt=1)
+    lookahead_s: float = Field(30.0, ge=0)
+    up_cooldown_s: float = Field(20.0, ge=0)
+    down_stable_s: float = Field(90.0, ge=0)
+    down_load_fraction: float = Field(0.7, gt=0, le=1)
+    breach_step_fraction: float = Field(0.5, gt=0, le=4)
+    knee_per_proxy: float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> QosPolicySpec:
+        if self.down_fraction >= self.up_fraction:
+            raise ValueError("down_fraction must be below up_fraction")
+        return self
+
+
+class AutoscaleSpec(_Strict):
+    """A scaling policy and how the local autoscaler runs it."""
+
+    policy: Literal["hpa", "capacity", "qos", "hybrid"]
+    hpa: dict[str, Any] | None = Field(None, description="an autoscaling/v2 HPA manifest")
+    hpa_file: Path | None = Field(None, description="the same, from a YAML file")
+    capacity: CapacityPolicySpec | None = None
+    qos: QosPolicySpec = QosPolicySpec()
+    min_replicas: int = Field(1, ge=1, description="capacity and qos (hpa: the manifest's)")
+    max_replicas: int = Field(10, ge=1, le=100)
+    sync_period_s: float = Field(15.0, gt=0, description="the HPA controller's sync period")
+    scrape_interval_s: float = Field(30.0, ge=0, description="how stale the metrics may be")
+    metric_window_s: float = Field(30.0, gt=0, description="CPU and rate averaging window")
+    pod_management: Literal["ordered", "parallel"] = Field(
+        "ordered", description="ordered: a StatefulSet (OrderedReady); parallel: a Deployment"
+    )
+    startup_delay_s: float = Field(
+        5.0, ge=0, le=600, description="how long a new pod takes on a cluster before it serves"
+    )
+
+    @model_validator(mode="after")
+    def _complete(self) -> AutoscaleSpec:
+        if self.policy in ("hpa", "hybrid") and (self.hpa is None) == (self.hpa_file is None):
+            raise ValueError(f"policy {self.policy} needs exactly one of hpa and hpa_file")
+        if self.policy == "capacity" and self.capacity is None:
+            raise ValueError("policy capacity needs capacity.capacity_per_proxy")
+        if self.min_replicas > self.max_replicas:
+            raise ValueError("min_replicas must not exceed max_replicas")
+        return self
+
+    def manifest(self) -> dict[str, Any]:
+        if self.hpa is not None:
+            return self.hpa
+        assert self.hpa_file is not None
+        data = yaml.safe_load(self.hpa_file.read_text())
+        if not isinstance(data, dict):
+            raise ValueError(f"{self.hpa_file}: not an HPA manifest")
+        return data
 
 
 class ClientsSpec(_Strict):
@@ -77,6 +142,7 @@ class Experiment(_Strict):
     description: str = ""
     scenario: ScenarioSpec
     proxies: ProxiesSpec = ProxiesSpec(count=2)
+    autoscale: AutoscaleSpec | None = None
     clients: ClientsSpec = ClientsSpec()
     qos: QosSpec = QosSpec()
     sample_interval_s: float = Field(1.0, gt=0, le=60)
@@ -85,12 +151,41 @@ class Experiment(_Strict):
     db: Literal["sqlite", "mariadb"] = "sqlite"
     seed: int = 0
 
+    @model_validator(mode="after")
+    def _pool(self) -> Experiment:
+        # autoscaled: count is where the pool starts, plan the static plan it is measured against
+        if self.autoscale is None and self.proxies.count is not None and self.proxies.plan:
+            raise ValueError("proxies: give one of count and plan for a fixed pool")
+        return self
+
 
 class ExperimentError(ValueError):
     """The experiment file cannot be used; the message names the file and field."""
 
 
-def load(path: Path) -> Experiment:
+def apply_override(data: dict[str, Any], override: str) -> None:
+    """`a.b.c=value` (value read as YAML) sets data['a']['b']['c'], like helm's --set."""
+    key, sep, text = override.partition("=")
+    if not sep or not key:
+        raise ExperimentError(f"--set {override}: expected KEY.PATH=VALUE")
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ExperimentError(f"--set {override}: value is not valid YAML: {exc}") from None
+    parts = key.split(".")
+    node: Any = data
+    for i, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            where = ".".join(parts[: i + 1])
+            raise ExperimentError(f"--set {override}: {where} is not a mapping")
+        node = child
+    node[parts[-1]] = value
+
+
+def load(path: Path, overrides: list[str] | None = None) -> Experiment:
     try:
         data = yaml.safe_load(path.read_text())
     except FileNotFoundError:
@@ -99,6 +194,8 @@ def load(path: Path) -> Experiment:
         raise ExperimentError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise ExperimentError(f"{path}: expected a mapping at the top level")
+    for override in overrides or []:
+        apply_override(data, override)
     try:
         experiment = Experiment.model_validate(data)
     except ValidationError as exc:
@@ -110,6 +207,16 @@ def load(path: Path) -> Experiment:
     csv = experiment.scenario.csv
     if csv is not None and not csv.is_absolute():
         experiment.scenario.csv = (path.parent / csv).resolve()
+    autoscale = experiment.autoscale
+    if autoscale is not None and autoscale.hpa_file and not autoscale.hpa_file.is_absolute():
+        autoscale.hpa_file = (path.parent / autoscale.hpa_file).resolve()
+    if autoscale is not None and autoscale.policy in ("hpa", "hybrid"):
+        from testbed.autoscale.factory import build_policy  # a bad manifest fails here
+
+        try:
+            build_policy(experiment)
+        except (ValueError, OSError) as exc:
+            raise ExperimentError(f"{path}: autoscale: {exc}") from None
     generate = experiment.scenario.generate
     if generate is not None and isinstance(generate.shape, MilanoShape):
         generate.shape.files = [

@@ -26,9 +26,29 @@ class Summary:
     max_proxies: int
     duration_s: float
     interrupted: bool = False
+    # per rise of the offered load: seconds until a proxy was added (None: none before the
+    # next rise)
+    reaction_s: tuple[float | None, ...] = ()
+    plan_proxy_seconds: float | None = None  # what the static capacity plan would cost
+
+    @property
+    def cost_vs_plan(self) -> float | None:
+        if not self.plan_proxy_seconds:
+            return None
+        return self.proxy_seconds / self.plan_proxy_seconds
+
+    @property
+    def mean_reaction_s(self) -> float | None:
+        known = [r for r in self.reaction_s if r is not None]
+        return sum(known) / len(known) if known else None
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {
+            **asdict(self),
+            "reaction_s": list(self.reaction_s),
+            "cost_vs_plan": self.cost_vs_plan,
+            "mean_reaction_s": self.mean_reaction_s,
+        }
 
 
 def summarize(
@@ -38,6 +58,8 @@ def summarize(
     p0_ms: float,
     percentile: float,
     interrupted: bool = False,
+    rises_s: Sequence[float] = (),
+    plan_proxies: int | None = None,
 ) -> Summary:
     """`rows`: time series (t_s, proxies, p99_ms ...); `calls`: caller-side call records."""
     p99s = [
@@ -61,6 +83,7 @@ def summarize(
     )
     attempted = succeeded + failed
     denominator = attempted - redirected
+    duration = rows[-1]["t_s"] - rows[0]["t_s"] if rows else 0.0
     return Summary(
         p0_ms=p0_ms,
         percentile=percentile,
@@ -75,6 +98,25 @@ def summarize(
         proxy_seconds=round(proxy_seconds, 3),
         scaling_actions=actions,
         max_proxies=max((r["proxies"] for r in rows), default=0),
-        duration_s=rows[-1]["t_s"] - rows[0]["t_s"] if rows else 0.0,
+        duration_s=duration,
         interrupted=interrupted,
+        reaction_s=reaction_times(rows, rises_s),
+        plan_proxy_seconds=None if plan_proxies is None else round(plan_proxies * duration, 3),
     )
+
+
+def reaction_times(
+    rows: Sequence[dict[str, Any]], rises_s: Sequence[float]
+) -> tuple[float | None, ...]:
+    """For each time the offered load rises: how long until the proxy count went up."""
+    out: list[float | None] = []
+    bounds = [*rises_s, math.inf]
+    for rise, next_rise in itertools.pairwise(bounds):
+        before = [r["proxies"] for r in rows if r["t_s"] <= rise]
+        start = before[-1] if before else (rows[0]["proxies"] if rows else 0)
+        reacted = next(
+            (r["t_s"] for r in rows if rise < r["t_s"] < next_rise and r["proxies"] > start),
+            None,
+        )
+        out.append(None if reacted is None else round(reacted - rise, 3))
+    return tuple(out)

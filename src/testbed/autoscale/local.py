@@ -1,0 +1,93 @@
+"""The autoscaler of an experiment on the local testbed: the control loop fed with the runner's
+samples, the scaler thread calling `LocalTestbed.scale` (enable before traffic, drain on
+removal), the Prometheus gauges and a log of every sync."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry, start_http_server
+
+from testbed.autoscale.controller import Autoscaler, ScalingEvent
+from testbed.autoscale.exporter import AutoscalerMetrics
+from testbed.autoscale.factory import build_policy
+from testbed.autoscale.metrics import ScrapedMetrics
+from testbed.autoscale.scaler import ProxyScaler
+from testbed.experiment.spec import Experiment
+
+COMPONENT = "sip-proxy"
+
+
+class LocalAutoscaler:
+    def __init__(
+        self,
+        experiment: Experiment,
+        scale: Callable[[int], Any],
+        initial_replicas: int,
+        notify: Callable[[str], None],
+        metrics_address: tuple[str, int] | None = None,
+    ) -> None:
+        spec = experiment.autoscale
+        if spec is None:
+            raise ValueError("the experiment has no autoscale section")
+        self.notify = notify
+        self.policy = build_policy(experiment)
+        self.loop = Autoscaler(
+            self.policy,
+            ScrapedMetrics(spec.scrape_interval_s, spec.metric_window_s),
+            initial_replicas,
+            spec.sync_period_s,
+        )
+        self.scaler = ProxyScaler(
+            lambda n: scale(n),
+            initial_replicas,
+            mode=spec.pod_management,
+            startup_delay_s=spec.startup_delay_s,
+            on_error=lambda exc: notify(f"autoscaler: scaling failed: {exc}"),
+        )
+        self.registry = CollectorRegistry()
+        self.metrics = AutoscalerMetrics(self.registry)
+        self.metrics_address = metrics_address
+        self._server: Any = None
+        self.events: list[tuple[float, ScalingEvent, int]] = []
+
+    def start(self) -> None:
+        self.scaler.start()
+        if self.metrics_address is not None:
+            host, port = self.metrics_address
+            try:
+                self._server, _thread = start_http_server(port, host, self.registry)
+            except OSError as exc:
+                self.notify(f"autoscaler: metrics not served on {host}:{port} ({exc})")
+        if self.loop.target != self.scaler.replicas:  # min/max moved the starting point
+            self.scaler.set_target(self.loop.target)
+
+    def tick(self, now: float, t_s: float, row: dict[str, Any]) -> None:
+        """One sample: feed it, sync when due, and note the target and readiness in the row."""
+        self.loop.observe(now, row)
+        readiness = self.scaler.readiness()
+        event = self.loop.sync(now, readiness)
+        if event is not None:
+            self.events.append((t_s, event, len(readiness.ready)))
+            if event.desired != event.current:
+                self.notify(f"autoscaler: {event.current} -> {event.desired} ({event.reason})")
+                self.scaler.set_target(event.desired)
+        row["desired_proxies"] = self.loop.target
+        row["ready_proxies"] = len(self.scaler.readiness().ready)
+        self.metrics.update(COMPONENT, self.scaler.replicas, self.loop.target)
+
+    def stop(self) -> None:
+        self.scaler.stop()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    def write_log(self, path: Path) -> None:
+        with path.open("w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["t_s", "target_before", "target_after", "ready", "reason"])
+            for t_s, event, ready in self.events:
+                writer.writerow([round(t_s, 3), event.current, event.desired, ready, event.reason])
