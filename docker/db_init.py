@@ -102,7 +102,9 @@ def run(mode: str, timeout: float, interval: float = 2.0) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="testbed-db-init", description="create the testbed schema, or wait for it")
+    parser = argparse.ArgumentParser(
+        prog="testbed-db-init", description="create the testbed schema, or wait for it"
+    )
     parser.add_argument("--mode", choices=("init", "check", "ping"), default="init")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds to keep trying")
     parser.add_argument("--interval", type=float, default=2.0, help="seconds between tries")
