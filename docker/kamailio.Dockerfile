@@ -32,7 +32,7 @@ USER 10001:10001
 EXPOSE 5060/udp 5061/udp 8080
 # HTTP listens on the SIP address only (HTTP_LISTEN), so the check goes there, not to loopback
 HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=3 \
-    CMD curl -fsS -o /dev/null --max-time 3 "http://${SIP_ADDRESS:-$(hostname -I | awk '{print $1}')}:${HTTP_PORT:-8080}/health"
+    CMD ["/bin/sh", "-c", "curl -fsS -o /dev/null --max-time 3 \"http://${SIP_ADDRESS:-$(hostname -I | awk '{print $1}')}:${HTTP_PORT:-8080}/health\""]
 ENTRYPOINT ["/etc/kamailio/testbed/entrypoint.sh"]
 CMD ["sip-proxy"]
 
@@ -40,7 +40,7 @@ CMD ["sip-proxy"]
 # a file capability so they work for the non-root user (kubectl exec ... tcpdump -i eth0 -p);
 # /tmp/static-tcpdump is where ksniff looks for tcpdump (the paper's link).
 FROM kamailio AS kamailio-debug
-USER root
+USER 0
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         tcpdump sngrep iproute2 procps netcat-openbsd iputils-ping dnsutils libcap2-bin \
