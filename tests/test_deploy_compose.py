@@ -73,8 +73,8 @@ def test_every_awaited_service_has_a_healthcheck_and_the_order_has_no_cycle() ->
         for dep, condition in depends(service).items():
             assert dep in svc, f"{name} depends on unknown {dep}"
             if condition == "service_healthy":
-                check = svc[dep].get("healthcheck")
-                assert check and check.get("test"), f"{name} waits for {dep}'s health: none"
+                check = svc[dep].get("healthcheck") or {}
+                assert check.get("test"), f"{name} waits for {dep}'s health: none"
             if condition == "service_completed_successfully":
                 assert svc[dep].get("restart") == "no", f"{dep} is a one-shot job"
     # topological order exists (compose refuses cycles)
