@@ -119,3 +119,25 @@ def test_bad_experiment_files_name_the_field(tmp_path: Path, text: str, fragment
         load(path)
     assert str(path) in str(info.value)
     assert fragment in str(info.value)
+
+
+def test_set_overrides_fields_and_names_bad_paths(tmp_path: Path):
+    path = tmp_path / "e.yaml"
+    path.write_text(
+        "name: x\nscenario: {generate: {shape: {kind: step, step_every_s: 300}}}\n"
+        "proxies: {count: 2}\n"
+    )
+    experiment = load(
+        path,
+        ["scenario.generate.shape.step_every_s=120", "name=x-compressed", "qos.p0_ms=500"],
+    )
+    shape = experiment.scenario.generate.shape  # type: ignore[union-attr]
+    assert shape.step_every_s == 120  # type: ignore[union-attr]
+    assert experiment.name == "x-compressed"
+    assert experiment.qos.p0_ms == 500
+    with pytest.raises(ExperimentError, match="name is not a mapping"):
+        load(path, ["name.first=1"])
+    with pytest.raises(ExperimentError, match=r"KEY\.PATH=VALUE"):
+        load(path, ["qos.p0_ms"])
+    with pytest.raises(ExperimentError, match=r"qos\.p0_ms"):
+        load(path, ["qos.p0_ms=-1"])

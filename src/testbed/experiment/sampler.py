@@ -22,6 +22,9 @@ from testbed.local.state import Component, TestbedState
 from testbed.local.testbed import ANALYZER_KIND, PROXY_KIND
 
 HISTOGRAM = "sip_response_time_seconds"
+# a counter difference over less than this is noise, not a rate (the first sample of a run
+# follows the baseline within milliseconds)
+MIN_SPAN_S = 0.5
 
 
 @dataclass
@@ -59,21 +62,20 @@ class Sampler:
         self.q = percentile / 100
         self.scenario_url = scenario_url
         self._proxies: dict[str, _ProxyHistory] = {}
-        self._totals: dict[str, float] = {}
-        self._at: float | None = None
+        self._totals: dict[str, tuple[float, float]] = {}  # key -> (time, total)
         self.start = time.monotonic()
 
-    def _rate(self, key: str, value: float, span: float | None) -> float | None:
+    def _rate(self, key: str, value: float, now: float) -> float | None:
         previous = self._totals.get(key)
-        self._totals[key] = value
-        if previous is None or span is None or span <= 0:
+        if previous is not None and now - previous[0] < MIN_SPAN_S:
+            return None  # keep the older total: the next sample measures over a longer span
+        self._totals[key] = (now, value)
+        if previous is None:
             return None
-        return max(0.0, value - previous) / span
+        return max(0.0, value - previous[1]) / (now - previous[0])
 
     def sample(self, state: TestbedState) -> dict[str, Any]:
         now = time.monotonic()
-        span = None if self._at is None else now - self._at
-        self._at = now
         row: dict[str, Any] = {"t_s": round(now - self.start, 3), "time": round(time.time(), 3)}
         proxies = state.of_kind(PROXY_KIND)
         analyzers = {c.index: c for c in state.of_kind(ANALYZER_KIND)}
@@ -101,16 +103,20 @@ class Sampler:
                         "sip_messages",
                         {"direction": "out", "method": "INVITE", "status": "407"},
                     )
-            rates = {}
+            rates: dict[str, float | None] = {}
             proxy_span = now - history.at if history.at else None
             for key, value in counters.items():
                 old = history.counters.get(key)
                 rates[key] = (
                     None
-                    if old is None or proxy_span is None or math.isnan(value)
+                    if old is None
+                    or proxy_span is None
+                    or proxy_span < MIN_SPAN_S
+                    or math.isnan(value)
                     else max(0.0, value - old) / proxy_span
                 )
-            history.counters, history.at = counters, now
+            if proxy_span is None or proxy_span >= MIN_SPAN_S:
+                history.counters, history.at = counters, now
             row[f"{prefix}.invites_per_s"] = rates.get("challenged")
             row[f"{prefix}.invite_requests_per_s"] = rates.get("invites")
             row[f"{prefix}.registers_per_s"] = rates.get("registers")
@@ -130,8 +136,8 @@ class Sampler:
         overall = histogram.quantile(self.q, window_total)
         row["p99_ms"] = None if overall is None else overall * 1000
         # new INVITEs (call attempts) arriving at the load balancer
-        row["lb_invites_per_s"] = self._lb_new_invites(span)
-        self._scenario(row, span)
+        row["lb_invites_per_s"] = self._lb_new_invites(now)
+        self._scenario(row, now)
         return row
 
     def _kamailio(self, proxy: Component) -> dict[str, float]:
@@ -145,7 +151,7 @@ class Sampler:
             "registers": float(stats.get("core:rcv_requests_register", 0)),
         }
 
-    def _lb_new_invites(self, span: float | None) -> float | None:
+    def _lb_new_invites(self, now: float) -> float | None:
         if self.lb_rpc_url is None:
             return None
         rpc = KamailioRpc(self.lb_rpc_url, self.http, timeout=2.0)
@@ -153,7 +159,7 @@ class Sampler:
             stats = rpc.statistics("script:")
         except (RpcError, RpcTransportError):
             return None
-        return self._rate("lb_new_invites", float(stats.get("script:new_invites", 0)), span)
+        return self._rate("lb_new_invites", float(stats.get("script:new_invites", 0)), now)
 
     def _get_text(self, url: str) -> str:
         try:
@@ -169,17 +175,17 @@ class Sampler:
             return None
         return response.json() if response.status_code == 200 else None
 
-    def _scenario(self, row: dict[str, Any], span: float | None) -> None:
+    def _scenario(self, row: dict[str, Any], now: float) -> None:
         run = self._get_json(f"{self.scenario_url}/runs/current")
         clients = self._get_json(f"{self.scenario_url}/clients")
         if run:
             row["scheduled"] = run["scheduled"]
-            row["sent_per_s"] = self._rate("sent", run["sent"], span)
-            row["undeliverable_per_s"] = self._rate("undeliverable", run["undeliverable"], span)
+            row["sent_per_s"] = self._rate("sent", run["sent"], now)
+            row["undeliverable_per_s"] = self._rate("undeliverable", run["undeliverable"], now)
             row["run_state"] = run["state"]
         if clients:
             ok = sum(int(p["calls_succeeded"]) for p in clients["pods"])
             failed = sum(int(p["calls_failed"]) for p in clients["pods"])
-            row["calls_succeeded_per_s"] = self._rate("calls_ok", ok, span)
-            row["calls_failed_per_s"] = self._rate("calls_failed", failed, span)
+            row["calls_succeeded_per_s"] = self._rate("calls_ok", ok, now)
+            row["calls_failed_per_s"] = self._rate("calls_failed", failed, now)
             row["registered"] = sum(int(p["registered"]) for p in clients["pods"])
