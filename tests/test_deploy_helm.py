@@ -1,0 +1,1090 @@
+"""The Helm chart (helm/ims-testbed), checked without a cluster.
+
+`helm lint` and `helm template` run with the default values and with each scaling and
+workload option; every rendered manifest is validated against the Kubernetes API schemas
+offline (kubernetes-validate, strict: unknown fields are errors). The tests then assert what
+the manifests do: the proxies' hooks call the sip-controller's real endpoints, the analyzer
+sits in the proxy's pod on its address, the HPA scales the proxies' StatefulSet with the values
+given and reads as the local autoscaler reads it, prometheus-adapter serves the metric names
+the HPA asks for, the dashboard queries only metrics something exports, and every environment
+variable is a setting the service reads. helm comes from scripts/setup.sh (.tools/bin/helm).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+ROOT = Path(__file__).resolve().parent.parent
+CHART = ROOT / "helm" / "ims-testbed"
+RELEASE, NAMESPACE = "testbed", "lab"
+KUBE_VERSION = "1.30.0"
+# the oldest and newest API versions the manifests are validated against
+SCHEMA_VERSIONS = ["1.29.0", "1.37.0"]
+CRD_KINDS = {"ServiceMonitor", "ScaledObject"}
+CONTROLLER_URL = f"http://{RELEASE}-sip-controller.{NAMESPACE}.svc.cluster.local:8000"
+
+SCENARIOS: dict[str, list[str]] = {
+    "default": [],
+    "p99": ["--set", "autoscaling.p99.enabled=true"],
+    "arrival-external": ["--set", "autoscaling.arrivalRate.enabled=true"],
+    "arrival-object": [
+        "--set",
+        "autoscaling.arrivalRate.enabled=true",
+        "--set",
+        "autoscaling.arrivalRate.metricType=Object",
+    ],
+    "cpu-pods": ["--set", "autoscaling.cpu.metric=Pods"],
+    "all-metrics": [
+        "--set",
+        "autoscaling.p99.enabled=true",
+        "--set",
+        "autoscaling.arrivalRate.enabled=true",
+        "--set",
+        "autoscaling.cpu.metric=Pods",
+    ],
+    "keda": ["--set", "keda.enabled=true", "--set", "autoscaling.enabled=false"],
+    "fixed": ["--set", "autoscaling.enabled=false"],
+    "proxy-deployment": ["--set", "sipProxy.workload=Deployment"],
+    "classic-sidecar": ["--set", "sipProxy.analyzer.nativeSidecar=false"],
+    "lb-statefulset": ["--set", "sipLoadb.workload=StatefulSet", "--set", "sipLoadb.replicas=3"],
+    "external-db": [
+        "--set",
+        "database.url=mysql+pymysql://u:p@db.example:3306/kamailio",
+        "--set",
+        "database.mariadb.enabled=false",
+    ],
+    "monitoring": ["--api-versions", "monitoring.coreos.com/v1/ServiceMonitor"],
+    "exposed": [
+        "--set",
+        "scenarioController.ingress.enabled=true",
+        "--set",
+        "scenarioController.persistence.enabled=true",
+    ],
+}
+
+
+def helm_binary() -> str:
+    cached = ROOT / ".tools" / "bin" / "helm"
+    found = str(cached) if cached.exists() else shutil.which("helm")
+    if not found:
+        pytest.fail("helm is missing: scripts/setup.sh builds it into .tools/bin")
+    return found
+
+
+def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [helm_binary(), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "HELM_CACHE_HOME": "/tmp/helm-cache", "KUBECONFIG": "/dev/null"},
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"helm {' '.join(args)}\n{result.stderr}")
+    return result
+
+
+@functools.cache
+def _render(flags: tuple[str, ...]) -> tuple[dict[str, Any], ...]:
+    out = helm(
+        "template", RELEASE, str(CHART), "-n", NAMESPACE, "--kube-version", KUBE_VERSION, *flags
+    ).stdout
+    return tuple(d for d in yaml.safe_load_all(out) if d)
+
+
+def render(scenario: str = "default", *extra: str) -> list[dict[str, Any]]:
+    return [json.loads(json.dumps(d)) for d in _render((*SCENARIOS[scenario], *extra))]
+
+
+def find(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
+    matches = [
+        d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)
+    ]
+    assert len(matches) == 1, f"{len(matches)} {kind} {name or ''} rendered"
+    return matches[0]
+
+
+def kinds(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [d for d in docs if d["kind"] == kind]
+
+
+def pod_spec(workload: dict[str, Any]) -> dict[str, Any]:
+    spec: dict[str, Any] = workload["spec"]["template"]["spec"]
+    return spec
+
+
+def container(spec: dict[str, Any], name: str, init: bool = False) -> dict[str, Any]:
+    pool = spec.get("initContainers", []) if init else spec["containers"]
+    matches = [c for c in pool if c["name"] == name]
+    assert len(matches) == 1, f"container {name} (init={init}): {len(matches)}"
+    found: dict[str, Any] = matches[0]
+    return found
+
+
+def env(c: dict[str, Any]) -> dict[str, Any]:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in c.get("env", [])}
+
+
+def values() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((CHART / "values.yaml").read_text())
+    return data
+
+
+def settings_env(module: str) -> dict[str, Any]:
+    settings_cls = __import__(module, fromlist=["Settings"]).Settings
+    prefix = settings_cls.model_config.get("env_prefix", "")
+    return {f"{prefix}{name}".upper(): info for name, info in settings_cls.model_fields.items()}
+
+
+def kamailio_env_names() -> set[str]:
+    text = (ROOT / "kamailio" / "entrypoint.sh").read_text()
+    return set(re.findall(r"\$\{([A-Z_]+)(?::?[=-]|\})", text))
+
+
+def proxy(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    return next(
+        d
+        for d in docs
+        if d["kind"] in ("StatefulSet", "Deployment")
+        and d["metadata"]["name"] == f"{RELEASE}-sip-proxy"
+    )
+
+
+# -- lint, render, validate --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_helm_lint_passes(scenario: str) -> None:
+    flags = [f for f in SCENARIOS[scenario] if f != "--api-versions"]
+    flags = [f for f in flags if not f.startswith("monitoring.coreos.com")]
+    result = helm("lint", "--strict", str(CHART), *flags, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 chart(s) linted, 0 chart(s) failed" in result.stdout
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_every_manifest_is_valid_against_the_kubernetes_api(scenario: str) -> None:
+    docs = render(scenario)
+    assert docs
+    for doc in docs:
+        assert doc["metadata"]["name"].startswith(RELEASE), doc["metadata"]["name"]
+        if doc["kind"] in CRD_KINDS:
+            continue  # no schema ships for CRDs; their content is asserted below
+        for version in SCHEMA_VERSIONS:
+            try:
+                kubernetes_validate.validate(doc, version, strict=True)
+            except kubernetes_validate.ValidationError as exc:
+                pytest.fail(f"{doc['kind']} {doc['metadata']['name']} on {version}: {exc}")
+
+
+def test_validation_catches_a_broken_manifest() -> None:
+    statefulset = proxy(render())
+    container(pod_spec(statefulset), "sip-proxy")["readinesProbe"] = {}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(statefulset, SCHEMA_VERSIONS[0], strict=True)
+
+
+def test_misconfigurations_fail_with_a_reason() -> None:
+    base = ["template", RELEASE, str(CHART), "--kube-version", KUBE_VERSION]
+    cases = {
+        "KEDA makes its own HPA": ["--set", "keda.enabled=true"],
+        "keep replicas 1 or use workload StatefulSet": ["--set", "sipLoadb.replicas=2"],
+        "enable at least one of cpu, p99, arrivalRate": ["--set", "autoscaling.cpu.enabled=false"],
+        "set database.url or database.existingSecret": [
+            "--set",
+            "database.mariadb.enabled=false",
+        ],
+        "pod ids are two digits": ["--set", "sipClient.replicas=101"],
+    }
+    for reason, flags in cases.items():
+        result = helm(*base, *flags, check=False)
+        assert result.returncode != 0
+        assert reason in result.stderr, result.stderr
+
+
+# -- the proxies: StatefulSet, hooks, analyzer, DMQ -------------------------------------------
+
+
+def test_proxy_statefulset_follows_the_paper() -> None:
+    docs = render()
+    sts = find(docs, "StatefulSet", f"{RELEASE}-sip-proxy")
+    spec = pod_spec(sts)
+    kamailio = container(spec, "sip-proxy")
+    assert kamailio["image"] == "ims-testbed/kamailio:" + values()["sipProxy"]["image"]["tag"]
+    assert kamailio["args"] == ["sip-proxy"]
+    # the governing Service exists and is headless
+    governing = find(docs, "Service", sts["spec"]["serviceName"])
+    assert governing["spec"]["clusterIP"] == "None"
+    # readiness on Kamailio's /health on its HTTP port (8080)
+    probe = kamailio["readinessProbe"]
+    ports = {p["name"]: p["containerPort"] for p in kamailio["ports"]}
+    assert probe["httpGet"]["path"] == "/health"
+    assert ports[probe["httpGet"]["port"]] == 8080
+    # CPU requests and limits from values (the paper's 20m / 30m)
+    assert kamailio["resources"] == values()["sipProxy"]["resources"]
+    assert kamailio["resources"]["limits"]["cpu"] == "30m"
+    custom = render("default", "--set", "sipProxy.resources.limits.cpu=50m")
+    assert container(pod_spec(proxy(custom)), "sip-proxy")["resources"]["limits"]["cpu"] == "50m"
+    # the HPA owns the replica count
+    assert "replicas" not in sts["spec"]
+    assert proxy(render("fixed"))["spec"]["replicas"] == 2
+    # the addresses Kamailio listens on are the pod's
+    assert env(kamailio)["SIP_ADDRESS"] == {"fieldRef": {"fieldPath": "status.podIP"}}
+
+
+def _run_hook(command: list[str], tmp_path: Path, environment: dict[str, str]) -> list[str]:
+    """Run a hook's shell command with a curl that records its arguments."""
+    fake = tmp_path / "bin"
+    fake.mkdir(exist_ok=True)
+    record = tmp_path / "curl.args"
+    (fake / "curl").write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {record}\n')
+    (fake / "curl").chmod(0o755)
+    subprocess.run(
+        command, env={"PATH": f"{fake}:/usr/bin:/bin", **environment}, check=True, timeout=10
+    )
+    return record.read_text().splitlines()
+
+
+def test_lifecycle_hooks_call_the_controllers_enable_and_disable(tmp_path: Path) -> None:
+    from sip_controller.main import create_app
+
+    routes = {
+        (method, route.path)
+        for route in create_app().routes
+        for method in getattr(route, "methods", set())
+    }
+    assert ("POST", "/proxies/{name}/enable") in routes
+    assert ("POST", "/proxies/{name}/disable") in routes
+
+    docs = render()
+    sts = proxy(docs)
+    kamailio = container(pod_spec(sts), "sip-proxy")
+    variables = env(kamailio)
+    # the URL is the controller's Service, on the port it listens on
+    assert variables["SIP_CONTROLLER_URL"] == CONTROLLER_URL
+    service = find(docs, "Service", f"{RELEASE}-sip-controller")
+    assert service["spec"]["ports"][0]["port"] == 8000
+    controller = container(
+        pod_spec(find(docs, "Deployment", f"{RELEASE}-sip-controller")), "sip-controller"
+    )
+    assert env(controller)["SIP_CONTROLLER_PORT"] == "8000"
+    assert variables["POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+
+    hook_env = {
+        "SIP_CONTROLLER_URL": CONTROLLER_URL,
+        "POD_NAME": "testbed-sip-proxy-3",
+        "SIP_ADDRESS": "10.244.1.7",
+    }
+    enable = _run_hook(kamailio["lifecycle"]["postStart"]["exec"]["command"], tmp_path, hook_env)
+    assert enable[-1] == f"{CONTROLLER_URL}/proxies/testbed-sip-proxy-3/enable"
+    assert enable[enable.index("-X") + 1] == "POST"
+    body = json.loads(enable[enable.index("-d") + 1])
+    assert body == {"sip_address": "10.244.1.7:5060", "http_address": "10.244.1.7:8080"}
+    # the body is what the controller's hook accepts
+    from sip_controller.api.models import EnableRequest
+
+    EnableRequest.model_validate(body)
+    assert "--retry" in enable
+
+    disable = _run_hook(kamailio["lifecycle"]["preStop"]["exec"]["command"], tmp_path, hook_env)
+    assert disable[-1] == f"{CONTROLLER_URL}/proxies/testbed-sip-proxy-3/disable"
+    # the drain fits in the grace period: DRAIN_GRACE_SECONDS + margin, curl gives up before
+    drain = int(values()["sipController"]["env"]["DRAIN_GRACE_SECONDS"])
+    grace = pod_spec(sts)["terminationGracePeriodSeconds"]
+    assert grace == drain + values()["sipProxy"]["terminationMarginSeconds"]
+    assert drain < int(disable[disable.index("--max-time") + 1]) < grace
+    assert env(controller)["DRAIN_GRACE_SECONDS"] == str(drain)
+
+
+def test_analyzer_is_a_sidecar_in_the_proxys_pod_on_its_address() -> None:
+    spec = pod_spec(proxy(render()))
+    analyzer = container(spec, "analyzer", init=True)
+    # a native sidecar: started before Kamailio (startupProbe gates it), stopped after it
+    assert analyzer["restartPolicy"] == "Always"
+    names = [c["name"] for c in spec["initContainers"]]
+    assert names == ["wait-for-schema", "analyzer"]
+    assert analyzer["startupProbe"]["httpGet"]["path"] == "/health"
+    variables = env(analyzer)
+    assert variables["POD_IP"] == {"fieldRef": {"fieldPath": "status.podIP"}}
+    # the same pod address Kamailio listens on, and its SIP port
+    assert variables["ANALYZER_PROXY_ADDRESS"] == "$(POD_IP):5060"
+    assert env(container(spec, "sip-proxy"))["SIP_PORT"] == "5060"
+    assert variables["ANALYZER_PROXY_NAME"] == "$(POD_NAME)"
+    assert variables["ANALYZER_INTERFACE"] == "eth0"
+    assert "hostNetwork" not in spec
+    # capture capability only, and the file capability the image relies on may be gained
+    security = analyzer["securityContext"]
+    assert security["capabilities"] == {"drop": ["ALL"], "add": ["NET_RAW"]}
+    assert security["allowPrivilegeEscalation"] is True
+    assert security["runAsNonRoot"] is True
+    assert container(spec, "sip-proxy")["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    # scraped through the proxies' Service
+    ports = {
+        p["name"]: p["port"]
+        for p in find(render(), "Service", f"{RELEASE}-sip-proxy")["spec"]["ports"]
+    }
+    assert ports["analyzer"] == 9101 == int(variables["ANALYZER_HTTP_PORT"])
+
+
+def test_analyzer_as_a_classic_sidecar_outlives_the_drain() -> None:
+    # nativeSidecar false, and auto on a cluster without native sidecars (before 1.29)
+    for docs in (render("classic-sidecar"), _render_old_cluster()):
+        spec = pod_spec(proxy(docs))
+        assert [c["name"] for c in spec["containers"]] == ["analyzer", "sip-proxy"]
+        assert all(c["name"] != "analyzer" for c in spec["initContainers"])
+        sleep = container(spec, "analyzer")["lifecycle"]["preStop"]["exec"]["command"]
+        assert sleep[0] == "sleep"
+        assert int(values()["sipController"]["env"]["DRAIN_GRACE_SECONDS"]) < int(sleep[1])
+        assert int(sleep[1]) < spec["terminationGracePeriodSeconds"]
+
+
+def _render_old_cluster() -> list[dict[str, Any]]:
+    """nativeSidecar: auto on a cluster without native sidecars (before 1.29)."""
+    out = helm("template", RELEASE, str(CHART), "-n", NAMESPACE, "--kube-version", "1.28.0").stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+def test_dmq_headless_service_is_the_notification_address() -> None:
+    docs = render()
+    dmq = find(docs, "Service", f"{RELEASE}-sip-proxy-dmq")
+    assert dmq["spec"]["clusterIP"] == "None"
+    assert dmq["spec"]["publishNotReadyAddresses"] is True
+    assert dmq["spec"]["ports"] == [
+        {"name": "dmq", "protocol": "UDP", "port": 5061, "targetPort": "dmq"}
+    ]
+    assert dmq["spec"]["selector"] == proxy(docs)["spec"]["selector"]["matchLabels"]
+    variables = env(container(pod_spec(proxy(docs)), "sip-proxy"))
+    assert variables["DMQ_NOTIFICATION_ADDRESS"] == (
+        f"sip:{RELEASE}-sip-proxy-dmq.{NAMESPACE}.svc.cluster.local:5061"
+    )
+    # one name, every proxy: the config notifies each address it resolves to
+    assert 'modparam("dmq", "multi_notify", 1)' in (ROOT / "kamailio" / "sip-proxy.cfg").read_text()
+    assert (
+        variables["OUTBOUND_PROXY"] == f"sip:{RELEASE}-sip-loadb.{NAMESPACE}.svc.cluster.local:5060"
+    )
+    assert variables["AUTH_SECRET"]["secretKeyRef"]["name"] == f"{RELEASE}-sip-proxy"
+
+
+def test_proxies_as_a_deployment() -> None:
+    docs = render("proxy-deployment")
+    deployment = find(docs, "Deployment", f"{RELEASE}-sip-proxy")
+    assert not [
+        d for d in kinds(docs, "StatefulSet") if d["metadata"]["name"].endswith("sip-proxy")
+    ]
+    assert deployment["spec"]["strategy"]["rollingUpdate"] == {"maxUnavailable": 0, "maxSurge": 1}
+    hpa = find(docs, "HorizontalPodAutoscaler")
+    assert hpa["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": f"{RELEASE}-sip-proxy",
+    }
+    # hooks carry the pod's addresses, so no per-pod DNS name is needed
+    hook = " ".join(
+        container(pod_spec(deployment), "sip-proxy")["lifecycle"]["postStart"]["exec"]["command"]
+    )
+    assert "$SIP_ADDRESS" in hook
+
+
+# -- scaling -----------------------------------------------------------------------------------
+
+
+def test_cpu_hpa_targets_the_proxy_statefulset_with_the_papers_behavior() -> None:
+    docs = render()
+    hpa = find(docs, "HorizontalPodAutoscaler")
+    sts = proxy(docs)
+    assert hpa["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "name": sts["metadata"]["name"],
+    }
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 50)
+    assert hpa["spec"]["metrics"] == [
+        {
+            "type": "Resource",
+            "resource": {"name": "cpu", "target": {"type": "AverageValue", "averageValue": "10m"}},
+        }
+    ]
+    paper = {
+        "stabilizationWindowSeconds": 30,
+        "selectPolicy": "Max",
+        "policies": [{"type": "Pods", "value": 1, "periodSeconds": 120}],
+    }
+    assert hpa["spec"]["behavior"] == {"scaleUp": paper, "scaleDown": paper}
+    # values given on the command line reach it
+    custom = find(
+        render(
+            "default",
+            "--set",
+            "autoscaling.maxReplicas=7",
+            "--set",
+            "autoscaling.cpu.target.averageValue=25m",
+            "--set",
+            "autoscaling.behavior.scaleUp.stabilizationWindowSeconds=0",
+        ),
+        "HorizontalPodAutoscaler",
+    )
+    assert custom["spec"]["maxReplicas"] == 7
+    assert custom["spec"]["metrics"][0]["resource"]["target"]["averageValue"] == "25m"
+    assert custom["spec"]["behavior"]["scaleUp"]["stabilizationWindowSeconds"] == 0
+    # nothing else is on by default
+    assert not kinds(docs, "ScaledObject")
+    assert not [d for d in kinds(docs, "ConfigMap") if d["metadata"]["name"].endswith("adapter")]
+
+
+def _adapter_rules(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    config = find(docs, "ConfigMap", f"{RELEASE}-prometheus-adapter")
+    rules: dict[str, Any] = yaml.safe_load(config["data"]["config.yaml"])
+    return rules
+
+
+@pytest.mark.parametrize(
+    ("scenario", "expected"),
+    [
+        ("p99", {"Pods/sip_response_time_p99_seconds"}),
+        ("arrival-external", {"External/sip_invites_per_second"}),
+        ("arrival-object", {"Object/sip_invites_per_second"}),
+        ("cpu-pods", {"Pods/container_cpu_usage_per_second"}),
+        (
+            "all-metrics",
+            {
+                "Pods/container_cpu_usage_per_second",
+                "Pods/sip_response_time_p99_seconds",
+                "External/sip_invites_per_second",
+            },
+        ),
+    ],
+)
+def test_custom_metric_hpas_are_served_by_the_adapter_rules(
+    scenario: str, expected: set[str]
+) -> None:
+    from testbed.autoscale.hpa import HpaManifest
+    from testbed.autoscale.policies import SERVED_METRICS
+
+    docs = render(scenario)
+    hpa = find(docs, "HorizontalPodAutoscaler")
+    # the local autoscaler reads the very manifest the chart renders
+    manifest = HpaManifest.model_validate(hpa)
+    keys = {m.key for m in manifest.spec.metrics}
+    assert expected <= keys
+    # and can replay it: every metric is one it serves
+    assert keys <= set(SERVED_METRICS)
+    assert manifest.spec.scaleTargetRef.name == proxy(docs)["metadata"]["name"]
+    rules = _adapter_rules(docs)
+    served = {
+        "Pods": {r["name"]["as"] for r in rules["rules"] if "pod" in r["resources"]["overrides"]},
+        "Object": {
+            r["name"]["as"] for r in rules["rules"] if "service" in r["resources"]["overrides"]
+        },
+        "External": {r["name"]["as"] for r in rules["externalRules"]},
+    }
+    for key in keys - {"Resource/cpu"}:
+        kind, name = key.split("/")
+        assert name in served[kind], f"{key}: no prometheus-adapter rule serves it"
+    for metric in hpa["spec"]["metrics"]:
+        if metric["type"] == "Object":
+            described = metric["object"]["describedObject"]
+            service = find(docs, "Service", described["name"])
+            assert service["metadata"]["labels"]["app.kubernetes.io/component"] == "sip-loadb"
+        if metric["type"] == "External":
+            assert metric["external"]["metric"]["selector"] == {
+                "matchLabels": {"component": "sip-loadb"}
+            }
+    # every rule reads a series that exists: the analyzer's histogram, the LB's new_invites
+    # counter (xhttp_prom: kamailio_<group>_<name>), cAdvisor's CPU counter
+    exported = exported_metrics() | KAMAILIO_METRICS | CLUSTER_METRICS
+    for rule in [*rules["rules"], *rules["externalRules"]]:
+        series = re.match(r"([a-zA-Z_:]+)", rule["seriesQuery"])
+        assert series is not None
+        assert series.group(1) in exported, rule["seriesQuery"]
+
+
+def test_adapter_config_can_go_to_the_adapters_namespace() -> None:
+    docs = render("p99", "--set", "prometheusAdapter.namespace=monitoring")
+    config = find(docs, "ConfigMap", f"{RELEASE}-prometheus-adapter")
+    assert config["metadata"]["namespace"] == "monitoring"
+
+
+def test_keda_scaled_object_alternative() -> None:
+    docs = render("keda")
+    assert not kinds(docs, "HorizontalPodAutoscaler")
+    scaled = find(docs, "ScaledObject")
+    assert scaled["apiVersion"] == "keda.sh/v1alpha1"
+    assert scaled["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "name": f"{RELEASE}-sip-proxy",
+    }
+    assert (scaled["spec"]["minReplicaCount"], scaled["spec"]["maxReplicaCount"]) == (2, 50)
+    assert (
+        scaled["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
+        == (values()["autoscaling"]["behavior"])
+    )
+    triggers = scaled["spec"]["triggers"]
+    assert [t["type"] for t in triggers] == ["prometheus", "prometheus"]
+    for trigger in triggers:
+        query = trigger["metadata"]["query"]
+        assert f'namespace="{NAMESPACE}"' in query  # templated
+        assert trigger["metadata"]["serverAddress"] == values()["keda"]["prometheusServer"]
+        float(trigger["metadata"]["threshold"])
+    assert "sip_response_time_seconds_bucket" in triggers[0]["metadata"]["query"]
+    assert triggers[0]["metricType"] == "Value"
+    assert "kamailio_script_new_invites" in triggers[1]["metadata"]["query"]
+    assert "replicas" not in proxy(docs)["spec"]
+
+
+# -- environment names -------------------------------------------------------------------------
+
+# settings left at the service's default, and why
+LEFT_AT_DEFAULT = {
+    "sip-client": {"POD_ID"},  # the image's entrypoint derives it from the StatefulSet ordinal
+    "analyzer": {"ANALYZER_PCAP_FILE"},  # a sidecar captures live
+    "csvgen": {"CSVGEN_DATA_DIR"},  # the data the package ships
+    "scenario-controller": set(),
+    "sip-controller": set(),
+}
+# set for the hooks and the downward API, read by no service
+HELPER_VARIABLES = {"POD_NAME", "POD_IP", "SIP_CONTROLLER_URL"}
+# derived by kamailio/entrypoint.sh from the settings above
+KAMAILIO_DERIVED = {
+    "SIP_LISTEN",
+    "DMQ_LISTEN",
+    "HTTP_LISTEN",
+    "DMQ_SERVER_ADDRESS",
+    "KAMAILIO_CTL_SOCKET",
+    "KAMAILIO_DB_URL",
+    "KAMAILIO_CONFIG_DIR",
+}
+
+
+@pytest.mark.parametrize(
+    ("workload", "kind", "name", "module"),
+    [
+        ("Deployment", "Deployment", "sip-controller", "sip_controller.config"),
+        ("Deployment", "Deployment", "scenario-controller", "scenario_controller.config"),
+        ("Deployment", "Deployment", "csvgen", "csvgen.config"),
+        ("StatefulSet", "StatefulSet", "sip-client", "sip_client.config"),
+        ("analyzer", "StatefulSet", "analyzer", "analyzer.config"),
+    ],
+)
+def test_python_services_get_exactly_their_settings(
+    workload: str, kind: str, name: str, module: str
+) -> None:
+    docs = render()
+    if workload == "analyzer":
+        c = container(pod_spec(proxy(docs)), "analyzer", init=True)
+    else:
+        c = container(pod_spec(find(docs, kind, f"{RELEASE}-{name}")), name)
+    names = set(env(c)) - HELPER_VARIABLES
+    fields = set(settings_env(module))
+    assert names <= fields, f"{name}: {sorted(names - fields)} are not settings of {module}"
+    assert fields - names == LEFT_AT_DEFAULT[name], f"{name}: settings without a value"
+
+
+@pytest.mark.parametrize("component", ["sip-proxy", "sip-loadb"])
+def test_kamailio_pods_get_only_the_entrypoints_variables(component: str) -> None:
+    docs = render()
+    workload = (
+        proxy(docs)
+        if component == "sip-proxy"
+        else find(docs, "Deployment", f"{RELEASE}-sip-loadb")
+    )
+    names = set(env(container(pod_spec(workload), component))) - HELPER_VARIABLES
+    known = kamailio_env_names()
+    assert names <= known, sorted(names - known)
+    if component == "sip-proxy":
+        assert known - KAMAILIO_DERIVED - names == set(), "proxy settings the chart does not set"
+
+
+def test_shared_settings_agree_across_components() -> None:
+    docs = render()
+    controller = env(
+        container(pod_spec(find(docs, "Deployment", f"{RELEASE}-sip-controller")), "sip-controller")
+    )
+    client = env(
+        container(pod_spec(find(docs, "StatefulSet", f"{RELEASE}-sip-client")), "sip-client")
+    )
+    kamailio = env(container(pod_spec(proxy(docs)), "sip-proxy"))
+    for key in ["SIP_DOMAIN"]:
+        assert controller[key] == client[key] == kamailio[key] == values()["global"]["sipDomain"]
+    assert controller["SUBSCRIBER_PASSWORD_TEMPLATE"] == client["SUBSCRIBER_PASSWORD_TEMPLATE"]
+    assert controller["DATABASE_URL"] == kamailio["DATABASE_URL"]
+    assert controller["PROXY_SIP_PORT"] == kamailio["SIP_PORT"]
+    assert controller["PROXY_HTTP_PORT"] == kamailio["HTTP_PORT"]
+    assert controller["PROXY_HOST_TEMPLATE"] == (
+        f"{{name}}.{RELEASE}-sip-proxy.{NAMESPACE}.svc.cluster.local"
+    )
+    # the client pods reach the LB's Service and the scenario controller's
+    lb = find(docs, "Service", f"{RELEASE}-sip-loadb")
+    sip = next(p for p in lb["spec"]["ports"] if p["name"] == "sip")
+    assert (
+        client["OUTBOUND_PROXY"]
+        == f"{RELEASE}-sip-loadb.{NAMESPACE}.svc.cluster.local:{sip['port']}"
+    )
+    assert sip["protocol"] == "UDP"
+    sc = find(docs, "Service", f"{RELEASE}-scenario-controller")
+    assert client["SCENARIO_CONTROLLER_URL"] == (
+        f"ws://{RELEASE}-scenario-controller.{NAMESPACE}.svc.cluster.local:"
+        f"{sc['spec']['ports'][0]['port']}/ws/clients"
+    )
+    assert client["SIP_CLIENT_ADDRESS"] == {"fieldRef": {"fieldPath": "status.podIP"}}
+    sc_env = env(
+        container(
+            pod_spec(find(docs, "Deployment", f"{RELEASE}-scenario-controller")),
+            "scenario-controller",
+        )
+    )
+    assert sc_env["SIP_CONTROLLER_URL"] == CONTROLLER_URL
+
+
+# -- load balancer, controller, clients, database ----------------------------------------------
+
+
+def test_load_balancer_rpc_urls_reach_every_lb_pod() -> None:
+    docs = render()
+    controller = env(
+        container(pod_spec(find(docs, "Deployment", f"{RELEASE}-sip-controller")), "sip-controller")
+    )
+    lb = find(docs, "Deployment", f"{RELEASE}-sip-loadb")
+    assert lb["spec"]["replicas"] == 1
+    http = env(container(pod_spec(lb), "sip-loadb"))["HTTP_PORT"]
+    assert controller["LOADBALANCER_RPC_URLS"] == (
+        f"http://{RELEASE}-sip-loadb.{NAMESPACE}.svc.cluster.local:{http}/RPC"
+    )
+    service = find(docs, "Service", f"{RELEASE}-sip-loadb")
+    assert {p["name"]: p["port"] for p in service["spec"]["ports"]}["http"] == int(http)
+    # paper A.10: a ClusterIP Service with SIP over UDP
+    assert service["spec"]["type"] == "ClusterIP"
+
+    docs = render("lb-statefulset")
+    sts = find(docs, "StatefulSet", f"{RELEASE}-sip-loadb")
+    headless = find(docs, "Service", sts["spec"]["serviceName"])
+    assert headless["spec"]["clusterIP"] == "None"
+    urls = env(
+        container(pod_spec(find(docs, "Deployment", f"{RELEASE}-sip-controller")), "sip-controller")
+    )["LOADBALANCER_RPC_URLS"].split(",")
+    assert urls == [
+        f"http://{RELEASE}-sip-loadb-{i}.{headless['metadata']['name']}.{NAMESPACE}.svc.cluster.local:8060/RPC"
+        for i in range(3)
+    ]
+    from sip_controller.config import Settings
+
+    assert Settings(loadbalancer_rpc_urls=",".join(urls)).loadbalancer_urls == urls
+
+
+def test_controller_rbac_reads_pods() -> None:
+    docs = render()
+    deployment = find(docs, "Deployment", f"{RELEASE}-sip-controller")
+    account = pod_spec(deployment)["serviceAccountName"]
+    assert find(docs, "ServiceAccount", account)
+    binding = find(docs, "RoleBinding")
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": account, "namespace": NAMESPACE}
+    ]
+    role = find(docs, "Role", binding["roleRef"]["name"])
+    pods = next(r for r in role["rules"] if "pods" in r["resources"])
+    assert set(pods["verbs"]) == {"get", "list", "watch"}
+    assert all(not set(r["verbs"]) - {"get", "list", "watch"} for r in role["rules"])
+    # the controller needs no other pod's token
+    for doc in docs:
+        if doc["kind"] in ("Deployment", "StatefulSet") and doc is not deployment:
+            assert pod_spec(doc).get("automountServiceAccountToken") is False, doc["metadata"][
+                "name"
+            ]
+
+
+def test_client_pods_are_a_statefulset_whose_ordinal_is_the_pod_id() -> None:
+    docs = render()
+    sts = find(docs, "StatefulSet", f"{RELEASE}-sip-client")
+    assert sts["spec"]["replicas"] == 2
+    assert find(docs, "Service", sts["spec"]["serviceName"])["spec"]["clusterIP"] == "None"
+    c = container(pod_spec(sts), "sip-client")
+    # no POD_ID: the image's entrypoint takes the ordinal of <name>-<n> (tested with the image)
+    assert "POD_ID" not in env(c)
+    assert "command" not in c
+    assert "args" not in c
+    assert c["image"].startswith("ims-testbed/sip-client:")
+    assert (
+        len(
+            find(
+                render("default", "--set", "sipClient.replicas=10"),
+                "StatefulSet",
+                f"{RELEASE}-sip-client",
+            )["metadata"]["name"]
+        )
+        < 60
+    )
+
+
+def test_database_job_and_hooks() -> None:
+    docs = render()
+    job = find(docs, "Job")
+    annotations = job["metadata"]["annotations"]
+    # the chart's MariaDB exists only once installed: post-install (and pre-upgrade)
+    assert annotations["helm.sh/hook"] == "post-install,pre-upgrade"
+    c = pod_spec(job)["containers"][0]
+    assert c["command"][:3] == ["testbed-db-init", "--mode", "init"]
+    assert env(c)["DATABASE_URL"]["secretKeyRef"]["key"] == "DATABASE_URL"
+    assert {"SUBSCRIBER_FIRST", "SUBSCRIBER_LAST", "SIP_DOMAIN"} <= set(env(c))
+    secret = find(docs, "Secret", f"{RELEASE}-database")
+    assert "annotations" not in secret["metadata"]
+    url = secret["stringData"]["DATABASE_URL"]
+    assert (
+        url
+        == f"mysql+pymysql://testbed:testbed@{RELEASE}-mariadb.{NAMESPACE}.svc.cluster.local:3306/kamailio"
+    )
+    mariadb = find(docs, "StatefulSet", f"{RELEASE}-mariadb")
+    assert (
+        container(pod_spec(mariadb), "mariadb")["readinessProbe"]["exec"]["command"][0]
+        == "healthcheck.sh"
+    )
+    # Kamailio waits for the schema rather than crash-looping
+    for workload in (proxy(docs), find(docs, "Deployment", f"{RELEASE}-sip-loadb")):
+        wait = container(pod_spec(workload), "wait-for-schema", init=True)
+        assert wait["command"][:3] == ["testbed-db-init", "--mode", "check"]
+
+    docs = render("external-db")
+    assert not [d for d in kinds(docs, "StatefulSet") if d["metadata"]["name"].endswith("mariadb")]
+    job = find(docs, "Job")
+    assert job["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
+    secret = find(docs, "Secret", f"{RELEASE}-database")
+    assert secret["stringData"]["DATABASE_URL"] == "mysql+pymysql://u:p@db.example:3306/kamailio"
+    # the Secret the pre-install Job reads is there before it
+    assert int(secret["metadata"]["annotations"]["helm.sh/hook-weight"]) < int(
+        job["metadata"]["annotations"]["helm.sh/hook-weight"]
+    )
+
+
+def test_scenarios_come_from_a_configmap_uploaded_at_start() -> None:
+    docs = render("exposed")
+    deployment = find(docs, "Deployment", f"{RELEASE}-scenario-controller")
+    spec = pod_spec(deployment)
+    c = container(spec, "scenario-controller")
+    mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    configmap = find(docs, "ConfigMap", volumes["scenarios"]["configMap"]["name"])
+    expected = {p.name for p in (CHART / "scenarios").glob("*.csv")}
+    assert set(configmap["data"]) == expected
+    for name in expected:
+        assert configmap["data"][name] == (CHART / "scenarios" / name).read_text().rstrip("\n")
+    hook = " ".join(c["lifecycle"]["postStart"]["exec"]["command"])
+    assert f"testbed-upload-scenarios {mounts['scenarios']}" in hook
+    assert (
+        volumes["data"]["persistentVolumeClaim"]["claimName"]
+        == find(docs, "PersistentVolumeClaim")["metadata"]["name"]
+    )
+    assert env(c)["SCENARIO_DIR"].startswith(mounts["data"])
+    ingress = find(docs, "Ingress")
+    backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    assert backend == {"name": f"{RELEASE}-scenario-controller", "port": {"name": "http"}}
+    inline = render("default", "--set-string", "scenarioController.scenarios.extra\\.csv=a;b")
+    assert (
+        "extra.csv" in find(inline, "ConfigMap", f"{RELEASE}-scenario-controller-scenarios")["data"]
+    )
+
+
+def test_images_carry_each_services_version() -> None:
+    listed = set(
+        subprocess.run(
+            [str(ROOT / "docker" / "build.sh"), "--list"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+    )
+    images = {
+        c["image"]
+        for d in render()
+        if d["kind"] in ("Deployment", "StatefulSet", "Job")
+        for c in [*pod_spec(d).get("initContainers", []), *pod_spec(d)["containers"]]
+    }
+    ours = {i for i in images if i.startswith("ims-testbed/")}
+    assert ours == listed - {i for i in listed if i.endswith("-debug")}
+    for image in ours:
+        name, tag = image.split("/")[1].split(":")
+        pyproject = ROOT / (
+            "pyproject.toml" if name == "kamailio" else f"services/{name}/pyproject.toml"
+        )
+        assert tag == tomllib.loads(pyproject.read_text())["project"]["version"], image
+
+
+# -- observability -----------------------------------------------------------------------------
+
+# xhttp_prom names Kamailio's statistics kamailio_<group>_<name> (seen on Kamailio 5.6.3)
+KAMAILIO_METRICS = {
+    "kamailio_core_rcv_requests_invite",
+    "kamailio_core_rcv_requests_register",
+    "kamailio_script_new_invites",
+}
+# exported by the cluster's own exporters: cAdvisor (kubelet) and kube-state-metrics
+CLUSTER_METRICS = {
+    "container_cpu_usage_seconds_total",
+    "kube_pod_container_resource_limits",
+    "kube_statefulset_status_replicas_ready",
+    "kube_horizontalpodautoscaler_status_desired_replicas",
+}
+
+
+def exported_metrics() -> set[str]:
+    """Every series name the testbed's services export, from their own metric code."""
+    from analyzer.config import Settings as AnalyzerSettings
+    from analyzer.main import create_app as analyzer_app
+    from csvgen.metrics import CsvgenMetrics
+    from scenario_controller.metrics import ControllerMetrics as ScenarioMetrics
+    from sip_client.metrics import PodMetrics
+    from sip_controller.metrics import ControllerMetrics
+
+    registry = CollectorRegistry()
+    ControllerMetrics(registry)
+    PodMetrics(registry)
+    ScenarioMetrics(registry)
+    CsvgenMetrics(registry)
+    analyzer_app(AnalyzerSettings(), registry=registry)  # metrics only; no capture starts
+    names: set[str] = set()
+    for family in text_string_to_metric_families(generate_latest(registry).decode()):
+        suffixes = {
+            "counter": ["_total"],
+            "histogram": ["_bucket", "_sum", "_count"],
+        }.get(family.type, [""])
+        names |= {family.name + s for s in suffixes}
+        names |= {s.name for s in family.samples}
+    # the autoscaler's gauges (testbed_replicas, testbed_desired_replicas), when it runs
+    exporter = ROOT / "src" / "testbed" / "autoscale" / "exporter.py"
+    names |= set(re.findall(r'"(testbed_(?:desired_)?replicas)"', exporter.read_text()))
+    return names
+
+
+def test_kamailio_metric_names_come_from_the_configs() -> None:
+    loadb = (ROOT / "kamailio" / "sip-loadb.cfg").read_text()
+    assert 'modparam("statistics", "variable", "new_invites")' in loadb
+    for cfg in ["sip-proxy.cfg", "sip-loadb.cfg"]:
+        text = (ROOT / "kamailio" / cfg).read_text()
+        assert 'modparam("xhttp_prom", "xhttp_prom_stats", "all")' in text
+
+
+def test_dashboard_queries_use_the_metric_names_the_services_export() -> None:
+    dashboard = json.loads((CHART / "dashboards" / "ims-testbed.json").read_text())
+    panels = [p for p in dashboard["panels"] if p["type"] != "row"]
+    titles = " | ".join(p["title"] for p in panels)
+    # the paper's figure 3.12: invite rate per proxy and LB, CPU, p99 vs P0, 200 OK,
+    # REGISTER rate, replicas
+    for needed in ["INVITE rate", "CPU", "p99", "200 OK", "REGISTER", "Proxies"]:
+        assert needed in titles, needed
+    known = exported_metrics() | KAMAILIO_METRICS | CLUSTER_METRICS
+    assert {
+        "sip_messages_total",
+        "sip_response_time_seconds_bucket",
+        "sip_calls_total",
+        "sip_call_setup_seconds_bucket",
+        "scenario_invites_sent_total",
+        "scenario_schedule_lag_seconds_bucket",
+        "scenario_clients_connected",
+        "testbed_proxies",
+        "testbed_replicas",
+    } <= known
+    functions = {
+        "sum",
+        "rate",
+        "histogram_quantile",
+        "by",
+        "max",
+        "vector",
+        "le",
+        "pod",
+        "state",
+        "outcome",
+        "component",
+        "container",
+        "resource",
+        "statefulset",
+        "horizontalpodautoscaler",
+        "direction",
+        "method",
+        "status",
+    }
+    used: set[str] = set()
+    for panel in panels:
+        for target in panel["targets"]:
+            expr = target["expr"]
+            # drop label matchers' values, then every identifier is a function, label or metric
+            bare = re.sub(r'"[^"]*"', "", expr)
+            bare = re.sub(r"\[[^\]]*\]", "", bare)
+            for word in re.findall(r"[a-zA-Z_:][a-zA-Z0-9_:]*", bare):
+                if word in functions or word.startswith("$"):
+                    continue
+                used.add(word)
+    unknown = {w for w in used if w not in known and not w.startswith("__")}
+    unknown -= {"p0", "window", "rate_interval"}
+    assert not unknown, f"dashboard metrics nobody exports: {sorted(unknown)}"
+    assert {
+        "kamailio_core_rcv_requests_invite",
+        "sip_response_time_seconds_bucket",
+        "sip_messages_total",
+        "testbed_proxies",
+    } <= used
+
+
+def test_dashboard_configmap_and_service_monitors() -> None:
+    docs = render()
+    dashboard = find(docs, "ConfigMap", f"{RELEASE}-dashboard")
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert json.loads(dashboard["data"]["ims-testbed.json"]) == json.loads(
+        (CHART / "dashboards" / "ims-testbed.json").read_text()
+    )
+    # no ServiceMonitor without the CRD
+    assert not kinds(docs, "ServiceMonitor")
+    docs = render("monitoring", "--set", "monitoring.serviceMonitors.labels.release=kps")
+    monitor = find(docs, "ServiceMonitor")
+    assert monitor["metadata"]["labels"]["release"] == "kps"
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    scraped = [
+        s
+        for s in kinds(docs, "Service")
+        if all(s["metadata"]["labels"].get(k) == v for k, v in selector.items())
+    ]
+    components = {s["metadata"]["labels"]["app.kubernetes.io/component"]: s for s in scraped}
+    assert set(components) == {
+        "sip-proxy",
+        "sip-loadb",
+        "sip-controller",
+        "scenario-controller",
+        "csvgen",
+        "sip-client",
+    }
+    # one Service per component, so no pod is scraped twice
+    assert len(scraped) == len(components)
+    endpoints = {e["port"] for e in monitor["spec"]["endpoints"]}
+    assert endpoints == {"http", "analyzer"}
+    for service in scraped:
+        names = {p["name"] for p in service["spec"]["ports"]}
+        assert names & endpoints, service["metadata"]["name"]
+    assert {p["name"] for p in components["sip-proxy"]["spec"]["ports"]} >= {"http", "analyzer"}
+    for endpoint in monitor["spec"]["endpoints"]:
+        assert endpoint["path"] == "/metrics"
+        targets = {r["targetLabel"] for r in endpoint["relabelings"]}
+        assert {"component", "pod"} <= targets
+
+
+def test_notes_tell_how_to_open_the_panel_and_the_dashboard(tmp_path: Path) -> None:
+    """NOTES.txt rendered through `tpl` in a copy of the chart (helm only renders NOTES on a
+    real install)."""
+    chart = tmp_path / "ims-testbed"
+    shutil.copytree(CHART, chart)
+    shutil.move(chart / "templates" / "NOTES.txt", chart / "notes.txt")
+    (chart / "templates" / "notes.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\n"
+        'data:\n  notes: {{ tpl (.Files.Get "notes.txt") . | quote }}\n'
+    )
+    out = helm(
+        "template",
+        RELEASE,
+        str(chart),
+        "-n",
+        NAMESPACE,
+        "--kube-version",
+        KUBE_VERSION,
+        "--show-only",
+        "templates/notes.yaml",
+    ).stdout
+    notes = yaml.safe_load(out)["data"]["notes"]
+    assert (
+        f"kubectl -n {NAMESPACE} port-forward svc/{RELEASE}-scenario-controller 8001:8001" in notes
+    )
+    assert "http://127.0.0.1:8001/" in notes
+    assert "port-forward svc/kube-prometheus-stack-grafana 3000:80" in notes
+    assert "/d/ims-testbed" in notes
+    assert (
+        json.loads((CHART / "dashboards" / "ims-testbed.json").read_text())["uid"] == "ims-testbed"
+    )
+    assert f"helm/fetch_results.py -n {NAMESPACE} -r {RELEASE}" in notes
+    assert (ROOT / "helm" / "fetch_results.py").exists()
+
+
+# -- fetching results --------------------------------------------------------------------------
+
+
+def test_fetch_results_writes_local_modes_files(tmp_path: Path) -> None:
+    """helm/fetch_results.py against a kubectl stand-in that answers like the services."""
+    sys.path.insert(0, str(ROOT / "helm"))
+    try:
+        import fetch_results
+    finally:
+        sys.path.pop(0)
+    calls: list[list[str]] = []
+    sample_header = "timestamp,proxy,pair,call_id,cseq,response_time_ms\n"
+    log = (
+        "seq,caller,callee,pod,offset_s,scheduled_at,sent_at,lag_ms,status\n"
+        "1,0000,0100,00,0,1,1,0.1,sent\n"
+    )
+
+    def pods(component: str) -> str:
+        names = {
+            "scenario-controller": ["testbed-scenario-controller-abc"],
+            "sip-proxy": ["testbed-sip-proxy-0", "testbed-sip-proxy-1"],
+            "sip-client": ["testbed-sip-client-0"],
+        }[component]
+        return json.dumps(
+            {"items": [{"metadata": {"name": n}, "status": {"phase": "Running"}} for n in names]}
+        )
+
+    def run(args: list[str]) -> str:
+        calls.append(list(args))
+        if args[2] == "get":
+            return pods(args[5].split("component=")[1])
+        pod, url = args[3], args[-1]
+        if url.endswith("/runs/current"):
+            return json.dumps({"id": "run-7"})
+        if url.endswith("/runs/run-7/log"):
+            return log
+        if "/samples" in url:
+            return sample_header + f"1.5,{pod},invite_challenge,c1,1,0.4\n"
+        if "/calls" in url:
+            return json.dumps(
+                {
+                    "total": 1,
+                    "items": [
+                        {
+                            "call_id": "c1",
+                            "caller": "0000",
+                            "callee": "0100",
+                            "outcome": "succeeded",
+                            "setup_ms": 12.5,
+                        }
+                    ],
+                }
+            )
+        raise AssertionError(url)
+
+    cluster = fetch_results.Cluster(NAMESPACE, RELEASE, run)
+    out = fetch_results.fetch(cluster, None, tmp_path / "res")
+    assert (out / "run_log.csv").read_text() == log
+    assert (out / "response_times.csv").read_text() == (
+        sample_header
+        + "1.5,testbed-sip-proxy-0,invite_challenge,c1,1,0.4\n"
+        + "1.5,testbed-sip-proxy-1,invite_challenge,c1,1,0.4\n"
+    )
+    assert (
+        out / "calls.csv"
+    ).read_bytes() == b"call_id,caller,callee,outcome,setup_ms\r\nc1,0000,0100,succeeded,12.5\r\n"
+    execs = [c for c in calls if c[2] == "exec"]
+    assert all(c[:2] == ["-n", NAMESPACE] for c in calls)
+    assert {(c[3], c[5]) for c in execs} >= {
+        ("testbed-sip-proxy-0", "analyzer"),
+        ("testbed-sip-client-0", "sip-client"),
+    }
+    # the commands run in the pods are plain Python against the pod's own port
+    assert all(c[7:9] == ["python", "-c"] and c[-1].startswith("http://127.0.0.1:") for c in execs)
