@@ -1116,3 +1116,29 @@ def test_values_start_from_the_services_defaults(key: str, module: str) -> None:
         attribute = name.lower().removeprefix(prefix)
         parsed = getattr(settings_cls.model_validate({attribute: text}), attribute)
         assert parsed == fields[name].default, f"{key}.env.{name}={text!r}"
+
+
+def test_monitoring_stack_values_fit_the_chart() -> None:
+    """The values files for kube-prometheus-stack and prometheus-adapter (docs/kubernetes.md)
+    point at what the chart renders."""
+    monitoring = ROOT / "helm" / "monitoring"
+    adapter = yaml.safe_load((monitoring / "prometheus-adapter.values.yaml").read_text())
+    stack = yaml.safe_load((monitoring / "kube-prometheus-stack.values.yaml").read_text())
+    docs = render(
+        "default",
+        "--set",
+        "prometheusAdapter.configMap=true",
+        "--set",
+        "prometheusAdapter.namespace=monitoring",
+    )
+    config = find(docs, "ConfigMap", adapter["rules"]["existing"])
+    assert config["metadata"]["namespace"] == "monitoring"
+    assert "config.yaml" in config["data"]
+    prometheus = f"{adapter['prometheus']['url']}:{adapter['prometheus']['port']}"
+    assert values()["keda"]["prometheusServer"] == prometheus
+    sidecar = stack["grafana"]["sidecar"]["dashboards"]
+    dashboard = find(docs, "ConfigMap", f"{RELEASE}-dashboard")
+    assert dashboard["metadata"]["labels"][sidecar["label"]] == sidecar["labelValue"]
+    assert sidecar["searchNamespace"] == "ALL"
+    spec = stack["prometheus"]["prometheusSpec"]
+    assert spec["serviceMonitorSelectorNilUsesHelmValues"] is False
