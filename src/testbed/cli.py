@@ -210,7 +210,7 @@ def run(
         console.print(f"[red]experiment failed:[/red] {exc}")
         raise typer.Exit(1) from None
     console.print(view.summary_text(folder))
-    console.print(str(folder))
+    console.print(str(folder), soft_wrap=True, highlight=False)
 
 
 @app.command()
@@ -241,7 +241,7 @@ def benchmark(
         raise typer.Exit(1) from None
     console.print((folder / "benchmark.csv").read_text())
     console.print((folder / "summary.json").read_text())
-    console.print(str(folder))
+    console.print(str(folder), soft_wrap=True, highlight=False)
 
 
 @app.command()

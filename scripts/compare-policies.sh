@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The comparison of docs/results.md: the paper's step load on the capacity plan, under the
+# paper's HPA settings and under the capacity, QoS and hybrid policies, one run after another,
+# then `testbed compare` over them. By default the 12-minute variant (a step every 120 s);
+# --full plays the paper's 30 minutes (5-minute steps). About 2 or 4.5 hours in all.
+#
+#   scripts/compare-policies.sh [--full] [experiment names...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+source scripts/env.sh
+
+step_every=120
+suffix=-compressed
+if [[ "${1:-}" == "--full" ]]; then
+  step_every=300
+  suffix=
+  shift
+fi
+names=("$@")
+if [[ ${#names[@]} -eq 0 ]]; then
+  names=(step-capacity-plan step-hpa-25m step-hpa-20m step-hpa-10m step-hpa-10m-120s
+         step-hpa-5m step-capacity step-qos step-hybrid)
+fi
+root="results/comparison$suffix-$(date +%Y%m%d-%H%M%S)"
+mkdir -p "$root"
+folders=()
+for name in "${names[@]}"; do
+  folder=$(uv run --frozen testbed run "experiments/$name.yaml" --results "$root" \
+    --set "scenario.generate.shape.step_every_s=$step_every" --set "name=$name$suffix" | tail -n 1)
+  echo "$name: $folder"
+  folders+=("$root/$(basename "$folder")")
+done
+uv run --frozen testbed compare "${folders[@]}" --out "$root/compare"
