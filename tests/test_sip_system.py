@@ -190,6 +190,39 @@ def test_scale_down_drains_with_zero_failed_calls(sip_system: SipSystem):
     assert (result.successful, result.failed) == (360, 0), result.errors  # type: ignore[attr-defined]
 
 
+def test_parallel_scaling_adds_and_drains_several_proxies_at_once(sip_system: SipSystem):
+    """A Deployment-like step: two proxies start together, later two leave together, under
+    traffic, and no call fails."""
+    result_box: dict[str, object] = {}
+
+    def traffic() -> None:
+        result_box["result"] = sip_system.sipp.calls(
+            sip_system.pairs(300),
+            sip_system.lb,
+            "127.0.0.1:5095",
+            rate=30,
+            hold_ms=500,
+            tag="parallel-scale-traffic",
+        )
+
+    runner = threading.Thread(target=traffic)
+    runner.start()
+    try:
+        time.sleep(1.0)
+        sip_system.testbed.scale("sip-proxy", 4, parallel=True)
+        assert sip_system.proxies() == [f"sip-proxy-{i}" for i in range(4)]
+        listed = {t.uri for t in sip_system.lb_rpc().dispatcher_list()}
+        assert {f"sip:{sip_system.proxy_sip(i)}" for i in (2, 3)} <= listed
+        time.sleep(3.0)
+        sip_system.testbed.scale("sip-proxy", 2, parallel=True)
+        assert sip_system.proxies() == ["sip-proxy-0", "sip-proxy-1"]
+    finally:
+        runner.join()
+        sip_system.testbed.scale("sip-proxy", 2)
+    result = result_box["result"]
+    assert (result.successful, result.failed) == (300, 0), result.errors  # type: ignore[attr-defined]
+
+
 def test_lb_answers_503_when_no_proxy_is_active(sip_system: SipSystem, raw_sip: RawSip):
     sip_system.testbed.scale("sip-proxy", 0)
     try:

@@ -202,6 +202,7 @@ def run_experiment(
     rows: list[dict[str, Any]] = []
     run_id: str | None = None
     autoscaler: LocalAutoscaler | None = None
+    sampler: Sampler | None = None
     interrupted = False
     http = httpx.Client(timeout=10)
     try:
@@ -239,9 +240,10 @@ def run_experiment(
         assert baseline_state is not None
         sampler.sample(baseline_state)  # windows start here, not with the registrations
         if experiment.autoscale is not None:
+            parallel = experiment.autoscale.pod_management == "parallel"
             autoscaler = LocalAutoscaler(
                 experiment,
-                lambda n: testbed.scale(PROXY_KIND, n),
+                lambda n: testbed.scale(PROXY_KIND, n, parallel=parallel),
                 prepared.proxies,
                 lambda message: progress(message, None),
                 (settings.autoscaler_metrics_host, settings.autoscaler_metrics_port),
@@ -287,6 +289,8 @@ def run_experiment(
             with contextlib.suppress(httpx.HTTPError):
                 http.post(f"{settings.scenario_controller_url}/runs/{run_id}/stop")
     finally:
+        if sampler is not None:
+            sampler.close()
         if autoscaler is not None:
             autoscaler.stop()
             autoscaler.write_log(out / "autoscaler.csv")

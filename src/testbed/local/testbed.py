@@ -14,8 +14,10 @@ import os
 import signal
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,6 +64,8 @@ class LocalTestbed:
         self._http = httpx.Client(timeout=10.0)
         self._cgroup_driver: cgroups.CgroupDriver | None = None
         self._cgroup_checked = False
+        # proxies may start or stop in parallel threads: one state change and save at a time
+        self._state_lock = threading.RLock()
 
     # -- public operations -------------------------------------------------------------------
 
@@ -112,7 +116,9 @@ class LocalTestbed:
                 raise
         return self.status()
 
-    def scale(self, kind: str, replicas: int) -> list[ComponentStatus]:
+    def scale(self, kind: str, replicas: int, parallel: bool = False) -> list[ComponentStatus]:
+        """Ordinals 0..n-1 as in a StatefulSet; one at a time (the highest leaves first), or
+        with `parallel` all at once, as a Deployment's pods come and go."""
         if kind not in SCALABLE:
             raise ValueError(f"cannot scale '{kind}': only {', '.join(SCALABLE)} can be scaled")
         if replicas < 0:
@@ -120,12 +126,25 @@ class LocalTestbed:
         with self.store.locked():
             state = self._require_state()
             current = state.of_kind(PROXY_KIND)
-            # like a StatefulSet: ordinals 0..n-1, the highest leaves first
             used = {c.index for c in current}
-            for index in [i for i in range(replicas) if i not in used]:
-                self._start_proxy(state, index)
-            for component in sorted(current, key=lambda c: c.index or 0, reverse=True):
-                if component.index is not None and component.index >= replicas:
+            starting = [i for i in range(replicas) if i not in used]
+            leaving = [
+                c
+                for c in sorted(current, key=lambda c: c.index or 0, reverse=True)
+                if c.index is not None and c.index >= replicas
+            ]
+            if parallel and len(starting) + len(leaving) > 1:
+                with ThreadPoolExecutor(max_workers=8) as pool:
+                    futures: list[Future[object]] = [
+                        pool.submit(self._start_proxy, state, i) for i in starting
+                    ]
+                    futures += [pool.submit(self._stop_proxy, state, c, True) for c in leaving]
+                    for future in futures:
+                        future.result()  # the first failure is raised, after all finished
+            else:
+                for index in starting:
+                    self._start_proxy(state, index)
+                for component in leaving:
                     self._stop_proxy(state, component, drain=True)
         return self.status()
 
@@ -363,12 +382,14 @@ class LocalTestbed:
         except (StartupError, httpx.HTTPError) as exc:
             self._notify(f"warning: {component.name}: disable hook failed ({exc}); stopping anyway")
         self._stop_component(component)
-        state.remove(component.name)
         sidecar = state.get(_analyzer_name(component))
         if sidecar is not None:
             self._stop_component(sidecar)
-            state.remove(sidecar.name)
-        self.store.save(state)
+        with self._state_lock:
+            state.remove(component.name)
+            if sidecar is not None:
+                state.remove(sidecar.name)
+            self.store.save(state)
 
     # -- analyzers, scenario controller, client pods ----------------------------------------
 
@@ -476,8 +497,9 @@ class LocalTestbed:
             handle.start_ticks,
             str(log_file),
         )
-        state.put(component)
-        self.store.save(state)
+        with self._state_lock:
+            state.put(component)
+            self.store.save(state)
         assert component.health_url is not None
         deadline = time.monotonic() + self.settings.startup_timeout_seconds
         while True:
