@@ -149,6 +149,18 @@ def test_qos_scales_down_slowly_and_not_past_the_knee() -> None:
     assert all(g >= 60 for g in gaps)  # one at a time, each after a calm minute
 
 
+def test_qos_learns_the_knee_only_from_a_settled_pool_and_raises_it_when_calm() -> None:
+    policy = QosPolicy(QosSettings(p0_ms=1000, settle_s=30))
+    fresh = Readiness({"sip-proxy-0": 0.0, "sip-proxy-1": 95.0})  # the second started 5 s ago
+    policy.recommend(100, 2, view(100, p99_ms=900, rate=4), fresh)
+    assert policy.knee_per_proxy is None  # a breach while a proxy warms up says nothing
+    policy.recommend(200, 2, view(200, p99_ms=900, rate=12), ready(2))
+    assert policy.knee_per_proxy == pytest.approx(6.0)
+    # later, calm (p99 under the down threshold) at 8 per proxy: the knee is at least 8
+    policy.recommend(300, 3, view(300, p99_ms=20, rate=24), ready(3))
+    assert policy.knee_per_proxy == pytest.approx(8.0)
+
+
 def test_qos_holds_without_response_times() -> None:
     policy = QosPolicy(QosSettings(p0_ms=1000))
     assert policy.recommend(0, 3, None, ready(3)).desired == 3

@@ -207,6 +207,7 @@ class QosSettings:
     #                                  this share of the rate per proxy learned at a breach
     breach_step_fraction: float = 0.5  # p99 above P0: add this share of the current count
     knee_per_proxy: float | None = None  # rate per proxy where p99 breaks out, if known
+    settle_s: float = 30.0  # learn about the knee only when every proxy has served this long
 
 
 class QosPolicy:
@@ -259,10 +260,18 @@ class QosPolicy:
                 self._p99.popleft()
         starting = current > len(readiness.ready)  # proxies asked for are still starting
         cooled = now - self._last_up >= s.up_cooldown_s and not starting
+        # what the p99 says about the knee counts only once every proxy has served a while: a
+        # proxy that has just started (slowly, under its CPU limit) breaks out at any rate
+        settled = not starting and all(
+            now - since >= s.settle_s for since in readiness.ready_since.values()
+        )
+        per_proxy = None if rate is None else rate / max(1, current)
+        if settled and per_proxy is not None and p99 < down_ms and self.knee_per_proxy:
+            # calm at this rate per proxy: the knee is at least here
+            self.knee_per_proxy = max(self.knee_per_proxy, per_proxy)
         if p99 > up_ms:
             self._calm_since = None
-            if rate is not None and not starting:  # learn the rate per proxy at the knee
-                per_proxy = rate / max(1, current)
+            if settled and per_proxy is not None:  # the knee is at most here
                 self.knee_per_proxy = min(self.knee_per_proxy or math.inf, per_proxy)
             if not cooled:
                 return Recommendation(current, f"qos: p99 {p99:.0f} ms > margin; waiting")
