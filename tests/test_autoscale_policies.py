@@ -402,3 +402,17 @@ def test_autoscaler_gauges_on_a_fresh_registry() -> None:
     text = generate_latest(registry).decode()
     assert 'testbed_replicas{component="sip-proxy"} 3.0' in text
     assert 'testbed_desired_replicas{component="sip-proxy"} 5.0' in text
+
+
+def test_qos_never_scales_down_right_after_scaling_up() -> None:
+    policy = QosPolicy(QosSettings(p0_ms=1000, down_stable_s=15, up_cooldown_s=0))
+    assert policy.recommend(0, 2, view(0, p99_ms=50, rate=8), ready(2)).desired == 2
+    # a rising trend adds one at 10 s
+    policy.recommend(5, 2, view(5, p99_ms=150, rate=8), ready(2))
+    up = policy.recommend(10, 2, view(10, p99_ms=450, rate=8), ready(2))
+    assert up.desired == 3
+    # calm again at once, while the third is starting, and for less than down_stable_s after
+    assert policy.recommend(15, 3, view(15, p99_ms=5, rate=8), ready(2)).desired == 3
+    assert policy.recommend(20, 3, view(20, p99_ms=5, rate=8), ready(3)).desired == 3
+    assert policy.recommend(30, 3, view(30, p99_ms=5, rate=8), ready(3)).desired == 3
+    assert policy.recommend(36, 3, view(36, p99_ms=5, rate=8), ready(3)).desired == 2

@@ -289,6 +289,9 @@ class QosPolicy:
         if p99 >= down_ms:
             self._calm_since = None
             return Recommendation(current, f"qos: p99 {p99:.0f} ms within the margin")
+        if starting:  # calm counts once every proxy asked for serves
+            self._calm_since = None
+            return Recommendation(current, f"qos: p99 {p99:.0f} ms, proxies starting")
         if self._calm_since is None:
             self._calm_since = now
         if now - self._calm_since < s.down_stable_s or current <= self.min_replicas:
@@ -309,6 +312,7 @@ class QosPolicy:
         if rate is not None:
             desired = max(desired, self._for_rate(rate))
         self._last_up = now
+        self._calm_since = None  # a scale down needs a whole calm period after this
         return Recommendation(_clamp(desired, self.min_replicas, self.max_replicas), reason)
 
 

@@ -77,6 +77,7 @@ class QosPolicySpec(_Strict):
     down_load_fraction: float = Field(0.7, gt=0, le=1)
     breach_step_fraction: float = Field(0.5, gt=0, le=4)
     knee_per_proxy: float | None = Field(None, gt=0)
+    settle_s: float = Field(30.0, ge=0)
 
     @model_validator(mode="after")
     def _ordered(self) -> QosPolicySpec:
