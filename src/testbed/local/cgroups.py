@@ -7,8 +7,10 @@ itself before exec (see `attach_self`), so every child Kamailio forks inherits t
 from __future__ import annotations
 
 import abc
+import errno
 import os
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,16 +126,25 @@ def detect(root: Path = Path("/sys/fs/cgroup")) -> CgroupDriver | None:
     return None
 
 
-def remove_group(group: CpuGroup) -> list[str]:
-    """Remove the group's directories (its processes must be gone); returns the failures."""
+def remove_group(group: CpuGroup, wait_s: float = 3.0) -> list[str]:
+    """Remove the group's directories (its processes must be gone); returns the failures.
+
+    A process that has just been killed can still be leaving its group: the kernel refuses
+    the removal (EBUSY) for that moment, so it is retried for up to `wait_s`."""
     failures = []
+    deadline = time.monotonic() + wait_s
     for path in group.paths:
-        try:
-            path.rmdir()
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            failures.append(f"{path}: {exc}")
+        while True:
+            try:
+                path.rmdir()
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                if exc.errno == errno.EBUSY and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    continue
+                failures.append(f"{path}: {exc}")
+            break
     return failures
 
 
