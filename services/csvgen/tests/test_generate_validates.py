@@ -7,7 +7,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from csvgen.scenario import Scenario
-from csvgen.spec import GenerateRequest
+from csvgen.spec import GenerateRequest, StepShape
 from scenario_csv import (
     PARTNERS,
     ScenarioFormat,
@@ -158,3 +158,17 @@ def test_rows_follow_the_id_convention_round_robin(request):
         assert PARTNERS[row.caller] == row.callee
     main = request.model_copy(update={"format": ScenarioFormat.MAIN})
     assert list(read_main(_text(main).splitlines(True))) == rows
+
+
+def test_a_step_up_after_a_second_without_invites_passes_the_strict_check():
+    # found by hypothesis: 0.5/s places invites at 0 and 2.0 s; the step to 2.5/s at 2.5 s puts
+    # the next one at 2.8 s, 800 ms later, in a second whose average rate (1.5/s) alone would
+    # allow at most 681 ms
+    request = GenerateRequest(
+        shape=StepShape(kind="step", start_rate=0.5, step_rate=2.0, step_every_s=2.5, steps=2),
+        arrivals="deterministic",
+        pods=2,
+        phones_per_pod=1,
+    )
+    run = validate(_text(request).splitlines(True), rate_check="deterministic")
+    assert [str(d) for d in run] == []

@@ -259,11 +259,15 @@ class LocalTestbed:
             "KAMAILIO_RUN_DIR": str(self._run_dir(name)),
         }
 
+    @property
+    def _instance(self) -> str:
+        """A short name for this testbed, from its state directory."""
+        return hashlib.sha1(str(self.state_dir).encode()).hexdigest()[:10]
+
     def _run_dir(self, name: str) -> Path:
         """Kamailio's pid file and control socket; kept short because a unix socket path may
         not exceed 104 bytes (a results folder deep in /tmp would)."""
-        digest = hashlib.sha1(str(self.state_dir).encode()).hexdigest()[:10]
-        return Path(tempfile.gettempdir()) / f"ims-testbed-{digest}" / name
+        return Path(tempfile.gettempdir()) / f"ims-testbed-{self._instance}" / name
 
     def _start_loadbalancer(self, state: TestbedState) -> None:
         s = self.settings
@@ -326,7 +330,9 @@ class LocalTestbed:
         peer_address = peers[0].endpoints["dmq"] if peers else f"sip:{address}:{s.dmq_port}"
         env["DMQ_NOTIFICATION_ADDRESS"] = peer_address
         env["OUTBOUND_PROXY"] = f"sip:{s.lb_address}:{s.lb_sip_port}"
-        group = self._cpu_group(name, state.proxy_cpu_millicores)
+        # named after this testbed too: two testbeds (an experiment and `testbed up`, or the
+        # tests) may each run a sip-proxy-0, and must not share or remove each other's group
+        group = self._cpu_group(f"{self._instance}-{name}", state.proxy_cpu_millicores)
         component = Component(
             name=name,
             kind=PROXY_KIND,

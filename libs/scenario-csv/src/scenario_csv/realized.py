@@ -174,7 +174,10 @@ class RealizedRateCheck:
         self, second: int, rate: float, waits: SecondWaits, following: tuple[int, float] | None
     ) -> list[Defect]:
         rates = [rate]
-        if self._previous is not None and self._previous[0] == second - 1:
+        # the rate of the last second with rows held until this one (over seconds without
+        # rows it may still be in force here: a step up within this second makes its average
+        # higher than the rate its first rows were placed at)
+        if self._previous is not None:
             rates.append(self._previous[1])
         adjacent = following is not None and following[0] == second + 1
         if following is not None and adjacent:
