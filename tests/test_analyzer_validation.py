@@ -49,6 +49,7 @@ PAIR_NAMES = (
     "invite_forward",
     "ok_forward",
 )
+IP_NODEFRAG = 22  # linux/in.h, not in Python's socket module (man 7 ip)
 
 
 @dataclass
@@ -134,6 +135,9 @@ def _inject_junk(proxy: str) -> None:
             (proxy, 5060),
         )
     with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW) as raw:
+        # where conntrack or NAT rules are active (containers, Kubernetes), nf_defrag_ipv4
+        # would hold the lone fragment at LOCAL_OUT, before lo and every capture on it
+        raw.setsockopt(socket.IPPROTO_IP, IP_NODEFRAG, 1)
         header = bytes.fromhex("4500 0030 0002 2000 4011 0000") + socket.inet_aton("127.0.8.9")
         udp = bytes.fromhex("13c5 13c4 0400 0000") + b"REGISTER sip:x SIP/"
         raw.sendto(header + socket.inet_aton(proxy) + udp, (proxy, 0))
