@@ -4,20 +4,30 @@
 #
 #   docker/build.sh [options] [IMAGE...]     IMAGE: sip-controller sip-client
 #                                            scenario-controller csvgen analyzer kamailio
-#                                            kamailio-debug (default: all)
+#                                            kamailio-debug mariadb prometheus (default: all)
+#   mariadb and prometheus are the database and metrics server from Debian's packages, for
+#   compose and the chart where no registry serves the upstream images; tagged with their
+#   Debian versions.
 #   --registry PREFIX   image name prefix (default: $IMAGE_REGISTRY or ims-testbed)
 #   --push              push every tag after building it
 #   --latest            also tag each image :latest
-#   --platform LIST     passed to docker build (e.g. linux/amd64)
-#   --dry-run           print the docker commands instead of running them (no engine needed)
+#   --platform LIST     passed to the build (e.g. linux/amd64)
+#   --base local|upstream
+#                       local (default): Debian bookworm bases made here by docker/base-images.sh
+#                       (no image registry needed); upstream: the Dockerfiles' defaults from
+#                       Docker Hub (python:3.11-slim-bookworm, debian:bookworm-slim)
+#   --dry-run           print the build commands instead of running them (no engine needed)
 #   --list              print the image references only, one per line (e.g. for kind load)
 #
-# Every build runs from the repository root as its context with BuildKit (cache mounts, the
-# per-Dockerfile .dockerignore files next to each Dockerfile).
+# The engine is docker where one answers, else podman with the project's own configuration
+# (docker/engine.sh). Every build runs from the repository root as its context with the
+# per-Dockerfile ignore file next to each Dockerfile and cache mounts for uv, so a rebuild after
+# a code change reuses the dependency layer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ALL_IMAGES=(sip-controller sip-client scenario-controller csvgen analyzer kamailio kamailio-debug)
+ALL_IMAGES=(sip-controller sip-client scenario-controller csvgen analyzer kamailio kamailio-debug
+  mariadb prometheus)
 
 registry="${IMAGE_REGISTRY:-ims-testbed}"
 push=0
@@ -25,6 +35,7 @@ latest=0
 dry_run=0
 list_only=0
 platform=""
+base=local
 images=()
 
 usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
@@ -35,6 +46,7 @@ while (($#)); do
     --push) push=1; shift ;;
     --latest) latest=1; shift ;;
     --platform) platform="${2:?--platform needs a value}"; shift 2 ;;
+    --base) base="${2:?--base needs local or upstream}"; shift 2 ;;
     --dry-run) dry_run=1; shift ;;
     --list) list_only=1; shift ;;
     -h|--help) usage; exit 0 ;;
@@ -63,6 +75,8 @@ describe() {
     kamailio-debug)
       version="$(project_version pyproject.toml)"
       echo "docker/kamailio.Dockerfile kamailio-debug $version $registry/kamailio:$version-debug" ;;
+    mariadb) echo "docker/mariadb.Dockerfile - 10.11 $registry/mariadb:10.11" ;;
+    prometheus) echo "docker/prometheus.Dockerfile - 2.42 $registry/prometheus:2.42" ;;
     *) echo "build.sh: unknown image '$image' (one of: ${ALL_IMAGES[*]})" >&2; return 2 ;;
   esac
 }
@@ -83,9 +97,21 @@ run() {
   fi
 }
 
-if ((!dry_run && !list_only)) && ! docker info >/dev/null 2>&1; then
-  echo "build.sh: no Docker engine answers here (docker info failed); --dry-run prints the commands" >&2
-  exit 1
+case "$base" in local|upstream) ;; *) echo "build.sh: --base is local or upstream, not '$base'" >&2; exit 2 ;; esac
+if ((dry_run)); then
+  ENGINE="${ENGINE:-docker}"
+elif ((!list_only)); then
+  source docker/engine.sh
+  if [[ -z "$ENGINE" ]]; then
+    echo "build.sh: no container engine here (no Docker engine answers, no podman); --dry-run prints the commands" >&2
+    exit 1
+  fi
+fi
+base_args=()
+if [[ "$base" == local ]]; then
+  ((dry_run || list_only)) || docker/base-images.sh
+  mapfile -t bases < <(docker/base-images.sh --names)
+  base_args=(--build-arg "DEBIAN_IMAGE=${bases[0]}" --build-arg "PYTHON_IMAGE=${bases[1]}")
 fi
 
 for image in "${images[@]}"; do
@@ -100,7 +126,14 @@ for image in "${images[@]}"; do
     printf '%s\n' "${tags[@]}"
     continue
   fi
-  args=(env DOCKER_BUILDKIT=1 docker build --file "$dockerfile" --build-arg "SERVICE_VERSION=$version"
+  if [[ "$ENGINE" == podman ]]; then
+    # buildah reads no <Dockerfile>.dockerignore by itself; the host network reaches the
+    # package registries exactly as the host does
+    args=(podman build --network host --layers --format docker --ignorefile "$dockerfile.dockerignore")
+  else
+    args=(env DOCKER_BUILDKIT=1 docker build)
+  fi
+  args+=(--file "$dockerfile" --build-arg "SERVICE_VERSION=$version" "${base_args[@]}"
     --label "org.opencontainers.image.revision=$revision"
     --label "org.opencontainers.image.created=$created")
   [[ "$target" != - ]] && args+=(--target "$target")
@@ -109,6 +142,6 @@ for image in "${images[@]}"; do
   args+=(.)
   run "${args[@]}"
   if ((push)); then
-    for t in "${tags[@]}"; do run docker push "$t"; done
+    for t in "${tags[@]}"; do run "$ENGINE" push "$t"; done
   fi
 done

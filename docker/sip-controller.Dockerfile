@@ -6,7 +6,10 @@ ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
 ARG UV_VERSION=0.13.9
-RUN pip install --no-cache-dir "uv==${UV_VERSION}"
+# uv in a venv of its own: Debian's python3 refuses system-wide pip installs (PEP 668) and
+# the python:*-slim images accept either; the system trust store holds any local CA.
+ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt UV_NATIVE_TLS=1 UV_PYTHON=python3
+RUN python3 -m venv /opt/uv && /opt/uv/bin/pip install --no-cache-dir "uv==${UV_VERSION}"
 ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never \
     UV_PROJECT_ENVIRONMENT=/opt/venv
 WORKDIR /src
@@ -17,13 +20,13 @@ COPY libs/testbed-db/pyproject.toml libs/testbed-db/
 COPY libs/kamailio-rpc/pyproject.toml libs/kamailio-rpc/
 COPY services/sip-controller/pyproject.toml services/sip-controller/
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --frozen --no-dev --no-install-workspace --package sip-controller
+    /opt/uv/bin/uv sync --frozen --no-dev --no-install-workspace --package sip-controller
 # Then the workspace packages it uses, installed into the venv (not editable: /src stays here).
 COPY libs/testbed-db/src libs/testbed-db/src
 COPY libs/kamailio-rpc/src libs/kamailio-rpc/src
 COPY services/sip-controller/src services/sip-controller/src
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --frozen --no-dev --no-editable --package sip-controller
+    /opt/uv/bin/uv sync --frozen --no-dev --no-editable --package sip-controller
 
 FROM ${PYTHON_IMAGE}
 ARG SERVICE_VERSION=0.1.0

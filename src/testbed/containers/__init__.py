@@ -1,0 +1,1 @@
+"""Container images, compose and the single-node cluster, driven from Python."""
