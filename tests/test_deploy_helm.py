@@ -1,7 +1,8 @@
-"""The Helm chart (helm/ims-testbed), checked without a cluster.
+"""The Helm umbrella chart (helm/ims-testbed) and its subcharts, checked without a cluster.
 
 `helm lint` and `helm template` run with the default values and with each scaling and
-workload option; every rendered manifest is validated against the Kubernetes API schemas
+workload option; every subchart also lints and renders alone, carries its service's version and
+can be left out; every rendered manifest is validated against the Kubernetes API schemas
 offline (kubernetes-validate, strict: unknown fields are errors). The tests then assert what
 the manifests do: the proxies' hooks call the sip-controller's real endpoints, the analyzer
 sits in the proxy's pod on its address, the HPA scales the proxies' StatefulSet with the values
@@ -37,6 +38,18 @@ KUBE_VERSION = "1.30.0"
 SCHEMA_VERSIONS = ["1.29.0", "1.37.0"]
 CRD_KINDS = {"ServiceMonitor", "ScaledObject"}
 CONTROLLER_URL = f"http://{RELEASE}-sip-controller.{NAMESPACE}.svc.cluster.local:8000"
+LOCAL_REGISTRY = "localhost/ims-testbed"
+PROJECT_MARIADB = ("--set", "database.mariadb.projectImage=true")
+# subchart -> the pyproject.toml whose version it carries (the Kamailio image's is the root's)
+SUBCHARTS = {
+    "sip-loadb": "pyproject.toml",
+    "sip-proxy": "pyproject.toml",
+    "sip-controller": "services/sip-controller/pyproject.toml",
+    "scenario-controller": "services/scenario-controller/pyproject.toml",
+    "sip-client": "services/sip-client/pyproject.toml",
+    "csvgen": "services/csvgen/pyproject.toml",
+    "database": None,  # the MariaDB version of its image
+}
 
 SCENARIOS: dict[str, list[str]] = {
     "default": [],
@@ -57,23 +70,37 @@ SCENARIOS: dict[str, list[str]] = {
         "--set",
         "autoscaling.cpu.metric=Pods",
     ],
-    "keda": ["--set", "keda.enabled=true", "--set", "autoscaling.enabled=false"],
-    "fixed": ["--set", "autoscaling.enabled=false"],
-    "proxy-deployment": ["--set", "sipProxy.workload=Deployment"],
-    "classic-sidecar": ["--set", "sipProxy.analyzer.nativeSidecar=false"],
-    "lb-statefulset": ["--set", "sipLoadb.workload=StatefulSet", "--set", "sipLoadb.replicas=3"],
+    "keda": ["--set", "global.sipProxy.autoscaler=keda"],
+    "fixed": ["--set", "global.sipProxy.autoscaler=none"],
+    "proxy-deployment": ["--set", "global.sipProxy.workload=Deployment"],
+    "classic-sidecar": ["--set", "sip-proxy.analyzer.nativeSidecar=false"],
+    "lb-statefulset": [
+        "--set",
+        "global.sipLoadb.workload=StatefulSet",
+        "--set",
+        "global.sipLoadb.replicas=3",
+    ],
     "external-db": [
         "--set",
-        "database.url=mysql+pymysql://u:p@db.example:3306/kamailio",
+        "global.database.url=mysql+pymysql://u:p@db.example:3306/kamailio",
         "--set",
         "database.mariadb.enabled=false",
     ],
     "monitoring": ["--api-versions", "monitoring.coreos.com/v1/ServiceMonitor"],
     "exposed": [
         "--set",
-        "scenarioController.ingress.enabled=true",
+        "scenario-controller.ingress.enabled=true",
         "--set",
-        "scenarioController.persistence.enabled=true",
+        "scenario-controller.persistence.enabled=true",
+    ],
+    # locally built images on a cluster without a registry, the project's MariaDB among them
+    "local-images": [
+        "--set",
+        f"global.imageRegistry={LOCAL_REGISTRY}",
+        "--set",
+        "global.imagePullPolicy=Never",
+        "--set",
+        "database.mariadb.projectImage=true",
     ],
 }
 
@@ -86,13 +113,20 @@ def helm_binary() -> str:
     return found
 
 
-def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def helm(
+    *args: str, check: bool = True, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
         [helm_binary(), *args],
         capture_output=True,
         text=True,
         check=False,
-        env={**os.environ, "HELM_CACHE_HOME": "/tmp/helm-cache", "KUBECONFIG": "/dev/null"},
+        env={
+            **os.environ,
+            "HELM_CACHE_HOME": "/tmp/helm-cache",
+            "KUBECONFIG": "/dev/null",
+            **(extra_env or {}),
+        },
     )
     if check and result.returncode != 0:
         raise AssertionError(f"helm {' '.join(args)}\n{result.stderr}")
@@ -140,9 +174,34 @@ def env(c: dict[str, Any]) -> dict[str, Any]:
     return {e["name"]: e.get("value", e.get("valueFrom")) for e in c.get("env", [])}
 
 
-def values() -> dict[str, Any]:
-    data: dict[str, Any] = yaml.safe_load((CHART / "values.yaml").read_text())
+def values(subchart: str | None = None) -> dict[str, Any]:
+    """The umbrella's values.yaml, or a subchart's (which holds that component's defaults)."""
+    path = (
+        CHART / "values.yaml" if subchart is None else CHART / "charts" / subchart / "values.yaml"
+    )
+    data: dict[str, Any] = yaml.safe_load(path.read_text())
     return data
+
+
+def chart_meta(subchart: str | None = None) -> dict[str, Any]:
+    path = CHART / "Chart.yaml" if subchart is None else CHART / "charts" / subchart / "Chart.yaml"
+    data: dict[str, Any] = yaml.safe_load(path.read_text())
+    return data
+
+
+def project_version(pyproject: str) -> str:
+    version: str = tomllib.loads((ROOT / pyproject).read_text())["project"]["version"]
+    return version
+
+
+def made_by(doc: dict[str, Any]) -> str:
+    """The chart that rendered an object, from its helm.sh/chart label (<name>-<version>)."""
+    label: str = doc["metadata"]["labels"]["helm.sh/chart"]
+    return label.rsplit("-", 1)[0]
+
+
+def key(doc: dict[str, Any]) -> tuple[str, str]:
+    return doc["kind"], doc["metadata"]["name"]
 
 
 def settings_env(module: str) -> dict[str, Any]:
@@ -202,19 +261,194 @@ def test_validation_catches_a_broken_manifest() -> None:
 def test_misconfigurations_fail_with_a_reason() -> None:
     base = ["template", RELEASE, str(CHART), "--kube-version", KUBE_VERSION]
     cases = {
-        "KEDA makes its own HPA": ["--set", "keda.enabled=true"],
-        "keep replicas 1 or use workload StatefulSet": ["--set", "sipLoadb.replicas=2"],
+        "global.sipProxy.autoscaler must be hpa, keda or none": [
+            "--set",
+            "global.sipProxy.autoscaler=both",
+        ],
+        "keep replicas 1 or use workload StatefulSet": ["--set", "global.sipLoadb.replicas=2"],
         "enable at least one of cpu, p99, arrivalRate": ["--set", "autoscaling.cpu.enabled=false"],
-        "set database.url or database.existingSecret": [
+        "set global.database.url or global.database.existingSecret": [
             "--set",
             "database.mariadb.enabled=false",
         ],
-        "pod ids are two digits": ["--set", "sipClient.replicas=101"],
+        "name yours in global.database.existingSecret": ["--set", "database.enabled=false"],
+        "pod ids are two digits": ["--set", "sip-client.replicas=101"],
+        "set global.sipController.drainGraceSeconds": [
+            "--set",
+            "sip-controller.env.DRAIN_GRACE_SECONDS=60",
+        ],
     }
     for reason, flags in cases.items():
         result = helm(*base, *flags, check=False)
         assert result.returncode != 0
         assert reason in result.stderr, result.stderr
+
+
+# -- the umbrella and its subcharts ------------------------------------------------------------
+
+# no repository, no proxy that answers: `helm dependency` fails if it tries the network
+OFFLINE = {
+    "HELM_REPOSITORY_CONFIG": "/nonexistent/repositories.yaml",
+    "HELM_REPOSITORY_CACHE": "/nonexistent/cache",
+    "HTTP_PROXY": "http://127.0.0.1:9",
+    "HTTPS_PROXY": "http://127.0.0.1:9",
+}
+
+
+@pytest.fixture(scope="module")
+def umbrella_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the umbrella whose subcharts have their own dependency (common) built, as
+    `helm dependency build charts/<name>` leaves them to be used alone."""
+    chart = tmp_path_factory.mktemp("umbrella") / "ims-testbed"
+    shutil.copytree(CHART, chart, symlinks=True)
+    for name in SUBCHARTS:
+        helm("dependency", "build", str(chart / "charts" / name), extra_env=OFFLINE)
+    return chart
+
+
+def test_subcharts_are_local_dependencies_switched_by_enabled() -> None:
+    dependencies = {d["name"]: d for d in chart_meta()["dependencies"]}
+    present = {p.name for p in (CHART / "charts").iterdir() if p.is_dir()}
+    assert set(dependencies) == present == {*SUBCHARTS, "common"}
+    assert chart_meta("common")["type"] == "library"
+    for name, dependency in dependencies.items():
+        # no repository: helm takes the chart from charts/ and never fetches it
+        assert not dependency.get("repository"), name
+        assert dependency["version"] == chart_meta(name)["version"], name
+        if name != "common":
+            assert dependency["condition"] == f"{name}.enabled"
+            assert values()[name]["enabled"] is True
+            assert values(name)["enabled"] is True
+    # helm finds each one unpacked in charts/ at the version asked for
+    listed = helm("dependency", "list", str(CHART)).stdout.splitlines()
+    status = {line.split()[0]: line.split()[-1] for line in listed[1:] if line.strip()}
+    assert status == dict.fromkeys(dependencies, "unpacked")
+
+
+def test_helm_dependency_needs_no_network(umbrella_copy: Path) -> None:
+    for name in SUBCHARTS:
+        built = umbrella_copy / "charts" / name / "charts"
+        assert [p.name for p in built.iterdir()] == [
+            f"common-{chart_meta('common')['version']}.tgz"
+        ]
+    result = helm("dependency", "build", str(umbrella_copy), extra_env=OFFLINE)
+    assert "did not declare a repository. Assuming it exists in the charts directory" in (
+        result.stdout
+    )
+    # the subcharts stay as they are, and the umbrella renders as before
+    assert {p.name for p in (umbrella_copy / "charts").iterdir()} == {*SUBCHARTS, "common"}
+    out = helm("template", RELEASE, str(umbrella_copy), "-n", NAMESPACE).stdout
+    assert sorted(map(key, [d for d in yaml.safe_load_all(out) if d])) == sorted(map(key, render()))
+
+
+@pytest.mark.parametrize("name", list(SUBCHARTS))
+def test_subchart_carries_its_services_version(name: str) -> None:
+    meta = chart_meta(name)
+    pyproject = SUBCHARTS[name]
+    if pyproject is None:
+        # the database: the MariaDB version of Docker Hub's image and of the project's build
+        tag = values(name)["mariadb"]["image"]["tag"]
+        assert meta["appVersion"] == tag
+        assert f"ims-testbed/mariadb:{tag}" in built_images()
+        assert meta["version"] == f"{tag}.0"
+        return
+    version = project_version(pyproject)
+    assert meta["version"] == meta["appVersion"] == version
+    # and the image it runs is tagged with it
+    image = (
+        values()["global"]["sipController"]["image"]
+        if name == "sip-controller"
+        else values(name)["image"]
+    )
+    assert image["tag"] == version
+
+
+def test_umbrella_and_library_carry_the_repositorys_version() -> None:
+    version = project_version("pyproject.toml")
+    assert chart_meta()["version"] == chart_meta()["appVersion"] == version
+    assert chart_meta("common")["version"] == version
+
+
+@pytest.mark.parametrize("name", list(SUBCHARTS))
+def test_subchart_lints_and_renders_alone(name: str, umbrella_copy: Path) -> None:
+    """A subchart alone (its own values and global defaults) gives exactly the objects it
+    gives inside the umbrella."""
+    chart = umbrella_copy / "charts" / name
+    result = helm("lint", "--strict", str(chart), check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 chart(s) linted, 0 chart(s) failed" in result.stdout
+    out = helm(
+        "template", RELEASE, str(chart), "-n", NAMESPACE, "--kube-version", KUBE_VERSION
+    ).stdout
+    alone = [json.loads(json.dumps(d)) for d in yaml.safe_load_all(out) if d]
+    inside = [d for d in render() if made_by(d) == name]
+    assert inside
+    assert sorted(alone, key=key) == sorted(inside, key=key)
+
+
+def test_library_chart_lints_alone() -> None:
+    result = helm("lint", "--strict", str(CHART / "charts" / "common"), check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_subcharts_global_defaults_are_the_umbrellas() -> None:
+    """A subchart repeats the global values it reads so that it renders alone; inside the
+    umbrella the umbrella's win, so they must be the same."""
+
+    def within(part: dict[str, Any], whole: dict[str, Any], path: str) -> None:
+        for name, value in part.items():
+            assert name in whole, f"{path}{name} is not an umbrella global"
+            if isinstance(value, dict):
+                within(value, whole[name], f"{path}{name}.")
+            else:
+                assert value == whole[name], f"{path}{name}"
+
+    for name in SUBCHARTS:
+        within(values(name)["global"], values()["global"], f"{name}: global.")
+
+
+@pytest.mark.parametrize(
+    ("name", "with_it"),
+    [
+        ("csvgen", set()),
+        ("sip-client", set()),
+        ("scenario-controller", set()),
+        # the umbrella's HPA scales the proxies, so it goes with them
+        ("sip-proxy", {("HorizontalPodAutoscaler", f"{RELEASE}-sip-proxy")}),
+    ],
+)
+def test_a_subchart_can_be_left_out(name: str, with_it: set[tuple[str, str]]) -> None:
+    full = {key(d): d for d in render()}
+    without = {key(d): d for d in render("default", "--set", f"{name}.enabled=false")}
+    own = {k for k, d in full.items() if made_by(d) == name}
+    assert own
+    assert set(full) - set(without) == own | with_it
+    # everything else is rendered exactly as before
+    assert all(full[k] == d for k, d in without.items())
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("sipProxy.replicas=3", "sip-proxy"),
+        ("sipLoadb.replicas=2", "sip-loadb"),
+        ("sipController.port=9000", "sip-controller"),
+        ("scenarioController.port=9001", "scenario-controller"),
+        ("sipClient.replicas=4", "sip-client"),
+        ("fullnameOverride=lab", "global.fullnameOverride"),
+        ("clusterDomain=k8s.local", "global.clusterDomain"),
+        ("autoscaling.enabled=false", "global.sipProxy.autoscaler"),
+        ("keda.enabled=true", "global.sipProxy.autoscaler"),
+        ("database.url=mysql+pymysql://u:p@db:3306/k", "global.database.url"),
+        ("database.init.backoffLimit=2", "sip-controller.dbInit"),
+    ],
+)
+def test_values_of_the_single_chart_fail_with_their_new_place(old: str, new: str) -> None:
+    """The keys of the one chart this umbrella replaced (e.g. kept by --reuse-values) are not
+    silently ignored."""
+    result = helm("template", RELEASE, str(CHART), "--set", old, check=False)
+    assert result.returncode != 0
+    assert f"moved to {new}" in result.stderr, result.stderr
 
 
 # -- the proxies: StatefulSet, hooks, analyzer, DMQ -------------------------------------------
@@ -225,7 +459,7 @@ def test_proxy_statefulset_follows_the_paper() -> None:
     sts = find(docs, "StatefulSet", f"{RELEASE}-sip-proxy")
     spec = pod_spec(sts)
     kamailio = container(spec, "sip-proxy")
-    assert kamailio["image"] == "ims-testbed/kamailio:" + values()["sipProxy"]["image"]["tag"]
+    assert kamailio["image"] == "ims-testbed/kamailio:" + values("sip-proxy")["image"]["tag"]
     assert kamailio["args"] == ["sip-proxy"]
     # the governing Service exists and is headless
     governing = find(docs, "Service", sts["spec"]["serviceName"])
@@ -236,9 +470,9 @@ def test_proxy_statefulset_follows_the_paper() -> None:
     assert probe["httpGet"]["path"] == "/health"
     assert ports[probe["httpGet"]["port"]] == 8080
     # CPU requests and limits from values (the paper's 20m / 30m)
-    assert kamailio["resources"] == values()["sipProxy"]["resources"]
+    assert kamailio["resources"] == values("sip-proxy")["resources"]
     assert kamailio["resources"]["limits"]["cpu"] == "30m"
-    custom = render("default", "--set", "sipProxy.resources.limits.cpu=50m")
+    custom = render("default", "--set", "sip-proxy.resources.limits.cpu=50m")
     assert container(pod_spec(proxy(custom)), "sip-proxy")["resources"]["limits"]["cpu"] == "50m"
     # the HPA owns the replica count
     assert "replicas" not in sts["spec"]
@@ -301,9 +535,9 @@ def test_lifecycle_hooks_call_the_controllers_enable_and_disable(tmp_path: Path)
     disable = _run_hook(kamailio["lifecycle"]["preStop"]["exec"]["command"], tmp_path, hook_env)
     assert disable[-1] == f"{CONTROLLER_URL}/proxies/testbed-sip-proxy-3/disable"
     # the drain fits in the grace period: DRAIN_GRACE_SECONDS + margin, curl gives up before
-    drain = int(values()["sipController"]["env"]["DRAIN_GRACE_SECONDS"])
+    drain = int(values()["global"]["sipController"]["drainGraceSeconds"])
     grace = pod_spec(sts)["terminationGracePeriodSeconds"]
-    assert grace == drain + values()["sipProxy"]["terminationMarginSeconds"]
+    assert grace == drain + values("sip-proxy")["terminationMarginSeconds"]
     assert drain < int(disable[disable.index("--max-time") + 1]) < grace
     assert env(controller)["DRAIN_GRACE_SECONDS"] == str(drain)
 
@@ -346,7 +580,7 @@ def test_analyzer_as_a_classic_sidecar_outlives_the_drain() -> None:
         assert all(c["name"] != "analyzer" for c in spec["initContainers"])
         sleep = container(spec, "analyzer")["lifecycle"]["preStop"]["exec"]["command"]
         assert sleep[0] == "sleep"
-        assert int(values()["sipController"]["env"]["DRAIN_GRACE_SECONDS"]) < int(sleep[1])
+        assert int(values()["global"]["sipController"]["drainGraceSeconds"]) < int(sleep[1])
         assert int(sleep[1]) < spec["terminationGracePeriodSeconds"]
 
 
@@ -720,7 +954,7 @@ def test_client_pods_are_a_statefulset_whose_ordinal_is_the_pod_id() -> None:
     assert (
         len(
             find(
-                render("default", "--set", "sipClient.replicas=10"),
+                render("default", "--set", "sip-client.replicas=10"),
                 "StatefulSet",
                 f"{RELEASE}-sip-client",
             )["metadata"]["name"]
@@ -790,35 +1024,120 @@ def test_scenarios_come_from_a_configmap_uploaded_at_start() -> None:
     ingress = find(docs, "Ingress")
     backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
     assert backend == {"name": f"{RELEASE}-scenario-controller", "port": {"name": "http"}}
-    inline = render("default", "--set-string", "scenarioController.scenarios.extra\\.csv=a;b")
+    inline = render("default", "--set-string", "scenario-controller.scenarios.extra\\.csv=a;b")
     assert (
         "extra.csv" in find(inline, "ConfigMap", f"{RELEASE}-scenario-controller-scenarios")["data"]
     )
 
 
-def test_images_carry_each_services_version() -> None:
-    listed = set(
-        subprocess.run(
-            [str(ROOT / "docker" / "build.sh"), "--list"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.split()
-    )
-    images = {
-        c["image"]
-        for d in render()
+@functools.cache
+def built_images() -> frozenset[str]:
+    """The image references docker/build.sh tags."""
+    listed = subprocess.run(
+        [str(ROOT / "docker" / "build.sh"), "--list"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    return frozenset(listed)
+
+
+def containers(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        c
+        for d in docs
         if d["kind"] in ("Deployment", "StatefulSet", "Job")
         for c in [*pod_spec(d).get("initContainers", []), *pod_spec(d)["containers"]]
+    ]
+
+
+def test_images_carry_each_services_version() -> None:
+    # Prometheus comes with kube-prometheus-stack, the debug image is for `kubectl debug`
+    expected = {
+        i
+        for i in built_images()
+        if not i.endswith("-debug") and not i.startswith("ims-testbed/prometheus:")
     }
-    ours = {i for i in images if i.startswith("ims-testbed/")}
-    assert ours == listed - {i for i in listed if i.endswith("-debug")}
+    ours = {c["image"] for c in containers(render("default", *PROJECT_MARIADB))}
+    assert ours == expected
+    # by default the database is Docker Hub's image of the same MariaDB version
+    upstream = {c["image"] for c in containers(render())}
+    assert upstream == {i.replace("ims-testbed/mariadb:", "mariadb:") for i in expected}
     for image in ours:
         name, tag = image.split("/")[1].split(":")
-        pyproject = ROOT / (
-            "pyproject.toml" if name == "kamailio" else f"services/{name}/pyproject.toml"
-        )
-        assert tag == tomllib.loads(pyproject.read_text())["project"]["version"], image
+        if name == "mariadb":
+            assert tag == chart_meta("database")["appVersion"], image
+            continue
+        pyproject = "pyproject.toml" if name == "kamailio" else f"services/{name}/pyproject.toml"
+        assert tag == project_version(pyproject), image
+
+
+def test_images_can_point_at_a_local_build_with_one_setting() -> None:
+    """global.imageRegistry renames every project image at once (a cluster without a registry
+    runs the images built on the node, with imagePullPolicy Never)."""
+    local = containers(render("local-images"))
+    assert {c["imagePullPolicy"] for c in local} == {"Never"}
+    images = {c["image"] for c in local}
+    assert all(i.startswith(f"{LOCAL_REGISTRY}/") for i in images), images
+    default = {c["image"] for c in containers(render("default", *PROJECT_MARIADB))}
+    assert {i.removeprefix(f"{LOCAL_REGISTRY}/") for i in images} == {
+        i.removeprefix("ims-testbed/") for i in default
+    }
+    # Docker Hub's MariaDB keeps its own name whatever the registry
+    hub = render("default", "--set", f"global.imageRegistry={LOCAL_REGISTRY}")
+    mariadb = container(pod_spec(find(hub, "StatefulSet", f"{RELEASE}-mariadb")), "mariadb")
+    assert mariadb["image"] == "mariadb:" + chart_meta("database")["appVersion"]
+
+
+def test_database_chart_runs_the_projects_mariadb_image(tmp_path: Path) -> None:
+    """database.mariadb.projectImage: the image docker/mariadb.Dockerfile builds, run as its
+    non-root user, with the MARIADB_* variables and the probe its own scripts implement."""
+    docs = render("local-images")
+    spec = pod_spec(find(docs, "StatefulSet", f"{RELEASE}-mariadb"))
+    mariadb = container(spec, "mariadb")
+    assert mariadb["image"] == f"{LOCAL_REGISTRY}/mariadb:" + chart_meta("database")["appVersion"]
+    dockerfile = (ROOT / "docker" / "mariadb.Dockerfile").read_text()
+    user = re.search(r"^USER (\d+):(\d+)$", dockerfile, re.MULTILINE)
+    assert user is not None
+    security = spec["securityContext"]
+    assert (security["runAsUser"], security["runAsGroup"]) == (int(user[1]), int(user[2]))
+    assert security["runAsNonRoot"] is True
+    # the volume belongs to that group, so the server can initialise it
+    assert security["fsGroup"] == int(user[2])
+    assert mariadb["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+    }
+    scripts = ROOT / "docker" / "mariadb"
+    read = set(re.findall(r"\$\{(MARIADB_[A-Z_]+)", (scripts / "entrypoint.sh").read_text()))
+    assert set(env(mariadb)) == {
+        "MARIADB_RANDOM_ROOT_PASSWORD",
+        "MARIADB_DATABASE",
+        "MARIADB_USER",
+        "MARIADB_PASSWORD",
+    }
+    assert set(env(mariadb)) <= read
+    # the readiness probe, run with the image's healthcheck.sh against stand-in clients
+    probe = mariadb["readinessProbe"]["exec"]["command"]
+    assert probe[0] == "healthcheck.sh"
+    assert "/usr/local/bin/healthcheck.sh" in dockerfile
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    for name, script in {"mariadb-admin": "exit $ADMIN", "mariadb": "echo $INNODB"}.items():
+        (fake / name).write_text(f"#!/bin/sh\n{script}\n")
+        (fake / name).chmod(0o755)
+
+    def run_probe(admin: int, innodb: str) -> int:
+        return subprocess.run(
+            ["bash", str(scripts / "healthcheck.sh"), *probe[1:]],
+            env={"PATH": f"{fake}:/usr/bin:/bin", "ADMIN": str(admin), "INNODB": innodb},
+            check=False,
+        ).returncode
+
+    assert run_probe(0, "1") == 0
+    assert run_probe(1, "1") != 0  # the server does not answer
+    assert run_probe(0, "") != 0  # InnoDB not up yet
+    # Docker Hub's image (the default) starts as root and drops it itself
+    upstream = pod_spec(find(render(), "StatefulSet", f"{RELEASE}-mariadb"))
+    assert "securityContext" not in upstream
+    assert "securityContext" not in container(upstream, "mariadb")
 
 
 # -- observability -----------------------------------------------------------------------------
@@ -988,21 +1307,28 @@ def test_notes_tell_how_to_open_the_panel_and_the_dashboard(tmp_path: Path) -> N
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\n"
         'data:\n  notes: {{ tpl (.Files.Get "notes.txt") . | quote }}\n'
     )
-    out = helm(
-        "template",
-        RELEASE,
-        str(chart),
-        "-n",
-        NAMESPACE,
-        "--kube-version",
-        KUBE_VERSION,
-        "--show-only",
-        "templates/notes.yaml",
-    ).stdout
-    notes = yaml.safe_load(out)["data"]["notes"]
-    assert (
-        f"kubectl -n {NAMESPACE} port-forward svc/{RELEASE}-scenario-controller 8001:8001" in notes
-    )
+
+    def notes_of(*flags: str) -> str:
+        out = helm(
+            "template",
+            RELEASE,
+            str(chart),
+            "-n",
+            NAMESPACE,
+            "--kube-version",
+            KUBE_VERSION,
+            "--show-only",
+            "templates/notes.yaml",
+            *flags,
+        ).stdout
+        text: str = yaml.safe_load(out)["data"]["notes"]
+        return text
+
+    notes = notes_of()
+    panel = f"kubectl -n {NAMESPACE} port-forward svc/{RELEASE}-scenario-controller 8001:8001"
+    assert panel in notes
+    # without the scenario controller there is no panel to open
+    assert panel not in notes_of("--set", "scenario-controller.enabled=false")
     assert "http://127.0.0.1:8001/" in notes
     assert "port-forward svc/kube-prometheus-stack-grafana 3000:80" in notes
     assert "/d/ims-testbed" in notes
@@ -1090,23 +1416,23 @@ def test_fetch_results_writes_local_modes_files(tmp_path: Path) -> None:
 
 
 # values the chart sets on purpose to something else than the service's own default
-DELIBERATE = {("sipClient", "LOG_LEVEL")}  # local mode's client pods log warnings only too
+DELIBERATE = {("sip-client", "LOG_LEVEL")}  # local mode's client pods log warnings only too
 
 
 @pytest.mark.parametrize(
     ("key", "module"),
     [
-        ("sipController", "sip_controller.config"),
-        ("scenarioController", "scenario_controller.config"),
+        ("sip-controller", "sip_controller.config"),
+        ("scenario-controller", "scenario_controller.config"),
         ("csvgen", "csvgen.config"),
-        ("sipClient", "sip_client.config"),
+        ("sip-client", "sip_client.config"),
         ("analyzer", "analyzer.config"),
     ],
 )
 def test_values_start_from_the_services_defaults(key: str, module: str) -> None:
-    """The env maps in values.yaml spell out each setting at the service's own default, so a
-    user sees every knob and the chart changes nothing by accident."""
-    section = values()["sipProxy"]["analyzer"] if key == "analyzer" else values()[key]
+    """The env maps in the subcharts' values.yaml spell out each setting at the service's own
+    default, so a user sees every knob and the chart changes nothing by accident."""
+    section = values("sip-proxy")["analyzer"] if key == "analyzer" else values(key)
     settings_cls = __import__(module, fromlist=["Settings"]).Settings
     prefix = settings_cls.model_config.get("env_prefix", "").lower()
     fields = settings_env(module)
