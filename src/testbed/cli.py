@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from testbed.cluster.cli import cluster_app
 from testbed.config import TestbedSettings
 from testbed.local.cgroups import parse_millicores
 from testbed.local.testbed import ComponentStatus, LocalTestbed, StartupError
@@ -19,6 +20,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+app.add_typer(cluster_app, name="cluster")
 # wide enough for the status table when output is not a terminal (CI logs, pipes)
 console = Console(width=None if Console().is_terminal else 160)
 
