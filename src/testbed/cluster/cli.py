@@ -51,8 +51,12 @@ def _load(cluster: Cluster, build: bool) -> None:
         from testbed.cluster.layout import REPO_ROOT
 
         subprocess.run([str(REPO_ROOT / "docker" / "build.sh")], check=True, stdout=sys.stderr)
-    for image, seconds in load(cluster, built_images()).items():
-        err.print(f"[dim]cluster: loaded {image} in {seconds:.1f} s[/dim]")
+    copied = load(cluster, built_images())
+    if copied:
+        seconds = max(copied.values())
+        err.print(f"[dim]cluster: copied {', '.join(copied)} in {seconds:.1f} s[/dim]")
+    else:
+        err.print("[dim]cluster: every image is already in the cluster[/dim]")
 
 
 @cluster_app.command("load")

@@ -479,8 +479,14 @@ class Cluster:
         others = _podman_containers_running()
         report["iptables_failures"] = hoststate.restore_iptables(snapshot, keep_shared=others)
         report["sysctls_restored"] = hoststate.restore_sysctls(snapshot)
-        # the CNI's IP allocations and the containerd state are per run
-        for directory in (self.layout.cni_ipam, self.layout.containerd / "state"):
+        # each `up` is a new cluster: its objects (etcd), pods' directories, IP allocations and
+        # runtime state go; the PKI, configuration and containerd's image store stay
+        for directory in (
+            self.layout.etcd_data,
+            self.layout.kubelet,
+            self.layout.cni_ipam,
+            self.layout.containerd / "state",
+        ):
             shutil.rmtree(directory, ignore_errors=True)
         self.layout.state_file.unlink(missing_ok=True)
         return report
