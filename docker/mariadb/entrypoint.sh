@@ -11,7 +11,7 @@ sql_quote() { printf "'%s'" "${1//\'/\'\'}"; }
 if [[ ! -d "$datadir/mysql" ]]; then
   # the OS user running the server (mysql, uid 10001) gets a socket-authenticated admin account,
   # which this script and healthcheck.sh use
-  mariadb-install-db --no-defaults --datadir="$datadir" --skip-test-db --user=mysql --auth-root-socket-user=mysql \
+  mariadb-install-db --no-defaults --datadir="$datadir" --skip-test-db --auth-root-socket-user=mysql \
     --auth-root-authentication-method=socket >/dev/null
   mariadbd --no-defaults --datadir="$datadir" --socket="$socket" --skip-networking &
   pid=$!

@@ -84,6 +84,8 @@ def cni_config(settings: ClusterSettings, layout: Layout) -> str:
                     "type": "bridge",
                     "bridge": settings.bridge,
                     "isGateway": True,
+                    # the node is every pod's default route (Service IPs are routed through it)
+                    "isDefaultGateway": True,
                     # pods talk to each other and to the node only: no masquerading out
                     "ipMasq": False,
                     "hairpinMode": True,
