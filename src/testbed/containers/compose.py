@@ -7,11 +7,15 @@ creates the same containers, networks and volumes, but podman before 4.6 cannot 
 as systemd timers) and restarts nothing. So here the containers are created by podman-compose and
 started by this module in dependency order: a `service_healthy` dependency is met once
 `podman healthcheck run` passes (the container's own check, run on demand), a
-`service_completed_successfully` one once the container exits 0.
+`service_completed_successfully` one once the container exits 0. What root podman leaves in the
+host's network (iptables chains, IP forwarding) is recorded before `up` and put back after
+`down` (testbed.containers.hostnet).
 """
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 import time
@@ -21,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from testbed.containers import hostnet
 from testbed.containers.engine import Engine, EngineError
 
 CONDITIONS = ("service_started", "service_healthy", "service_completed_successfully")
@@ -34,6 +39,14 @@ class ComposeError(RuntimeError):
 class Dependency:
     service: str
     condition: str
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    service: str
+    state: str  # running, exited (CODE), created, missing, ...
+    health: str  # healthy, unhealthy, "-" (no check, or not running)
+    ok: bool  # running and not unhealthy; a one-shot: exited 0
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -110,6 +123,8 @@ class ComposeProject:
         self.profiles = profiles
         self.env = {**engine.env, **(env or {})}
         self.compose = load(file)
+        # what the last `down` did to the host's network (None: nothing recorded)
+        self.restored: hostnet.Restored | None = None
 
     def container(self, service: str) -> str:
         return f"{self.project}_{service}_1"
@@ -124,6 +139,7 @@ class ComposeProject:
             )
             return
         deadline = time.monotonic() + timeout
+        self._snapshot_host_network()
         # --no-deps: no --requires links between the containers (podman would restart a completed
         # one-shot dependency, or refuse to start); the order is kept here instead
         self._podman_compose("up", "--no-start", "--no-build", "--no-deps")
@@ -140,8 +156,7 @@ class ComposeProject:
         # like `docker compose up --wait`: every service running and healthy (those with a
         # check), every one-shot service (an explicit restart: "no") completed
         for service in services:
-            spec = self.compose["services"][service]
-            if "restart" in spec and spec["restart"] in ("no", False):
+            if self._one_shot(service):
                 condition = "service_completed_successfully"
             elif self._has_healthcheck(service):
                 condition = "service_healthy"
@@ -151,6 +166,10 @@ class ComposeProject:
             if key not in met:
                 self._wait(Dependency(service, condition), deadline, say)
                 met.add(key)
+
+    def _one_shot(self, service: str) -> bool:
+        spec = self.compose["services"][service]
+        return "restart" in spec and spec["restart"] in ("no", False)
 
     def _has_healthcheck(self, service: str) -> bool:
         check = self.compose["services"][service].get("healthcheck")
@@ -216,6 +235,33 @@ class ComposeProject:
         )
         return check.returncode == 0
 
+    def status(self) -> list[ServiceStatus]:
+        """Every service compose would start, in start order, with its state and health."""
+        rows = []
+        services = active_services(self.compose, self.profiles)
+        for service in start_order(self.compose, services):
+            result = self.engine.run(
+                "inspect",
+                "--format",
+                "{{.State.Status}} {{.State.ExitCode}}",
+                self.container(service),
+                check=False,
+            )
+            if result.returncode != 0:
+                rows.append(ServiceStatus(service, "missing", "-", False))
+                continue
+            status, code = result.stdout.split()
+            state = f"exited ({code})" if status in ("exited", "stopped") else status
+            health = "-"
+            if status == "running" and self._has_healthcheck(service):
+                health = "healthy" if self.healthy(service) else "unhealthy"
+            if self._one_shot(service):
+                ok = state == "exited (0)"
+            else:
+                ok = status == "running" and health != "unhealthy"
+            rows.append(ServiceStatus(service, state, health, ok))
+        return rows
+
     def leftovers(self) -> dict[str, list[str]]:
         """Containers, networks and volumes of this project that still exist."""
         label = f"label=io.podman.compose.project={self.project}"
@@ -236,8 +282,9 @@ class ComposeProject:
         could not be removed (empty lists when nothing is left)."""
         if self.engine.name == "docker":
             self._compose_cli("down", "-v", "--remove-orphans", "-t", "10")
-        else:
-            self._podman_compose("down", "-v", "-t", "10")
+            return self.leftovers()
+        owned = self._ownership()  # before the networks go
+        self._podman_compose("down", "-v", "-t", "10")
         left = self.leftovers()
         # podman-compose leaves what it does not know of (profiles not enabled, failed
         # creates): remove by label, so `down` always ends clean
@@ -247,7 +294,44 @@ class ComposeProject:
             self.engine.run("volume", "rm", "-f", *left["volumes"], check=False)
         if left["networks"]:
             self.engine.run("network", "rm", "-f", *left["networks"], check=False)
+        self._restore_host_network(owned)
         return self.leftovers()
+
+    # -- the host's network (podman as root) ----------------------------------------------
+
+    @property
+    def hostnet_file(self) -> Path:
+        run_dir = self.env.get("TESTBED_CONTAINERS_RUN_DIR", "/run/ims-testbed-containers")
+        return Path(run_dir) / f"hostnet-{self.project}.json"
+
+    def _snapshot_host_network(self) -> None:
+        # rootless podman does not touch the host's iptables; a second `up` keeps the first
+        # record, the state from before the project existed
+        if os.geteuid() != 0 or self.hostnet_file.exists():
+            return
+        hostnet.snapshot().save(self.hostnet_file)
+
+    def _ownership(self) -> hostnet.Ownership:
+        label = f"label=io.podman.compose.project={self.project}"
+        names = self.engine.run("network", "ls", "--format", "{{.Name}}", "--filter", label)
+        if not names.stdout.split():
+            return hostnet.Ownership()
+        found = json.loads(self.engine.run("network", "inspect", *names.stdout.split()).stdout)
+        return hostnet.Ownership(
+            networks=tuple(n["name"] for n in found),
+            subnets=tuple(s["subnet"] for n in found for s in n.get("subnets") or []),
+            bridges=tuple(n["network_interface"] for n in found if n.get("network_interface")),
+        )
+
+    def _restore_host_network(self, owned: hostnet.Ownership) -> None:
+        self.restored = None
+        if not self.hostnet_file.exists():
+            return
+        before = hostnet.Snapshot.load(self.hostnet_file)
+        others = bool(self.engine.run("ps", "--quiet").stdout.split())
+        self.restored = hostnet.restore(before, owned, others_running=others)
+        if not others:
+            self.hostnet_file.unlink()
 
     # -- the compose tools ----------------------------------------------------------------
 

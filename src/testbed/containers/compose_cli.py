@@ -1,0 +1,113 @@
+"""`testbed compose up | down | status`: docker-compose.yml on this host (ComposeProject).
+
+Host ports come from the environment as compose reads them (LB_SIP_HOST_PORT,
+SIP_CONTROLLER_HOST_PORT, SCENARIO_CONTROLLER_HOST_PORT, CSVGEN_HOST_PORT, PROMETHEUS_HOST_PORT),
+e.g. beside a local-mode testbed that holds 5060 and 8000.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from testbed.containers.compose import ComposeError, ComposeProject
+from testbed.containers.engine import ROOT, EngineError, engine
+
+compose_app = typer.Typer(
+    help="The testbed as containers on this host (docker-compose.yml; podman or Docker).",
+    no_args_is_help=True,
+)
+console = Console(width=None if Console().is_terminal else 160)
+err = Console(stderr=True)
+
+Project = Annotated[str, typer.Option("--project", "-p", help="compose project name")]
+File = Annotated[Path, typer.Option("--file", "-f", help="the compose file", exists=True)]
+Profiles = Annotated[
+    list[str] | None, typer.Option("--profile", help="enable a profile (repeatable): cpu, grafana")
+]
+
+
+def _project(project: str, file: Path, profiles: list[str] | None) -> ComposeProject:
+    try:
+        return ComposeProject(engine(), file.resolve(), project, tuple(profiles or ()))
+    except (EngineError, ComposeError) as exc:
+        err.print(f"[red]testbed compose:[/red] {exc}")
+        raise typer.Exit(1) from None
+
+
+@compose_app.command()
+def up(
+    project: Project = "ims-testbed",
+    file: File = ROOT / "docker-compose.yml",
+    profile: Profiles = None,
+    timeout: Annotated[float, typer.Option(help="seconds for everything to be healthy")] = 300.0,
+) -> None:
+    """Create and start every service in dependency order; return once all are healthy and
+    every one-shot has completed (images from docker/build.sh)."""
+    compose = _project(project, file, profile)
+    start = time.monotonic()
+    try:
+        compose.up(timeout, log=lambda message: err.print(f"[dim]{message}[/dim]"))
+    except (EngineError, ComposeError) as exc:
+        err.print(f"[red]testbed compose up failed:[/red] {exc}")
+        raise typer.Exit(1) from None
+    console.print(f"{project}: up in {time.monotonic() - start:.0f} s")
+
+
+@compose_app.command()
+def down(
+    project: Project = "ims-testbed",
+    file: File = ROOT / "docker-compose.yml",
+    profile: Profiles = None,
+) -> None:
+    """Remove the project's containers, networks and volumes, and what it left in the host's
+    network; exit 1 if anything of it is left."""
+    compose = _project(project, file, profile)
+    start = time.monotonic()
+    try:
+        left = compose.down()
+    except EngineError as exc:
+        err.print(f"[red]testbed compose down failed:[/red] {exc}")
+        raise typer.Exit(1) from None
+    if compose.restored:
+        for note in compose.restored.notes:
+            err.print(f"[yellow]host network:[/yellow] {note}")
+        removed = len(compose.restored.removed_rules) + len(compose.restored.removed_chains)
+        if removed:
+            err.print(f"[dim]host network: removed {removed} iptables rules and chains[/dim]")
+    remaining = {kind: names for kind, names in left.items() if names}
+    if remaining:
+        for kind, names in remaining.items():
+            err.print(f"[red]{project}: {kind} left:[/red] {', '.join(names)}")
+        raise typer.Exit(1)
+    console.print(f"{project}: down in {time.monotonic() - start:.0f} s, nothing left")
+
+
+@compose_app.command()
+def status(
+    project: Project = "ims-testbed",
+    file: File = ROOT / "docker-compose.yml",
+    profile: Profiles = None,
+) -> None:
+    """Every service with its state and health (exit 1 if one is not as it should be)."""
+    compose = _project(project, file, profile)
+    rows = compose.status()
+    table = Table(title=f"compose project {project}")
+    for column in ("service", "container", "state", "health"):
+        table.add_column(column)
+    for row in rows:
+        colour = "green" if row.ok else "red"
+        table.add_row(
+            row.service,
+            compose.container(row.service),
+            f"[{colour}]{row.state}[/{colour}]",
+            f"[{colour}]{row.health}[/{colour}]",
+        )
+    console.print(table)
+    if not all(row.ok for row in rows):
+        raise typer.Exit(1)
