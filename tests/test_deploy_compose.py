@@ -155,7 +155,10 @@ def test_client_pods_and_the_panel() -> None:
         assert env["POD_ID"] == name.rsplit("-", 1)[1]
         assert env["SCENARIO_CONTROLLER_URL"] == "ws://scenario-controller:8001/ws/clients"
         assert env["OUTBOUND_PROXY"] == "sip-loadb:5060"
-    assert "8001:8001" in svc["scenario-controller"]["ports"]
+    # the panel on loopback only, its host port overridable (beside local mode's controller)
+    assert svc["scenario-controller"]["ports"] == [
+        "127.0.0.1:${SCENARIO_CONTROLLER_HOST_PORT:-8001}:8001"
+    ]
     upload = svc["scenario-upload"]
     assert upload["volumes"] == ["./helm/ims-testbed/scenarios:/scenarios:ro"]
 

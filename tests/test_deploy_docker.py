@@ -468,15 +468,22 @@ def test_build_script_builds_and_tags_every_image_with_its_version() -> None:
         check=True,
         cwd="/",
     ).stdout.splitlines()
-    assert len(out) == 7
-    for line, image in zip(out, [*PYTHON_IMAGES, "kamailio", "kamailio-debug"], strict=True):
+    # the services, Kamailio and its debug target, then MariaDB and Prometheus from Debian's
+    # packages (tagged with their Debian versions)
+    expected = [*PYTHON_IMAGES, "kamailio", "kamailio-debug", "mariadb", "prometheus"]
+    assert len(out) == len(expected)
+    debian_versions = {"mariadb": "10.11", "prometheus": "2.42"}
+    for line, image in zip(out, expected, strict=True):
         args = shlex.split(line)
         assert args[:4] == ["env", "DOCKER_BUILDKIT=1", "docker", "build"]
         base = "kamailio" if image.startswith("kamailio") else image
         assert args[args.index("--file") + 1] == f"docker/{base}.Dockerfile"
-        version = service_version(base)
+        version = debian_versions.get(base) or service_version(base)
         suffix = "-debug" if image == "kamailio-debug" else ""
         assert args[args.index("--tag") + 1] == f"registry.example/ims/{base}:{version}{suffix}"
+        assert f"SERVICE_VERSION={version}" in args
+        # by default on the Debian bases docker/base-images.sh makes here
+        assert "DEBIAN_IMAGE=localhost/ims-testbed/debian:bookworm" in args
         assert args[-1] == "."  # the repository root as context
         if base == "kamailio":
             assert args[args.index("--target") + 1] == image
@@ -492,22 +499,29 @@ def test_build_script_builds_and_tags_every_image_with_its_version() -> None:
     ]
 
 
-def test_build_script_refuses_unknown_images_and_a_missing_engine() -> None:
+def test_build_script_refuses_unknown_images_and_a_missing_engine(tmp_path: Path) -> None:
     unknown = subprocess.run(
         [str(DOCKER / "build.sh"), "--dry-run", "nope"], capture_output=True, text=True, check=False
     )
     assert unknown.returncode == 2
     assert "unknown image 'nope'" in unknown.stderr
-    # no Docker engine here: a real build says so instead of half-building
+    # neither docker nor podman on PATH: a real build says so instead of half-building
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("bash", "python3", "git", "date", "dirname", "sed", "mkdir", "cat", "id"):
+        found = shutil.which(tool)
+        assert found, tool
+        (bin_dir / tool).symlink_to(found)
+    env = {k: v for k, v in os.environ.items() if k != "ENGINE"}
     real = subprocess.run(
-        [str(DOCKER / "build.sh"), "csvgen"],
+        ["bash", str(DOCKER / "build.sh"), "csvgen"],
         capture_output=True,
         text=True,
         check=False,
-        env={**os.environ, "DOCKER_HOST": "unix:///nonexistent.sock"},
+        env={**env, "PATH": str(bin_dir)},
     )
-    assert real.returncode == 1
-    assert "no Docker engine" in real.stderr
+    assert real.returncode == 1, real.stdout + real.stderr
+    assert "no container engine here" in real.stderr
 
 
 # -- the helper scripts the images carry -------------------------------------------------------
