@@ -186,8 +186,20 @@ def run(
             "(repeatable; the value is YAML)",
         ),
     ] = None,
+    kubeconfig: Annotated[
+        Path | None,
+        typer.Option(
+            help="run on this Kubernetes cluster (the Helm chart) instead of the local testbed; "
+            "`testbed cluster up` prints the local cluster's"
+        ),
+    ] = None,
+    values: Annotated[
+        list[Path] | None,
+        typer.Option("--values", "-f", help="extra Helm values for --kubeconfig (repeatable)"),
+    ] = None,
 ) -> None:
-    """Run an experiment on the local testbed; the last line printed is its results folder."""
+    """Run an experiment on the local testbed or, with --kubeconfig, on a cluster; the last line
+    printed is its results folder."""
     from rich.live import Live
 
     from testbed.experiment.progress import ProgressView
@@ -202,12 +214,21 @@ def run(
     view = ProgressView(experiment)
     try:
         with Live(view.render(), console=console, refresh_per_second=2, transient=False) as live:
-            folder = run_experiment(
-                experiment,
-                experiment_file,
-                results,
-                lambda phase, row: live.update(view.update(phase, row)),
-            )
+
+            def report(phase: str, row: dict[str, object] | None) -> None:
+                live.update(view.update(phase, row))
+
+            if kubeconfig is None:
+                folder = run_experiment(experiment, experiment_file, results, report)
+            else:
+                from testbed.cluster.tools import cluster_tools
+
+                tools, local_images = cluster_tools(kubeconfig)
+                from testbed.experiment.cluster_runner import run_on_cluster
+
+                folder = run_on_cluster(
+                    experiment, experiment_file, results, report, tools, local_images, values
+                )
     except (ExperimentFailed, StartupError, ValueError) as exc:
         console.print(f"[red]experiment failed:[/red] {exc}")
         raise typer.Exit(1) from None

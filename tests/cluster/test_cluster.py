@@ -52,11 +52,15 @@ def test_a_pod_from_a_local_image_serves_through_its_service_name_and_cluster_ip
         cluster.kubectl("wait", "--for=condition=Ready", "pod/probe", "--timeout=120s", timeout=130)
         # inside the cluster: CoreDNS resolves the Service, kube-proxy forwards to the pod
         inside = cluster.kubectl(
-            "exec", "probe", "--", "python3", "-c",
+            "exec",
+            "probe",
+            "--",
+            "python3",
+            "-c",
             "import socket, urllib.request as u; "
             "print(socket.gethostbyname('probe.default.svc.cluster.local')); "
             "print(u.urlopen('http://probe:8000/health', timeout=5).read().decode())",
-        ).stdout.split()  # fmt: skip
+        ).stdout.split()
         cluster_ip = cluster.kubectl(
             "get", "svc", "probe", "-o", "jsonpath={.spec.clusterIP}"
         ).stdout.strip()
@@ -68,9 +72,14 @@ def test_a_pod_from_a_local_image_serves_through_its_service_name_and_cluster_ip
         # names outside the cluster fail at once (no upstream to wait for)
         start = time.monotonic()
         failed = cluster.kubectl(
-            "exec", "probe", "--", "python3", "-c",
-            "import socket; socket.gethostbyname('pypi.org')", check=False,
-        )  # fmt: skip
+            "exec",
+            "probe",
+            "--",
+            "python3",
+            "-c",
+            "import socket; socket.gethostbyname('pypi.org')",
+            check=False,
+        )
         assert failed.returncode != 0
         assert time.monotonic() - start < 10
     finally:
@@ -94,9 +103,16 @@ def test_metrics_api_reports_the_cpu_of_pods(cluster: Cluster) -> None:
 def test_status_lists_every_component_running(cluster: Cluster) -> None:
     rows = cluster.status()
     assert [r.name for r in rows] == [
-        "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "containerd",
-        "kubelet", "kube-proxy", "coredns", "metrics-server",
-    ]  # fmt: skip
+        "etcd",
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-scheduler",
+        "containerd",
+        "kubelet",
+        "kube-proxy",
+        "coredns",
+        "metrics-server",
+    ]
     assert all(r.running and r.pid for r in rows)
     # and only what listens where it should: nothing on a public address
     listening = subprocess.run(["ss", "-Hltnup"], capture_output=True, text=True).stdout

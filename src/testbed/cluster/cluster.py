@@ -182,17 +182,27 @@ class Cluster:
         self._spawn(
             "etcd",
             [
-                etcd, "--name", "ims-testbed", "--data-dir", str(lay.etcd_data),
-                "--listen-client-urls", f"http://127.0.0.1:{s.etcd_port}",
-                "--advertise-client-urls", f"http://127.0.0.1:{s.etcd_port}",
-                "--listen-peer-urls", f"http://127.0.0.1:{s.etcd_peer_port}",
-                "--initial-advertise-peer-urls", f"http://127.0.0.1:{s.etcd_peer_port}",
-                "--initial-cluster", f"ims-testbed=http://127.0.0.1:{s.etcd_peer_port}",
-                "--quota-backend-bytes", str(2 * 1024**3),
+                etcd,
+                "--name",
+                "ims-testbed",
+                "--data-dir",
+                str(lay.etcd_data),
+                "--listen-client-urls",
+                f"http://127.0.0.1:{s.etcd_port}",
+                "--advertise-client-urls",
+                f"http://127.0.0.1:{s.etcd_port}",
+                "--listen-peer-urls",
+                f"http://127.0.0.1:{s.etcd_peer_port}",
+                "--initial-advertise-peer-urls",
+                f"http://127.0.0.1:{s.etcd_peer_port}",
+                "--initial-cluster",
+                f"ims-testbed=http://127.0.0.1:{s.etcd_peer_port}",
+                "--quota-backend-bytes",
+                str(2 * 1024**3),
             ],
             # Debian's etcd 3.4 refuses to start on amd64 without this only on other arches
             {"ETCD_UNSUPPORTED_ARCH": ""},
-        )  # fmt: skip
+        )
         self._wait(
             "etcd",
             lambda: (
@@ -209,7 +219,8 @@ class Cluster:
             [
                 str(self.bins / "kube-apiserver"),
                 f"--etcd-servers=http://127.0.0.1:{s.etcd_port}",
-                f"--bind-address={s.node_ip}", f"--advertise-address={s.node_ip}",
+                f"--bind-address={s.node_ip}",
+                f"--advertise-address={s.node_ip}",
                 f"--secure-port={s.api_port}",
                 f"--service-cluster-ip-range={s.service_cidr}",
                 f"--client-ca-file={p / 'ca.crt'}",
@@ -238,7 +249,7 @@ class Cluster:
                 "--profiling=false",
                 "--event-ttl=1h",
             ],
-        )  # fmt: skip
+        )
         self._wait("kube-apiserver", lambda: self._api_get("/readyz") == 200, timeout)
 
     def _start_controllers(self) -> None:
@@ -249,9 +260,11 @@ class Cluster:
             "kube-controller-manager",
             [
                 str(self.bins / "kube-controller-manager"),
-                f"--kubeconfig={cm}", f"--authentication-kubeconfig={cm}",
+                f"--kubeconfig={cm}",
+                f"--authentication-kubeconfig={cm}",
                 f"--authorization-kubeconfig={cm}",
-                "--bind-address=127.0.0.1", "--leader-elect=false",
+                "--bind-address=127.0.0.1",
+                "--leader-elect=false",
                 f"--cluster-signing-cert-file={p / 'ca.crt'}",
                 f"--cluster-signing-key-file={p / 'ca.key'}",
                 f"--root-ca-file={p / 'ca.crt'}",
@@ -261,17 +274,20 @@ class Cluster:
                 f"--horizontal-pod-autoscaler-sync-period={s.hpa_sync_period}",
                 "--profiling=false",
             ],
-        )  # fmt: skip
+        )
         sched = k / "scheduler.conf"
         self._spawn(
             "kube-scheduler",
             [
                 str(self.bins / "kube-scheduler"),
-                f"--kubeconfig={sched}", f"--authentication-kubeconfig={sched}",
+                f"--kubeconfig={sched}",
+                f"--authentication-kubeconfig={sched}",
                 f"--authorization-kubeconfig={sched}",
-                "--bind-address=127.0.0.1", "--leader-elect=false", "--profiling=false",
+                "--bind-address=127.0.0.1",
+                "--leader-elect=false",
+                "--profiling=false",
             ],
-        )  # fmt: skip
+        )
 
     def _start_containerd(self, timeout: float) -> None:
         lay = self.layout
@@ -312,7 +328,7 @@ class Cluster:
                 f"--hostname-override={s.node_name}",
                 f"--node-ip={s.node_ip}",
             ],
-        )  # fmt: skip
+        )
         self._wait("kubelet", self._node_ready, timeout)
 
     def _start_kube_proxy(self) -> None:
@@ -344,9 +360,11 @@ class Cluster:
             "metrics-server",
             [
                 str(self.bins / "metrics-server"),
-                f"--kubeconfig={conf}", f"--authentication-kubeconfig={conf}",
+                f"--kubeconfig={conf}",
+                f"--authentication-kubeconfig={conf}",
                 f"--authorization-kubeconfig={conf}",
-                f"--bind-address={s.node_ip}", f"--secure-port={s.metrics_server_port}",
+                f"--bind-address={s.node_ip}",
+                f"--secure-port={s.metrics_server_port}",
                 f"--tls-cert-file={p / 'metrics-server.crt'}",
                 f"--tls-private-key-file={p / 'metrics-server.key'}",
                 f"--requestheader-client-ca-file={p / 'front-proxy-ca.crt'}",
@@ -357,7 +375,7 @@ class Cluster:
                 f"--kubelet-client-key={p / 'metrics-server-client.key'}",
                 "--metric-resolution=15s",
             ],
-        )  # fmt: skip
+        )
         self._wait(
             "metrics-server",
             lambda: self._api_get("/apis/metrics.k8s.io/v1beta1/nodes") == 200,
@@ -378,9 +396,13 @@ class Cluster:
 
     def _node_ready(self) -> bool:
         result = self._kubectl(
-            "get", "node", self.settings.node_name, "-o",
-            "jsonpath={.status.conditions[?(@.type=='Ready')].status}", check=False,
-        )  # fmt: skip
+            "get",
+            "node",
+            self.settings.node_name,
+            "-o",
+            "jsonpath={.status.conditions[?(@.type=='Ready')].status}",
+            check=False,
+        )
         return result.stdout.strip() == "True"
 
     def kubectl_path(self) -> Path:
@@ -425,10 +447,14 @@ class Cluster:
     def status(self) -> list[ComponentStatus]:
         handles = self._handles()
         return [
-            ComponentStatus(name, handles[name].pid if name in handles else None,
-                            name in handles and handles[name].alive(), self.layout.log(name))
+            ComponentStatus(
+                name,
+                handles[name].pid if name in handles else None,
+                name in handles and handles[name].alive(),
+                self.layout.log(name),
+            )
             for name in COMPONENTS
-        ]  # fmt: skip
+        ]
 
     def down(self) -> dict[str, object]:
         """Stop everything `up` started and put the host back; returns what was restored and
@@ -498,14 +524,27 @@ class Cluster:
     def _delete_pods(self) -> None:
         grace = self.settings.down_grace_seconds
         self._kubectl(
-            "delete", "pods", "--all", "--all-namespaces", f"--grace-period={grace}",
-            f"--timeout={grace + 15}s", "--wait=true", check=False, timeout=grace + 30,
-        )  # fmt: skip
+            "delete",
+            "pods",
+            "--all",
+            "--all-namespaces",
+            f"--grace-period={grace}",
+            f"--timeout={grace + 15}s",
+            "--wait=true",
+            check=False,
+            timeout=grace + 30,
+        )
         # stragglers (their controllers may have recreated them meanwhile): at once
         self._kubectl(
-            "delete", "pods", "--all", "--all-namespaces", "--grace-period=0", "--force",
-            check=False, timeout=60,
-        )  # fmt: skip
+            "delete",
+            "pods",
+            "--all",
+            "--all-namespaces",
+            "--grace-period=0",
+            "--force",
+            check=False,
+            timeout=60,
+        )
 
     def _remove_containers(self) -> None:
         for kind in ("tasks", "containers"):

@@ -100,8 +100,16 @@ def load(cluster: Cluster, images: list[str]) -> dict[str, float]:
     # one archive for all: the layers the images share (the Debian bases) are copied once
     with tempfile.TemporaryDirectory(dir=cluster.layout.root) as tmp:
         archive = Path(tmp) / "images.tar"
-        eng.run("save", "--multi-image-archive", "--format", "docker-archive", "-o",
-                str(archive), *todo, timeout=1200)  # fmt: skip
+        eng.run(
+            "save",
+            "--multi-image-archive",
+            "--format",
+            "docker-archive",
+            "-o",
+            str(archive),
+            *todo,
+            timeout=1200,
+        )
         import_archive(cluster, archive)
     for image in todo:
         loaded[image] = ids[image]

@@ -43,13 +43,28 @@ def make_ca(directory: Path, name: str, cn: str) -> None:
     if (directory / f"{name}.crt").exists():
         return
     _openssl(
-        "req", "-x509", "-new", "-nodes", "-newkey", "ec", "-pkeyopt",
-        "ec_paramgen_curve:prime256v1", "-keyout", f"{name}.key", "-out", f"{name}.crt",
-        "-days", DAYS, "-subj", _subject(cn),
-        "-addext", "basicConstraints=critical,CA:TRUE",
-        "-addext", "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
+        "req",
+        "-x509",
+        "-new",
+        "-nodes",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-keyout",
+        f"{name}.key",
+        "-out",
+        f"{name}.crt",
+        "-days",
+        DAYS,
+        "-subj",
+        _subject(cn),
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
         cwd=directory,
-    )  # fmt: skip
+    )
 
 
 def make_cert(directory: Path, cert: Cert) -> None:
@@ -66,17 +81,39 @@ def make_cert(directory: Path, cert: Cert) -> None:
         extensions.append(f"subjectAltName={','.join(sans)}")
     (directory / f"{cert.name}.ext").write_text("\n".join(extensions) + "\n")
     _openssl(
-        "req", "-new", "-nodes", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-        "-keyout", f"{cert.name}.key", "-out", f"{cert.name}.csr",
-        "-subj", _subject(cert.cn, cert.orgs),
+        "req",
+        "-new",
+        "-nodes",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-keyout",
+        f"{cert.name}.key",
+        "-out",
+        f"{cert.name}.csr",
+        "-subj",
+        _subject(cert.cn, cert.orgs),
         cwd=directory,
-    )  # fmt: skip
+    )
     _openssl(
-        "x509", "-req", "-in", f"{cert.name}.csr", "-CA", f"{cert.ca}.crt",
-        "-CAkey", f"{cert.ca}.key", "-CAcreateserial", "-out", f"{cert.name}.crt",
-        "-days", DAYS, "-extfile", f"{cert.name}.ext",
+        "x509",
+        "-req",
+        "-in",
+        f"{cert.name}.csr",
+        "-CA",
+        f"{cert.ca}.crt",
+        "-CAkey",
+        f"{cert.ca}.key",
+        "-CAcreateserial",
+        "-out",
+        f"{cert.name}.crt",
+        "-days",
+        DAYS,
+        "-extfile",
+        f"{cert.name}.ext",
         cwd=directory,
-    )  # fmt: skip
+    )
     (directory / f"{cert.name}.csr").unlink()
     (directory / f"{cert.name}.ext").unlink()
 
@@ -84,17 +121,28 @@ def make_cert(directory: Path, cert: Cert) -> None:
 def make_service_account_keys(directory: Path) -> None:
     if (directory / "sa.key").exists():
         return
-    _openssl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048",
-             "-out", "sa.key", cwd=directory)  # fmt: skip
+    _openssl(
+        "genpkey",
+        "-algorithm",
+        "RSA",
+        "-pkeyopt",
+        "rsa_keygen_bits:2048",
+        "-out",
+        "sa.key",
+        cwd=directory,
+    )
     _openssl("pkey", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=directory)
 
 
 def cluster_certs(node: str, node_ip: str, service_ip: str) -> list[Cert]:
     """Every certificate the cluster uses (the service IP is the API's ClusterIP)."""
     api_names = (
-        "kubernetes", "kubernetes.default", "kubernetes.default.svc",
-        "kubernetes.default.svc.cluster.local", "localhost",
-    )  # fmt: skip
+        "kubernetes",
+        "kubernetes.default",
+        "kubernetes.default.svc",
+        "kubernetes.default.svc.cluster.local",
+        "localhost",
+    )
     return [
         Cert(
             "apiserver",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -201,16 +202,28 @@ class Sampler:
         return response.json() if response.status_code == 200 else None
 
     def _scenario(self, row: dict[str, Any], now: float) -> None:
-        run = self._get_json(f"{self.scenario_url}/runs/current")
-        clients = self._get_json(f"{self.scenario_url}/clients")
-        if run:
-            row["scheduled"] = run["scheduled"]
-            row["sent_per_s"] = self._rate("sent", run["sent"], now)
-            row["undeliverable_per_s"] = self._rate("undeliverable", run["undeliverable"], now)
-            row["run_state"] = run["state"]
-        if clients:
-            ok = sum(int(p["calls_succeeded"]) for p in clients["pods"])
-            failed = sum(int(p["calls_failed"]) for p in clients["pods"])
-            row["calls_succeeded_per_s"] = self._rate("calls_ok", ok, now)
-            row["calls_failed_per_s"] = self._rate("calls_failed", failed, now)
-            row["registered"] = sum(int(p["registered"]) for p in clients["pods"])
+        sample_scenario(self._get_json, self._rate, self.scenario_url, row, now)
+
+
+def sample_scenario(
+    get_json: Callable[[str], Any],
+    rate: Callable[[str, float, float], float | None],
+    scenario_url: str,
+    row: dict[str, Any],
+    now: float,
+) -> None:
+    """The scenario controller's view of the run and of the client pods, into `row` (shared by
+    the local and the cluster samplers)."""
+    run = get_json(f"{scenario_url}/runs/current")
+    clients = get_json(f"{scenario_url}/clients")
+    if run:
+        row["scheduled"] = run["scheduled"]
+        row["sent_per_s"] = rate("sent", run["sent"], now)
+        row["undeliverable_per_s"] = rate("undeliverable", run["undeliverable"], now)
+        row["run_state"] = run["state"]
+    if clients:
+        ok = sum(int(p["calls_succeeded"]) for p in clients["pods"])
+        failed = sum(int(p["calls_failed"]) for p in clients["pods"])
+        row["calls_succeeded_per_s"] = rate("calls_ok", ok, now)
+        row["calls_failed_per_s"] = rate("calls_failed", failed, now)
+        row["registered"] = sum(int(p["registered"]) for p in clients["pods"])

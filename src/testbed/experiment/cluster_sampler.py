@@ -1,0 +1,126 @@
+"""The per-second row of an experiment on a cluster, from the cluster's Prometheus.
+
+The same columns as the local sampler (testbed.experiment.sampler), so the summary, report and
+`testbed compare` read both: per proxy the new INVITEs, INVITE and REGISTER requests, 200s,
+CPU (cAdvisor, as the HPA's Resource metric sees it) and the windowed percentile of the
+response time; over all proxies the percentile and the load balancer's new-INVITE rate. A proxy
+pod `<release>-sip-proxy-3` is column prefix `sip-proxy-3`, as in local mode.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from testbed.cluster.access import Prometheus
+from testbed.experiment.sampler import sample_scenario
+
+_ORDINAL = re.compile(r"-sip-proxy-(\d+)$")
+# counter rates over the last two scrapes at most this old
+RATE_RANGE = "10s"
+
+
+def proxy_column(pod: str) -> str | None:
+    match = _ORDINAL.search(pod)
+    return None if match is None else f"sip-proxy-{match.group(1)}"
+
+
+class ClusterSampler:
+    def __init__(
+        self,
+        prometheus: Prometheus,
+        http: httpx.Client,
+        namespace: str,
+        window_s: float,
+        percentile: float,
+        scenario_url: str,
+        replicas: Callable[[], int | None],
+    ) -> None:
+        self.prom = prometheus
+        self.http = http
+        self.ns = namespace
+        self.window = f"{max(1, round(window_s))}s"
+        self.q = percentile / 100
+        self.scenario_url = scenario_url
+        self.replicas = replicas
+        self._totals: dict[str, tuple[float, float]] = {}
+        self.start = time.monotonic()
+
+    def _sel(self, extra: str = "") -> str:
+        return f'namespace="{self.ns}"' + (f",{extra}" if extra else "")
+
+    def _by_pod(self, expr: str) -> dict[str, float]:
+        out = {}
+        for item in self.prom.query(expr):
+            column = proxy_column(str(item.get("pod", "")))
+            if column is not None:
+                out[column] = item["value"]
+        return out
+
+    def _rate(self, key: str, value: float, now: float) -> float | None:
+        previous = self._totals.get(key)
+        if previous is not None and now - previous[0] < 0.5:
+            return None
+        self._totals[key] = (now, value)
+        if previous is None:
+            return None
+        return max(0.0, value - previous[1]) / (now - previous[0])
+
+    def _get_json(self, url: str) -> Any:
+        try:
+            response = self.http.get(url, timeout=2.0)
+        except httpx.HTTPError:
+            return None
+        return response.json() if response.status_code == 200 else None
+
+    def sample(self) -> dict[str, Any]:
+        now = time.monotonic()
+        row: dict[str, Any] = {"t_s": round(now - self.start, 3), "time": round(time.time(), 3)}
+        messages = "sip_messages_total"
+        sel = self._sel('component="sip-proxy"')
+
+        def rate(labels: str) -> dict[str, float]:
+            return self._by_pod(f"sum by (pod) (irate({messages}{{{sel},{labels}}}[{RATE_RANGE}]))")
+
+        series = {
+            "invites_per_s": rate('direction="out",method="INVITE",status="407"'),
+            "invite_requests_per_s": rate('direction="in",method="INVITE",status=""'),
+            "registers_per_s": rate('direction="in",method="REGISTER",status=""'),
+            "ok_per_s": rate('direction="out",method="INVITE",status="200"'),
+        }
+        # cAdvisor's counters move every 10-15 s (kubelet housekeeping): a 30 s rate
+        cpu_sel = self._sel('container="sip-proxy"')
+        cpu = self._by_pod(
+            f"sum by (pod) (rate(container_cpu_usage_seconds_total{{{cpu_sel}}}[30s]))"
+        )
+        buckets = f"sip_response_time_seconds_bucket{{{sel}}}"
+        p_by_pod = self._by_pod(
+            f"histogram_quantile({self.q}, sum by (pod, le) (rate({buckets}[{self.window}])))"
+        )
+        overall = self.prom.scalar(
+            f"histogram_quantile({self.q}, sum by (le) (rate({buckets}[{self.window}])))"
+        )
+        replicas = self.replicas()
+        pods = sorted(set().union(*series.values(), cpu, p_by_pod), key=_ordinal)
+        row["proxies"] = replicas if replicas is not None else len(pods)
+        for column in pods:
+            for name, values in series.items():
+                row[f"{column}.{name}"] = values.get(column)
+            row[f"{column}.cpu_mcpu"] = None if column not in cpu else cpu[column] * 1000
+            p_value = p_by_pod.get(column)
+            row[f"{column}.p99_ms"] = None if p_value is None else p_value * 1000
+        row["p99_ms"] = None if overall is None else overall * 1000
+        lb_sel = self._sel('component="sip-loadb"')
+        row["lb_invites_per_s"] = self.prom.scalar(
+            f"sum(irate(kamailio_script_new_invites{{{lb_sel}}}[{RATE_RANGE}]))"
+        )
+        sample_scenario(self._get_json, self._rate, self.scenario_url, row, now)
+        return row
+
+
+def _ordinal(column: str) -> int:
+    return int(column.rsplit("-", 1)[1])

@@ -1,0 +1,289 @@
+"""The umbrella chart installed on the real cluster and exercised: every pod ready, the proxies'
+postStart hooks enable them through the real controller and their preStop hooks drain them,
+`kubectl scale` is followed by the load balancer's dispatcher set, phones register and calls
+complete through the cluster's load balancer, and the real HPA scales the proxies' StatefulSet
+on CPU from metrics-server under load and back down with the chart's behavior policies."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from kamailio_rpc import KamailioRpc
+from testbed.cluster.cluster import Cluster
+from testbed.cluster.layout import REPO_ROOT
+from testbed.local import processes
+from testbed.sipp import SippRunner
+
+NS = "ims-test"
+RELEASE = "tb"
+CHART = REPO_ROOT / "helm" / "ims-testbed"
+# the node's address on the cluster bridge: SIPp's UAS there is reachable from the pods
+UAS_PORT = 5090
+
+VALUES: dict[str, Any] = {
+    "global": {
+        "imageRegistry": "localhost/ims-testbed",
+        "imagePullPolicy": "Never",
+        "sipProxy": {"autoscaler": "none"},
+    },
+    # no storage provisioner in the single-node cluster: the database lives in an emptyDir
+    "database": {"mariadb": {"projectImage": True, "persistence": {"enabled": False}}},
+}
+# the paper's A.7 shape (Pods policies, stabilization), with periods short enough for a test
+HPA_VALUES: dict[str, Any] = {
+    "global": {"sipProxy": {"autoscaler": "hpa"}},
+    "autoscaling": {
+        "minReplicas": 1,
+        "maxReplicas": 3,
+        "behavior": {
+            "scaleUp": {
+                "stabilizationWindowSeconds": 0,
+                "policies": [{"type": "Pods", "value": 1, "periodSeconds": 15}],
+                "selectPolicy": "Max",
+            },
+            "scaleDown": {
+                "stabilizationWindowSeconds": 30,
+                "policies": [{"type": "Pods", "value": 1, "periodSeconds": 15}],
+                "selectPolicy": "Max",
+            },
+        },
+        "cpu": {
+            "enabled": True,
+            "metric": "Resource",
+            "target": {"type": "AverageValue", "averageValue": "10m"},
+        },
+    },
+}
+
+
+def _deep(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = _deep(out[key], value) if isinstance(value, dict) and key in out else value
+    return out
+
+
+class Release:
+    def __init__(self, cluster: Cluster, tmp: Path) -> None:
+        self.cluster = cluster
+        self.helm = cluster.kubectl_path().parent / "helm"
+        self.tmp = tmp
+
+    def kubectl(self, *args: str, check: bool = True, timeout: float = 120) -> str:
+        return self.cluster.kubectl("-n", NS, *args, check=check, timeout=timeout).stdout
+
+    def helm_run(self, verb: str, values: dict[str, Any], timeout: str = "6m") -> None:
+        import subprocess
+
+        values_file = self.tmp / f"values-{verb}-{time.monotonic_ns()}.yaml"
+        values_file.write_text(yaml.safe_dump(values))
+        result = subprocess.run(
+            [
+                str(self.helm),
+                verb,
+                RELEASE,
+                str(CHART),
+                "-n",
+                NS,
+                "--create-namespace",
+                "-f",
+                str(values_file),
+                "--wait",
+                "--timeout",
+                timeout,
+                f"--kubeconfig={self.cluster.kubeconfig}",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr + self.kubectl("get", "pods", "-o", "wide")
+
+    def service_ip(self, component: str) -> str:
+        return self.kubectl(
+            "get", "svc", f"{RELEASE}-{component}", "-o", "jsonpath={.spec.clusterIP}"
+        ).strip()
+
+    def proxy_pods(self) -> dict[str, str]:
+        pods = json.loads(
+            self.kubectl("get", "pods", "-l", "app.kubernetes.io/component=sip-proxy", "-o", "json")
+        )["items"]
+        return {
+            p["metadata"]["name"]: p["status"].get("podIP", "")
+            for p in pods
+            if not p["metadata"].get("deletionTimestamp")
+        }
+
+    def dispatcher(self) -> set[str]:
+        rpc = KamailioRpc(f"http://{self.service_ip('sip-loadb')}:8060/RPC")
+        return {d.uri for d in rpc.dispatcher_list() if d.setid == 1}
+
+
+@pytest.fixture(scope="module")
+def release(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Release]:
+    rel = Release(cluster, tmp_path_factory.mktemp("chart"))
+    start = time.monotonic()
+    rel.helm_run("install", VALUES)
+    print(f"helm install --wait: {time.monotonic() - start:.1f} s")
+    print(rel.kubectl("get", "pods", "-o", "wide"))
+    try:
+        yield rel
+    finally:
+        import subprocess
+
+        subprocess.run(
+            [
+                str(rel.helm),
+                "uninstall",
+                RELEASE,
+                "-n",
+                NS,
+                "--wait",
+                "--timeout",
+                "3m",
+                f"--kubeconfig={cluster.kubeconfig}",
+            ],
+            capture_output=True,
+            check=False,
+        )
+        cluster.kubectl("delete", "namespace", NS, "--wait=true", check=False, timeout=180)
+
+
+def _wait(predicate: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"{what} not within {timeout:.0f} s"
+        time.sleep(2)
+
+
+def test_every_pod_is_ready_and_the_hooks_enabled_each_proxy(release: Release) -> None:
+    pods = json.loads(release.kubectl("get", "pods", "-o", "json"))["items"]
+    not_ready = [
+        p["metadata"]["name"]
+        for p in pods
+        if p["status"].get("phase") != "Succeeded"
+        and not all(c.get("ready") for c in p["status"].get("containerStatuses", []))
+    ]
+    assert not not_ready, release.kubectl("get", "pods", "-o", "wide")
+    proxies = release.proxy_pods()
+    assert len(proxies) == 2
+    controller = f"http://{release.service_ip('sip-controller')}:8000"
+    listed = {p["name"]: p for p in httpx.get(f"{controller}/proxies", timeout=10).json()}
+    for name, ip in proxies.items():
+        assert listed[name]["state"] == "enabled"
+        assert listed[name]["sip_uri"] == f"sip:{ip}:5060"
+    assert release.dispatcher() == {f"sip:{ip}:5060" for ip in proxies.values()}
+
+
+def test_kubectl_scale_is_followed_by_the_load_balancer(release: Release) -> None:
+    release.kubectl("scale", "statefulset", f"{RELEASE}-sip-proxy", "--replicas=3")
+    release.kubectl(
+        "rollout", "status", f"statefulset/{RELEASE}-sip-proxy", "--timeout=180s", timeout=190
+    )
+    _wait(lambda: len(release.dispatcher()) == 3, 60, "3 proxies in the dispatcher set")
+    assert release.dispatcher() == {f"sip:{ip}:5060" for ip in release.proxy_pods().values()}
+    # scale in: the preStop hooks drain the two highest ordinals before they stop
+    release.kubectl("scale", "statefulset", f"{RELEASE}-sip-proxy", "--replicas=1")
+    release.kubectl(
+        "wait",
+        "--for=delete",
+        f"pod/{RELEASE}-sip-proxy-2",
+        f"pod/{RELEASE}-sip-proxy-1",
+        "--timeout=120s",
+        timeout=130,
+    )
+    _wait(lambda: len(release.dispatcher()) == 1, 60, "1 proxy in the dispatcher set")
+    remaining = release.proxy_pods()
+    assert list(remaining) == [f"{RELEASE}-sip-proxy-0"]
+    assert release.dispatcher() == {f"sip:{remaining[f'{RELEASE}-sip-proxy-0']}:5060"}
+    log = release.kubectl("logs", f"deploy/{RELEASE}-sip-controller", "-c", "sip-controller")
+    for name in (f"{RELEASE}-sip-proxy-1", f"{RELEASE}-sip-proxy-2"):
+        assert f"POST /proxies/{name}/enable" in log
+        assert f"POST /proxies/{name}/disable" in log
+
+
+def test_phones_register_and_calls_complete_through_the_cluster_load_balancer(
+    release: Release, cluster: Cluster, tmp_path: Path
+) -> None:
+    # the chart's own softphone pods, through the scenario controller
+    panel = f"http://{release.service_ip('scenario-controller')}:8001"
+    httpx.post(f"{panel}/register", timeout=10).raise_for_status()
+
+    def registered() -> bool:
+        pods = httpx.get(f"{panel}/clients", timeout=10).json()["pods"]
+        return bool(pods) and all(int(p["registered"]) == int(p["phones"]) for p in pods)
+
+    _wait(registered, 120, "every phone of the client pods registered")
+    # SIPp, an independent peer, on the node's address of the cluster network
+    lb = f"{release.service_ip('sip-loadb')}:5060"
+    node = cluster.settings.node_ip
+    sipp = SippRunner(tmp_path)
+    uas = sipp.start_uas(node, UAS_PORT)
+    try:
+        callees = [f"50{n:02d}" for n in range(20)]
+        reg = sipp.register(callees, f"{node}:{UAS_PORT}", lb, f"{node}:5091")
+        assert reg.successful == len(callees), reg.errors
+        calls = sipp.calls(
+            [(f"51{n:02d}", c) for n, c in enumerate(callees)], lb, f"{node}:5092", rate=10
+        )
+        assert calls.successful == len(callees), calls.errors
+        assert calls.failed == 0
+    finally:
+        processes.stop(uas)
+
+
+def test_the_hpa_scales_the_proxies_on_cpu_under_load_and_back(
+    release: Release, cluster: Cluster, tmp_path: Path
+) -> None:
+    release.helm_run("upgrade", _deep(VALUES, HPA_VALUES))
+    hpa = f"{RELEASE}-sip-proxy"
+
+    def replicas() -> int:
+        status = json.loads(release.kubectl("get", "hpa", hpa, "-o", "json"))["status"]
+        return int(status.get("currentReplicas", 0))
+
+    _wait(lambda: replicas() == 1, 120, "the HPA at its minimum")
+    lb = f"{release.service_ip('sip-loadb')}:5060"
+    node = cluster.settings.node_ip
+    sipp = SippRunner(tmp_path)
+    uas = sipp.start_uas(node, UAS_PORT)
+    try:
+        callees = [f"50{n:02d}" for n in range(100)]
+        reg = sipp.register(callees, f"{node}:{UAS_PORT}", lb, f"{node}:5091")
+        assert reg.successful == len(callees)
+        pairs = [(f"51{n:02d}", c) for n, c in enumerate(callees)]
+        # about 2.5 times the 10m target per proxy for two minutes
+        calls = sipp.calls(pairs, lb, f"{node}:5092", rate=25, count=25 * 120, timeout=240)
+        peak = replicas()
+    finally:
+        processes.stop(uas)
+    events = release.kubectl(
+        "get", "events", "--field-selector", f"involvedObject.name={hpa}", "-o", "json"
+    )
+    rescales = [
+        e["message"] for e in json.loads(events)["items"] if e["reason"] == "SuccessfulRescale"
+    ]
+    print("HPA events:", rescales)
+    assert any("above target" in m for m in rescales), rescales
+    assert peak >= 2
+    # scaling during the load lost no call: every pod joined and left through the hooks
+    assert calls.failed == 0, calls.errors
+    _wait(lambda: replicas() == 1, 240, "the HPA back at one proxy after the load")
+    rescales = [
+        e["message"]
+        for e in json.loads(
+            release.kubectl(
+                "get", "events", "--field-selector", f"involvedObject.name={hpa}", "-o", "json"
+            )
+        )["items"]
+        if e["reason"] == "SuccessfulRescale"
+    ]
+    assert any("below target" in m for m in rescales), rescales
