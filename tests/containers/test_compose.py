@@ -18,7 +18,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +75,6 @@ class Stack:
     traffic_end: float  # Unix time the last call ended
     timings: dict[str, float]
     down_done: bool = False
-    sipp_dirs: list[Path] = field(default_factory=list)
 
     def url(self, port_var: str) -> str:
         return f"http://127.0.0.1:{self.ports[port_var]}"
