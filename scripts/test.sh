@@ -1,10 +1,25 @@
 #!/usr/bin/env bash
-# Set everything up, then run the checks and the whole test suite (unit and integration tests
-# against real Kamailio, SIPp, SQLite and a private MariaDB server the tests start themselves).
+# Set everything up, then run the checks and the whole test suite: unit and integration tests
+# against real Kamailio, SIPp, SQLite and a private MariaDB server the tests start themselves,
+# every image built and started with podman, docker-compose.yml brought up, and a real
+# single-node Kubernetes cluster with the Helm chart installed and exercised (tests/cluster).
 # Extra arguments go to pytest, e.g. scripts/test.sh -k dmq -x
+#
+# One-time builds are cached outside the clone (~/.cache/ims-testbed, TESTBED_CACHE_DIR): the
+# Debian base images, the image layers, the Kubernetes binaries (docs/kubernetes.md has the
+# times with an empty and a full cache).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+step() { printf 'test.sh: %-34s %5d s\n' "$1" "$2"; }
+start=$SECONDS
 scripts/setup.sh
+step "setup (packages, Python env, helm)" $((SECONDS - start))
+start=$SECONDS
+scripts/setup-containers.sh
+step "container tools and images" $((SECONDS - start))
+start=$SECONDS
+cluster/build/build.sh >/dev/null
+step "Kubernetes binaries" $((SECONDS - start))
 source scripts/env.sh
 uv run --frozen ruff check .
 uv run --frozen ruff format --check .

@@ -240,6 +240,8 @@ def test_phones_register_and_calls_complete_through_the_cluster_load_balancer(
         processes.stop(uas)
 
 
+# two minutes of load, then the scale-down window and one step per 15 s
+@pytest.mark.timeout(900)
 def test_the_hpa_scales_the_proxies_on_cpu_under_load_and_back(
     release: Release, cluster: Cluster, tmp_path: Path
 ) -> None:

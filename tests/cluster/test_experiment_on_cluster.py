@@ -9,6 +9,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from testbed.cluster.cluster import Cluster
 from testbed.cluster.layout import REPO_ROOT
 from testbed.cluster.tools import cluster_tools
@@ -18,6 +20,7 @@ from testbed.experiment.spec import load
 EXPERIMENT = REPO_ROOT / "experiments" / "cluster-demo.yaml"
 
 
+@pytest.mark.timeout(900)
 def test_the_demo_experiment_runs_on_the_cluster_into_a_local_style_results_folder(
     cluster: Cluster, tmp_path: Path
 ) -> None:
