@@ -163,3 +163,71 @@ def test_pyshark_live_source_delivers_the_same_datagrams(sockets):
     assert stats.backend == "pyshark"
     assert stats.kernel_seen is not None
     assert stats.kernel_seen >= stats.delivered
+
+
+@pytest.fixture
+def veth() -> Iterator[tuple[str, str, str]]:
+    """A veth pair: one end in the root namespace with the proxy's address (like a pod's eth0,
+    the analyzer's interface), the other in a namespace of this test's own with the peer's.
+    Yields (interface, proxy address, namespace)."""
+    import os
+    import subprocess
+
+    tag = f"{os.getpid() % 100000}"
+    ns, here, there = f"anlz{tag}", f"anlz{tag}a", f"anlz{tag}b"
+    proxy_ip, peer_ip = "10.253.7.1", "10.253.7.2"
+
+    def ip(*args: str) -> None:
+        subprocess.run(["ip", *args], check=True, capture_output=True)
+
+    ip("netns", "add", ns)
+    try:
+        ip("link", "add", here, "type", "veth", "peer", "name", there)
+        ip("link", "set", there, "netns", ns)
+        ip("addr", "add", f"{proxy_ip}/30", "dev", here)
+        ip("link", "set", here, "up")
+        ip("-n", ns, "addr", "add", f"{peer_ip}/30", "dev", there)
+        ip("-n", ns, "link", "set", there, "up")
+        ip("-n", ns, "link", "set", "lo", "up")
+        yield here, proxy_ip, ns
+    finally:
+        subprocess.run(["ip", "link", "delete", here], capture_output=True, check=False)
+        subprocess.run(["ip", "netns", "delete", ns], capture_output=True, check=False)
+
+
+def test_on_a_real_interface_both_directions_arrive(veth: tuple[str, str, str]) -> None:
+    """What a sidecar sees on the pod's eth0: the requests the proxy receives and the answers it
+    sends. A packet socket bound to ETH_P_IP gets only the received ones there (on loopback
+    every packet is both sent and received, so the loopback tests cannot tell)."""
+    import subprocess
+    import sys
+
+    interface, proxy_ip, ns = veth
+    proxy = _udp((proxy_ip, 5060))
+    collector = Collector(AfPacketSource(interface, (proxy_ip, 5060)))
+    peer_script = (
+        "import socket, sys\n"
+        "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+        "s.bind(('10.253.7.2', 5070)); s.settimeout(5)\n"
+        "for i in range(5):\n"
+        f"    s.sendto(b'in %d' % i, ('{proxy_ip}', 5060))\n"
+        "    print(s.recvfrom(100)[0].decode(), flush=True)\n"
+    )
+    try:
+        peer = subprocess.Popen(
+            ["ip", "netns", "exec", ns, sys.executable, "-c", peer_script],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        proxy.settimeout(5)
+        for i in range(5):
+            _data, source = proxy.recvfrom(100)
+            proxy.sendto(b"out %d" % i, source)
+        answered = peer.communicate(timeout=10)[0].split()
+        frames = collector.wait_for(10, timeout=5)
+    finally:
+        collector.stop()
+        proxy.close()
+    assert answered == [w for i in range(5) for w in ("out", str(i))]
+    payloads = [decode(f.linktype, f.data).payload for f in frames]
+    assert payloads == [p for i in range(5) for p in (b"in %d" % i, b"out %d" % i)]

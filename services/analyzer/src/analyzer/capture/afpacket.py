@@ -28,7 +28,10 @@ PACKET_STATISTICS = 6
 SO_ATTACH_FILTER = 26
 SO_RCVBUFFORCE = 33
 SO_TIMESTAMPNS = 35
-ETH_P_IP = 0x0800
+# every protocol: a socket bound to one (ETH_P_IP) gets only the packets the interface
+# receives, never those it sends, so on a pod's eth0 the proxy's answers would be missed
+# (on loopback each packet is sent and received, which hid this); the filter keeps IPv4
+ETH_P_ALL = 0x0003
 IFF_LOOPBACK = 0x8
 
 _TIMESPEC = struct.Struct("qq")
@@ -63,7 +66,7 @@ def open_filtered_socket(interface: str, proxy: Endpoint, buffer_bytes: int) -> 
             sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, buffer_bytes)
         except PermissionError:  # without CAP_NET_ADMIN: capped by net.core.rmem_max
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, buffer_bytes)
-        sock.bind((interface, ETH_P_IP))
+        sock.bind((interface, ETH_P_ALL))
     except OSError as exc:
         sock.close()
         if exc.errno == 19:  # ENODEV

@@ -1,7 +1,9 @@
 """A classic BPF program for the kernel: only the proxy's SIP datagrams reach user space.
 
-Built by hand (no libpcap needed) for an AF_PACKET SOCK_DGRAM socket bound to IPv4, where the
-program sees the IPv4 header at offset 0. It accepts UDP with (source = proxy address and
+Built by hand (no libpcap needed) for an AF_PACKET SOCK_DGRAM socket bound to every protocol
+(so that it sees what the interface sends as well as what it receives): the program first keeps
+IPv4 only (the packet's protocol, an ancillary load), whose header it then sees at offset 0. It
+accepts UDP with (source = proxy address and
 source port = proxy port) or (destination = proxy address and destination port = proxy
 port), plus IP fragments to or from the proxy's address (a fragment after the first has no
 UDP header; they are accepted so that they are counted, not lost without a trace). On the
@@ -24,7 +26,9 @@ _LDX_B_MSH = 0xB1
 _JEQ_K = 0x15
 _JSET_K = 0x45
 _RET_K = 0x06
-_SKF_AD_PKTTYPE = -0x1000 + 4  # ancillary load: the packet type
+_SKF_AD_PROTOCOL = -0x1000 + 0  # ancillary loads: the packet's protocol (host order)
+_SKF_AD_PKTTYPE = -0x1000 + 4  # and its type
+_ETH_P_IP = 0x0800
 _PACKET_OUTGOING = 4
 
 SNAPLEN = 262144
@@ -41,7 +45,10 @@ class Instruction:
 def proxy_filter(address: str, port: int, skip_outgoing: bool) -> list[Instruction]:
     ip = int(ipaddress.IPv4Address(address))
     # (code, jump-if-true label, jump-if-false label, k); labels resolve to relative jumps
-    program: list[tuple[int, str | None, str | None, int]] = []
+    program: list[tuple[int, str | None, str | None, int]] = [
+        (_LD_W_ABS, None, None, _SKF_AD_PROTOCOL & 0xFFFFFFFF),
+        (_JEQ_K, None, "drop", _ETH_P_IP),
+    ]
     if skip_outgoing:
         program += [
             (_LD_W_ABS, None, None, _SKF_AD_PKTTYPE & 0xFFFFFFFF),
