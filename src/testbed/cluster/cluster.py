@@ -120,6 +120,12 @@ class Cluster:
                 "cluster: a previous cluster was not taken down completely; "
                 "run `testbed cluster down`"
             )
+        if Path(f"/sys/class/net/{self.settings.bridge}").exists():
+            raise ClusterError(
+                f"cluster: {self.settings.bridge} exists: another cluster runs on this machine "
+                "(or one was not taken down); `testbed cluster down` with its directory "
+                "(TESTBED_CLUSTER_DIR) takes it down"
+            )
         bins = binaries_dir()
         self.bins = bins
         s, lay = self.settings, self.layout
