@@ -12,6 +12,7 @@ from rich.table import Table
 
 from testbed.cluster.cli import cluster_app
 from testbed.config import TestbedSettings
+from testbed.containers.compose_cli import compose_app
 from testbed.local.cgroups import parse_millicores
 from testbed.local.testbed import ComponentStatus, LocalTestbed, StartupError
 
@@ -21,6 +22,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(cluster_app, name="cluster")
+app.add_typer(compose_app, name="compose")
 # wide enough for the status table when output is not a terminal (CI logs, pipes)
 console = Console(width=None if Console().is_terminal else 160)
 
