@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
   kamailio kamailio-mysql-modules kamailio-sqlite-modules kamailio-extra-modules
   kamailio-utils-modules kamailio-json-modules
-  sip-tester tshark mariadb-server
+  sip-tester tshark mariadb-server prometheus
   chromium
   python3 python3-venv ca-certificates iproute2 procps hostname
 )

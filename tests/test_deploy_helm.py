@@ -18,9 +18,15 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
+import threading
+import time
 import tomllib
+import urllib.parse
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -48,8 +54,12 @@ SUBCHARTS = {
     "scenario-controller": "services/scenario-controller/pyproject.toml",
     "sip-client": "services/sip-client/pyproject.toml",
     "csvgen": "services/csvgen/pyproject.toml",
-    "database": None,  # the MariaDB version of its image
+    # the version of the software their image packages: MariaDB, Prometheus
+    "database": None,
+    "prometheus": None,
 }
+# subcharts left out unless switched on, and the scenario below that switches each on
+OFF_BY_DEFAULT = {"prometheus": "prometheus"}
 
 SCENARIOS: dict[str, list[str]] = {
     "default": [],
@@ -101,6 +111,18 @@ SCENARIOS: dict[str, list[str]] = {
         "global.imagePullPolicy=Never",
         "--set",
         "database.mariadb.projectImage=true",
+    ],
+    # the release's own Prometheus, with defaults and on the registry-less cluster
+    "prometheus": ["--set", "prometheus.enabled=true"],
+    "prometheus-local": [
+        "--set",
+        f"global.imageRegistry={LOCAL_REGISTRY}",
+        "--set",
+        "global.imagePullPolicy=Never",
+        "--set",
+        "database.mariadb.projectImage=true",
+        "--set",
+        "prometheus.enabled=true",
     ],
 }
 
@@ -317,8 +339,8 @@ def test_subcharts_are_local_dependencies_switched_by_enabled() -> None:
         assert dependency["version"] == chart_meta(name)["version"], name
         if name != "common":
             assert dependency["condition"] == f"{name}.enabled"
-            assert values()[name]["enabled"] is True
-            assert values(name)["enabled"] is True
+            assert values()[name]["enabled"] is (name not in OFF_BY_DEFAULT), name
+            assert values(name)["enabled"] is (name not in OFF_BY_DEFAULT), name
     # helm finds each one unpacked in charts/ at the version asked for
     listed = helm("dependency", "list", str(CHART)).stdout.splitlines()
     status = {line.split()[0]: line.split()[-1] for line in listed[1:] if line.strip()}
@@ -346,10 +368,12 @@ def test_subchart_carries_its_services_version(name: str) -> None:
     meta = chart_meta(name)
     pyproject = SUBCHARTS[name]
     if pyproject is None:
-        # the database: the MariaDB version of Docker Hub's image and of the project's build
-        tag = values(name)["mariadb"]["image"]["tag"]
+        # the database: the MariaDB version of Docker Hub's image and of the project's build;
+        # prometheus: the Prometheus version of the project's build of Debian's package
+        image = values(name)["mariadb"]["image"] if name == "database" else values(name)["image"]
+        tag = image["tag"]
         assert meta["appVersion"] == tag
-        assert f"ims-testbed/mariadb:{tag}" in built_images()
+        assert f"ims-testbed/{image['repository']}:{tag}" in built_images()
         assert meta["version"] == f"{tag}.0"
         return
     version = project_version(pyproject)
@@ -381,7 +405,7 @@ def test_subchart_lints_and_renders_alone(name: str, umbrella_copy: Path) -> Non
         "template", RELEASE, str(chart), "-n", NAMESPACE, "--kube-version", KUBE_VERSION
     ).stdout
     alone = [json.loads(json.dumps(d)) for d in yaml.safe_load_all(out) if d]
-    inside = [d for d in render() if made_by(d) == name]
+    inside = [d for d in render(OFF_BY_DEFAULT.get(name, "default")) if made_by(d) == name]
     assert inside
     assert sorted(alone, key=key) == sorted(inside, key=key)
 
@@ -1049,7 +1073,8 @@ def containers(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def test_images_carry_each_services_version() -> None:
-    # Prometheus comes with kube-prometheus-stack, the debug image is for `kubectl debug`
+    # Prometheus comes with kube-prometheus-stack (the prometheus subchart is off by default),
+    # the debug image is for `kubectl debug`
     expected = {
         i
         for i in built_images()
@@ -1337,6 +1362,662 @@ def test_notes_tell_how_to_open_the_panel_and_the_dashboard(tmp_path: Path) -> N
     )
     assert f"helm/fetch_results.py -n {NAMESPACE} -r {RELEASE}" in notes
     assert (ROOT / "helm" / "fetch_results.py").exists()
+
+
+# -- the release's own Prometheus (subchart prometheus) ----------------------------------------
+
+PROMETHEUS = f"{RELEASE}-prometheus"
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+MONITORED = ("--api-versions", "monitoring.coreos.com/v1/ServiceMonitor")
+
+
+def debian_binary(name: str) -> str:
+    found = shutil.which(name)
+    if not found:
+        pytest.fail(f"{name} is missing: scripts/setup.sh installs Debian's prometheus package")
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def test_prometheus_is_left_out_unless_enabled() -> None:
+    assert values()["prometheus"] == {"enabled": False}
+    default = {key(d): d for d in render()}
+    assert not [k for k, d in default.items() if made_by(d) == "prometheus"]
+    enabled = {key(d): d for d in render("prometheus")}
+    own = {k for k, d in enabled.items() if made_by(d) == "prometheus"}
+    assert own == {
+        ("ServiceAccount", PROMETHEUS),
+        ("Role", PROMETHEUS),
+        ("RoleBinding", PROMETHEUS),
+        ("ClusterRole", f"{PROMETHEUS}-{NAMESPACE}"),
+        ("ClusterRoleBinding", f"{PROMETHEUS}-{NAMESPACE}"),
+        ("ConfigMap", PROMETHEUS),
+        ("Service", PROMETHEUS),
+        ("Deployment", PROMETHEUS),
+    }
+    # switching it on adds exactly its objects and changes nothing else
+    assert set(enabled) - set(default) == own
+    assert all(enabled[k] == d for k, d in default.items())
+
+
+def test_prometheus_runs_the_projects_image_as_the_other_pods_run() -> None:
+    docs = render("prometheus")
+    deployment = find(docs, "Deployment", PROMETHEUS)
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    spec = pod_spec(deployment)
+    server = container(spec, "prometheus")
+    tag = chart_meta("prometheus")["appVersion"]
+    assert server["image"] == f"ims-testbed/prometheus:{tag}"
+    assert server["image"] in built_images()
+    # the image's command line (prom/prometheus'), the config where the ConfigMap is mounted
+    dockerfile = (ROOT / "docker" / "prometheus.Dockerfile").read_text()
+    assert 'ENTRYPOINT ["/usr/bin/prometheus"]' in dockerfile
+    assert "command" not in server
+    args = dict(a.removeprefix("--").split("=", 1) for a in server["args"])
+    mounts = {m["name"]: m["mountPath"] for m in server["volumeMounts"]}
+    assert args["config.file"] == f"{mounts['config']}/prometheus.yml"
+    assert args["storage.tsdb.path"] == mounts["data"] == "/prometheus"
+    assert args["web.listen-address"] == "0.0.0.0:9090"
+    assert args["storage.tsdb.retention.time"] == values("prometheus")["retention"]
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert volumes["config"]["configMap"]["name"] == PROMETHEUS
+    assert volumes["data"] == {"name": "data", "emptyDir": {}}
+    # readiness on /-/ready at the port the Service forwards to
+    ports = {p["name"]: p["containerPort"] for p in server["ports"]}
+    assert server["readinessProbe"]["httpGet"] == {"path": "/-/ready", "port": "http"}
+    assert ports["http"] == 9090
+    assert server["resources"] == values("prometheus")["resources"]
+    # non-root as the image's user (USER 10001:10001), its group owning the volume
+    user = re.search(r"^USER (\d+):(\d+)$", dockerfile, re.MULTILINE)
+    assert user is not None
+    security = spec["securityContext"]
+    assert security == {**values()["global"]["podSecurityContext"], "fsGroup": int(user[2])}
+    assert (security["runAsUser"], security["runAsGroup"]) == (int(user[1]), int(user[2]))
+    for c in spec["containers"]:
+        assert c["securityContext"] == values()["global"]["containerSecurityContext"], c["name"]
+    # a ClusterIP Service named as the components are, not scraped itself
+    service = find(docs, "Service", PROMETHEUS)
+    assert service["spec"]["type"] == "ClusterIP"
+    assert service["spec"]["ports"] == [{"name": "http", "port": 9090, "targetPort": "http"}]
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= labels.items()
+    assert "ims-testbed/metrics" not in service["metadata"]["labels"]
+    # a changed config restarts the pod
+    checksum = deployment["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+    other = find(
+        render("prometheus", "--set", "prometheus.scrapeInterval=15s"), "Deployment", PROMETHEUS
+    )
+    assert other["spec"]["template"]["metadata"]["annotations"]["checksum/config"] != checksum
+    # a persistent volume instead of emptyDir, valid against the API
+    persistent = render(
+        "prometheus",
+        "--set",
+        "prometheus.persistence.enabled=true",
+        "--set",
+        "prometheus.persistence.storageClass=local",
+    )
+    claim = find(persistent, "PersistentVolumeClaim", PROMETHEUS)
+    assert claim["spec"]["storageClassName"] == "local"
+    with_claim = find(persistent, "Deployment", PROMETHEUS)
+    data = {v["name"]: v for v in pod_spec(with_claim)["volumes"]}["data"]
+    assert data["persistentVolumeClaim"] == {"claimName": PROMETHEUS}
+    for doc in (claim, with_claim):
+        kubernetes_validate.validate(doc, SCHEMA_VERSIONS[-1], strict=True)
+
+
+def test_prometheus_rbac_reads_services_endpoints_pods_and_the_nodes_cadvisor() -> None:
+    docs = render("prometheus")
+    spec = pod_spec(find(docs, "Deployment", PROMETHEUS))
+    assert find(docs, "ServiceAccount", spec["serviceAccountName"])
+    assert spec["serviceAccountName"] == PROMETHEUS
+    # the token is mounted for this pod and the sip-controller's, no other
+    assert spec["automountServiceAccountToken"] is True
+    mounting = {
+        d["metadata"]["name"]
+        for d in docs
+        if d["kind"] in ("Deployment", "StatefulSet")
+        and pod_spec(d).get("automountServiceAccountToken") is not False
+    }
+    assert mounting == {PROMETHEUS, f"{RELEASE}-sip-controller"}
+
+    def granted(rules: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
+        return {
+            (group, resource, verb)
+            for r in rules
+            for group in r["apiGroups"]
+            for resource in r["resources"]
+            for verb in r["verbs"]
+        }
+
+    read = ["get", "list", "watch"]
+    subject = [{"kind": "ServiceAccount", "name": PROMETHEUS, "namespace": NAMESPACE}]
+    binding = find(docs, "RoleBinding", PROMETHEUS)
+    assert binding["subjects"] == subject
+    role = find(docs, "Role", binding["roleRef"]["name"])
+    assert granted(role["rules"]) == {
+        *(("", r, v) for r in ["services", "endpoints", "pods"] for v in read),
+        *(("discovery.k8s.io", "endpointslices", v) for v in read),
+    }
+    cluster_binding = find(docs, "ClusterRoleBinding")
+    assert cluster_binding["subjects"] == subject
+    cluster_role = find(docs, "ClusterRole", cluster_binding["roleRef"]["name"])
+    assert granted(cluster_role["rules"]) == {
+        ("", r, v) for r in ["nodes", "nodes/proxy", "nodes/metrics"] for v in read
+    }
+    # cluster-wide names carry the namespace: the same release name elsewhere does not clash
+    assert cluster_role["metadata"]["name"] == f"{PROMETHEUS}-{NAMESPACE}"
+    elsewhere = helm(
+        "template",
+        RELEASE,
+        str(CHART),
+        "-n",
+        "lab2",
+        "--set",
+        "prometheus.enabled=true",
+        "--show-only",
+        "charts/prometheus/templates/prometheus.yaml",
+    ).stdout
+    cluster_wide = {
+        key(d) for d in yaml.safe_load_all(elsewhere) if d and d["kind"].startswith("Cluster")
+    }
+    assert cluster_wide == {
+        ("ClusterRole", f"{PROMETHEUS}-lab2"),
+        ("ClusterRoleBinding", f"{PROMETHEUS}-lab2"),
+    }
+
+
+def test_prometheus_runs_on_the_local_images() -> None:
+    docs = render("prometheus-local")
+    spec = pod_spec(find(docs, "Deployment", PROMETHEUS))
+    tag = chart_meta("prometheus")["appVersion"]
+    images = {c["name"]: c["image"] for c in spec["containers"]}
+    assert images["prometheus"] == f"{LOCAL_REGISTRY}/prometheus:{tag}"
+    assert {c["imagePullPolicy"] for c in spec["containers"]} == {"Never"}
+    # every image it names is one docker/build.sh builds, renamed by the one setting
+    assert all(i.startswith(f"{LOCAL_REGISTRY}/") for i in images.values())
+    assert {i.replace(LOCAL_REGISTRY, "ims-testbed", 1) for i in images.values()} <= (
+        built_images()
+    )
+
+
+def test_prometheus_discovery_sidecar_serves_prometheus_yml_its_targets() -> None:
+    """Debian's Prometheus (the image's) has no kubernetes_sd_configs: a sidecar running the
+    ConfigMap's kube_sd.py serves http_sd_configs on loopback, from an image with Python."""
+    docs = render("prometheus", "--set", "prometheus.discovery.port=9555")
+    spec = pod_spec(find(docs, "Deployment", PROMETHEUS))
+    sidecar = container(spec, "discovery")
+    controller = pod_spec(find(docs, "Deployment", f"{RELEASE}-sip-controller"))
+    assert sidecar["image"] == container(controller, "sip-controller")["image"]
+    assert sidecar["command"][:2] == ["python", "/etc/prometheus/kube_sd.py"]
+    assert {m["name"]: m["mountPath"] for m in sidecar["volumeMounts"]} == {
+        "config": "/etc/prometheus"
+    }
+    assert f"--namespace={NAMESPACE}" in sidecar["command"]
+    assert "--listen=127.0.0.1:9555" in sidecar["command"]
+    configmap = find(docs, "ConfigMap", PROMETHEUS)
+    shipped = CHART / "charts" / "prometheus" / "files" / "kube_sd.py"
+    assert configmap["data"]["kube_sd.py"] == shipped.read_text()
+    config = yaml.safe_load(configmap["data"]["prometheus.yml"])
+    urls = {
+        job["job_name"]: [c["url"] for c in job["http_sd_configs"]]
+        for job in config["scrape_configs"]
+    }
+    assert urls == {
+        "ims-testbed": ["http://127.0.0.1:9555/endpoints"],
+        "cadvisor": ["http://127.0.0.1:9555/nodes"],
+    }
+    # the Debian binary really lacks Kubernetes discovery (else the sidecar could go)
+    probe = subprocess.run(
+        [debian_binary("promtool"), "check", "config", "/dev/stdin"],
+        input="scrape_configs:\n  - job_name: k\n    kubernetes_sd_configs: [{role: node}]\n",
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert probe.returncode != 0
+    assert "field kubernetes_sd_configs not found" in probe.stdout + probe.stderr
+
+
+def _service_account(directory: Path) -> Path:
+    """Stand-ins for the pod's token and CA (a CA bundle Prometheus can load)."""
+    account = directory / "serviceaccount"
+    account.mkdir()
+    (account / "token").write_text("token-of-the-pod\n")
+    shutil.copy("/etc/ssl/certs/ca-certificates.crt", account / "ca.crt")
+    return account
+
+
+def test_prometheus_config_passes_promtool(tmp_path: Path) -> None:
+    """The rendered prometheus.yml, checked by the promtool of the Prometheus the image
+    packages (Debian's 2.42), with the service account's files at paths that exist."""
+    docs = render("prometheus", "--set", "prometheus.scrapeInterval=2s")
+    config = find(docs, "ConfigMap", PROMETHEUS)["data"]["prometheus.yml"]
+    assert config.count(SERVICE_ACCOUNT_DIR) == 2  # the token and the CA, nothing else
+    account = _service_account(tmp_path)
+
+    def check(text: str) -> subprocess.CompletedProcess[str]:
+        path = tmp_path / "prometheus.yml"
+        path.write_text(text)
+        return subprocess.run(
+            [debian_binary("promtool"), "check", "config", str(path)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    result = check(config.replace(SERVICE_ACCOUNT_DIR, str(account)))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+    # the check is a real one: a missing token file and a bad interval fail it
+    assert check(config).returncode != 0
+    bad = find(
+        render("prometheus", "--set", "prometheus.scrapeInterval=5"), "ConfigMap", PROMETHEUS
+    )
+    broken = check(bad["data"]["prometheus.yml"].replace(SERVICE_ACCOUNT_DIR, str(account)))
+    assert broken.returncode != 0
+    assert "not a valid duration" in broken.stdout + broken.stderr
+    # the interval an experiment sets lands in the config (and in the discovery refresh)
+    parsed = yaml.safe_load(config)
+    assert parsed["global"] == {"scrape_interval": "2s", "evaluation_interval": "2s"}
+    jobs = {j["job_name"]: j for j in parsed["scrape_configs"]}
+    for job in jobs.values():
+        assert job["http_sd_configs"][0]["refresh_interval"] == "2s"
+    default = yaml.safe_load(prometheus_config(render("prometheus")))
+    assert default["global"]["scrape_interval"] == values("prometheus")["scrapeInterval"] == "5s"
+
+
+def prometheus_config(docs: list[dict[str, Any]]) -> str:
+    text: str = find(docs, "ConfigMap", PROMETHEUS)["data"]["prometheus.yml"]
+    return text
+
+
+def test_prometheus_relabelling_mirrors_the_service_monitor() -> None:
+    """The rules as written: the ServiceMonitor's selector, ports and path, and the labels
+    the dashboard and the adapter rules need (the live test below runs them)."""
+    docs = render("prometheus", *MONITORED)
+    monitor = find(docs, "ServiceMonitor")
+    jobs = {j["job_name"]: j for j in yaml.safe_load(prometheus_config(docs))["scrape_configs"]}
+    job = jobs["ims-testbed"]
+    assert job["metrics_path"] == {e["path"] for e in monitor["spec"]["endpoints"]}.pop()
+    keep = {
+        r["source_labels"][0]: r["regex"]
+        for r in job["relabel_configs"]
+        if r.get("action") == "keep"
+    }
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    assert {
+        f"__meta_kubernetes_service_label_{re.sub(r'[^a-zA-Z0-9_]', '_', k)}": v
+        for k, v in selector.items()
+    }.items() <= keep.items()
+    ports = {e["port"] for e in monitor["spec"]["endpoints"]}
+    assert set(keep["__meta_kubernetes_endpoint_port_name"].split("|")) == ports
+    assert keep["__meta_kubernetes_endpoint_ready"] == "true"
+    targets = {
+        r["target_label"]: r["source_labels"] for r in job["relabel_configs"] if "target_label" in r
+    }
+    assert targets["component"] == ["__meta_kubernetes_pod_label_app_kubernetes_io_component"]
+    assert targets["pod"] == ["__meta_kubernetes_pod_name"]
+    assert targets["container"] == ["__meta_kubernetes_pod_container_name"]
+    assert targets["namespace"] == ["__meta_kubernetes_namespace"]
+    assert targets["service"] == ["__meta_kubernetes_service_name"]
+    # the ServiceMonitor's own relabelings give the same component and pod
+    for endpoint in monitor["spec"]["endpoints"]:
+        for r in endpoint["relabelings"]:
+            assert targets[r["targetLabel"]] == r["sourceLabels"]
+    # cAdvisor through the API server's node proxy with the pod's token, this namespace only
+    cadvisor = jobs["cadvisor"]
+    assert cadvisor["scheme"] == "https"
+    assert cadvisor["tls_config"] == {"ca_file": f"{SERVICE_ACCOUNT_DIR}/ca.crt"}
+    assert cadvisor["authorization"] == {"credentials_file": f"{SERVICE_ACCOUNT_DIR}/token"}
+    assert cadvisor["metric_relabel_configs"] == [
+        {"source_labels": ["namespace"], "regex": NAMESPACE, "action": "keep"}
+    ]
+
+
+class FakeKubernetes(ThreadingHTTPServer):
+    """The Kubernetes API as the discovery sidecar and Prometheus use it: object lists, and
+    a node's cAdvisor behind the API server's node proxy. Records every request."""
+
+    daemon_threads = True
+
+    def __init__(self, lists: dict[str, list[dict[str, Any]]], texts: dict[str, str]) -> None:
+        super().__init__(("127.0.0.1", 0), _FakeKubernetesHandler)
+        self.lists = lists
+        self.texts = texts
+        self.seen: list[tuple[str, str]] = []  # (path, Authorization)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _FakeKubernetesHandler(BaseHTTPRequestHandler):
+    server: FakeKubernetes
+
+    def do_GET(self) -> None:
+        path = urllib.parse.urlsplit(self.path).path
+        self.server.seen.append((path, self.headers.get("Authorization", "")))
+        if path in self.server.lists:
+            body = json.dumps(
+                {
+                    "kind": "List",
+                    "metadata": {"resourceVersion": "1"},
+                    "items": self.server.lists[path],
+                }
+            ).encode()
+            kind = "application/json"
+        elif path in self.server.texts:
+            body, kind = self.server.texts[path].encode(), "text/plain; version=0.0.4"
+        else:
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def _pods_of(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A running pod per replica of every workload the chart renders (two proxies), on
+    loopback addresses of their own."""
+    pods: list[dict[str, Any]] = []
+    for workload in docs:
+        if workload["kind"] not in ("Deployment", "StatefulSet"):
+            continue
+        template = workload["spec"]["template"]
+        for i in range(workload["spec"].get("replicas", 2)):
+            pods.append(
+                {
+                    "metadata": {
+                        "name": f"{workload['metadata']['name']}-{i}",
+                        "namespace": NAMESPACE,
+                        "labels": template["metadata"]["labels"],
+                    },
+                    "spec": template["spec"],
+                    "status": {"phase": "Running", "podIP": f"127.0.31.{len(pods) + 1}"},
+                }
+            )
+    return pods
+
+
+def _container_port(pod: dict[str, Any], name: str) -> tuple[str, int]:
+    """The container that has a named port, and its number (init containers too)."""
+    spec = pod["spec"]
+    for c in [*spec["containers"], *spec.get("initContainers", [])]:
+        for port in c.get("ports", []):
+            if port.get("name") == name:
+                return c["name"], port["containerPort"]
+    raise AssertionError(f"{pod['metadata']['name']}: no port {name}")
+
+
+def _endpoints_of(
+    service: dict[str, Any], pods: list[dict[str, Any]], not_ready: set[str]
+) -> dict[str, Any]:
+    """What the endpoints controller makes of a Service: its pods' addresses and ports."""
+    selector = service["spec"].get("selector") or {}
+    members = [p for p in pods if selector and selector.items() <= p["metadata"]["labels"].items()]
+    publish = service["spec"].get("publishNotReadyAddresses", False)
+
+    def address(pod: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "ip": pod["status"]["podIP"],
+            "targetRef": {"kind": "Pod", "name": pod["metadata"]["name"], "namespace": NAMESPACE},
+        }
+
+    subsets = []
+    if members:
+        ports = [
+            {
+                "name": p["name"],
+                "port": _container_port(members[0], p["targetPort"])[1],
+                "protocol": p.get("protocol", "TCP"),
+            }
+            for p in service["spec"]["ports"]
+        ]
+        ready = [p for p in members if publish or p["metadata"]["name"] not in not_ready]
+        subsets.append(
+            {
+                "addresses": [address(p) for p in ready],
+                "notReadyAddresses": [address(p) for p in members if p not in ready],
+                "ports": ports,
+            }
+        )
+    return {
+        "metadata": {"name": service["metadata"]["name"], "namespace": NAMESPACE},
+        "subsets": subsets,
+    }
+
+
+def _wait_for(what: str, probe: Any, logs: list[Path], timeout: float = 60) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = probe()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            tails = "\n".join(f"{p.name}:\n{p.read_text()[-3000:]}" for p in logs)
+            pytest.fail(f"timed out waiting for {what}\n{tails}")
+        time.sleep(0.5)
+
+
+def test_prometheus_scrapes_what_the_service_monitor_selects_with_its_labels(
+    tmp_path: Path,
+) -> None:
+    """The real thing, but for the cluster: Debian's Prometheus 2.42 (the image's) runs the
+    rendered prometheus.yml and the Deployment's arguments, the discovery sidecar runs the
+    ConfigMap's script with its container's command, both against a stand-in API server that
+    lists the release's own rendered Services and pods (and another release's). Prometheus
+    must end up scraping exactly the ServiceMonitor's targets, labelled component, pod,
+    container, namespace and service, and the node's cAdvisor of this namespace only."""
+    sd_port, web_port = free_port(), free_port()
+    docs = render(
+        "prometheus",
+        *MONITORED,
+        "--set",
+        "prometheus.scrapeInterval=1s",
+        "--set",
+        f"prometheus.discovery.port={sd_port}",
+    )
+    monitor = find(docs, "ServiceMonitor")
+    pods = _pods_of(docs)
+    # besides the release's own: a csvgen pod still starting (not ready), and another
+    # release's csvgen with its Service
+    csvgen = next(p for p in pods if p["metadata"]["name"] == f"{RELEASE}-csvgen-0")
+    starting, stranger = json.loads(json.dumps(csvgen)), json.loads(json.dumps(csvgen))
+    starting["metadata"]["name"] = f"{RELEASE}-csvgen-starting"
+    starting["status"]["podIP"] = "127.0.31.200"
+    stranger["metadata"]["name"] = "other-csvgen-0"
+    stranger["metadata"]["labels"]["app.kubernetes.io/instance"] = "other"
+    stranger["status"]["podIP"] = "127.0.31.201"
+    other = json.loads(json.dumps(find(docs, "Service", f"{RELEASE}-csvgen")))
+    other["metadata"]["name"] = "other-csvgen"
+    for labels in (other["metadata"]["labels"], other["spec"]["selector"]):
+        labels["app.kubernetes.io/instance"] = "other"
+    pods += [starting, stranger]
+    by_name = {p["metadata"]["name"]: p for p in pods}
+    services = [*kinds(docs, "Service"), other]
+    endpoints = [_endpoints_of(s, pods, {starting["metadata"]["name"]}) for s in services]
+
+    # what the ServiceMonitor selects: its Services' ready addresses on its ports
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    monitored_ports = {e["port"] for e in monitor["spec"]["endpoints"]}
+    expected: dict[str, tuple[dict[str, Any], str, str]] = {}  # address: pod, container, service
+    for service, endpoint in zip(services, endpoints, strict=True):
+        if not selector.items() <= service["metadata"]["labels"].items():
+            continue
+        for subset in endpoint["subsets"]:
+            for port in [p for p in subset["ports"] if p["name"] in monitored_ports]:
+                for address in subset["addresses"]:
+                    pod = by_name[address["targetRef"]["name"]]
+                    owner = _container_port(pod, port["name"])[0]
+                    expected[f"{address['ip']}:{port['port']}"] = (
+                        pod,
+                        owner,
+                        service["metadata"]["name"],
+                    )
+    components = {
+        p["metadata"]["labels"]["app.kubernetes.io/component"] for p, _, _ in expected.values()
+    }
+    assert components == {
+        "sip-proxy",
+        "sip-loadb",
+        "sip-controller",
+        "scenario-controller",
+        "csvgen",
+        "sip-client",
+    }
+
+    api = f"/api/v1/namespaces/{NAMESPACE}"
+    cadvisor_path = "/api/v1/nodes/node-1/proxy/metrics/cadvisor"
+    fake = FakeKubernetes(
+        {
+            f"{api}/services": services,
+            f"{api}/pods": pods,
+            f"{api}/endpoints": endpoints,
+            "/api/v1/nodes": [
+                {
+                    "metadata": {"name": "node-1", "labels": {"kubernetes.io/os": "linux"}},
+                    "status": {
+                        "addresses": [{"type": "InternalIP", "address": "192.0.2.10"}],
+                        "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+                    },
+                }
+            ],
+        },
+        {
+            cadvisor_path: "# TYPE container_cpu_usage_seconds_total counter\n"
+            'container_cpu_usage_seconds_total{container="sip-proxy",id="/a",'
+            f'namespace="{NAMESPACE}",pod="{RELEASE}-sip-proxy-0"}} 1.5\n'
+            'container_cpu_usage_seconds_total{container="coredns",id="/b",'
+            'namespace="kube-system",pod="coredns-0"} 7\n'
+        },
+    )
+
+    # the pod's files: its token and CA, prometheus.yml and the sidecar from the ConfigMap
+    account = _service_account(tmp_path)
+    configmap = find(docs, "ConfigMap", PROMETHEUS)
+    config = configmap["data"]["prometheus.yml"].replace(SERVICE_ACCOUNT_DIR, str(account))
+    # no cluster DNS or API server certificate here: the node proxy at the stand-in, in HTTP
+    assert "kubernetes.default.svc:443" in config
+    config = config.replace("kubernetes.default.svc:443", fake.url.removeprefix("http://"))
+    config = config.replace("scheme: https", "scheme: http")
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    (etc / "prometheus.yml").write_text(config)
+    (etc / "kube_sd.py").write_text(configmap["data"]["kube_sd.py"])
+    # the containers' own command lines, pointed at those files
+    spec = pod_spec(find(docs, "Deployment", PROMETHEUS))
+    sidecar = [
+        sys.executable if a == "python" else a.replace("/etc/prometheus", str(etc))
+        for a in container(spec, "discovery")["command"]
+    ]
+    sidecar += [f"--api={fake.url}", f"--token-file={account / 'token'}"]
+    flags = dict(a.split("=", 1) for a in container(spec, "prometheus")["args"])
+    flags["--config.file"] = str(etc / "prometheus.yml")
+    flags["--storage.tsdb.path"] = str(tmp_path / "data")
+    assert flags["--web.listen-address"] == "0.0.0.0:9090"
+    flags["--web.listen-address"] = f"127.0.0.1:{web_port}"
+    server = [debian_binary("prometheus"), *(f"{k}={v}" for k, v in flags.items())]
+    logs = [tmp_path / "sd.log", tmp_path / "prometheus.log"]
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def get(path: str) -> Any:
+        url = f"http://127.0.0.1:{web_port}{path}"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return json.load(response)["data"]
+
+    def targets() -> list[dict[str, Any]] | None:
+        for process, log in zip(processes, logs, strict=True):
+            if process.poll() is not None:
+                pytest.fail(f"{log.name}:\n{log.read_text()}")
+        try:
+            active: list[dict[str, Any]] = get("/api/v1/targets?state=active")["activeTargets"]
+        except OSError:
+            return None  # not listening yet
+        ours = [t for t in active if t["scrapePool"] == "ims-testbed"]
+        nodes = [t for t in active if t["scrapePool"] == "cadvisor"]
+        found = len(ours) >= len(expected) and nodes and nodes[0]["health"] == "up"
+        return active if found else None
+
+    def cpu() -> list[dict[str, Any]]:
+        query = "/api/v1/query?query=container_cpu_usage_seconds_total"
+        found: list[dict[str, Any]] = get(query)["result"]
+        return found
+
+    threading.Thread(target=fake.serve_forever, daemon=True).start()
+    try:
+        for command, log in zip([sidecar, server], logs, strict=True):
+            with log.open("w") as out:
+                processes.append(subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT))
+        active = _wait_for("the targets", targets, logs)
+        ours = {
+            t["discoveredLabels"]["__address__"]: t
+            for t in active
+            if t["scrapePool"] == "ims-testbed"
+        }
+        assert set(ours) == set(expected)
+        for address, target in ours.items():
+            pod, owner, service_name = expected[address]
+            labels = target["labels"]
+            assert labels["component"] == pod["metadata"]["labels"]["app.kubernetes.io/component"]
+            assert labels["pod"] == pod["metadata"]["name"]
+            assert labels["container"] == owner
+            assert labels["namespace"] == NAMESPACE
+            assert labels["service"] == labels["job"] == service_name
+            assert target["scrapeUrl"] == f"http://{address}/metrics"
+            assert target["scrapeInterval"] == "1s"
+        # the analyzers, native sidecars (init containers), are named too
+        assert any(c["name"] == "analyzer" for c in pod_spec(proxy(docs))["initContainers"])
+        analyzers = [t for t in ours.values() if t["labels"]["container"] == "analyzer"]
+        assert {t["labels"]["pod"] for t in analyzers} == {
+            f"{RELEASE}-sip-proxy-0",
+            f"{RELEASE}-sip-proxy-1",
+        }
+
+        # cAdvisor: through the node proxy with the pod's token, this namespace's series only
+        (node,) = [t for t in active if t["scrapePool"] == "cadvisor"]
+        assert node["scrapeUrl"] == fake.url + cadvisor_path
+        assert node["labels"]["instance"] == node["labels"]["node"] == "node-1"
+        (series,) = _wait_for("cAdvisor's series", cpu, logs)
+        assert {k: series["metric"][k] for k in ("namespace", "pod", "container")} == {
+            "namespace": NAMESPACE,
+            "pod": f"{RELEASE}-sip-proxy-0",
+            "container": "sip-proxy",
+        }
+        # every request (the sidecar's, the scrape's) carried the token; the sidecar asked
+        # for this namespace's objects and the nodes only
+        token = "Bearer " + (account / "token").read_text().strip()
+        assert {auth for _, auth in fake.seen} == {token}
+        assert {path for path, _ in fake.seen} == {*fake.lists, cadvisor_path}
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=30)
+        fake.shutdown()
+        fake.server_close()
+
+
+def test_keda_queries_the_releases_prometheus_when_it_is_on() -> None:
+    docs = render("keda", "--set", "prometheus.enabled=true")
+    service = find(docs, "Service", PROMETHEUS)
+    url = f"http://{PROMETHEUS}.{NAMESPACE}.svc.cluster.local:{service['spec']['ports'][0]['port']}"
+    for trigger in find(docs, "ScaledObject")["spec"]["triggers"]:
+        assert trigger["metadata"]["serverAddress"] == url
+    # off (the default), the Prometheus keda.prometheusServer names
+    for trigger in find(render("keda"), "ScaledObject")["spec"]["triggers"]:
+        assert trigger["metadata"]["serverAddress"] == values()["keda"]["prometheusServer"]
 
 
 # -- fetching results --------------------------------------------------------------------------
