@@ -1472,7 +1472,7 @@ def test_prometheus_runs_the_projects_image_as_the_other_pods_run() -> None:
         kubernetes_validate.validate(doc, SCHEMA_VERSIONS[-1], strict=True)
 
 
-def test_prometheus_rbac_reads_services_endpoints_pods_and_the_nodes_cadvisor() -> None:
+def test_prometheus_rbac_reads_services_endpoints_pods_and_the_nodes_metrics() -> None:
     docs = render("prometheus")
     spec = pod_spec(find(docs, "Deployment", PROMETHEUS))
     assert find(docs, "ServiceAccount", spec["serviceAccountName"])
@@ -1571,7 +1571,7 @@ def test_prometheus_discovery_sidecar_serves_prometheus_yml_its_targets() -> Non
     }
     assert urls == {
         "ims-testbed": ["http://127.0.0.1:9555/endpoints"],
-        "cadvisor": ["http://127.0.0.1:9555/nodes"],
+        "kubelet": ["http://127.0.0.1:9555/nodes"],
     }
     # the Debian binary really lacks Kubernetes discovery (else the sidecar could go)
     probe = subprocess.run(
@@ -1671,19 +1671,20 @@ def test_prometheus_relabelling_mirrors_the_service_monitor() -> None:
     for endpoint in monitor["spec"]["endpoints"]:
         for r in endpoint["relabelings"]:
             assert targets[r["targetLabel"]] == r["sourceLabels"]
-    # cAdvisor through the API server's node proxy with the pod's token, this namespace only
-    cadvisor = jobs["cadvisor"]
-    assert cadvisor["scheme"] == "https"
-    assert cadvisor["tls_config"] == {"ca_file": f"{SERVICE_ACCOUNT_DIR}/ca.crt"}
-    assert cadvisor["authorization"] == {"credentials_file": f"{SERVICE_ACCOUNT_DIR}/token"}
-    assert cadvisor["metric_relabel_configs"] == [
+    # the kubelet's resource metrics through the API server's node proxy with the pod's
+    # token, this namespace only
+    kubelet = jobs["kubelet"]
+    assert kubelet["scheme"] == "https"
+    assert kubelet["tls_config"] == {"ca_file": f"{SERVICE_ACCOUNT_DIR}/ca.crt"}
+    assert kubelet["authorization"] == {"credentials_file": f"{SERVICE_ACCOUNT_DIR}/token"}
+    assert kubelet["metric_relabel_configs"] == [
         {"source_labels": ["namespace"], "regex": NAMESPACE, "action": "keep"}
     ]
 
 
 class FakeKubernetes(ThreadingHTTPServer):
     """The Kubernetes API as the discovery sidecar and Prometheus use it: object lists, and
-    a node's cAdvisor behind the API server's node proxy. Records every request."""
+    a node's resource metrics behind the API server's node proxy. Records every request."""
 
     daemon_threads = True
 
@@ -1879,7 +1880,7 @@ def test_prometheus_scrapes_what_the_service_monitor_selects_with_its_labels(
     }
 
     api = f"/api/v1/namespaces/{NAMESPACE}"
-    cadvisor_path = "/api/v1/nodes/node-1/proxy/metrics/cadvisor"
+    resource_path = "/api/v1/nodes/node-1/proxy/metrics/resource"
     fake = FakeKubernetes(
         {
             f"{api}/services": services,
@@ -1896,7 +1897,7 @@ def test_prometheus_scrapes_what_the_service_monitor_selects_with_its_labels(
             ],
         },
         {
-            cadvisor_path: "# TYPE container_cpu_usage_seconds_total counter\n"
+            resource_path: "# TYPE container_cpu_usage_seconds_total counter\n"
             'container_cpu_usage_seconds_total{container="sip-proxy",id="/a",'
             f'namespace="{NAMESPACE}",pod="{RELEASE}-sip-proxy-0"}} 1.5\n'
             'container_cpu_usage_seconds_total{container="coredns",id="/b",'
@@ -1946,7 +1947,7 @@ def test_prometheus_scrapes_what_the_service_monitor_selects_with_its_labels(
         except OSError:
             return None  # not listening yet
         ours = [t for t in active if t["scrapePool"] == "ims-testbed"]
-        nodes = [t for t in active if t["scrapePool"] == "cadvisor"]
+        nodes = [t for t in active if t["scrapePool"] == "kubelet"]
         found = len(ours) >= len(expected) and nodes and nodes[0]["health"] == "up"
         return active if found else None
 
@@ -1986,8 +1987,8 @@ def test_prometheus_scrapes_what_the_service_monitor_selects_with_its_labels(
         }
 
         # cAdvisor: through the node proxy with the pod's token, this namespace's series only
-        (node,) = [t for t in active if t["scrapePool"] == "cadvisor"]
-        assert node["scrapeUrl"] == fake.url + cadvisor_path
+        (node,) = [t for t in active if t["scrapePool"] == "kubelet"]
+        assert node["scrapeUrl"] == fake.url + resource_path
         assert node["labels"]["instance"] == node["labels"]["node"] == "node-1"
         (series,) = _wait_for("cAdvisor's series", cpu, logs)
         assert {k: series["metric"][k] for k in ("namespace", "pod", "container")} == {
@@ -1999,7 +2000,7 @@ def test_prometheus_scrapes_what_the_service_monitor_selects_with_its_labels(
         # for this namespace's objects and the nodes only
         token = "Bearer " + (account / "token").read_text().strip()
         assert {auth for _, auth in fake.seen} == {token}
-        assert {path for path, _ in fake.seen} == {*fake.lists, cadvisor_path}
+        assert {path for path, _ in fake.seen} == {*fake.lists, resource_path}
     finally:
         for process in processes:
             process.terminate()

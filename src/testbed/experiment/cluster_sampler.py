@@ -2,8 +2,9 @@
 
 The same columns as the local sampler (testbed.experiment.sampler), so the summary, report and
 `testbed compare` read both: per proxy the new INVITEs, INVITE and REGISTER requests, 200s,
-CPU (cAdvisor, as the HPA's Resource metric sees it) and the windowed percentile of the
-response time; over all proxies the percentile and the load balancer's new-INVITE rate. A proxy
+CPU (the kubelet's resource metrics: what the HPA's Resource metric sees) and the windowed
+percentile of the response time, computed from the scraped buckets by the local sampler's own
+code; over all proxies the percentile and the load balancer's new-INVITE rate. A proxy
 pod `<release>-sip-proxy-3` is column prefix `sip-proxy-3`, as in local mode.
 """
 
@@ -11,12 +12,15 @@ from __future__ import annotations
 
 import re
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 
 from testbed.cluster.access import Prometheus
+from testbed.experiment import histogram
+from testbed.experiment.histogram import Buckets
 from testbed.experiment.sampler import sample_scenario
 
 _ORDINAL = re.compile(r"-sip-proxy-(\d+)$")
@@ -43,7 +47,8 @@ class ClusterSampler:
         self.prom = prometheus
         self.http = http
         self.ns = namespace
-        self.window = f"{max(1, round(window_s))}s"
+        self.window_s = window_s
+        self._buckets: dict[str, deque[tuple[float, Buckets]]] = {}
         self.q = percentile / 100
         self.scenario_url = scenario_url
         self.replicas = replicas
@@ -77,6 +82,35 @@ class ClusterSampler:
             return None
         return response.json() if response.status_code == 200 else None
 
+    def _percentiles(self, now: float, sel: str) -> tuple[dict[str, float], float | None]:
+        """As the local sampler: each proxy's cumulative buckets (here as Prometheus scraped
+        them) kept over the window, the quantile of their difference; observations before the
+        first sample (the registrations) are left out, as locally."""
+        current: dict[str, Buckets] = {}
+        for item in self.prom.query(
+            f"sum by (pod, le) (sip_response_time_seconds_bucket{{{sel}}})"
+        ):
+            column = proxy_column(str(item.get("pod", "")))
+            if column is not None:
+                current.setdefault(column, {})[float(item["le"])] = item["value"]
+        window_total: Buckets = {}
+        by_pod: dict[str, float] = {}
+        for column, buckets in current.items():
+            history = self._buckets.setdefault(column, deque())
+            if not history:
+                # a proxy's first sample is its baseline (a new proxy: what it saw before)
+                history.append((now, buckets))
+                continue
+            history.append((now, buckets))
+            while len(history) > 1 and history[1][0] <= now - self.window_s:
+                history.popleft()
+            window = histogram.difference(buckets, history[0][1])
+            window_total = histogram.add(window_total, window)
+            value = histogram.quantile(self.q, window)
+            if value is not None:
+                by_pod[column] = value
+        return by_pod, histogram.quantile(self.q, window_total)
+
     def sample(self) -> dict[str, Any]:
         now = time.monotonic()
         row: dict[str, Any] = {"t_s": round(now - self.start, 3), "time": round(time.time(), 3)}
@@ -92,18 +126,12 @@ class ClusterSampler:
             "registers_per_s": rate('direction="in",method="REGISTER",status=""'),
             "ok_per_s": rate('direction="out",method="INVITE",status="200"'),
         }
-        # cAdvisor's counters move every 10-15 s (kubelet housekeeping): a 30 s rate
+        # the kubelet's CPU counters move every 10-15 s (its housekeeping): a 30 s rate
         cpu_sel = self._sel('container="sip-proxy"')
         cpu = self._by_pod(
             f"sum by (pod) (rate(container_cpu_usage_seconds_total{{{cpu_sel}}}[30s]))"
         )
-        buckets = f"sip_response_time_seconds_bucket{{{sel}}}"
-        p_by_pod = self._by_pod(
-            f"histogram_quantile({self.q}, sum by (pod, le) (rate({buckets}[{self.window}])))"
-        )
-        overall = self.prom.scalar(
-            f"histogram_quantile({self.q}, sum by (le) (rate({buckets}[{self.window}])))"
-        )
+        p_by_pod, overall = self._percentiles(now, sel)
         replicas = self.replicas()
         pods = sorted(set().union(*series.values(), cpu, p_by_pod), key=_ordinal)
         row["proxies"] = replicas if replicas is not None else len(pods)

@@ -1,8 +1,8 @@
 {{/*
 prometheus.yml: what the umbrella's ServiceMonitor (templates/monitoring.yaml) selects, found
-and labelled without the operator, and the kubelets' cAdvisor for container CPU. Every series
+and labelled without the operator, and the kubelets' resource metrics for container CPU. Every series
 gets the labels the dashboard and the prometheus-adapter rules group by: component, pod,
-container, namespace, service (cAdvisor's carry their own pod, container, namespace).
+container, namespace, service (the kubelet's carry their own pod, container, namespace).
 The targets come from the pod's discovery sidecar (files/kube_sd.py): http_sd_configs with
 the __meta_kubernetes_* labels of kubernetes_sd_configs, which the image's Prometheus (Debian's
 build) lacks, so the relabelling is what it would be with Kubernetes discovery.
@@ -52,9 +52,12 @@ scrape_configs:
         target_label: container
       - source_labels: [__meta_kubernetes_pod_label_app_kubernetes_io_component]
         target_label: component
-  # container_cpu_usage_seconds_total and the rest of cAdvisor, through the API server's node
-  # proxy (no kubelet port to reach, no kubelet certificate to trust), with this pod's token
-  - job_name: cadvisor
+  # container_cpu_usage_seconds_total{namespace,pod,container} from the kubelet's resource
+  # metrics, the very counters metrics-server serves the HPA (the kubelet labels them itself;
+  # its cAdvisor endpoint names containers only where the runtime listens on its default
+  # socket), through the API server's node proxy (no kubelet port to reach, no kubelet
+  # certificate to trust), with this pod's token
+  - job_name: kubelet
     scheme: https
     tls_config:
       ca_file: {{ $sa }}/ca.crt
@@ -74,7 +77,7 @@ scrape_configs:
       - source_labels: [__meta_kubernetes_node_name]
         regex: (.+)
         target_label: __metrics_path__
-        replacement: /api/v1/nodes/${1}/proxy/metrics/cadvisor
+        replacement: /api/v1/nodes/${1}/proxy/metrics/resource
     metric_relabel_configs:
       # every container of every node: keep the release's namespace only
       - source_labels: [namespace]
