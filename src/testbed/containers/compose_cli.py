@@ -47,8 +47,7 @@ def up(
     profile: Profiles = None,
     timeout: Annotated[float, typer.Option(help="seconds for everything to be healthy")] = 300.0,
 ) -> None:
-    """Create and start every service in dependency order; return once all are healthy and
-    every one-shot has completed (images from docker/build.sh)."""
+    """Start every service in dependency order; return once all are healthy and one-shots done."""
     compose = _project(project, file, profile)
     start = time.monotonic()
     try:
@@ -65,8 +64,7 @@ def down(
     file: File = ROOT / "docker-compose.yml",
     profile: Profiles = None,
 ) -> None:
-    """Remove the project's containers, networks and volumes, and what it left in the host's
-    network; exit 1 if anything of it is left."""
+    """Remove the project's containers, networks, volumes and host network changes."""
     compose = _project(project, file, profile)
     start = time.monotonic()
     try:
@@ -94,7 +92,7 @@ def status(
     file: File = ROOT / "docker-compose.yml",
     profile: Profiles = None,
 ) -> None:
-    """Every service with its state and health (exit 1 if one is not as it should be)."""
+    """Every service with its state and health (exit 1 unless all are as they should be)."""
     compose = _project(project, file, profile)
     rows = compose.status()
     table = Table(title=f"compose project {project}")
