@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import io
 import json
 import shutil
 import subprocess
@@ -28,17 +27,15 @@ import yaml
 from testbed.cluster.access import PortForward, Prometheus, kubectl_command
 from testbed.cluster.layout import REPO_ROOT
 from testbed.experiment.cluster_sampler import ClusterSampler, proxy_column
-from testbed.experiment.report import write_report
 from testbed.experiment.runner import (
     ExperimentFailed,
     Prepared,
-    _write_timeseries,
-    load_rises,
-    plan_proxies,
+    fetch_run_log,
     prepare,
+    write_calls,
+    write_results,
 )
 from testbed.experiment.spec import Experiment
-from testbed.experiment.summary import summarize
 
 Progress = Callable[[str, dict[str, Any] | None], None]
 CHART = REPO_ROOT / "helm" / "ims-testbed"
@@ -240,25 +237,8 @@ def _collect(
                 offset += len(page["items"])
                 if not page["items"] or offset >= page["total"]:
                     break
-    if calls:
-        with (out / "calls.csv").open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(calls[0]))
-            writer.writeheader()
-            writer.writerows(calls)
-    else:
-        (out / "calls.csv").write_text("call_id,caller,callee,outcome,reason\n")
-    undeliverable = 0
-    if run_id:
-        with contextlib.suppress(httpx.HTTPError):
-            log = http.get(f"{urls['scenario']}/runs/{run_id}/log", timeout=60).text
-            (out / "run_log.csv").write_text(log)
-            undeliverable = sum(
-                1 for row in csv.DictReader(io.StringIO(log)) if row["status"] == "undeliverable"
-            )
-    if not (out / "run_log.csv").exists():
-        (out / "run_log.csv").write_text(
-            "seq,caller,callee,pod,offset_s,scheduled_at,sent_at,lag_ms,status\n"
-        )
+    write_calls(calls, out)
+    undeliverable = fetch_run_log(http, urls["scenario"], run_id, out)
     return calls, undeliverable
 
 
@@ -412,37 +392,21 @@ def run_on_cluster(
         with contextlib.suppress(Exception):
             tools.kubectl("delete", "namespace", namespace, "--wait=true", check=False, timeout=300)
         http.close()
-    _write_timeseries(rows, out / "timeseries.csv")
     if hpa_log:
         with (out / "autoscaler.csv").open("w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(hpa_log[0]))
             writer.writeheader()
             writer.writerows(hpa_log)
-    summary = summarize(
+    write_results(
+        out,
+        experiment,
+        prepared,
         rows,
         calls,
         undeliverable,
-        experiment.qos.p0_ms,
-        experiment.qos.percentile,
         interrupted,
-        rises_s=load_rises(experiment),
-        plan_proxies=plan_proxies(experiment, prepared),
+        {"platform": "kubernetes", "namespace": namespace, **timings},
     )
-    (out / "summary.json").write_text(
-        json.dumps(
-            {
-                "experiment": experiment.name,
-                "platform": "kubernetes",
-                "namespace": namespace,
-                "proxies": prepared.proxies,
-                "cpu": experiment.proxies.cpu,
-                **timings,
-                **summary.as_dict(),
-            },
-            indent=2,
-        )
-    )
-    write_report(out, experiment, summary)
     return out
 
 

@@ -21,7 +21,7 @@ import httpx
 from testbed.cluster.access import Prometheus
 from testbed.experiment import histogram
 from testbed.experiment.histogram import Buckets
-from testbed.experiment.sampler import sample_scenario
+from testbed.experiment.sampler import counter_rate, sample_scenario
 
 _ORDINAL = re.compile(r"-sip-proxy-(\d+)$")
 # counter rates over the last two scrapes at most this old
@@ -67,13 +67,7 @@ class ClusterSampler:
         return out
 
     def _rate(self, key: str, value: float, now: float) -> float | None:
-        previous = self._totals.get(key)
-        if previous is not None and now - previous[0] < 0.5:
-            return None
-        self._totals[key] = (now, value)
-        if previous is None:
-            return None
-        return max(0.0, value - previous[1]) / (now - previous[0])
+        return counter_rate(self._totals, key, value, now)
 
     def _get_json(self, url: str) -> Any:
         try:

@@ -153,6 +153,13 @@ def _collect(
             offset += len(page["items"])
             if not page["items"] or offset >= page["total"]:
                 break
+    write_calls(calls, out)
+    undeliverable = fetch_run_log(http, testbed.settings.scenario_controller_url, run_id, out)
+    return calls, undeliverable
+
+
+def write_calls(calls: list[dict[str, Any]], out: Path) -> None:
+    """calls.csv: every call record the client pods kept (a header alone when none)."""
     if calls:
         with (out / "calls.csv").open("w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(calls[0]))
@@ -160,7 +167,11 @@ def _collect(
             writer.writerows(calls)
     else:
         (out / "calls.csv").write_text("call_id,caller,callee,outcome,reason\n")
-    scenario_url = testbed.settings.scenario_controller_url
+
+
+def fetch_run_log(http: httpx.Client, scenario_url: str, run_id: str | None, out: Path) -> int:
+    """run_log.csv from the scenario controller; returns how many invites were undeliverable."""
+    undeliverable = 0
     if run_id:
         try:
             log = http.get(f"{scenario_url}/runs/{run_id}/log", timeout=60).text
@@ -174,7 +185,45 @@ def _collect(
         (out / "run_log.csv").write_text(
             "seq,caller,callee,pod,offset_s,scheduled_at,sent_at,lag_ms,status\n"
         )
-    return calls, undeliverable
+    return undeliverable
+
+
+def write_results(
+    out: Path,
+    experiment: Experiment,
+    prepared: Prepared,
+    rows: list[dict[str, Any]],
+    calls: list[dict[str, Any]],
+    undeliverable: int,
+    interrupted: bool,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """timeseries.csv, summary.json (with `extra` fields) and the report: the end of every run,
+    local or on a cluster."""
+    _write_timeseries(rows, out / "timeseries.csv")
+    summary = summarize(
+        rows,
+        calls,
+        undeliverable,
+        experiment.qos.p0_ms,
+        experiment.qos.percentile,
+        interrupted,
+        rises_s=load_rises(experiment),
+        plan_proxies=plan_proxies(experiment, prepared),
+    )
+    (out / "summary.json").write_text(
+        json.dumps(
+            {
+                "experiment": experiment.name,
+                **(extra or {}),
+                "proxies": prepared.proxies,
+                "cpu": experiment.proxies.cpu,
+                **summary.as_dict(),
+            },
+            indent=2,
+        )
+    )
+    write_report(out, experiment, summary)
 
 
 def run_experiment(
@@ -307,29 +356,7 @@ def run_experiment(
             testbed.down()
             testbed.close()
             http.close()
-    _write_timeseries(rows, out / "timeseries.csv")
-    summary = summarize(
-        rows,
-        calls,
-        undeliverable,
-        experiment.qos.p0_ms,
-        experiment.qos.percentile,
-        interrupted,
-        rises_s=load_rises(experiment),
-        plan_proxies=plan_proxies(experiment, prepared),
-    )
-    (out / "summary.json").write_text(
-        json.dumps(
-            {
-                "experiment": experiment.name,
-                "proxies": prepared.proxies,
-                "cpu": experiment.proxies.cpu,
-                **summary.as_dict(),
-            },
-            indent=2,
-        )
-    )
-    write_report(out, experiment, summary)
+    write_results(out, experiment, prepared, rows, calls, undeliverable, interrupted)
     return out
 
 

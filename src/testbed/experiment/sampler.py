@@ -49,6 +49,20 @@ def _cpu_seconds(component: Component) -> float | None:
         return None
 
 
+def counter_rate(
+    totals: dict[str, tuple[float, float]], key: str, value: float, now: float
+) -> float | None:
+    """The rate of a running total since its last reading (kept in `totals`, key -> (time,
+    total)); None for the first reading and over spans under MIN_SPAN_S."""
+    previous = totals.get(key)
+    if previous is not None and now - previous[0] < MIN_SPAN_S:
+        return None  # keep the older total: the next sample measures over a longer span
+    totals[key] = (now, value)
+    if previous is None:
+        return None
+    return max(0.0, value - previous[1]) / (now - previous[0])
+
+
 class Sampler:
     def __init__(
         self,
@@ -69,13 +83,7 @@ class Sampler:
         self.start = time.monotonic()
 
     def _rate(self, key: str, value: float, now: float) -> float | None:
-        previous = self._totals.get(key)
-        if previous is not None and now - previous[0] < MIN_SPAN_S:
-            return None  # keep the older total: the next sample measures over a longer span
-        self._totals[key] = (now, value)
-        if previous is None:
-            return None
-        return max(0.0, value - previous[1]) / (now - previous[0])
+        return counter_rate(self._totals, key, value, now)
 
     def sample(self, state: TestbedState) -> dict[str, Any]:
         now = time.monotonic()
