@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -156,7 +157,8 @@ def restore_iptables(before: HostSnapshot, keep_shared: bool) -> list[str]:
                     continue  # flushed with its chain below
                 target = _jump_target(rule)
                 if target in new_chains:
-                    args = [tool, "-t", table, "-D", *rule.split()[1:]]
+                    # iptables-save quotes arguments with spaces (comments): split as a shell
+                    args = [tool, "-t", table, "-D", *shlex.split(rule)[1:]]
                     if subprocess.run(args, capture_output=True, check=False).returncode:
                         failures.append(" ".join(args))
             for verb in ("-F", "-X"):
