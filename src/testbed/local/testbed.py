@@ -473,10 +473,16 @@ class LocalTestbed:
         return component
 
     def _controller_hook(
-        self, name: str, action: str, json: object = None, params: dict[str, float] | None = None
+        self,
+        name: str,
+        action: str,
+        json: object = None,
+        params: dict[str, float] | None = None,
+        base_url: str | None = None,
+        timeout: float = 120.0,
     ) -> None:
-        url = f"{self.settings.controller_url}/proxies/{name}/{action}"
-        response = self._http.post(url, json=json, params=params, timeout=120.0)
+        url = f"{base_url or self.settings.controller_url}/proxies/{name}/{action}"
+        response = self._http.post(url, json=json, params=params, timeout=timeout)
         if response.status_code >= 400:
             try:
                 detail = response.json().get("detail", response.text)
@@ -552,6 +558,10 @@ class LocalTestbed:
         stopped: list[str] = []
         controller = state.get("sip-controller")
         controller_up = bool(controller and controller.handle and controller.handle.alive())
+        # the controller this testbed recorded (`testbed down` may run with other settings
+        # than the run that started it), briefly: a hung one must not hold every proxy's stop
+        address = controller.endpoints.get("http") if controller else None
+        base_url = f"http://{address}" if address else None
         for component in state.of_kind(CLIENT_KIND) + state.of_kind(SCENARIO_CONTROLLER_KIND):
             self._stop_component(component)
             if component.handle is not None:
@@ -559,9 +569,16 @@ class LocalTestbed:
         for proxy in sorted(state.of_kind(PROXY_KIND), key=lambda c: c.index or 0, reverse=True):
             if controller_up:
                 try:
-                    self._controller_hook(proxy.name, "disable", params={"grace_seconds": 0})
+                    self._controller_hook(
+                        proxy.name,
+                        "disable",
+                        params={"grace_seconds": 0},
+                        base_url=base_url,
+                        timeout=10.0,
+                    )
                 except (StartupError, httpx.HTTPError) as exc:
                     self._notify(f"warning: {proxy.name}: {exc}")
+                    controller_up = not isinstance(exc, httpx.TimeoutException)
             self._stop_component(proxy)
             stopped.append(proxy.name)
         for sidecar in state.of_kind(ANALYZER_KIND):
