@@ -3,6 +3,7 @@ tests/test_controller_api.py::test_reconciler_takes_an_unhealthy_proxy_out_and_b
 
 import anyio
 
+from sip_controller.proxies import Probe
 from sip_controller.reconciler import Reconciler
 from sip_controller.store import ProxyRow
 from testbed_db import ProxyState
@@ -11,20 +12,27 @@ from testbed_db import ProxyState
 class StandIn:
     def __init__(self, rows: list[ProxyRow]) -> None:
         self.rows_ = {r.name: r for r in rows}
-        self.health: dict[str, bool] = {}
+        self.health: dict[str, bool | Probe] = {}
+        self.synced: dict[str, bool] = {}
         self.busy: set[str] = set()
         self.actions: list[tuple[str, str]] = []
 
     async def rows(self) -> list[ProxyRow]:
         return list(self.rows_.values())
 
-    async def is_healthy(self, http_url: str) -> bool:
-        return self.health.get(http_url, True)
+    async def probe(self, http_url: str) -> Probe:
+        health = self.health.get(http_url, True)
+        if isinstance(health, Probe):
+            return health
+        return Probe.HEALTHY if health else Probe.FAILING
 
-    async def mark_unhealthy(self, row: ProxyRow) -> None:
+    async def usrloc_synced(self, row: ProxyRow) -> bool:
+        return self.synced.get(row.name, True)
+
+    async def mark_unhealthy(self, row: ProxyRow, reason: str) -> None:
         self.actions.append(("unhealthy", row.name))
         self.rows_[row.name] = ProxyRow(
-            row.name, row.sip_uri, row.http_url, ProxyState.UNHEALTHY, 1
+            row.name, row.sip_uri, row.http_url, ProxyState.UNHEALTHY, None
         )
 
     async def mark_healthy(self, row: ProxyRow) -> None:
@@ -71,3 +79,32 @@ def test_busy_proxies_are_skipped():
     reconciler = Reconciler(service, failure_threshold=1)  # type: ignore[arg-type]
     anyio.run(reconciler.run_once)
     assert service.actions == []
+
+
+def test_a_proxy_that_refuses_connections_leaves_at_the_first_check():
+    """Its process is gone: waiting for the threshold would send its share of the calls into
+    nothing for threshold x interval seconds."""
+    service = StandIn([_row("a", ProxyState.ENABLED), _row("b", ProxyState.ENABLED)])
+    reconciler = Reconciler(service, failure_threshold=3)  # type: ignore[arg-type]
+    service.health["http://a:8080"] = Probe.DOWN
+    anyio.run(reconciler.run_once)
+    assert service.actions == [("unhealthy", "a")]
+    assert service.rows_["a"].dispatcher_flags is None
+
+
+def test_an_unhealthy_proxy_rejoins_once_synced_or_after_the_sync_timeout():
+    now = [0.0]
+    service = StandIn([_row("a", ProxyState.UNHEALTHY), _row("b", ProxyState.UNHEALTHY)])
+    reconciler = Reconciler(  # type: ignore[arg-type]
+        service, failure_threshold=3, rejoin_after_s=10.0, clock=lambda: now[0]
+    )
+    service.synced = {"a": False, "b": False}  # restarted: their usrloc is still empty
+    anyio.run(reconciler.run_once)
+    assert service.actions == []
+    service.synced["a"] = True
+    now[0] = 1.0
+    anyio.run(reconciler.run_once)
+    assert service.actions == [("enabled", "a")]
+    now[0] = 10.5  # b never caught up: back anyway, as the enable hook does after its wait
+    anyio.run(reconciler.run_once)
+    assert service.actions == [("enabled", "a"), ("enabled", "b")]

@@ -1,10 +1,16 @@
+import logging
+import sqlite3
+import threading
 from pathlib import Path
 
+import pymysql
 import pytest
-from sqlalchemy import select
+from sqlalchemy import create_engine, select
+from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session
 
-from sip_controller.store import ProxyStore
+from sip_controller.errors import DatabaseUnavailable
+from sip_controller.store import ProxyStore, is_outage
 from testbed_db import Dispatcher, ProxyState, create_schema, make_engine
 
 
@@ -59,3 +65,60 @@ def test_rows_and_counts(store: ProxyStore):
     assert [r.name for r in store.rows()] == ["a", "b"]
     assert store.counts_by_state() == {ProxyState.ENABLED: 1, ProxyState.UNHEALTHY: 1}
     store.ping()
+
+
+def test_a_locked_database_is_waited_out_and_the_outage_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    """Another process holds SQLite's write lock past the driver's busy timeout: the write
+    waits for it instead of failing, and the log says when the outage began and ended."""
+    path = tmp_path / "db.sqlite"
+    engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": 0.2})
+    create_schema(engine)
+    store = ProxyStore(engine, outage_seconds=10.0)
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN EXCLUSIVE")
+    releaser = threading.Timer(1.5, holder.execute, ["COMMIT"])
+    releaser.start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="sip_controller.store"):
+            row = store.put("p", "sip:10.0.0.1:5060", "http://10.0.0.1:8080", ProxyState.ENABLED, 0)
+    finally:
+        releaser.join()
+        holder.close()
+    assert store.get("p") == row
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("database unavailable (write p: database is locked)" in m for m in messages)
+    assert any(m.startswith("database reachable again after 1.") for m in messages), messages
+
+
+def test_an_outage_longer_than_the_bound_is_a_503_naming_it(tmp_path: Path):
+    path = tmp_path / "db.sqlite"
+    engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": 0.1})
+    create_schema(engine)
+    store = ProxyStore(engine, outage_seconds=0.5)
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(DatabaseUnavailable) as caught:
+            store.put("p", "sip:10.0.0.1:5060", "http://10.0.0.1:8080", ProxyState.ENABLED, 0)
+    finally:
+        holder.close()
+    assert caught.value.status_code == 503
+    assert "database is locked" in caught.value.detail
+    assert "(write p)" in caught.value.detail
+
+
+def test_a_mariadb_that_is_down_is_an_outage_and_a_bad_statement_is_not(tmp_path: Path):
+    """Classification only (the restart itself runs against a real MariaDB in
+    tests/test_healing.py): connection refused and 'gone away' are waited out."""
+    refused = OperationalError("SELECT 1", {}, pymysql.err.OperationalError(2003, "refused"))
+    gone = OperationalError("SELECT 1", {}, pymysql.err.OperationalError(2006, "gone away"))
+    syntax = ProgrammingError("SELEC", {}, pymysql.err.ProgrammingError(1064, "syntax"))
+    missing = OperationalError("x", {}, sqlite3.OperationalError("no such table: x"))
+    assert is_outage(refused) and is_outage(gone)
+    assert not is_outage(syntax) and not is_outage(missing)
+    engine = make_engine(f"sqlite:///{tmp_path}/db.sqlite")
+    store = ProxyStore(engine, outage_seconds=5.0)
+    with pytest.raises(OperationalError, match="no such table"):
+        store.rows()  # not waited out: there is nothing to wait for

@@ -27,11 +27,14 @@ class Settings(BaseSettings):
     drain_grace_seconds: float = Field(30.0, ge=0)
     enable_timeout_seconds: float = Field(15.0, gt=0)
     sync_timeout_seconds: float = Field(10.0, ge=0)
-    health_check_interval_seconds: float = Field(2.0, gt=0)
+    # a proxy that refuses connections leaves the set on the first check: within this interval
+    health_check_interval_seconds: float = Field(1.0, gt=0)
     health_failure_threshold: int = Field(3, ge=1)
     # a frozen proxy still accepts TCP connections (the kernel does that): keep this short
     health_check_timeout_seconds: float = Field(1.0, gt=0)
     rpc_timeout_seconds: float = Field(5.0, gt=0)
+    # how long an operation waits out the DB being unreachable or locked before it fails (503)
+    database_outage_seconds: float = Field(60.0, ge=0)
 
     sip_controller_host: str = "127.0.0.1"
     sip_controller_port: int = Field(8000, gt=0, lt=65536)

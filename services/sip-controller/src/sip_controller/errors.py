@@ -27,3 +27,7 @@ class LoadBalancerUnavailable(ControllerError):
 
 class OperationTimeout(ControllerError):
     status_code = 504
+
+
+class DatabaseUnavailable(ControllerError):
+    status_code = 503

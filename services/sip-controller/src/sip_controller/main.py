@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 from prometheus_fastapi_instrumentator import Instrumentator
+from sqlalchemy.exc import SQLAlchemyError
 
 from kamailio_rpc import AsyncKamailioRpc
 from sip_controller import __version__
@@ -32,6 +33,9 @@ log = logging.getLogger(__name__)
 def _prepare_database(settings: Settings) -> ProxyStore:
     """Create the schema and seed the subscribers (idempotent, every start)."""
     engine = make_engine(settings.database_url)
+    store = ProxyStore(engine, settings.database_outage_seconds)
+    # the DB may still be starting beside us (compose, the chart): wait for it like any outage
+    store.wait_reachable()
     create_schema(engine)
     seed = SubscriberSeed(
         domain=settings.sip_domain,
@@ -41,7 +45,7 @@ def _prepare_database(settings: Settings) -> ProxyStore:
     )
     written = seed_subscribers(engine, seed)
     log.info("schema ready; %d subscriber rows written", written)
-    return ProxyStore(engine)
+    return store
 
 
 def create_app(
@@ -61,7 +65,9 @@ def create_app(
             )
 
             def refresh_metrics() -> None:
-                metrics.set_counts(store.counts_by_state())
+                # runs on the event loop: one try, no waiting out an outage here
+                with contextlib.suppress(SQLAlchemyError):
+                    metrics.set_counts(store.counts_by_state())
 
             service = ProxyService(
                 store,
@@ -75,7 +81,9 @@ def create_app(
             app.state.settings = settings
             app.state.store = store
             app.state.service = service
-            reconciler = Reconciler(service, settings.health_failure_threshold)
+            reconciler = Reconciler(
+                service, settings.health_failure_threshold, settings.sync_timeout_seconds
+            )
             task = asyncio.create_task(
                 reconciler.run_forever(settings.health_check_interval_seconds)
             )

@@ -2,12 +2,13 @@
 
 Only proxies that serve or drain have a dispatcher row. Kamailio's hash (algorithm 0) counts
 inactive rows and sends their share to the next active one, so a disabled proxy's row is
-removed once it has drained, and traffic spreads evenly over the rest.
+removed once it has drained, and an unhealthy one's at once: traffic spreads evenly over the rest.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import time
 from collections.abc import Callable
@@ -35,6 +36,16 @@ log = logging.getLogger(__name__)
 _POLL_SECONDS = 0.1
 # a request the LB forwarded just before its reload may still be on its way to the proxy
 _DRAIN_SETTLE_SECONDS = 0.5
+
+
+class Probe(enum.Enum):
+    """One health check of a proxy."""
+
+    HEALTHY = "healthy"
+    # nothing listens at its address (connection refused): the process is gone, no doubt
+    DOWN = "down"
+    # an error answer or a timeout: a busy proxy may recover, so only repeated ones count
+    FAILING = "failing"
 
 
 @dataclass(frozen=True)
@@ -169,26 +180,46 @@ class ProxyService:
 
     # -- reconciler entry points -------------------------------------------------------------
 
-    async def mark_unhealthy(self, row: ProxyRow) -> None:
-        await self._apply(
-            row.name, row.sip_uri, row.http_url, ProxyState.UNHEALTHY, DISPATCHER_FLAG_INACTIVE
-        )
-        log.warning("%s failed its health checks: taken out of the dispatcher set", row.name)
+    async def mark_unhealthy(self, row: ProxyRow, reason: str) -> None:
+        # out of the set, not merely inactive: the hash (algorithm 0) would send an inactive
+        # row's share of the calls to the next proxy, which would then carry double
+        await self._apply(row.name, row.sip_uri, row.http_url, ProxyState.UNHEALTHY, None)
+        log.warning("%s %s: taken out of the load balancers' set", row.name, reason)
 
     async def mark_healthy(self, row: ProxyRow) -> None:
         await self._apply(
             row.name, row.sip_uri, row.http_url, ProxyState.ENABLED, DISPATCHER_FLAG_ACTIVE
         )
-        log.info("%s is healthy again: back in the dispatcher set", row.name)
+        log.info("%s is healthy again: back in the load balancers' set", row.name)
 
-    async def is_healthy(self, http_url: str) -> bool:
+    async def usrloc_synced(self, row: ProxyRow) -> bool:
+        """Does `row` hold as many registrations as an enabled peer? (A restarted proxy pulls
+        them over DMQ; until then its INVITEs would meet an empty location table.)"""
+        peers = [
+            r for r in await self.rows() if r.state == ProxyState.ENABLED and r.name != row.name
+        ]
+        if not peers:
+            return True
+        try:
+            target = len(await self._rpc_for(peers[0].http_url).registered_aors())
+            have = len(await self._rpc_for(row.http_url).registered_aors())
+        except (RpcError, RpcTransportError):
+            return False
+        return have >= target
+
+    async def probe(self, http_url: str) -> Probe:
         try:
             response = await self._http.get(
                 f"{http_url}/health", timeout=self._settings.health_check_timeout_seconds
             )
+        except httpx.ConnectError:
+            return Probe.DOWN
         except httpx.HTTPError:
-            return False
-        return response.status_code == 200
+            return Probe.FAILING
+        return Probe.HEALTHY if response.status_code == 200 else Probe.FAILING
+
+    async def is_healthy(self, http_url: str) -> bool:
+        return await self.probe(http_url) is Probe.HEALTHY
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -272,4 +303,4 @@ class ProxyService:
             await asyncio.sleep(_POLL_SECONDS)
 
 
-__all__ = ["DrainResult", "OperationTimeout", "ProxyService", "Registrations"]
+__all__ = ["DrainResult", "OperationTimeout", "Probe", "ProxyService", "Registrations"]
