@@ -116,8 +116,10 @@ def test_a_mariadb_that_is_down_is_an_outage_and_a_bad_statement_is_not(tmp_path
     gone = OperationalError("SELECT 1", {}, pymysql.err.OperationalError(2006, "gone away"))
     syntax = ProgrammingError("SELEC", {}, pymysql.err.ProgrammingError(1064, "syntax"))
     missing = OperationalError("x", {}, sqlite3.OperationalError("no such table: x"))
-    assert is_outage(refused) and is_outage(gone)
-    assert not is_outage(syntax) and not is_outage(missing)
+    assert is_outage(refused)
+    assert is_outage(gone)
+    assert not is_outage(syntax)
+    assert not is_outage(missing)
     engine = make_engine(f"sqlite:///{tmp_path}/db.sqlite")
     store = ProxyStore(engine, outage_seconds=5.0)
     with pytest.raises(OperationalError, match="no such table"):
