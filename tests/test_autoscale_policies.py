@@ -416,3 +416,29 @@ def test_qos_never_scales_down_right_after_scaling_up() -> None:
     assert policy.recommend(20, 3, view(20, p99_ms=5, rate=8), ready(3)).desired == 3
     assert policy.recommend(30, 3, view(30, p99_ms=5, rate=8), ready(3)).desired == 3
     assert policy.recommend(36, 3, view(36, p99_ms=5, rate=8), ready(3)).desired == 2
+
+
+def test_proxy_scaler_retries_a_failed_step_until_it_succeeds() -> None:
+    """The autoscaler says its target once; a step that fails (a proxy that did not come up)
+    must be tried again, not forgotten with the target reset to what exists."""
+    calls: list[int] = []
+    errors: list[BaseException] = []
+
+    def scale(n: int) -> None:
+        calls.append(n)
+        if len(calls) == 1:
+            raise RuntimeError("sip-proxy-1 exited during start-up")
+
+    scaler = ProxyScaler(
+        scale, 1, mode="ordered", startup_delay_s=0.0, on_error=errors.append, retry_delay_s=0.2
+    )
+    scaler.start()
+    scaler.set_target(2)
+    deadline = time.monotonic() + 5
+    while scaler.replicas != 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    scaler.stop()
+    assert [str(e) for e in errors] == ["sip-proxy-1 exited during start-up"]
+    assert calls == [2, 2]
+    assert scaler.replicas == 2
+    assert set(scaler.readiness().ready) == {"sip-proxy-0", "sip-proxy-1"}

@@ -6,6 +6,10 @@ each created only when the previous one is ready, and removed one at a time. `pa
 Deployment (or a Parallel StatefulSet): all missing proxies at once. `startup_delay_s` is what a
 pod spends before it may serve on a cluster (scheduling, container start, the readiness probe's
 initial delay: 5 s in the paper's chart); locally a proxy is ready in well under a second.
+
+A step that fails is tried again, `retry_delay_s` later and then at doubling intervals up to
+`max_retry_delay_s`, as a workload controller requeues: the target stays what the autoscaler
+asked for (the autoscaler only says it again when its answer changes).
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ class ProxyScaler:
         name: Callable[[int], str] = lambda index: f"sip-proxy-{index}",
         clock: Callable[[], float] = time.monotonic,
         on_error: Callable[[BaseException], None] | None = None,
+        retry_delay_s: float = 2.0,
+        max_retry_delay_s: float = 30.0,
     ) -> None:
         self._scale = scale
         self.mode = mode
@@ -37,6 +43,8 @@ class ProxyScaler:
         self._name = name
         self._clock = clock
         self._on_error = on_error
+        self.retry_delay_s = retry_delay_s
+        self.max_retry_delay_s = max_retry_delay_s
         self._lock = threading.Condition()
         self._target = initial_replicas
         self._actual = initial_replicas
@@ -84,6 +92,7 @@ class ProxyScaler:
         return self._actual + (1 if self._target > self._actual else -1)
 
     def _run(self) -> None:
+        delay = self.retry_delay_s
         while True:
             with self._lock:
                 while not self._stopping and self._step() is None:
@@ -105,9 +114,12 @@ class ProxyScaler:
                 if self._on_error is not None:
                     self._on_error(exc)
                 with self._lock:
-                    self._target = self._actual
                     self._requested = self._actual
+                if not self._sleep(delay):  # then the same target again
+                    return
+                delay = min(delay * 2, self.max_retry_delay_s)
                 continue
+            delay = self.retry_delay_s
             with self._lock:
                 now = self._clock()
                 for index in range(self._actual, step):
