@@ -13,7 +13,9 @@ from rich.table import Table
 from testbed.cluster.cli import cluster_app
 from testbed.config import TestbedSettings
 from testbed.containers.compose_cli import compose_app
+from testbed.local import processes
 from testbed.local.cgroups import parse_millicores
+from testbed.local.state import RunRegistry
 from testbed.local.testbed import ComponentStatus, LocalTestbed, StartupError
 
 app = typer.Typer(
@@ -23,6 +25,10 @@ app = typer.Typer(
 )
 app.add_typer(cluster_app, name="cluster")
 app.add_typer(compose_app, name="compose")
+# how long `testbed down` lets a live run stop its own testbed and write its results
+RUN_STOP_TIMEOUT_S = 420.0
+# exit status of `testbed run` by the summary's status
+RUN_EXIT = {"completed": 0, "deadline": 1, "failed": 1, "interrupted": 130}
 # wide enough for the status table when output is not a terminal (CI logs, pipes)
 console = Console(width=None if Console().is_terminal else 160)
 
@@ -132,13 +138,36 @@ def scale(
 
 @app.command()
 def down() -> None:
-    """Stop everything `testbed up` started, and nothing else."""
+    """Stop everything `testbed up` started, and the testbeds `testbed run` left running (a run
+    still going is sent SIGTERM: it stops its testbed and writes its results); nothing else."""
     testbed = _testbed()
     try:
         stopped = testbed.down()
     finally:
         testbed.close()
     console.print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+    settings = TestbedSettings()
+    registry = RunRegistry(settings.testbed_state_dir)
+    for entry in registry.entries():
+        where = entry.results or entry.state_dir
+        if entry.owner.alive():
+            console.print(f"run PID {entry.owner_pid} ({where}) is still going: stopping it")
+            processes.stop(entry.owner, timeout=RUN_STOP_TIMEOUT_S)
+        leftover = LocalTestbed(
+            settings.model_copy(
+                update={"testbed_state_dir": entry.state_dir, "database_url": None}
+            ),
+            notify=lambda message: console.print(f"[dim]{message}[/dim]"),
+        )
+        try:
+            stopped = leftover.down()
+        finally:
+            leftover.close()
+        registry.remove(entry.state_dir)
+        console.print(
+            f"stopped (testbed of the run in {where}): "
+            + (", ".join(stopped) if stopped else "nothing was left running")
+        )
 
 
 @app.command()
@@ -201,9 +230,11 @@ def run(
     ] = None,
 ) -> None:
     """Run an experiment on the local testbed or, with --kubeconfig, on a cluster; the last line
-    printed is its results folder."""
+    printed is its results folder. Exit status: 0 completed, 1 failed or ended at its deadline,
+    130 interrupted (Ctrl-C, SIGTERM, SIGHUP); summary.json says why."""
     from rich.live import Live
 
+    from testbed.experiment.lifecycle import describe
     from testbed.experiment.progress import ProgressView
     from testbed.experiment.runner import ExperimentFailed, run_experiment
     from testbed.experiment.spec import ExperimentError, load
@@ -231,11 +262,29 @@ def run(
                 folder = run_on_cluster(
                     experiment, experiment_file, results, report, tools, local_images, values
                 )
-    except (ExperimentFailed, StartupError, ValueError) as exc:
-        console.print(f"[red]experiment failed:[/red] {exc}")
+    except ExperimentFailed as exc:
+        details = exc.folder and (exc.folder / "error.txt")
+        more = f" (details: {details})" if details and details.exists() else ""
+        console.print(f"[red]experiment failed:[/red] {describe(exc).split(': ', 1)[-1]}{more}")
+        if exc.folder is not None:
+            console.print(str(exc.folder), soft_wrap=True, highlight=False)
         raise typer.Exit(1) from None
-    console.print(view.summary_text(folder))
+    except KeyboardInterrupt:
+        console.print("[red]interrupted[/red]")
+        raise typer.Exit(130) from None
+    except Exception as exc:  # one line, not a traceback
+        console.print(f"[red]experiment failed:[/red] {describe(exc)}")
+        raise typer.Exit(1) from None
+    status, reason = view.status(folder)
+    try:
+        console.print(view.summary_text(folder))
+    except (OSError, KeyError, ValueError, TypeError) as exc:
+        console.print(f"[red]summary.json unreadable:[/red] {describe(exc)}")
+    if status != "completed":
+        console.print(f"[red]{status}:[/red] {reason}", highlight=False)
     console.print(str(folder), soft_wrap=True, highlight=False)
+    if RUN_EXIT.get(status, 1):
+        raise typer.Exit(RUN_EXIT.get(status, 1))
 
 
 @app.command()

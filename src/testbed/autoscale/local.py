@@ -4,9 +4,7 @@ removal), the Prometheus gauges and a log of every sync."""
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry, start_http_server
@@ -85,9 +83,16 @@ class LocalAutoscaler:
             self._server.shutdown()
             self._server.server_close()
 
-    def write_log(self, path: Path) -> None:
-        with path.open("w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["t_s", "target_before", "target_after", "ready", "reason"])
-            for t_s, event, ready in self.events:
-                writer.writerow([round(t_s, 3), event.current, event.desired, ready, event.reason])
+    def log_rows(self, since: int = 0) -> list[dict[str, Any]]:
+        """autoscaler.csv's rows from the `since`-th sync on (the runner appends them as the
+        run goes): target before and after, ready proxies, the policy's reason."""
+        return [
+            {
+                "t_s": round(t_s, 3),
+                "target_before": event.current,
+                "target_after": event.desired,
+                "ready": ready,
+                "reason": event.reason,
+            }
+            for t_s, event, ready in self.events[since:]
+        ]

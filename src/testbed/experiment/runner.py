@@ -3,13 +3,12 @@ second, collect what every component recorded, stop everything, write the result
 
 from __future__ import annotations
 
-import contextlib
-import csv
-import io
 import itertools
 import json
+import os
 import shutil
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,17 +23,36 @@ from csvgen.spec import StepShape, TableShape
 from scenario_csv import ScenarioSummary, text_lines, validate
 from testbed.autoscale.local import LocalAutoscaler
 from testbed.config import TestbedSettings
+from testbed.experiment.collect import Budget, BudgetSpent, collect_local, ensure_files
+from testbed.experiment.collect import fetch_run_log as fetch_run_log  # also the cluster's
+from testbed.experiment.collect import write_calls as write_calls
+from testbed.experiment.csvstream import CsvStream, write_csv
+from testbed.experiment.deadline import (
+    COMPLETED,
+    FAILED,
+    INTERRUPTED,
+    EndWatch,
+    RunEnd,
+    deadline_margin,
+)
+from testbed.experiment.lifecycle import Interrupts, bounded, describe
 from testbed.experiment.report import write_report
 from testbed.experiment.sampler import Sampler
 from testbed.experiment.spec import Experiment
 from testbed.experiment.summary import summarize
-from testbed.local.testbed import ANALYZER_KIND, CLIENT_KIND, PROXY_KIND, LocalTestbed
+from testbed.local import processes
+from testbed.local.state import RunRegistry, TestbedState
+from testbed.local.testbed import PROXY_KIND, LocalTestbed
 
 Progress = Callable[[str, dict[str, Any] | None], None]
 
 
 class ExperimentFailed(RuntimeError):
-    pass
+    """The run could not be done; `folder` holds what it wrote (summary.json says why)."""
+
+    def __init__(self, message: str, folder: Path | None = None) -> None:
+        super().__init__(message)
+        self.folder = folder
 
 
 @dataclass
@@ -111,96 +129,27 @@ def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
         time.sleep(0.5)
 
 
-def _collect(
-    testbed: LocalTestbed, http: httpx.Client, out: Path, run_id: str | None
-) -> tuple[list[dict[str, Any]], int]:
-    """Response-time samples of every analyzer, call records of every pod, the run log."""
-    state = testbed.load_state()
-    calls: list[dict[str, Any]] = []
-    undeliverable = 0
-    if state is None:
-        return calls, undeliverable
-    with (out / "response_times.csv").open("w", newline="") as f:
-        header_written = False
-        for analyzer in state.of_kind(ANALYZER_KIND):
-            try:
-                text = http.get(
-                    f"http://{analyzer.endpoints['http']}/samples",
-                    params={"format": "csv", "limit": 1_000_000},
-                    timeout=60,
-                ).text
-            except httpx.HTTPError:
-                continue
-            lines = text.splitlines(keepends=True)
-            if not lines:
-                continue
-            if not header_written:
-                f.write(lines[0])
-                header_written = True
-            f.writelines(lines[1:])
-    for pod in state.of_kind(CLIENT_KIND):
-        offset = 0
-        while True:
-            try:
-                page = http.get(
-                    f"http://{pod.endpoints['http']}/calls",
-                    params={"offset": offset, "limit": 100_000},
-                    timeout=60,
-                ).json()
-            except (httpx.HTTPError, ValueError):
-                break
-            calls.extend(page["items"])
-            offset += len(page["items"])
-            if not page["items"] or offset >= page["total"]:
-                break
-    write_calls(calls, out)
-    undeliverable = fetch_run_log(http, testbed.settings.scenario_controller_url, run_id, out)
-    return calls, undeliverable
-
-
-def write_calls(calls: list[dict[str, Any]], out: Path) -> None:
-    """calls.csv: every call record the client pods kept (a header alone when none)."""
-    if calls:
-        with (out / "calls.csv").open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(calls[0]))
-            writer.writeheader()
-            writer.writerows(calls)
-    else:
-        (out / "calls.csv").write_text("call_id,caller,callee,outcome,reason\n")
-
-
-def fetch_run_log(http: httpx.Client, scenario_url: str, run_id: str | None, out: Path) -> int:
-    """run_log.csv from the scenario controller; returns how many invites were undeliverable."""
-    undeliverable = 0
-    if run_id:
-        try:
-            log = http.get(f"{scenario_url}/runs/{run_id}/log", timeout=60).text
-            (out / "run_log.csv").write_text(log)
-            undeliverable = sum(
-                1 for row in csv.DictReader(io.StringIO(log)) if row["status"] == "undeliverable"
-            )
-        except httpx.HTTPError:
-            pass
-    if not (out / "run_log.csv").exists():
-        (out / "run_log.csv").write_text(
-            "seq,caller,callee,pod,offset_s,scheduled_at,sent_at,lag_ms,status\n"
-        )
-    return undeliverable
-
-
 def write_results(
     out: Path,
     experiment: Experiment,
-    prepared: Prepared,
+    prepared: Prepared | None,
     rows: list[dict[str, Any]],
     calls: list[dict[str, Any]],
     undeliverable: int,
-    interrupted: bool,
+    interrupted: bool = False,
     extra: dict[str, Any] | None = None,
+    end: RunEnd | None = None,
 ) -> None:
     """timeseries.csv, summary.json (with `extra` fields) and the report: the end of every run,
-    local or on a cluster."""
-    _write_timeseries(rows, out / "timeseries.csv")
+    local or on a cluster, however it ended (`end`: status and reason). summary.json is
+    written before the report, so a report that fails still leaves it."""
+    if end is None:
+        end = (
+            RunEnd(INTERRUPTED, "interrupted (Ctrl-C)")
+            if interrupted
+            else RunEnd(COMPLETED, "the scenario finished")
+        )
+    write_csv(out / "timeseries.csv", rows)
     summary = summarize(
         rows,
         calls,
@@ -209,21 +158,327 @@ def write_results(
         experiment.qos.percentile,
         interrupted,
         rises_s=load_rises(experiment),
-        plan_proxies=plan_proxies(experiment, prepared),
+        plan_proxies=None if prepared is None else plan_proxies(experiment, prepared),
+        status=end.status,
+        end_reason=end.reason,
     )
-    (out / "summary.json").write_text(
-        json.dumps(
-            {
-                "experiment": experiment.name,
-                **(extra or {}),
-                "proxies": prepared.proxies,
-                "cpu": experiment.proxies.cpu,
-                **summary.as_dict(),
-            },
-            indent=2,
+    data = {
+        "experiment": experiment.name,
+        **(extra or {}),
+        "proxies": None if prepared is None else prepared.proxies,
+        "cpu": experiment.proxies.cpu,
+        **summary.as_dict(),
+    }
+    if end.status == FAILED:
+        data["error"] = end.reason
+    path = out / "summary.json"
+    path.write_text(json.dumps(data, indent=2))
+    try:
+        write_report(out, experiment, summary)
+    except Exception as exc:
+        data.setdefault("cleanup_errors", []).append(f"report: {describe(exc)}")
+        path.write_text(json.dumps(data, indent=2))
+
+
+# After the loop, each step bounded on its own (seconds): a hung component costs its bound.
+STOP_RUN_S = 10.0
+AUTOSCALER_STOP_S = 150.0
+COLLECT_BUDGET_S = 300.0
+# called after every sample with (monotonic time, row), before the row is written: the
+# autoscaler; fault injection goes here too
+TickHook = Callable[[float, dict[str, Any]], None]
+
+
+class LocalRun:
+    """One experiment on the local testbed, from the scenario to the results folder."""
+
+    def __init__(
+        self,
+        experiment: Experiment,
+        out: Path,
+        progress: Progress,
+        settings: TestbedSettings,
+    ) -> None:
+        self.experiment = experiment
+        self.out = out
+        self.progress = progress
+        # runs keep their testbed in the results folder; the user's state directory records
+        # it there until it is stopped, so `testbed down` finds what a killed run left
+        self.registry = RunRegistry(settings.testbed_state_dir)
+        self.settings = settings.model_copy(
+            update={"testbed_state_dir": out / "testbed", "database_url": None}
         )
-    )
-    write_report(out, experiment, summary)
+        self.testbed = LocalTestbed(self.settings, notify=self.note)
+        self.http = httpx.Client(timeout=10)
+        self.prepared: Prepared | None = None
+        self.sampler: Sampler | None = None
+        self.autoscaler: LocalAutoscaler | None = None
+        self.run_id: str | None = None
+        self.rows: list[dict[str, Any]] = []
+        self.timeseries: CsvStream | None = None
+        self.autoscaler_log: CsvStream | None = None
+        self.tick_hooks: list[TickHook] = []
+        self.end: RunEnd | None = None
+        self.calls: list[dict[str, Any]] = []
+        self.undeliverable = 0
+        self.unread: dict[str, str] = {}
+        self.cleanup_errors: list[str] = []
+
+    def note(self, message: str) -> None:
+        self.progress(message, None)
+
+    # -- the run -------------------------------------------------------------------------------
+
+    def execute(self) -> Path:
+        """Always stops what it started and writes summary.json; raises ExperimentFailed
+        (naming the folder) when the run failed."""
+        with Interrupts(self.note) as interrupts:
+            try:
+                self.end = self._play()
+            except KeyboardInterrupt:
+                self.end = RunEnd(
+                    INTERRUPTED, f"interrupted by {interrupts.received or 'SIGINT'}{self._at()}"
+                )
+                self.note(f"{self.end.reason}: stopping and keeping what was collected")
+            except Exception as exc:
+                self.end = RunEnd(FAILED, f"{describe(exc)}{self._at()}")
+                (self.out / "error.txt").write_text(traceback.format_exc())
+                self.note(f"failed: {self.end.reason}; stopping and keeping what was collected")
+            finally:
+                interrupts.cleaning()  # from here on, signals are reported, not raised
+                self._clean_up()
+                self._write()
+        if self.end.status == FAILED:
+            raise ExperimentFailed(self.end.reason, folder=self.out)
+        return self.out
+
+    def _at(self) -> str:
+        return f" at t={self.rows[-1]['t_s']:.0f} s" if self.rows else ""
+
+    def _play(self) -> RunEnd:
+        experiment, settings = self.experiment, self.settings
+        self.note("preparing the scenario")
+        prepared = self.prepared = prepare(experiment, self.out)
+        self.timeseries = CsvStream(self.out / "timeseries.csv")
+        me = processes.handle_of(os.getpid())
+        assert me is not None
+        self.registry.add(self.testbed.state_dir, me, self.out)
+        self.note(f"starting {prepared.proxies} proxies and {len(prepared.pods)} client pods")
+        self.testbed.up(
+            prepared.proxies,
+            experiment.proxies.millicores,
+            experiment.db,
+            analyzers=True,
+            scenario_controller=True,
+            clients=prepared.pods,
+        )
+        scenario_url = settings.scenario_controller_url
+        self._register(scenario_url, sum(p for _pod, p in prepared.pods))
+        with prepared.csv.open("rb") as data:
+            self.http.post(
+                f"{scenario_url}/scenarios", params={"name": experiment.name}, content=data.read()
+            ).raise_for_status()
+        sampler = self.sampler = Sampler(
+            self.http,
+            experiment.qos.window_s,
+            experiment.qos.percentile,
+            scenario_url,
+            settings.lb_rpc_url,
+        )
+        sampler.sample(self._state())  # windows start here, not with the registrations
+        if experiment.autoscale is not None:
+            self._start_autoscaler()
+        run = self.http.post(
+            f"{scenario_url}/runs",
+            json={
+                "scenario": experiment.name,
+                "speed": experiment.scenario.speed,
+                "hold_ms": experiment.scenario.hold_ms,
+            },
+        )
+        run.raise_for_status()
+        self.run_id = sampler.run_id = str(run.json()["id"])
+        duration = prepared.summary.duration_s / experiment.scenario.speed
+        drain = experiment.drain_s + experiment.scenario.hold_ms / 1000
+        watch = EndWatch(
+            time.monotonic(),
+            duration,
+            drain,
+            deadline_margin(duration),
+            origin=sampler.start,
+        )
+        while True:
+            row = self._tick(sampler, duration)
+            now = time.monotonic()
+            end = watch.observe(
+                now, row.get("run_state"), sampler.problems.get("scenario-controller")
+            )
+            if end is not None:
+                return end
+            due = experiment.sample_interval_s - (now - sampler.start - row["t_s"])
+            time.sleep(max(0.0, min(due, watch.remaining(now))))
+
+    def _register(self, scenario_url: str, phones: int) -> None:
+        self.note(f"registering {phones} phones")
+        self.http.post(f"{scenario_url}/register").raise_for_status()
+
+        def registered() -> bool:
+            # Both sides: the location table can hold a contact whose 200 OK is still being
+            # retransmitted to a phone behind a starved proxy; such a REGISTER would complete
+            # seconds later inside the first QoS window and count as the run's worst p99.
+            users = self.http.get(f"{self.settings.controller_url}/registrations").json()
+            pods = self.http.get(f"{scenario_url}/clients").json().get("pods", [])
+            on_phones = sum(int(pod.get("registered", 0)) for pod in pods)
+            return len(users.get("users", [])) >= phones and on_phones >= phones
+
+        _wait(registered, self.experiment.register_timeout_s, f"all {phones} phones registered")
+
+    def _start_autoscaler(self) -> None:
+        spec, prepared = self.experiment.autoscale, self.prepared
+        assert spec is not None
+        assert prepared is not None
+        parallel = spec.pod_management == "parallel"
+        autoscaler = self.autoscaler = LocalAutoscaler(
+            self.experiment,
+            lambda n: self.testbed.scale(PROXY_KIND, n, parallel=parallel),
+            prepared.proxies,
+            self.note,
+            (self.settings.autoscaler_metrics_host, self.settings.autoscaler_metrics_port),
+        )
+        log = self.autoscaler_log = CsvStream(self.out / "autoscaler.csv", AUTOSCALER_COLUMNS)
+
+        def tick(now: float, row: dict[str, Any]) -> None:
+            written = len(log.rows)
+            autoscaler.tick(now, row["t_s"], row)
+            for event in autoscaler.log_rows(written):
+                log.append(event)
+
+        self.tick_hooks.append(tick)
+        autoscaler.start()
+
+    def _tick(self, sampler: Sampler, duration: float) -> dict[str, Any]:
+        """One sample: read, let the hooks act on it, write it, show it."""
+        row = sampler.sample(self._state())
+        for hook in self.tick_hooks:
+            hook(time.monotonic(), row)
+        self.rows.append(row)
+        assert self.timeseries is not None
+        self.timeseries.append(row)
+        self.progress("running", {**row, "duration_s": duration})
+        return row
+
+    def _state(self) -> TestbedState:
+        state = self.testbed.load_state()
+        if state is None:
+            raise ExperimentFailed(
+                f"the testbed's state in {self.testbed.state_dir} is gone (stopped by "
+                "`testbed down`?)"
+            )
+        return state
+
+    # -- the ending ----------------------------------------------------------------------------
+
+    def _step(self, what: str, step: Callable[[], object], seconds: float | None = None) -> None:
+        """A cleanup step: its failure is recorded, and the next steps run regardless."""
+        if seconds is not None:
+            problem = bounded(what, step, seconds)
+        else:
+            try:
+                step()
+                problem = None
+            except Exception as exc:
+                problem = f"{what}: {describe(exc)}"
+        if problem:
+            self.cleanup_errors.append(problem)
+            self.note(f"warning: {problem}")
+
+    def _clean_up(self) -> None:
+        scenario_url = self.settings.scenario_controller_url
+        if self.run_id and (self.end is None or self.end.status != COMPLETED):
+            run_id = self.run_id
+
+            def stop_run() -> None:
+                self.http.post(f"{scenario_url}/runs/{run_id}/stop", timeout=5.0)
+
+            self._step("stopping the scenario", stop_run, STOP_RUN_S)
+        if self.sampler is not None:
+            self._step("closing the sampler", self.sampler.close)
+        if self.autoscaler is not None:
+            self.note("stopping the autoscaler")
+            self._step("stopping the autoscaler", self.autoscaler.stop, AUTOSCALER_STOP_S)
+        for stream in (self.timeseries, self.autoscaler_log):
+            if stream is not None:
+                self._step(f"closing {stream.path.name}", stream.close)
+        self.note("collecting samples, call records and the run log")
+        budget = Budget(COLLECT_BUDGET_S)
+
+        def collect() -> None:
+            self.calls = collect_local(
+                self.testbed.load_state(), self.http, self.out, budget, self.unread
+            )
+
+        def run_log() -> None:
+            try:
+                timeout = budget.timeout()
+            except BudgetSpent:
+                timeout = 5.0  # a last short try: the run log is what validates the replay
+            self.undeliverable = fetch_run_log(
+                self.http, scenario_url, self.run_id, self.out, self.unread, timeout
+            )
+
+        self._step("collecting samples and call records", collect)
+        self._step("fetching the run log", run_log)
+        self._step("writing empty data files", lambda: ensure_files(self.out))
+        self.note("stopping the testbed")
+        stopped: list[str] = []
+
+        def down() -> None:
+            stopped.extend(self.testbed.down())
+            self.registry.remove(self.testbed.state_dir)  # kept when down failed
+
+        self._step("stopping the testbed", down)
+        self._step("closing connections", self.testbed.close)
+        self._step("closing connections", self.http.close)
+
+    def _write(self) -> None:
+        assert self.end is not None
+        extra: dict[str, Any] = {"end_reason": self.end.reason}
+        if self.unread:
+            extra["unread"] = self.unread
+        if self.sampler is not None and self.sampler.failures:
+            extra["unanswered_requests"] = dict(self.sampler.failures)
+        if self.cleanup_errors:
+            extra["cleanup_errors"] = self.cleanup_errors
+        try:
+            write_results(
+                self.out,
+                self.experiment,
+                self.prepared,
+                self.rows,
+                self.calls,
+                self.undeliverable,
+                self.end.status == INTERRUPTED,
+                extra,
+                end=self.end,
+            )
+        except Exception as exc:
+            # the last resort: the status and the error, even without a report
+            self.end = RunEnd(FAILED, f"{self.end.reason}; writing the results: {describe(exc)}")
+            (self.out / "summary.json").write_text(
+                json.dumps(
+                    {
+                        "experiment": self.experiment.name,
+                        "status": FAILED,
+                        "end_reason": self.end.reason,
+                        "error": self.end.reason,
+                        **extra,
+                    },
+                    indent=2,
+                )
+            )
+
+
+AUTOSCALER_COLUMNS = ("t_s", "target_before", "target_after", "ready", "reason")
 
 
 def run_experiment(
@@ -233,6 +488,9 @@ def run_experiment(
     progress: Progress,
     settings: TestbedSettings | None = None,
 ) -> Path:
+    """Play `experiment` on the local testbed; returns the results folder. The run ends when
+    the scenario does, at its deadline (deadline.py), or on Ctrl-C, SIGTERM or SIGHUP; its
+    summary.json says which. Raises ExperimentFailed, naming the folder, when it failed."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = (results_root / f"{experiment.name}-{stamp}").resolve()
     out.mkdir(parents=True, exist_ok=False)
@@ -241,133 +499,5 @@ def run_experiment(
     (out / "experiment.json").write_text(experiment.model_dump_json(indent=2))
     if experiment.autoscale is not None and experiment.autoscale.policy in ("hpa", "hybrid"):
         (out / "hpa.yaml").write_text(yaml.safe_dump(experiment.autoscale.manifest()))
-    progress("preparing the scenario", None)
-    prepared = prepare(experiment, out)
-    settings = settings or TestbedSettings()
-    settings = settings.model_copy(
-        update={"testbed_state_dir": out / "testbed", "database_url": None}
-    )
-    testbed = LocalTestbed(settings, notify=lambda message: progress(message, None))
-    rows: list[dict[str, Any]] = []
-    run_id: str | None = None
-    autoscaler: LocalAutoscaler | None = None
-    sampler: Sampler | None = None
-    interrupted = False
-    http = httpx.Client(timeout=10)
-    try:
-        progress(f"starting {prepared.proxies} proxies and {len(prepared.pods)} client pods", None)
-        testbed.up(
-            prepared.proxies,
-            experiment.proxies.millicores,
-            experiment.db,
-            analyzers=True,
-            scenario_controller=True,
-            clients=prepared.pods,
-        )
-        scenario_url = settings.scenario_controller_url
-        phones = sum(p for _pod, p in prepared.pods)
-        progress(f"registering {phones} phones", None)
-        http.post(f"{scenario_url}/register").raise_for_status()
-
-        def registered() -> bool:
-            # Both sides: the location table can hold a contact whose 200 OK is still being
-            # retransmitted to a phone behind a starved proxy; such a REGISTER would complete
-            # seconds later inside the first QoS window and count as the run's worst p99.
-            users = http.get(f"{settings.controller_url}/registrations").json().get("users", [])
-            pods = http.get(f"{scenario_url}/clients").json().get("pods", [])
-            on_phones = sum(int(pod.get("registered", 0)) for pod in pods)
-            return len(users) >= phones and on_phones >= phones
-
-        _wait(registered, experiment.register_timeout_s, f"all {phones} phones registered")
-        with prepared.csv.open("rb") as data:
-            http.post(
-                f"{scenario_url}/scenarios", params={"name": experiment.name}, content=data.read()
-            ).raise_for_status()
-        sampler = Sampler(
-            http,
-            experiment.qos.window_s,
-            experiment.qos.percentile,
-            scenario_url,
-            settings.lb_rpc_url,
-        )
-        baseline_state = testbed.load_state()
-        assert baseline_state is not None
-        sampler.sample(baseline_state)  # windows start here, not with the registrations
-        if experiment.autoscale is not None:
-            parallel = experiment.autoscale.pod_management == "parallel"
-            autoscaler = LocalAutoscaler(
-                experiment,
-                lambda n: testbed.scale(PROXY_KIND, n, parallel=parallel),
-                prepared.proxies,
-                lambda message: progress(message, None),
-                (settings.autoscaler_metrics_host, settings.autoscaler_metrics_port),
-            )
-            autoscaler.start()
-        run = http.post(
-            f"{scenario_url}/runs",
-            json={
-                "scenario": experiment.name,
-                "speed": experiment.scenario.speed,
-                "hold_ms": experiment.scenario.hold_ms,
-            },
-        )
-        run.raise_for_status()
-        run_id = run.json()["id"]
-        duration = prepared.summary.duration_s / experiment.scenario.speed
-        finished_at: float | None = None
-        while True:
-            state = testbed.load_state()
-            assert state is not None
-            row = sampler.sample(state)
-            if autoscaler is not None:
-                autoscaler.tick(time.monotonic(), row["t_s"], row)
-            rows.append(row)
-            progress("running", {**row, "duration_s": duration})
-            if row.get("run_state") not in (None, "running", "paused"):
-                finished_at = finished_at or time.monotonic()
-                if (
-                    time.monotonic() - finished_at
-                    >= experiment.drain_s + experiment.scenario.hold_ms / 1000
-                ):
-                    break
-            time.sleep(
-                max(
-                    0.0,
-                    experiment.sample_interval_s - (time.monotonic() - sampler.start - row["t_s"]),
-                )
-            )
-    except KeyboardInterrupt:
-        interrupted = True
-        progress("interrupted: stopping and keeping what was collected", None)
-        if run_id:
-            with contextlib.suppress(httpx.HTTPError):
-                http.post(f"{settings.scenario_controller_url}/runs/{run_id}/stop")
-    finally:
-        if sampler is not None:
-            sampler.close()
-        if autoscaler is not None:
-            autoscaler.stop()
-            autoscaler.write_log(out / "autoscaler.csv")
-        progress("collecting samples, call records and the run log", None)
-        try:
-            calls, undeliverable = _collect(testbed, http, out, run_id)
-        finally:
-            progress("stopping the testbed", None)
-            testbed.down()
-            testbed.close()
-            http.close()
-    write_results(out, experiment, prepared, rows, calls, undeliverable, interrupted)
-    return out
-
-
-def _write_timeseries(rows: list[dict[str, Any]], path: Path) -> None:
-    columns: list[str] = []
-    for row in rows:
-        for key in row:
-            if key not in columns:
-                columns.append(key)
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns or ["t_s"])
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+    run = LocalRun(experiment, out, progress, settings or TestbedSettings())
+    return run.execute()

@@ -6,9 +6,11 @@ comes from the analyzers' histograms over the metric window, as Prometheus would
 
 from __future__ import annotations
 
+import contextlib
 import math
+import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -81,6 +83,17 @@ class Sampler:
         self._totals: dict[str, tuple[float, float]] = {}  # key -> (time, total)
         self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="sampler")
         self.start = time.monotonic()
+        self.run_id: str | None = None  # once set, the run is asked for by its id
+        # samples in which a source did not answer, and the latest reason (for the summary
+        # and the deadline's explanation); proxies are read from pool threads
+        self.failures: Counter[str] = Counter()
+        self.problems: dict[str, str] = {}
+        self._failures_lock = threading.Lock()
+
+    def _failed(self, source: str, problem: str) -> None:
+        with self._failures_lock:
+            self.failures[source] += 1
+            self.problems[source] = problem
 
     def _rate(self, key: str, value: float, now: float) -> float | None:
         return counter_rate(self._totals, key, value, now)
@@ -146,7 +159,7 @@ class Sampler:
         from Kamailio's statistics; CPU from its cgroup."""
         buckets: Buckets = {}
         text = (
-            self._get_text(f"http://{analyzer.endpoints['http']}/metrics")
+            self._get_text(f"http://{analyzer.endpoints['http']}/metrics", analyzer.name)
             if analyzer is not None
             else ""
         )
@@ -178,7 +191,8 @@ class Sampler:
         rpc = KamailioRpc(f"http://{proxy.endpoints['http']}/RPC", self.http, timeout=2.0)
         try:
             stats = rpc.statistics("core:")
-        except (RpcError, RpcTransportError):
+        except (RpcError, RpcTransportError) as exc:
+            self._failed(proxy.name, _problem(exc))
             return {"invites": math.nan, "registers": math.nan}
         return {
             "invites": float(stats.get("core:rcv_requests_invite", 0)),
@@ -191,26 +205,43 @@ class Sampler:
         rpc = KamailioRpc(self.lb_rpc_url, self.http, timeout=2.0)
         try:
             stats = rpc.statistics("script:")
-        except (RpcError, RpcTransportError):
+        except (RpcError, RpcTransportError) as exc:
+            self._failed("sip-loadb", _problem(exc))
             return None
         return self._rate("lb_new_invites", float(stats.get("script:new_invites", 0)), now)
 
-    def _get_text(self, url: str) -> str:
+    def _get_text(self, url: str, source: str) -> str:
         try:
             response = self.http.get(url, timeout=0.9)
-        except httpx.HTTPError:
+        except httpx.HTTPError as exc:
+            self._failed(source, _problem(exc))
             return ""
-        return response.text if response.status_code == 200 else ""
+        if response.status_code != 200:
+            self._failed(source, f"HTTP {response.status_code}")
+            return ""
+        return response.text
 
-    def _get_json(self, url: str) -> Any:
+    def _get_json(self, url: str, source: str = "scenario-controller") -> Any:
         try:
             response = self.http.get(url, timeout=2.0)
-        except httpx.HTTPError:
-            return None
-        return response.json() if response.status_code == 200 else None
+            if response.status_code == 200:
+                return response.json()
+            problem = f"HTTP {response.status_code}"
+        except httpx.HTTPError as exc:
+            problem = _problem(exc)
+        except ValueError:
+            problem = "answer is not JSON"
+        self._failed(source, problem)
+        return None
 
     def _scenario(self, row: dict[str, Any], now: float) -> None:
-        sample_scenario(self._get_json, self._rate, self.scenario_url, row, now)
+        with self._failures_lock:
+            self.problems.pop("scenario-controller", None)
+        sample_scenario(self._get_json, self._rate, self.scenario_url, row, now, self.run_id)
+
+
+def _problem(exc: Exception) -> str:
+    return f"unreachable ({type(exc).__name__})"
 
 
 def sample_scenario(
@@ -219,19 +250,26 @@ def sample_scenario(
     scenario_url: str,
     row: dict[str, Any],
     now: float,
+    run_id: str | None = None,
 ) -> None:
-    """The scenario controller's view of the run and of the client pods, into `row` (shared by
-    the local and the cluster samplers)."""
-    run = get_json(f"{scenario_url}/runs/current")
+    """The scenario controller's view of the run (`run_id`, else its current one) and of the
+    client pods, into `row` (shared by the local and the cluster samplers). An answer of the
+    wrong shape leaves the row without those columns."""
+    run = get_json(f"{scenario_url}/runs/{run_id or 'current'}")
     clients = get_json(f"{scenario_url}/clients")
-    if run:
-        row["scheduled"] = run["scheduled"]
-        row["sent_per_s"] = rate("sent", run["sent"], now)
-        row["undeliverable_per_s"] = rate("undeliverable", run["undeliverable"], now)
-        row["run_state"] = run["state"]
-    if clients:
-        ok = sum(int(p["calls_succeeded"]) for p in clients["pods"])
-        failed = sum(int(p["calls_failed"]) for p in clients["pods"])
-        row["calls_succeeded_per_s"] = rate("calls_ok", ok, now)
-        row["calls_failed_per_s"] = rate("calls_failed", failed, now)
-        row["registered"] = sum(int(p["registered"]) for p in clients["pods"])
+    with contextlib.suppress(KeyError, TypeError, ValueError):
+        if run:
+            sent, undeliverable = float(run["sent"]), float(run["undeliverable"])
+            row["scheduled"] = run["scheduled"]
+            row["sent_per_s"] = rate("sent", sent, now)
+            row["undeliverable_per_s"] = rate("undeliverable", undeliverable, now)
+            row["run_state"] = str(run["state"])
+    with contextlib.suppress(KeyError, TypeError, ValueError):
+        if clients:
+            pods = clients["pods"]
+            ok = sum(int(p["calls_succeeded"]) for p in pods)
+            failed = sum(int(p["calls_failed"]) for p in pods)
+            registered = sum(int(p["registered"]) for p in pods)
+            row["calls_succeeded_per_s"] = rate("calls_ok", ok, now)
+            row["calls_failed_per_s"] = rate("calls_failed", failed, now)
+            row["registered"] = registered

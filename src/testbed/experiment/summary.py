@@ -30,6 +30,10 @@ class Summary:
     # next rise)
     reaction_s: tuple[float | None, ...] = ()
     plan_proxy_seconds: float | None = None  # what the static capacity plan would cost
+    # completed, deadline (the scenario controller never reported the end), interrupted or
+    # failed; and why, in a sentence
+    status: str = "completed"
+    end_reason: str = ""
 
     @property
     def cost_vs_plan(self) -> float | None:
@@ -60,6 +64,8 @@ def summarize(
     interrupted: bool = False,
     rises_s: Sequence[float] = (),
     plan_proxies: int | None = None,
+    status: str | None = None,
+    end_reason: str = "",
 ) -> Summary:
     """`rows`: time series (t_s, proxies, p99_ms ...); `calls`: caller-side call records."""
     p99s = [
@@ -99,9 +105,11 @@ def summarize(
         scaling_actions=actions,
         max_proxies=max((r["proxies"] for r in rows), default=0),
         duration_s=duration,
-        interrupted=interrupted,
+        interrupted=interrupted or status == "interrupted",
         reaction_s=reaction_times(rows, rises_s),
         plan_proxy_seconds=None if plan_proxies is None else round(plan_proxies * duration, 3),
+        status=status or ("interrupted" if interrupted else "completed"),
+        end_reason=end_reason,
     )
 
 

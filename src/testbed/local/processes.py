@@ -42,6 +42,12 @@ def _read_stat(pid: int) -> tuple[str, int] | None:
     return (fields[0], int(fields[19])) if fields else None
 
 
+def handle_of(pid: int) -> ProcessHandle | None:
+    """A handle on a running process (this one: os.getpid()), or None if it is gone."""
+    stat = _read_stat(pid)
+    return ProcessHandle(pid, stat[1]) if stat else None
+
+
 def group_members(pgid: int) -> list[int]:
     """Live (non-zombie) processes whose process group is `pgid`."""
     members = []

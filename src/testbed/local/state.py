@@ -1,19 +1,24 @@
-"""The state file of a local testbed: what `testbed up` started, so status/scale/down find it."""
+"""The state file of a local testbed: what `testbed up` started, so status/scale/down find it;
+and the register of testbeds that runs started in results folders of their own."""
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
+import logging
 import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from testbed.local.processes import ProcessHandle
+
+log = logging.getLogger(__name__)
 
 
 class CgroupRecord(BaseModel):
@@ -98,3 +103,55 @@ class StateStore:
                 yield
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+class RunTestbed(BaseModel):
+    """A testbed a run started: its state directory and the run's process (PID + start time)."""
+
+    state_dir: Path
+    owner_pid: int
+    owner_start_ticks: int
+    results: Path | None = None
+
+    @property
+    def owner(self) -> ProcessHandle:
+        return ProcessHandle(self.owner_pid, self.owner_start_ticks)
+
+
+class RunRegistry:
+    """`testbed run` keeps its testbed in the results folder; it records it here (one file per
+    testbed, under the default state directory) until it has stopped it, so that
+    `testbed down` finds what a killed run left behind."""
+
+    def __init__(self, root: Path) -> None:
+        self.directory = root / "run-testbeds"
+
+    def _path(self, state_dir: Path) -> Path:
+        key = hashlib.sha1(str(state_dir.resolve()).encode()).hexdigest()[:16]
+        return self.directory / f"{key}.json"
+
+    def add(self, state_dir: Path, owner: ProcessHandle, results: Path | None = None) -> None:
+        entry = RunTestbed(
+            state_dir=state_dir.resolve(),
+            owner_pid=owner.pid,
+            owner_start_ticks=owner.start_ticks,
+            results=results,
+        )
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self._path(state_dir)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(entry.model_dump_json(indent=2))
+        os.replace(tmp, path)
+
+    def remove(self, state_dir: Path) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self._path(state_dir).unlink()
+
+    def entries(self) -> list[RunTestbed]:
+        found = []
+        for path in sorted(self.directory.glob("*.json")):
+            try:
+                found.append(RunTestbed.model_validate_json(path.read_text()))
+            except (OSError, ValidationError) as exc:
+                log.warning("skipping unreadable run testbed record %s: %s", path, exc)
+        return found
