@@ -10,6 +10,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from csvgen.spec import GenerateRequest, MilanoShape
+from testbed.experiment.faults.spec import FaultSpec, check_against
 from testbed.local.cgroups import parse_millicores
 
 
@@ -151,12 +152,22 @@ class Experiment(_Strict):
     register_timeout_s: float = Field(60.0, gt=0)
     db: Literal["sqlite", "mariadb"] = "sqlite"
     seed: int = 0
+    faults: list[FaultSpec] = Field(default_factory=list, description="docs/faults.md")
 
     @model_validator(mode="after")
     def _pool(self) -> Experiment:
         # autoscaled: count is where the pool starts, plan the static plan it is measured against
         if self.autoscale is None and self.proxies.count is not None and self.proxies.plan:
             raise ValueError("proxies: give one of count and plan for a fixed pool")
+        generate = self.scenario.generate
+        pods = (
+            None
+            if generate is None
+            else list(range(generate.first_pod, generate.first_pod + generate.pods))
+        )
+        problems = check_against(self.faults, self.db, self.proxies.count, pods)
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
 
