@@ -35,6 +35,8 @@ from testbed.experiment.deadline import (
     RunEnd,
     deadline_margin,
 )
+from testbed.experiment.faults.analysis import analyze as analyze_faults
+from testbed.experiment.faults.inject import FaultInjector
 from testbed.experiment.lifecycle import Interrupts, bounded, describe
 from testbed.experiment.report import write_report
 from testbed.experiment.sampler import Sampler
@@ -171,6 +173,9 @@ def write_results(
     }
     if end.status == FAILED:
         data["error"] = end.reason
+    faults = analyze_faults(out, experiment.qos.p0_ms)  # from faults.csv, when the run had one
+    if faults:
+        data["faults"] = [impact.as_dict() for impact in faults]
     path = out / "summary.json"
     path.write_text(json.dumps(data, indent=2))
     try:
@@ -182,6 +187,7 @@ def write_results(
 
 # After the loop, each step bounded on its own (seconds): a hung component costs its bound.
 STOP_RUN_S = 10.0
+FAULTS_LIFT_S = 60.0
 AUTOSCALER_STOP_S = 150.0
 COLLECT_BUDGET_S = 300.0
 # called after every sample with (monotonic time, row), before the row is written: the
@@ -213,6 +219,7 @@ class LocalRun:
         self.prepared: Prepared | None = None
         self.sampler: Sampler | None = None
         self.autoscaler: LocalAutoscaler | None = None
+        self.faults: FaultInjector | None = None
         self.run_id: str | None = None
         self.rows: list[dict[str, Any]] = []
         self.timeseries: CsvStream | None = None
@@ -288,6 +295,16 @@ class LocalRun:
         sampler.sample(self._state())  # windows start here, not with the registrations
         if experiment.autoscale is not None:
             self._start_autoscaler()
+        if experiment.faults:  # run time of the faults is the time series' t_s
+            injector = self.faults = FaultInjector(
+                self.testbed,
+                experiment.faults,
+                self.out,
+                lambda: time.monotonic() - sampler.start,
+                self.note,
+                experiment.seed,
+            )
+            self.tick_hooks.append(lambda _now, row: injector.tick(row))
         run = self.http.post(
             f"{scenario_url}/runs",
             json={
@@ -394,6 +411,13 @@ class LocalRun:
 
     def _clean_up(self) -> None:
         scenario_url = self.settings.scenario_controller_url
+        faults = self.faults
+        if faults is not None:  # first: stopped processes resumed, packet rules removed
+
+            def lift_faults() -> None:
+                self.cleanup_errors.extend(faults.close())
+
+            self._step("lifting the faults", lift_faults, FAULTS_LIFT_S)
         if self.run_id and (self.end is None or self.end.status != COMPLETED):
             run_id = self.run_id
 
