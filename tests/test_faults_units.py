@@ -8,10 +8,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+from testbed.experiment import report
 from testbed.experiment.faults.analysis import analyze, fault_windows
 from testbed.experiment.faults.schedule import FaultSchedule
 from testbed.experiment.faults.spec import FaultSpec
-from testbed.experiment.spec import ExperimentError, load
+from testbed.experiment.report import write_report
+from testbed.experiment.spec import Experiment, ExperimentError, load
+from testbed.experiment.summary import summarize
 
 BASE = {
     "name": "f",
@@ -152,7 +155,8 @@ def _write(path: Path, rows: list[dict[str, object]]) -> None:
         writer.writerows(rows)
 
 
-def test_per_fault_impact_from_a_hand_built_results_folder(tmp_path: Path):
+def _hand_built(tmp_path: Path) -> list[tuple]:
+    """A small results folder; returns its calls with the expected counts per fault."""
     # one row a second; proxy 1 killed at 5 s and running again at 8 s, serving again from 9 s,
     # p99 over P0 from 5 s to 11 s; proxy 0 impaired from 14 s to 16 s without harm
     rows = []
@@ -197,6 +201,11 @@ def test_per_fault_impact_from_a_hand_built_results_folder(tmp_path: Path):
          "response_time_ms": 1.0}
         for c, _caller, proxy, start, _end, _o, _e in calls if proxy
     ])  # fmt: skip
+    return calls
+
+
+def test_per_fault_impact_from_a_hand_built_results_folder(tmp_path: Path):
+    calls = _hand_built(tmp_path)
 
     impacts = analyze(tmp_path, p0_ms=1000)
 
@@ -216,3 +225,27 @@ def test_per_fault_impact_from_a_hand_built_results_folder(tmp_path: Path):
 
 def test_no_faults_file_means_no_faults(tmp_path: Path):
     assert analyze(tmp_path, 1000) == []
+
+
+def test_the_report_marks_every_fault_on_every_figure_and_tabulates_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    _hand_built(tmp_path)
+    experiment = Experiment.model_validate(BASE)
+    rows = list(csv.DictReader((tmp_path / "timeseries.csv").open()))
+    typed = [{k: float(v) for k, v in r.items()} for r in rows]
+    marked: list[int] = []
+    real_mark = report.mark_faults
+
+    def spy(ax, windows, run_end_s):
+        real_mark(ax, windows, run_end_s)
+        # one dotted line per fault start, one shaded span per fault that lasted
+        marked.append(sum(1 for line in ax.get_lines() if line.get_linestyle() == ":"))
+        marked.append(len(ax.patches))
+
+    monkeypatch.setattr(report, "mark_faults", spy)
+    page = write_report(tmp_path, experiment, summarize(typed, [], 0, 1000, 99)).read_text()
+    assert marked == [3, 3] * len(report.FIGURES)
+    assert "<h2>Faults</h2>" in page
+    assert "<td>kill sip-proxy-1</td><td>5.0 s</td><td>8.0 s</td><td>3</td><td>2 (1)</td>" in page
+    assert "<td>not within the run</td>" in page

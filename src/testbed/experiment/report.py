@@ -13,6 +13,8 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from testbed.experiment.faults.analysis import FaultImpact, FaultWindow, analyze, fault_windows
+from testbed.experiment.faults.report import fault_table, mark_faults
 from testbed.experiment.spec import Experiment
 from testbed.experiment.summary import Summary
 
@@ -47,6 +49,7 @@ def _figure(
     metric: str | None,
     experiment: Experiment,
     out: Path,
+    faults: list[FaultWindow] | None = None,
 ) -> str:
     fig, ax = plt.subplots(figsize=(9, 3.2), dpi=110)
     t = frame["t_s"]
@@ -86,6 +89,7 @@ def _figure(
                 ls="--",
                 label=f"limit {experiment.proxies.millicores}m",
             )
+    mark_faults(ax, faults or [], float(t.max()))
     ax.set_title(title)
     ax.set_xlabel("time (s)")
     ax.set_ylabel(unit)
@@ -117,9 +121,13 @@ def write_report(out: Path, experiment: Experiment, summary: Summary) -> Path:
         else pd.DataFrame()
     )
     images: list[tuple[str, str]] = []
+    windows = fault_windows(out)
+    impacts: list[FaultImpact] = analyze(out, experiment.qos.p0_ms) if windows else []
     if not frame.empty and "t_s" in frame:
         for key, title, unit, metric in FIGURES:
-            images.append((title, _figure(frame, key, title, unit, metric, experiment, out)))
+            images.append(
+                (title, _figure(frame, key, title, unit, metric, experiment, out, windows))
+            )
     table = _table(
         [
             ("experiment", experiment.name),
@@ -161,7 +169,7 @@ def write_report(out: Path, experiment: Experiment, summary: Summary) -> Path:
         f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
         f"<title>{html.escape(experiment.name)}: testbed report</title><style>{STYLE}</style>"
         f"</head><body><h1>{html.escape(experiment.name)}</h1><p>Files: {links}</p>"
-        f"{table}{figures}</body></html>"
+        f"{table}{fault_table(impacts)}{figures}</body></html>"
     )
     path = out / "report.html"
     path.write_text(page)
