@@ -4,12 +4,14 @@
 - `digest`: Digest authentication for 401/407 (MD5, SHA-256, qop=auth, stale=true).
 - `TransactionLayer`: RFC 3261 17 transactions over UDP with timers A-K and explicit `now`.
 - `Dialog`: tags, CSeq and remote target for in-dialog ACK and BYE.
+- `LogLimiter`: how often a receive loop logs about bad input.
 """
 
 from sip_core.build import IdSource, make_request, make_response
 from sip_core.dialog import Dialog
 from sip_core.digest import Challenge, DigestAuth, challenge_of, credentials, parse_challenge
 from sip_core.errors import (
+    ChallengeError,
     LocalProtocolError,
     ParseError,
     RemoteProtocolError,
@@ -18,6 +20,7 @@ from sip_core.errors import (
 )
 from sip_core.headers import Headers
 from sip_core.message import Message, Request, Response, parse_message
+from sip_core.ratelimit import LogLimiter
 from sip_core.syntax import CSeq, NameAddr, SipUri, Via, parse_name_addr, parse_uri, parse_via
 from sip_core.transaction import (
     AckReceived,
@@ -40,6 +43,7 @@ __all__ = [
     "Address",
     "CSeq",
     "Challenge",
+    "ChallengeError",
     "ClientTransaction",
     "Dialog",
     "DigestAuth",
@@ -47,6 +51,7 @@ __all__ = [
     "Headers",
     "IdSource",
     "LocalProtocolError",
+    "LogLimiter",
     "MalformedDatagram",
     "Message",
     "NameAddr",

@@ -5,9 +5,10 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable
 
+from sip_core.errors import LocalProtocolError
 from sip_core.headers import Headers
 from sip_core.message import Request, Response
-from sip_core.syntax import CSeq, NameAddr, Via
+from sip_core.syntax import CSeq, NameAddr, Via, is_call_id
 
 BRANCH_COOKIE = "z9hG4bK"  # RFC 3261 8.1.1.7: branches made by RFC 3261 elements start with it
 
@@ -69,6 +70,10 @@ def make_request(
     body: bytes = b"",
     content_type: str | None = None,
 ) -> Request:
+    if not is_call_id(call_id):
+        raise LocalProtocolError(
+            f"Call-ID {call_id[:60]!r} is not word[@word] of RFC 3261 (printable ASCII)"
+        )
     fields = [
         ("Via", str(via)),
         ("Max-Forwards", str(max_forwards)),

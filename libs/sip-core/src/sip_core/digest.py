@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 
-from sip_core.errors import ParseError
+from sip_core.errors import ChallengeError
 from sip_core.message import Request, Response
 
 _HASHES: dict[str, Callable[[bytes], str]] = {
@@ -50,7 +50,7 @@ def _auth_params(text: str, header: str) -> dict[str, str]:
             break
         eq = text.find("=", i)
         if eq < 0:
-            raise ParseError(f"{header}: parameter without '=' in {text!r}")
+            raise ChallengeError(f"{header}: parameter without '=' in {text[:80]!r}")
         key = text[i:eq].strip().lower()
         i = eq + 1
         while i < n and text[i] in " \t":
@@ -64,7 +64,7 @@ def _auth_params(text: str, header: str) -> dict[str, str]:
                 value.append(text[i])
                 i += 1
             if i >= n:
-                raise ParseError(f"{header}: unterminated quoted value for {key}")
+                raise ChallengeError(f"{header}: unterminated quoted value for {key}")
             i += 1
             params[key] = "".join(value)
         else:
@@ -75,18 +75,29 @@ def _auth_params(text: str, header: str) -> dict[str, str]:
     return params
 
 
+def _has_control(text: str) -> bool:
+    return any(c < " " or c == "\x7f" for c in text)
+
+
 def parse_challenge(value: str, proxy: bool = False) -> Challenge:
+    """One challenge; raises ChallengeError (a ParseError) naming what makes it unusable."""
     header = "Proxy-Authenticate" if proxy else "WWW-Authenticate"
-    scheme, _, rest = value.strip().partition(" ")
-    if scheme.lower() != "digest":
-        raise ParseError(f"{header}: scheme {scheme!r} is not Digest")
-    params = _auth_params(rest, header)
+    parts = value.split(None, 1)
+    if not parts:
+        raise ChallengeError(f"{header}: empty")
+    if parts[0].lower() != "digest":
+        raise ChallengeError(f"{header}: scheme {parts[0][:20]!r} is not Digest")
+    params = _auth_params(parts[1] if len(parts) == 2 else "", header)
     for required in ("realm", "nonce"):
         if required not in params:
-            raise ParseError(f"{header}: no {required}")
+            raise ChallengeError(f"{header}: no {required}")
     algorithm = params.get("algorithm", "MD5")
     if algorithm.upper().removesuffix("-SESS") not in _HASHES:
-        raise ParseError(f"{header}: unsupported algorithm {algorithm!r}")
+        raise ChallengeError(f"{header}: unsupported algorithm {algorithm[:20]!r}")
+    for key in ("realm", "nonce", "opaque"):
+        # the values go back in our Authorization header: no line breaks or other controls
+        if _has_control(params.get(key, "")):
+            raise ChallengeError(f"{header}: control characters in {key}")
     qop = tuple(q.strip() for q in params.get("qop", "").split(",") if q.strip())
     return Challenge(
         realm=params["realm"],
@@ -100,14 +111,28 @@ def parse_challenge(value: str, proxy: bool = False) -> Challenge:
 
 
 def challenge_of(response: Response) -> Challenge | None:
-    """The digest challenge of a 401 or 407, or None."""
+    """The first usable digest challenge of a 401 or 407, or None when it carries none.
+
+    A server may offer several (RFC 7616 3.7: one per algorithm); when none of them can be
+    answered this raises ChallengeError with each one's reason, for the caller to record.
+    """
     if response.status == 401:
-        raw = response.headers.get("www-authenticate")
-        return parse_challenge(raw) if raw else None
-    if response.status == 407:
-        raw = response.headers.get("proxy-authenticate")
-        return parse_challenge(raw, proxy=True) if raw else None
-    return None
+        values, proxy = response.headers.get_all("www-authenticate"), False
+    elif response.status == 407:
+        values, proxy = response.headers.get_all("proxy-authenticate"), True
+    else:
+        return None
+    reasons = []
+    for raw in values:
+        if not raw.strip():
+            continue
+        try:
+            return parse_challenge(raw, proxy)
+        except ChallengeError as exc:
+            reasons.append(exc.reason)
+    if not reasons:
+        return None
+    raise ChallengeError("; ".join(reasons))
 
 
 def digest_response(
@@ -153,18 +178,23 @@ def credentials(
     """The value of the Authorization / Proxy-Authorization header answering `challenge`."""
     response, qop = digest_response(challenge, username, password, method, uri, nc, cnonce, body)
     parts = [
-        f'username="{username}"',
-        f'realm="{challenge.realm}"',
-        f'nonce="{challenge.nonce}"',
-        f'uri="{uri}"',
+        f"username={_quote(username)}",
+        f"realm={_quote(challenge.realm)}",
+        f"nonce={_quote(challenge.nonce)}",
+        f"uri={_quote(uri)}",
         f'response="{response}"',
         f"algorithm={challenge.algorithm}",
     ]
     if challenge.opaque is not None:
-        parts.append(f'opaque="{challenge.opaque}"')
+        parts.append(f"opaque={_quote(challenge.opaque)}")
     if qop:
-        parts += [f"qop={qop}", f"nc={nc:08x}", f'cnonce="{cnonce}"']
+        parts += [f"qop={qop}", f"nc={nc:08x}", f"cnonce={_quote(cnonce)}"]
     return "Digest " + ", ".join(parts)
+
+
+def _quote(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
 
 
 class DigestAuth:

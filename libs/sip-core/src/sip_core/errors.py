@@ -17,6 +17,12 @@ class ParseError(RemoteProtocolError):
         self.reason = reason
 
 
+class ChallengeError(ParseError):
+    """A 401/407 challenge that cannot be answered: not Digest, no realm or nonce, an algorithm
+    not implemented (AKAv1-MD5, SHA-1), control characters in a value. `reason` says which; a
+    UA fails that registration or call with it."""
+
+
 class UnsupportedVersion(ParseError):
     """A SIP version other than 2.0 (a server answers 505)."""
 

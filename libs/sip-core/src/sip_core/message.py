@@ -7,7 +7,7 @@ import re
 from collections import Counter
 from typing import Any
 
-from sip_core.errors import ParseError, UnsupportedVersion
+from sip_core.errors import LocalProtocolError, ParseError, UnsupportedVersion
 from sip_core.headers import Headers, canonical_name, header_key
 from sip_core.syntax import (
     MAX_CSEQ,
@@ -28,8 +28,8 @@ MAX_FORWARDS_LIMIT = 255
 MAX_CONTENT_LENGTH = 2**31 - 1
 _REQUIRED = ("via", "from", "to", "call-id", "cseq")
 _SINGLE_VALUED = ("from", "to", "call-id", "cseq", "max-forwards", "content-length", "content-type")
-_VERSION = re.compile(r"^SIP/\d+\.\d+$")
-_STATUS = re.compile(r"^\d{3}$")
+_VERSION = re.compile(r"SIP/[0-9]+\.[0-9]+")
+_STATUS = re.compile(r"[1-6][0-9][0-9]")
 _DATE_GMT = re.compile(r"GMT\s*$")
 
 
@@ -151,6 +151,11 @@ class Message(abc.ABC):
                 lines.append(f"{name}: {value}")
         lines.append(f"Content-Length: {len(self.body)}")
         head = "\r\n".join(lines) + "\r\n\r\n"
+        # one CRLF per line and no other CR or LF: a value with a line break would add a
+        # header line (header injection), so such a message is never written
+        if head.count("\n") != len(lines) + 1 or head.count("\r") != len(lines) + 1:
+            culprit = next(line for line in lines if "\r" in line or "\n" in line)
+            raise LocalProtocolError(f"a CR or LF inside the line {culprit[:60]!r}")
         return head.encode("utf-8", "surrogateescape") + self.body
 
     def __bytes__(self) -> bytes:
@@ -210,6 +215,9 @@ def parse_message(data: bytes) -> Request | Response:
     head = data[start:end].decode("utf-8", "surrogateescape")
     body = data[end + 4 :]
     lines = head.split("\r\n")
+    breaks = len(lines) - 1
+    if head.count("\n") != breaks or head.count("\r") != breaks:
+        _bare_line_break(lines)
     message = _start_line(lines[0])
     fields = _header_fields(lines[1:])
     headers = Headers(fields)
@@ -217,6 +225,14 @@ def parse_message(data: bytes) -> Request | Response:
     message.body = _body(headers, body)
     _validate(message)
     return message
+
+
+def _bare_line_break(lines: list[str]) -> None:
+    # a lone CR or LF would end the line for some peers and not for others: refused, so that
+    # nothing we forward or copy into a response can smuggle a header line in
+    for number, line in enumerate(lines, start=1):
+        if "\r" in line or "\n" in line:
+            raise ParseError(f"line {number} holds a CR or LF that is not a CRLF: {line[:60]!r}")
 
 
 def _start_line(line: str) -> Request | Response:
@@ -228,7 +244,7 @@ def _start_line(line: str) -> Request | Response:
             raise ParseError(f"status line {line!r} has no status code")
         if parts[0] != SIP_VERSION:
             raise UnsupportedVersion(f"unsupported SIP version in status line {line!r}")
-        if not _STATUS.match(parts[1]) or not 100 <= int(parts[1]) <= 699:
+        if not _STATUS.fullmatch(parts[1]):
             raise ParseError(f"status code {parts[1]!r} is not a number from 100 to 699")
         return Response(int(parts[1]), parts[2] if len(parts) == 3 else "", Headers())
     parts = line.split(" ")
@@ -236,7 +252,7 @@ def _start_line(line: str) -> Request | Response:
         raise ParseError(f"request line {line!r} is not 'METHOD SP Request-URI SP SIP/2.0'")
     method, uri, version = parts
     if version != SIP_VERSION:
-        if _VERSION.match(version):
+        if _VERSION.fullmatch(version):
             raise UnsupportedVersion(f"unsupported SIP version {version!r}")
         raise ParseError(f"request line {line!r} does not end with SIP/2.0")
     if not is_token(method):
@@ -254,7 +270,8 @@ def _header_fields(lines: list[str]) -> list[tuple[str, str]]:
             if not fields:
                 raise ParseError("continuation line before the first header field")
             name, value = fields[-1]
-            fields[-1] = (name, f"{value} {line.strip()}" if value else line.strip())
+            folded = line.strip(" \t")
+            fields[-1] = (name, f"{value} {folded}" if value and folded else value or folded)
             continue
         name, colon, value = line.partition(":")
         name = name.rstrip(" \t")

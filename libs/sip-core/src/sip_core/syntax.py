@@ -12,16 +12,41 @@ from dataclasses import dataclass, field
 
 from sip_core.errors import ParseError
 
-_TOKEN = re.compile(r"^[A-Za-z0-9\-.!%*_+`'~]+$")
+_TOKEN = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")
+# RFC 3261 25.1 word: Call-ID = word ["@" word]
+_WORD = r"[A-Za-z0-9\-.!%*_+`'~()<>:\\\"/\[\]?{}]+"
+_CALL_ID = re.compile(rf"{_WORD}(?:@{_WORD})?")
 _WS = " \t"
 MAX_CSEQ = 2**31 - 1
+MAX_PORT = 65535
 
 
 def is_token(text: str) -> bool:
     # most tokens are plain alphanumerics (tags, branches, method names): skip the regex
     if text.isalnum() and text.isascii():
         return True
-    return bool(_TOKEN.match(text))
+    return _TOKEN.fullmatch(text) is not None
+
+
+def is_call_id(text: str) -> bool:
+    """Whether `text` is a Call-ID by the RFC 3261 grammar (printable ASCII, no spaces)."""
+    return _CALL_ID.fullmatch(text) is not None
+
+
+def number(text: str, maximum: int) -> int | None:
+    """The value of ASCII digits if it is at most `maximum`, else None.
+
+    str.isdigit() alone accepts '²' and other digits that int() refuses with ValueError, and
+    int() refuses more than 4300 digits: neither may escape a parser as anything but its
+    ParseError, so the digits are checked (and counted) here first.
+    """
+    if not text or not text.isascii() or not text.isdigit():
+        return None
+    significant = text.lstrip("0")
+    if len(significant) > len(str(maximum)):
+        return None
+    value = int(significant or "0")
+    return value if value <= maximum else None
 
 
 def split_list(value: str, header: str) -> list[str]:
@@ -165,7 +190,8 @@ class SipUri:
         return f"{self.scheme}:{user}{self.host}{port}{params}{headers}"
 
 
-_HOSTPORT = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-.]+)(?::(\d{1,5}))?$")
+_HOSTPORT = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-.]+)(?::([0-9]{1,5}))?")
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+\-.]*")
 
 
 def parse_uri(text: str, header: str) -> SipUri | str:
@@ -196,7 +222,7 @@ def _parse_uri(text: str, header: str) -> SipUri | str:
     if not text or any(c in text for c in " \t\r\n<>"):
         raise ParseError(f"{header}: malformed URI {text!r}")
     scheme, colon, rest = text.partition(":")
-    if not colon or not scheme or not re.match(r"^[A-Za-z][A-Za-z0-9+\-.]*$", scheme):
+    if not colon or not scheme or not _SCHEME.fullmatch(scheme):
         raise ParseError(f"{header}: URI {text!r} has no scheme")
     if scheme.lower() not in ("sip", "sips"):
         return text
@@ -208,7 +234,7 @@ def _parse_uri(text: str, header: str) -> SipUri | str:
             raise ParseError(f"{header}: empty user part in {text!r}")
     rest, qmark, headers = rest.partition("?")
     hostport, _, params_text = rest.partition(";")
-    match = _HOSTPORT.match(hostport)
+    match = _HOSTPORT.fullmatch(hostport)
     if not match:
         raise ParseError(f"{header}: bad host or port in URI {text!r}")
     port = int(match.group(2)) if match.group(2) else None
@@ -299,8 +325,8 @@ def _closing_quote(text: str, header: str) -> int:
 # -- Via ---------------------------------------------------------------------------------
 
 _VIA = re.compile(
-    r"^SIP[ \t]*/[ \t]*2\.0[ \t]*/[ \t]*([A-Za-z0-9\-.!%*_+`'~]+)[ \t]+"
-    r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-.]+)(?:[ \t]*:[ \t]*(\d{1,5}))?[ \t]*(.*)$",
+    r"SIP[ \t]*/[ \t]*2\.0[ \t]*/[ \t]*([A-Za-z0-9\-.!%*_+`'~]+)[ \t]+"
+    r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-.]+)(?:[ \t]*:[ \t]*([0-9]{1,5}))?[ \t]*(.*)",
     re.S,
 )
 
@@ -324,8 +350,8 @@ class Via:
         """Where a UDP response goes (RFC 3261 18.2.2 with RFC 3581 rport)."""
         host = self.params.get("received") or self.host
         rport = self.params.get("rport")
-        port = int(rport) if rport else (self.port or 5060)
-        return host.strip("[]"), port
+        port = number(rport, MAX_PORT) if rport else None
+        return host.strip("[]"), port or self.port or 5060
 
     def __str__(self) -> str:
         port = f":{self.port}" if self.port is not None else ""
@@ -333,7 +359,7 @@ class Via:
 
 
 def parse_via(value: str, header: str = "Via") -> Via:
-    match = _VIA.match(value.strip(_WS))
+    match = _VIA.fullmatch(value.strip(_WS))
     if not match:
         raise ParseError(f"{header}: malformed value '{value}'")
     transport, host, port_text, rest = match.groups()
@@ -342,8 +368,8 @@ def parse_via(value: str, header: str = "Via") -> Via:
         raise ParseError(f"{header}: port {port} out of range")
     params = parse_params(rest, header)
     rport = params.get("rport")
-    if rport is not None and not rport.isdigit():
-        raise ParseError(f"{header}: rport={rport!r} is not a number")
+    if rport is not None and number(rport, MAX_PORT) is None:
+        raise ParseError(f"{header}: rport={rport!r} is not a port number")
     return Via(transport.upper(), host, port, params)
 
 
@@ -361,19 +387,16 @@ class CSeq:
 
 def parse_cseq(value: str) -> CSeq:
     parts = value.split()
-    if len(parts) != 2 or not parts[0].isdigit() or not is_token(parts[1]):
-        raise ParseError(f"CSeq: malformed value '{value}'")
-    number = int(parts[0])
-    if number > MAX_CSEQ:
-        raise ParseError(f"CSeq: number {parts[0]} exceeds 2**31-1")
-    return CSeq(number, parts[1])
+    if len(parts) != 2 or not is_token(parts[1]):
+        raise ParseError(f"CSeq: malformed value {value!r}")
+    return CSeq(parse_int(parts[0], "CSeq", MAX_CSEQ), parts[1])
 
 
 def parse_int(value: str, header: str, maximum: int) -> int:
     text = value.strip(_WS)
-    if not text.isdigit():
-        raise ParseError(f"{header}: '{value}' is not a non-negative integer")
-    number = int(text)
-    if number > maximum:
-        raise ParseError(f"{header}: {number} exceeds {maximum}")
-    return number
+    parsed = number(text, maximum)
+    if parsed is not None:
+        return parsed
+    if text.isascii() and text.isdigit():
+        raise ParseError(f"{header}: {text[:20]!r} exceeds {maximum}")
+    raise ParseError(f"{header}: {value[:40]!r} is not a number in ASCII digits")
