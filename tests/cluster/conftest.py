@@ -2,7 +2,8 @@
 
 It comes up once per session in a directory of the session's own (so a developer's cluster is
 untouched), with the testbed's images loaded, and goes down at the end; the test of `down`
-itself checks that the host is as it was.
+itself checks that the host is as it was. A cluster left behind by a killed session (its
+processes gone, its bridge, mounts and sysctls not) is taken down first, as `up` does.
 """
 
 from __future__ import annotations
@@ -15,22 +16,37 @@ from pathlib import Path
 import pytest
 
 from testbed.cluster import hoststate
-from testbed.cluster.cluster import Cluster
+from testbed.cluster.cluster import Cluster, recover_stale
 from testbed.cluster.images import built_images, load
 from testbed.cluster.layout import REPO_ROOT, ClusterSettings
 
 TIMINGS: dict[str, float] = {}
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # tests that kill the cluster's processes run after every other test that uses it
+    items.sort(key=lambda item: item.get_closest_marker("kills_cluster") is not None)
+
+
 @pytest.fixture(scope="session")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    settings = ClusterSettings(dir=tmp_path_factory.mktemp("cluster"))
+def host_before() -> hoststate.HostSnapshot:
+    """The host before the session's cluster (after taking down a stale one)."""
+    settings = ClusterSettings()
+    recover_stale(settings, print)
     if Path(f"/sys/class/net/{settings.bridge}").exists():
         pytest.fail(
             f"a cluster is already up on this machine ({settings.bridge} exists): "
             "take it down with `testbed cluster down` before running the cluster tests"
         )
-    before = hoststate.snapshot(settings.cgroup_root)
+    return hoststate.snapshot(settings.cgroup_root)
+
+
+@pytest.fixture(scope="session")
+def cluster(
+    tmp_path_factory: pytest.TempPathFactory, host_before: hoststate.HostSnapshot
+) -> Iterator[Cluster]:
+    settings = ClusterSettings(dir=tmp_path_factory.mktemp("cluster"))
+    before = host_before
     cluster = Cluster(settings, say=print)
     start = time.monotonic()
     try:

@@ -112,6 +112,7 @@ class Cluster:
     # -- up ------------------------------------------------------------------------------
 
     def up(self, timeout: float = 180.0) -> Path:
+        recover_stale(self.settings, self.say)
         if self._handles():
             if self.is_up():
                 self.say("cluster: already up")
@@ -121,10 +122,11 @@ class Cluster:
                 "run `testbed cluster down`"
             )
         if Path(f"/sys/class/net/{self.settings.bridge}").exists():
+            claim = read_claim(self.settings.claim_file)
+            owner = f"the cluster in {claim['dir']}" if claim else "no cluster of the testbed's"
             raise ClusterError(
-                f"cluster: {self.settings.bridge} exists: another cluster runs on this machine "
-                "(or one was not taken down); `testbed cluster down` with its directory "
-                "(TESTBED_CLUSTER_DIR) takes it down"
+                f"cluster: {self.settings.bridge} exists and {owner} runs on it; "
+                "`testbed cluster down` with that directory (TESTBED_CLUSTER_DIR) takes it down"
             )
         bins = binaries_dir()
         self.bins = bins
@@ -132,13 +134,10 @@ class Cluster:
         lay.root.mkdir(parents=True, exist_ok=True)
         lay.logs.mkdir(parents=True, exist_ok=True)
         # the host as it was, before anything changes it
-        self._save(
-            {
-                "host": hoststate.snapshot(s.cgroup_root).to_json(),
-                "processes": {},
-                "bins": str(bins),
-            }
-        )
+        host = hoststate.snapshot(s.cgroup_root).to_json()
+        self._save({"host": host, "processes": {}, "bins": str(bins)})
+        claim = {"dir": str(lay.root.resolve()), "host": host, "bins": str(bins)}
+        _write_claim(s.claim_file, claim)
         start = time.monotonic()
         try:
             self._bridge()
@@ -469,7 +468,9 @@ class Cluster:
         handles = self._handles()
         report: dict[str, object] = {}
         if not state:
-            return {"note": "no cluster state; nothing to do"}
+            claim = read_claim(self.settings.claim_file)
+            elsewhere = f" (the cluster on this machine is in {claim['dir']})" if claim else ""
+            return {"note": f"no cluster state in {self.layout.root}; nothing to do{elsewhere}"}
         if handles.get("kube-apiserver") and handles["kube-apiserver"].alive():
             self._delete_pods()
         # no new pods from here on
@@ -521,6 +522,9 @@ class Cluster:
         ):
             shutil.rmtree(directory, ignore_errors=True)
         self.layout.state_file.unlink(missing_ok=True)
+        claim = read_claim(self.settings.claim_file)
+        if claim and Path(str(claim["dir"])) == self.layout.root.resolve():
+            self.settings.claim_file.unlink(missing_ok=True)
         return report
 
     def _on_bridge(self, link: str) -> bool:
@@ -591,3 +595,63 @@ def _podman_containers_running() -> bool:
         return bool(eng.run("ps", "-q").stdout.strip())
     except (EngineError, subprocess.SubprocessError, OSError):
         return False
+
+
+# -- a cluster whose processes were killed ---------------------------------------------------
+
+
+def read_claim(claim_file: Path) -> dict[str, object] | None:
+    try:
+        data: dict[str, object] = json.loads(claim_file.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    return data if isinstance(data.get("dir"), str) and "host" in data else None
+
+
+def _write_claim(claim_file: Path, claim: dict[str, object]) -> None:
+    claim_file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = claim_file.with_suffix(".tmp")
+    tmp.write_text(json.dumps(claim))
+    tmp.replace(claim_file)
+
+
+def processes_of(root: Path) -> list[int]:
+    """Live processes that name a file of the cluster directory on their command line (every
+    component and containerd's shims do), so a cluster counts as running even when its state
+    file is gone or its PIDs were recorded by another `up`."""
+    marker = str(root.resolve()) + "/"
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if marker in cmdline and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def recover_stale(
+    settings: ClusterSettings, say: Callable[[str], None]
+) -> dict[str, object] | None:
+    """Take down the claimed cluster when none of its processes is left (they were killed with
+    the session that started them, or crashed): its mounts, cgroups, bridge, iptables chains and
+    sysctls outlive them and would keep every later `up` out. Returns `down`'s report, or None
+    when there was nothing stale. A cluster with a live process is left alone."""
+    claim = read_claim(settings.claim_file)
+    if claim is None:
+        return None
+    root = Path(str(claim["dir"]))
+    if processes_of(root):
+        return None
+    stale = Cluster(settings.model_copy(update={"dir": root}), say)
+    if not stale._handles() and not stale.layout.state_file.exists():
+        # its directory went (a temporary one, cleaned): the claim kept the host as it was
+        stale._save({"host": claim["host"], "processes": {}, "bins": claim.get("bins", "")})
+    say(f"cluster: the cluster in {root} has no process left; taking down what it left behind")
+    report = stale.down()
+    say(f"cluster: stale cluster taken down: {report}")
+    return report

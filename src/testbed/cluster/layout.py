@@ -48,6 +48,10 @@ class ClusterSettings(BaseSettings):
     hpa_sync_period: str = "15s"
     # pods get this long to run their preStop hooks when the cluster goes down
     down_grace_seconds: int = 30
+    # machine-wide: which directory's cluster owns the bridge, with the host as it was before
+    # it, so that a cluster whose processes were killed (a session's end, a crash) can be
+    # taken down by the next `up` wherever its directory was
+    claim_file: Path = Path("/run/ims-testbed/cluster-claim.json")
 
 
 @dataclass(frozen=True)
