@@ -38,8 +38,7 @@ def create_app(
                 publisher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await publisher
-                for run in controller.runs.values():
-                    run.stop()
+                await controller.stop_runs()
 
     app = FastAPI(title="scenario-controller", version=__version__, lifespan=lifespan)
     app.include_router(health.router)

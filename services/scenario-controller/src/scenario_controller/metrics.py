@@ -23,6 +23,15 @@ class ControllerMetrics:
             buckets=LAG_BUCKETS,
             registry=registry,
         )
+        self.malformed = Counter(
+            "scenario_client_messages_malformed",
+            "Messages from pods that were not valid (bad JSON, unknown type, wrong field, too "
+            "large, or failed while handled); each is ignored and the link goes on",
+            registry=registry,
+        )
+        self.disconnects = Counter(
+            "scenario_client_disconnects", "Pod connections that ended", registry=registry
+        )
         self.clients = Gauge(
             "scenario_clients_connected", "Connected sip-client pods", registry=registry
         )

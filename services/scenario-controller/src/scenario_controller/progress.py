@@ -6,6 +6,7 @@ import time
 from collections import deque
 from typing import Any
 
+from scenario_controller.history import PastRun
 from scenario_controller.hub import ClientHub
 from scenario_controller.runner import ScenarioRun
 
@@ -26,7 +27,7 @@ class ProgressTracker:
                 failed += pod.stats.calls_failed
         return succeeded, failed
 
-    def tick(self, run: ScenarioRun | None) -> dict[str, Any]:
+    def tick(self, run: ScenarioRun | PastRun | None) -> dict[str, Any]:
         now = time.time()
         succeeded, failed = self._call_totals()
         sent = run.sent if run else 0
@@ -47,7 +48,7 @@ class ProgressTracker:
         self._previous = (now, succeeded, failed, sent)
         return self.snapshot(run)
 
-    def snapshot(self, run: ScenarioRun | None) -> dict[str, Any]:
+    def snapshot(self, run: ScenarioRun | PastRun | None) -> dict[str, Any]:
         succeeded, failed = self._call_totals()
         return {
             "type": "progress",

@@ -1,6 +1,8 @@
 """Replays one scenario: invites go out on an absolute timeline (start + offset / speed), with
 pauses shifting the timeline, never by sleeping each wait in turn. Every invite is written to
-the run log with its scheduled and actual send time."""
+the run log with its scheduled and actual send time, row by row (a crash keeps what was sent),
+and the run's record (`<id>.json` beside the log) is written atomically when it starts and ends,
+so a restarted controller can list it again (history.py)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from pydantic import BaseModel, ConfigDict
+
+from scenario_controller.files import write_atomic
 from scenario_controller.hub import ClientHub
 from scenario_controller.metrics import ControllerMetrics
 from scenario_controller.timeline import Due, timeline
@@ -40,6 +45,31 @@ class RunState(enum.StrEnum):
     PAUSED = "paused"
     STOPPED = "stopped"
     FINISHED = "finished"
+    # the controller stopped while the run was active (found so after a restart)
+    INTERRUPTED = "interrupted"
+
+
+ACTIVE = (RunState.RUNNING, RunState.PAUSED)
+
+
+class RunRecord(BaseModel):
+    """What is kept of a run beside its log (`<id>.json`)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str
+    scenario: str
+    state: RunState
+    speed: float
+    hold_ms: int = 0
+    rows: int = 0
+    duration_s: float = 0.0
+    started_at: float
+    ended_at: float | None = None
+    scheduled: int = 0
+    sent: int = 0
+    undeliverable: int = 0
+    error: str | None = None
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -110,6 +140,7 @@ class ScenarioRun:
         self._log = csv.writer(self._log_file)
         self._log.writerow(LOG_FIELDS)
         self._pending = 0  # queued to a pod, not yet written
+        self.save_record()
         self.task = asyncio.create_task(self._run())
 
     # -- control ---------------------------------------------------------------------------
@@ -127,13 +158,37 @@ class ScenarioRun:
             self._wake.set()
 
     def stop(self) -> None:
-        if self.state in (RunState.RUNNING, RunState.PAUSED):
+        if self.state in ACTIVE:
             self._stop = True
             self._wake.set()
 
     @property
     def active(self) -> bool:
-        return self.state in (RunState.RUNNING, RunState.PAUSED)
+        return self.state in ACTIVE
+
+    @property
+    def record_path(self) -> Path:
+        return self.log_path.with_suffix(".json")
+
+    def record(self) -> RunRecord:
+        return RunRecord(
+            id=self.run_id,
+            scenario=self.scenario,
+            state=self.state,
+            speed=self.speed,
+            hold_ms=self.hold_ms,
+            rows=self.rows,
+            duration_s=self.duration_s,
+            started_at=self.started_at,
+            ended_at=self.ended_at,
+            scheduled=self.scheduled,
+            sent=self.sent,
+            undeliverable=self.undeliverable,
+            error=self.error,
+        )
+
+    def save_record(self) -> None:
+        write_atomic(self.record_path, self.record().model_dump_json(indent=1))
 
     def elapsed(self) -> float:
         now = self._paused_at if self._paused_at is not None else self._loop.time()
@@ -180,6 +235,10 @@ class ScenarioRun:
         finally:
             self.ended_at = time.time()
             self._log_file.close()
+            try:
+                self.save_record()
+            except OSError as exc:  # the log is complete; only the record is missing
+                self.error = self.error or f"run record not written: {exc}"
 
     def _dispatch(self, due: Due) -> None:
         target = self._target(due)
@@ -190,17 +249,23 @@ class ScenarioRun:
             Invite(caller=due.caller, callee=due.callee, hold_ms=self.hold_ms, seq=due.seq)
         )
 
-        def written(at: float) -> None:
+        def written(at: float | None) -> None:
             self._pending -= 1
-            self._record(due, target, at, "sent", stats)
+            if at is None:  # queued, but the pod disconnected before it went out
+                self._undeliverable(due, target, stats)
+            else:
+                self._record(due, target, at, "sent", stats)
 
         if self.hub.send(due.pod, invite, written):
             self._pending += 1
         else:
-            self.undeliverable += 1
-            stats.undeliverable += 1
-            self.metrics.undeliverable.inc()
-            self._record(due, target, None, "undeliverable", stats)
+            self._undeliverable(due, target, stats)
+
+    def _undeliverable(self, due: Due, target: float, stats: SecondStats) -> None:
+        self.undeliverable += 1
+        stats.undeliverable += 1
+        self.metrics.undeliverable.inc()
+        self._record(due, target, None, "undeliverable", stats)
 
     def _record(
         self, due: Due, target: float, sent: float | None, status: str, stats: SecondStats
@@ -213,6 +278,8 @@ class ScenarioRun:
             stats.lags_ms.append(lag_ms)
             self.metrics.sent.inc()
             self.metrics.lag.observe(max(lag_ms, 0.0) / 1000)
+        if self._log_file.closed:  # written after the run ended (its drain timed out)
+            return
         self._log.writerow(
             (
                 due.seq,
@@ -226,6 +293,7 @@ class ScenarioRun:
                 status,
             )
         )
+        self._log_file.flush()  # row by row: a crash of the controller keeps what was sent
 
     async def _drain(self) -> None:
         """Let the pods' queues write what is still pending (bounded wait)."""

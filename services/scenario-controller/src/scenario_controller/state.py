@@ -14,6 +14,7 @@ import httpx
 from fastapi import WebSocket
 
 from scenario_controller.config import Settings
+from scenario_controller.history import PastRun, load_runs
 from scenario_controller.hub import ClientHub
 from scenario_controller.metrics import ControllerMetrics
 from scenario_controller.progress import ProgressTracker
@@ -28,6 +29,9 @@ class RunConflict(Exception):
     pass
 
 
+Run = ScenarioRun | PastRun
+
+
 class Controller:
     def __init__(
         self, settings: Settings, metrics: ControllerMetrics, http: httpx.AsyncClient
@@ -35,11 +39,12 @@ class Controller:
         self.settings = settings
         self.metrics = metrics
         self.http = http
-        self.hub = ClientHub()
+        self.hub = ClientHub(metrics)
         self.store = ScenarioStore(settings.scenario_dir, settings.pairing_convention)
         settings.runs_dir.mkdir(parents=True, exist_ok=True)
-        self.runs: dict[str, ScenarioRun] = {}
-        self.current: ScenarioRun | None = None
+        # runs of earlier lifetimes first, so their logs stay available after a restart
+        self.runs: dict[str, Run] = {run.run_id: run for run in load_runs(settings.runs_dir)}
+        self.current: Run | None = list(self.runs.values())[-1] if self.runs else None
         self.progress = ProgressTracker(self.hub)
         self.panels: set[WebSocket] = set()
         self.register_requested_at: float | None = None
@@ -55,7 +60,11 @@ class Controller:
         if self.current is not None and self.current.active:
             raise RunConflict(f"run {self.current.run_id} is {self.current.state}: stop it first")
         stored = self.store.get(scenario)  # raises UnknownScenario
-        run_id = time.strftime("%Y%m%d-%H%M%S") + f"-{stored.name}"
+        run_id = base = time.strftime("%Y%m%d-%H%M%S") + f"-{stored.name}"
+        n = 1
+        while run_id in self.runs or (self.settings.runs_dir / f"{run_id}.csv").exists():
+            n += 1
+            run_id = f"{base}-{n}"
         lines: Iterator[str] = self.store.lines(stored.name)
         run = ScenarioRun(
             run_id,
@@ -73,6 +82,18 @@ class Controller:
         self.current = run
         log.info("run %s: scenario %s at speed %g", run_id, stored.name, speed)
         return run
+
+    async def stop_runs(self, within: float = 10.0) -> None:
+        """Stop every active run and let it write its log and record (bounded wait)."""
+        tasks = []
+        for run in self.runs.values():
+            run.stop()
+            if isinstance(run, ScenarioRun) and not run.task.done():
+                tasks.append(run.task)
+        if tasks:
+            _done, pending = await asyncio.wait(tasks, timeout=within)
+            for task in pending:  # their record keeps saying running: interrupted on restart
+                task.cancel()
 
     # -- registrations, as the sip-controller sees them ----------------------------------
 

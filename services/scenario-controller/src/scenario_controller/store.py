@@ -1,8 +1,15 @@
-"""Scenario files on disk, each validated before it is kept, with its summary beside it."""
+"""Scenario files on disk, each validated before it is kept, with its summary beside it.
+
+The summary (`<name>.json`) is written atomically after the CSV; one that cannot be read (a
+crash of an older version mid-write, a disk fault, an edit by hand) makes that scenario
+unavailable with a clear error and is left out of the listing with a warning, never a failure
+of the listing or of /health.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -12,8 +19,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from scenario_controller.files import write_atomic
 from scenario_controller.timeline import rate_series
 from scenario_csv import Defect, ScenarioError, text_lines, validate
+
+log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 MAX_DEFECTS_SHOWN = 200
@@ -35,6 +45,19 @@ class BadScenarioName(ValueError):
 
 class UnknownScenario(KeyError):
     pass
+
+
+class CorruptScenario(UnknownScenario):
+    """The scenario's summary file cannot be read; it has to be uploaded again."""
+
+    def __init__(self, name: str, problem: str) -> None:
+        super().__init__(name)
+        self.message = (
+            f"scenario {name!r}: its summary file is unreadable ({problem}); upload it again"
+        )
+
+    def __str__(self) -> str:
+        return self.message
 
 
 @dataclass(frozen=True)
@@ -85,6 +108,7 @@ class ScenarioStore:
         self.directory = directory
         self.pairing_convention = pairing_convention
         directory.mkdir(parents=True, exist_ok=True)
+        self._warned: set[tuple[str, float]] = set()  # (file, mtime): warn once per version
 
     def _csv(self, name: str) -> Path:
         return self.directory / f"{name}.csv"
@@ -127,7 +151,7 @@ class ScenarioStore:
                 rate=rate,
             )
             os.replace(tmp_path, self._csv(name))
-            self._meta(name).write_text(json.dumps(asdict(stored)))
+            write_atomic(self._meta(name), json.dumps(asdict(stored)))
             return stored
         finally:
             tmp_path.unlink(missing_ok=True)
@@ -135,14 +159,34 @@ class ScenarioStore:
     def get(self, name: str) -> StoredScenario:
         name = check_name(name)
         try:
-            data = json.loads(self._meta(name).read_text())
+            data = json.loads(self._meta(name).read_bytes())
+            data["rate"] = [(float(s), float(r)) for s, r in data["rate"]]
+            return StoredScenario(**data)
         except FileNotFoundError:
             raise UnknownScenario(name) from None
-        data["rate"] = [tuple(p) for p in data["rate"]]
-        return StoredScenario(**data)
+        except (OSError, ValueError, TypeError, KeyError, RecursionError) as exc:
+            raise CorruptScenario(name, f"{type(exc).__name__}: {exc}"[:200]) from None
 
     def all(self) -> list[StoredScenario]:
-        return [self.get(p.stem) for p in sorted(self.directory.glob("*.json"))]
+        """Every readable scenario; an unreadable one is left out with a warning."""
+        stored = []
+        for path in sorted(self.directory.glob("*.json")):
+            try:
+                stored.append(self.get(path.stem))
+            except CorruptScenario as exc:
+                self._warn_once(path, str(exc))
+            except (UnknownScenario, BadScenarioName):  # deleted meanwhile; not ours
+                continue
+        return stored
+
+    def _warn_once(self, path: Path, message: str) -> None:
+        try:
+            key = (path.name, path.stat().st_mtime)
+        except OSError:
+            return
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning("%s (left out of the listing)", message)
 
     def delete(self, name: str) -> None:
         name = check_name(name)
@@ -161,6 +205,7 @@ class ScenarioStore:
 
 
 __all__ = [
+    "CorruptScenario",
     "ScenarioError",
     "ScenarioRejected",
     "ScenarioStore",

@@ -7,9 +7,8 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from scenario_controller.deps import ControllerDep
-from scenario_controller.runner import ScenarioRun
-from scenario_controller.state import RunConflict
-from scenario_controller.store import BadScenarioName, UnknownScenario
+from scenario_controller.state import Run, RunConflict
+from scenario_controller.store import BadScenarioName, CorruptScenario, UnknownScenario
 
 router = APIRouter(tags=["runs"])
 
@@ -24,7 +23,7 @@ class StartRun(BaseModel):
     )
 
 
-def _run(controller: ControllerDep, run_id: str) -> ScenarioRun:
+def _run(controller: ControllerDep, run_id: str) -> Run:
     run = controller.current if run_id == "current" else controller.runs.get(run_id)
     if run is None:
         raise HTTPException(status_code=404, detail=f"no run {run_id!r}")
@@ -35,6 +34,8 @@ def _run(controller: ControllerDep, run_id: str) -> ScenarioRun:
 async def start(body: StartRun, controller: ControllerDep) -> dict[str, object]:
     try:
         run = controller.start(body.scenario, body.speed, body.hold_ms)
+    except CorruptScenario as exc:
+        raise HTTPException(status_code=404, detail=str(exc)) from None
     except UnknownScenario:
         raise HTTPException(
             status_code=404, detail=f"no scenario named {body.scenario!r}"
@@ -85,4 +86,6 @@ async def stop(run_id: str, controller: ControllerDep) -> dict[str, object]:
 async def run_log(run_id: str, controller: ControllerDep) -> FileResponse:
     """Every invite with its scheduled and actual send time (the paper's validation, 3.5.2)."""
     run = _run(controller, run_id)
+    if not run.log_path.is_file():
+        raise HTTPException(status_code=404, detail=f"the log of run {run.run_id} is gone")
     return FileResponse(run.log_path, media_type="text/csv", filename=f"{run.run_id}-run-log.csv")

@@ -10,7 +10,12 @@ from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
 
 from scenario_controller.deps import ControllerDep
-from scenario_controller.store import BadScenarioName, ScenarioRejected, UnknownScenario
+from scenario_controller.store import (
+    BadScenarioName,
+    CorruptScenario,
+    ScenarioRejected,
+    UnknownScenario,
+)
 
 router = APIRouter(tags=["scenarios"])
 
@@ -67,6 +72,8 @@ async def list_scenarios(controller: ControllerDep) -> list[dict[str, object]]:
 async def get_scenario(name: str, controller: ControllerDep) -> dict[str, object]:
     try:
         return controller.store.get(name).view(with_rate=True)
+    except CorruptScenario as exc:
+        raise HTTPException(status_code=404, detail=str(exc)) from None
     except UnknownScenario:
         raise _not_found(name) from None
     except BadScenarioName as exc:
