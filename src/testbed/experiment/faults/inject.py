@@ -28,9 +28,8 @@ from testbed.experiment.faults.impair import Impairment
 from testbed.experiment.faults.schedule import FaultSchedule, Step
 from testbed.experiment.faults.spec import FaultSpec, target_kind
 from testbed.local import processes
-from testbed.local.mariadb import LocalMariaDB
 from testbed.local.state import Component, TestbedState
-from testbed.local.testbed import ANALYZER_KIND, PROXY_KIND, LocalTestbed
+from testbed.local.testbed import PROXY_KIND, LocalTestbed
 
 COLUMNS = ("index", "fault", "action", "target", "phase", "t_s", "time", "detail")
 # phases in faults.csv: apply, lift (the injector undid it), back (the component is running or
@@ -72,6 +71,7 @@ class FaultInjector:
         self._impairments: dict[int, Impairment] = {}
         self._sqlite_locks: dict[int, sqlite3.Connection] = {}
         self._watches: list[_Watch] = []
+        self._down: dict[int, tuple[str, int]] = {}  # fault index -> (component, its old PID)
         with self.path.open("w", newline="") as f:
             csv.writer(f).writerow(COLUMNS)
 
@@ -83,10 +83,14 @@ class FaultInjector:
         for step in self.schedule.due(self.clock()):
             self._worker.submit(self._guarded, step)
         state = self.testbed.load_state()
-        if state is not None:
-            self._observe(state)
-            if row is not None:
-                row[SERVING_COLUMN] = self._serving(state)
+        if state is None:
+            return
+        enabled = self._enabled()
+        self._observe(state, enabled)
+        if row is not None:
+            row[SERVING_COLUMN] = (
+                None if enabled is None else sum(1 for c in _running(state) if c.name in enabled)
+            )
 
     def close(self) -> list[str]:
         """Lift everything still in force; returns the problems (each also in faults.csv)."""
@@ -134,37 +138,41 @@ class FaultInjector:
         self._record(step.index, step.phase, detail + (" at teardown" if teardown else ""))
         return []
 
-    def _observe(self, state: TestbedState) -> None:
+    def _observe(self, state: TestbedState, enabled: set[str] | None) -> None:
         for watch in list(self._watches):
             if watch.old_pid is not None:
-                component = state.get(watch.fault.target)
+                component = _find(state, watch.fault.target)
                 handle = component.handle if component else None
-                if handle is not None and handle.pid != watch.old_pid and handle.alive():
-                    self._watches.remove(watch)
-                    self._record(watch.index, "back", f"running again as PID {handle.pid}")
+                if handle is None or handle.pid == watch.old_pid or not handle.alive():
+                    continue
+                if component and component.kind == PROXY_KIND:
+                    if enabled is None or component.name not in enabled:
+                        continue  # back when the load balancers send it calls again
+                    detail = f"running again as PID {handle.pid}, enabled"
+                else:
+                    detail = f"running again as PID {handle.pid}"
+                self._watches.remove(watch)
+                self._record(watch.index, "back", detail)
             elif watch.connections is not None:
                 pod = self._pod_view(watch.fault.target)
                 if pod and pod.get("connected") and int(pod["connections"]) > watch.connections:
                     self._watches.remove(watch)
                     self._record(watch.index, "back", "connected again")
 
-    def _serving(self, state: TestbedState) -> int | None:
-        """Proxies running and enabled at the sip-controller (None: it did not answer)."""
-        running = {
-            c.name for c in state.of_kind(PROXY_KIND) if c.handle is not None and c.handle.alive()
-        }
+    def _enabled(self) -> set[str] | None:
+        """Proxies enabled at the sip-controller (None: it did not answer)."""
         url = f"{self.testbed.settings.controller_url}/proxies"
         try:
             rows = self._http.get(url).json()
-        except (httpx.HTTPError, ValueError):
+            return {str(r["name"]) for r in rows if r.get("state") == "enabled"}
+        except (httpx.HTTPError, ValueError, TypeError, KeyError):
             return None
-        return sum(1 for r in rows if r.get("state") == "enabled" and r.get("name") in running)
 
     # -- the faults ------------------------------------------------------------------------
 
     def _component(self, target: str) -> Component:
         state = self.testbed.load_state()
-        component = state.get(target) if state else None
+        component = _find(state, target) if state else None
         if component is None:
             raise LookupError(f"{target} is not running in this testbed")
         return component
@@ -204,6 +212,8 @@ class FaultInjector:
             self._signal(component, signal.SIGKILL)
             if fault.restart_after_s is None:
                 self._watches.append(_Watch(step.index, fault, old_pid=handle.pid))
+            else:
+                self._down[step.index] = (component.name, handle.pid)
             return f"SIGKILL to process group {handle.pid}"
         if fault.action == "stop":
             self._signal(component, signal.SIGSTOP)
@@ -211,10 +221,11 @@ class FaultInjector:
             return f"SIGSTOP to process group {handle.pid}"
         # restart: stopped the way `testbed down` stops it, started again when lifted
         processes.stop(handle, timeout=30.0)
+        self._down[step.index] = (component.name, handle.pid)
         return f"stopped PID {handle.pid} (SIGTERM)"
 
     def _lift(self, step: Step) -> str:
-        fault, kind = step.fault, target_kind(step.fault.target)
+        fault = step.fault
         if fault.action == "netem":
             impairment = self._impairments.pop(step.index)
             impairment.lift()
@@ -229,9 +240,14 @@ class FaultInjector:
             component = self._stopped.pop(step.index)
             alive = self._signal(component, signal.SIGCONT)
             return "SIGCONT" if alive else "SIGCONT not sent: the process was replaced"
-        # restart, or kill with restart_after_s: start it again at the same address
-        pid = self._start_again(fault.target, kind)
-        return f"started again as PID {pid}"
+        # restart, or kill with restart_after_s: started again at the same address, as the
+        # kubelet restarts a container
+        name, old_pid = self._down.pop(step.index)
+        if not self.testbed.restart(name, old_pid):
+            return f"{name} was not started again: it was running, replaced or removed"
+        state = self.testbed.load_state()
+        again = state.get(name) if state else None
+        return f"started again as PID {again.pid if again else '?'}"
 
     def _signal(self, component: Component, sig: signal.Signals) -> bool:
         """Signal the component's process group, only if it is still the process recorded."""
@@ -241,49 +257,6 @@ class FaultInjector:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(handle.pid, sig)  # spawned as a session leader: its group is its PID
         return True
-
-    # -- restarting a component ------------------------------------------------------------
-
-    def _start_again(self, target: str, kind: str) -> int | None:
-        testbed = self.testbed
-        with testbed.store.locked():
-            state = testbed.load_state()
-            if state is None:
-                raise LookupError("the testbed is gone")
-            old = state.get(target) if kind != "database" else None
-            if kind == "database":
-                return self._start_mariadb(state)
-            if kind == "sip-loadb":
-                testbed._start_loadbalancer(state)
-            elif kind == "sip-controller":
-                testbed._start_controller(state)
-            elif kind == "scenario-controller":
-                testbed._start_scenario_controller(state)
-            elif kind == ANALYZER_KIND:
-                proxy = next(
-                    (p for p in state.of_kind(PROXY_KIND) if old and p.index == old.index), None
-                )
-                if proxy is None:
-                    raise LookupError(f"{target}: its proxy is gone")
-                testbed._start_analyzer(state, proxy)
-            else:
-                raise ValueError(f"cannot start {kind} again")
-            component = state.get(target)
-            return component.pid if component else None
-
-    def _start_mariadb(self, state: TestbedState) -> int:
-        testbed = self.testbed
-        component = next(iter(state.of_kind("database")), None)
-        if component is None or state.database_kind != "mariadb":
-            raise LookupError("no MariaDB server in this testbed")
-        server = LocalMariaDB(testbed.state_dir / "mariadb", testbed.settings.mariadb_port)
-        log_file = Path(component.log or testbed.state_dir / "logs" / "mariadb.log")
-        handle = processes.spawn(server.command(), os.environ, log_file)
-        component.pid, component.start_ticks = handle.pid, handle.start_ticks
-        state.put(component)
-        testbed.store.save(state)
-        server.wait_ready(testbed.settings.startup_timeout_seconds)
-        return handle.pid
 
     def _is_sqlite(self) -> bool:
         state = self.testbed.load_state()
@@ -323,6 +296,17 @@ class FaultInjector:
         if not links:
             raise LookupError(f"{component.name} has no connection to port {port}")
         return len(links)
+
+
+def _running(state: TestbedState) -> list[Component]:
+    return [c for c in state.of_kind(PROXY_KIND) if c.handle is not None and c.handle.alive()]
+
+
+def _find(state: TestbedState, target: str) -> Component | None:
+    """The component a target names; `database` is the database, whatever its name."""
+    if target == "database":
+        return next(iter(state.of_kind("database")), None)
+    return state.get(target)
 
 
 def _tcp_links(pid: int) -> list[tuple[tuple[str, int], tuple[str, int]]]:
