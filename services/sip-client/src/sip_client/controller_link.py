@@ -1,16 +1,19 @@
 """The pod's WebSocket link to the scenario controller: hello, commands in, stats and calls out.
 
-Reconnects with exponential backoff; while disconnected, finished calls wait in a bounded queue.
+Reconnects with exponential backoff after anything that ends a connection (a drop, a restart of
+the controller, a refusal, an answer that is not a message); while disconnected, finished calls
+wait in a bounded queue and go out after the next welcome. A command that does not validate is
+counted, logged rate-limited and ignored: nothing the controller sends ends the link task.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
 
 import websockets
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from sip_client import __version__
 from sip_client.records import CallRecord, RegistrationResult
@@ -30,27 +33,59 @@ from testbed_messages import (
     decode_controller,
     encode,
 )
+from testbed_messages.ratelimit import RateLimitedLog
 
 log = logging.getLogger(__name__)
 
 _BACKOFF_FIRST = 0.25
 _BACKOFF_MAX = 10.0
 _PENDING_LIMIT = 100_000
+_WELCOME_TIMEOUT = 10.0
+
+
+class LinkMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.malformed = Counter(
+            "sip_controller_messages_malformed",
+            "Messages from the scenario controller that were not valid (ignored)",
+            registry=registry,
+        )
+        self.sessions = Counter(
+            "sip_controller_sessions",
+            "Times the scenario controller welcomed this pod (the first connection and every "
+            "reconnection)",
+            registry=registry,
+        )
+        self.connected = Gauge(
+            "sip_controller_connected",
+            "1 while the link to the scenario controller is up",
+            registry=registry,
+        )
 
 
 class ControllerLink:
     def __init__(
-        self, url: str, runtime: PodRuntime, stats_interval: float, default_hold_ms: int
+        self,
+        url: str,
+        runtime: PodRuntime,
+        stats_interval: float,
+        default_hold_ms: int,
+        registry: CollectorRegistry | None = None,
+        backoff: tuple[float, float] = (_BACKOFF_FIRST, _BACKOFF_MAX),
     ) -> None:
         self.url = url
         self.runtime = runtime
         self.stats_interval = stats_interval
         self.default_hold_ms = default_hold_ms
+        self.backoff_first, self.backoff_max = backoff
+        self.metrics = LinkMetrics(registry or CollectorRegistry())
         self.connected = False
         self.refused_reason = ""
         self.dropped_events = 0
-        self.rejected_commands = 0
+        self.rejected_commands = 0  # valid commands the pod could not carry out
+        self.malformed_messages = 0  # messages that did not validate
         self._pending: deque[str] = deque()
+        self._bad = RateLimitedLog(log)
         runtime.listeners.append(self._on_event)
 
     def _on_event(self, event: PodEvent) -> None:
@@ -91,27 +126,42 @@ class ControllerLink:
         )
 
     async def run(self) -> None:
-        backoff = _BACKOFF_FIRST
+        """Connect, serve, and connect again, until cancelled."""
+        backoff = self.backoff_first
         while True:
+            welcomed = False
             try:
                 # no permessage-deflate: small JSON messages at a high rate, CPU matters more
                 async with websockets.connect(
                     self.url, max_queue=None, ping_interval=20, compression=None
                 ) as ws:
-                    backoff = _BACKOFF_FIRST if await self._session(ws) else _BACKOFF_MAX
+                    welcomed = await self._session(ws)
             except (TimeoutError, OSError, websockets.WebSocketException) as exc:
                 log.info("scenario controller %s not reachable: %s", self.url, exc)
-            self.connected = False
+            except Exception as exc:  # whatever it was, the link task must live on
+                log.exception("controller link failed (%s); reconnecting", exc)
+            self._set_connected(False)
+            if welcomed:  # it worked until the link dropped: come back quickly
+                backoff = self.backoff_first
             await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, _BACKOFF_MAX)
+            backoff = min(backoff * 2, self.backoff_max)
+
+    def _set_connected(self, up: bool) -> None:
+        self.connected = up
+        self.metrics.connected.set(1 if up else 0)
 
     async def _session(self, ws: websockets.ClientConnection) -> bool:
-        """One connection; returns False if the controller refused us (retry slowly)."""
+        """One connection; returns whether the controller welcomed us."""
         pod = self.runtime.require_pod()
         await ws.send(
             encode(Hello(pod=pod.config.pod, phones=pod.config.phones, version=__version__))
         )
-        answer = decode_controller(await asyncio.wait_for(ws.recv(), timeout=10))
+        raw = await asyncio.wait_for(ws.recv(), timeout=_WELCOME_TIMEOUT)
+        try:
+            answer = decode_controller(raw)
+        except MessageError as exc:
+            self._malformed(f"answer to hello: {exc}")
+            return False
         if isinstance(answer, Refused):
             self.refused_reason = answer.reason
             log.error("scenario controller refused pod %s: %s", pod.config.pod, answer.reason)
@@ -119,37 +169,57 @@ class ControllerLink:
         if not isinstance(answer, Welcome):
             log.error("scenario controller answered hello with %s", answer.type)
             return False
-        self.connected = True
+        self._set_connected(True)
+        self.metrics.sessions.inc()
         self.refused_reason = ""
         log.info("connected to scenario controller %s as pod %s", self.url, pod.config.pod)
         sender = asyncio.create_task(self._send_loop(ws))
+        receiver = asyncio.create_task(self._receive_loop(ws))
         try:
-            async for raw in ws:
-                self._command(raw)
+            # either direction failing ends the connection; run() makes the next one
+            done, _ = await asyncio.wait((sender, receiver), return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if not task.cancelled() and task.exception() is not None:
+                    log.info("controller link ended: %r", task.exception())
         finally:
-            sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sender
+            self._set_connected(False)
+            for task in (sender, receiver):
+                task.cancel()
+            await asyncio.gather(sender, receiver, return_exceptions=True)
         return True
 
+    async def _receive_loop(self, ws: websockets.ClientConnection) -> None:
+        async for raw in ws:
+            self._command(raw)
+
+    def _malformed(self, reason: str) -> None:
+        self.malformed_messages += 1
+        self.metrics.malformed.inc()
+        self._bad.warning("ignored a message from the controller: %s", reason[:300])
+
     def _command(self, raw: str | bytes) -> None:
+        """One message from the controller; never raises."""
         try:
             message = decode_controller(raw)
         except MessageError as exc:
-            self.rejected_commands += 1
-            log.warning("ignored a malformed command from the controller: %s", exc)
+            self._malformed(str(exc))
             return
-        if isinstance(message, RegisterAll):
-            self.runtime.register_all()
-        elif isinstance(message, Invite):
-            hold = message.hold_ms if message.hold_ms else self.default_hold_ms
-            try:
+        try:
+            if isinstance(message, RegisterAll):
+                self.runtime.register_all()
+            elif isinstance(message, Invite):
+                hold = message.hold_ms if message.hold_ms else self.default_hold_ms
                 self.runtime.call(message.caller, message.callee, hold, message.call_id)
-            except ValueError as exc:
-                self.rejected_commands += 1
-                log.warning("invite refused: %s", exc)
-        elif isinstance(message, Stop):
-            log.info("controller says stop")
+            elif isinstance(message, Stop):
+                log.info("controller says stop")
+            else:  # welcome or refused out of turn
+                self._malformed(f"unexpected {message.type} message")
+        except ValueError as exc:
+            self.rejected_commands += 1
+            self._bad.warning("%s refused: %s", message.type, exc)
+        except Exception as exc:  # one command lost, not the link
+            self.rejected_commands += 1
+            self._bad.warning("%s failed: %s: %s", message.type, type(exc).__name__, exc)
 
     async def _send_loop(self, ws: websockets.ClientConnection) -> None:
         while True:

@@ -78,6 +78,7 @@ def create_app(
                 runtime,
                 settings.stats_interval_seconds,
                 settings.default_hold_ms,
+                registry,
             )
             task = asyncio.create_task(link.run())
         app.state.runtime = runtime
