@@ -23,7 +23,7 @@ from testbed.experiment import histogram
 from testbed.experiment.histogram import Buckets
 from testbed.local import cgroups
 from testbed.local.state import Component, TestbedState
-from testbed.local.testbed import ANALYZER_KIND, PROXY_KIND
+from testbed.local.testbed import ANALYZER_KIND, PROXY_KIND, serving_proxies
 
 HISTOGRAM = "sip_response_time_seconds"
 # a counter difference over less than this is noise, not a rate (the first sample of a run
@@ -103,7 +103,7 @@ class Sampler:
         row: dict[str, Any] = {"t_s": round(now - self.start, 3), "time": round(time.time(), 3)}
         proxies = state.of_kind(PROXY_KIND)
         analyzers = {c.index: c for c in state.of_kind(ANALYZER_KIND)}
-        row["proxies"] = len(proxies)
+        row["proxies"] = len(serving_proxies(state))  # a dead proxy serves nothing
         window_total: Buckets = {}
         # every proxy at once: a CPU-starved proxy or a busy analyzer must not stall the row
         fetched = list(

@@ -3,6 +3,7 @@
 Each proxy gets its own loopback address (like a pod IP) and, when a CPU limit is given, its
 own cgroup. Adding a proxy does what its pod's postStart hook does in Kubernetes (enable at the
 sip-controller once healthy); removing one does what preStop does (disable: drain), then stops it.
+A supervisor process (supervisor.py) restarts a proxy that dies, as a StatefulSet's would be.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ PROXY_KIND = "sip-proxy"
 ANALYZER_KIND = "analyzer"
 CLIENT_KIND = "sip-client"
 SCENARIO_CONTROLLER_KIND = "scenario-controller"
+SUPERVISOR_KIND = "supervisor"
+# the supervisor process gets the settings of the testbed it watches (not the environment's)
+SETTINGS_ENV = "TESTBED_SUPERVISED_SETTINGS"
 SCALABLE = (PROXY_KIND,)
 # stopped first to last: traffic sources before the SIP system, the database at the end
 _STOP_ORDER = (CLIENT_KIND, SCENARIO_CONTROLLER_KIND, "sip-loadb", "sip-controller", "database")
@@ -109,6 +113,7 @@ class LocalTestbed:
                     self._start_scenario_controller(state)
                 for pod, phones in clients or []:
                     self._start_client(state, pod, phones)
+                self._start_supervisor(state)
             except BaseException:
                 self._notify("start-up failed; stopping what was started")
                 self._stop_all(state)
@@ -165,6 +170,75 @@ class LocalTestbed:
 
     def load_state(self) -> TestbedState | None:
         return self.store.load()
+
+    def restart(self, name: str, pid: int | None) -> bool:
+        """Start a component whose process (`pid`) died again, as the kubelet restarts a
+        container: same name, address and cgroup, and a proxy runs its postStart hook (enable)
+        again once the controller has taken it out of the load balancers' set. False when there
+        is nothing to do (scaled away, stopped, or restarted meanwhile)."""
+        with self.store.locked():
+            state = self.store.load()
+            component = state.get(name) if state else None
+            if state is None or component is None or component.pid != pid:
+                return False
+            handle = component.handle
+            if handle is not None and handle.alive():
+                return False
+            if handle is not None:  # the container's other processes die with its PID 1
+                processes.stop(handle, timeout=1.0)  # dead: only reaped if it is our child
+                _kill_leftover_group(handle.pid)
+            # Kamailio refuses to start while its pid file names a process; an unreaped
+            # zombie (the parent that started it may not be us) still counts
+            (self._run_dir(name) / "kamailio.pid").unlink(missing_ok=True)
+            try:
+                self._start_again(state, component)
+            except BaseException:
+                # like a failed postStart hook: the container is killed, and tried again later
+                fresh = state.get(name)
+                if fresh is not None and fresh.handle is not None and fresh.pid != pid:
+                    processes.stop(fresh.handle, timeout=5.0)
+                    _kill_leftover_group(fresh.handle.pid)
+                raise
+            return True
+
+    def _start_again(self, state: TestbedState, component: Component) -> None:
+        kind = component.kind
+        if kind == PROXY_KIND:
+            self._await_out_of_set(component.name)
+            self._start_proxy(state, component.index or 0)
+        elif kind == ANALYZER_KIND:
+            proxy = state.get(f"{PROXY_KIND}-{component.index}")
+            if proxy is None:
+                raise StartupError(f"{component.name}: its proxy is gone")
+            self._start_analyzer(state, proxy)
+        elif kind == "database" and state.database_kind == "mariadb":
+            self._start_database(state)
+        elif kind == "sip-controller":
+            self._start_controller(state)
+        elif kind == "sip-loadb":
+            self._start_loadbalancer(state)
+        elif kind == SCENARIO_CONTROLLER_KIND:
+            self._start_scenario_controller(state)
+        else:
+            raise StartupError(f"{component.name}: a {kind} is not restarted")
+
+    def _await_out_of_set(self, name: str, within: float = 5.0) -> None:
+        """Restart only once the controller's reconciler has seen the proxy down and taken it
+        out: a proxy back before then would take calls with an empty location table."""
+        start = time.monotonic()
+        while time.monotonic() - start < within:
+            try:
+                response = self._http.get(f"{self.settings.controller_url}/proxies/{name}")
+                if response.status_code != 200 or response.json().get("state") != "enabled":
+                    self._notify(
+                        f"{name}: out of the load balancers' set "
+                        f"{time.monotonic() - start:.2f} s after its death was noticed"
+                    )
+                    return
+            except (httpx.HTTPError, ValueError):
+                pass
+            time.sleep(0.1)
+        self._notify(f"warning: {name}: still enabled at the controller after {within:.0f} s")
 
     def close(self) -> None:
         self._http.close()
@@ -366,7 +440,9 @@ class LocalTestbed:
             env,
             preexec=group.attach_self if group else None,
         )
-        if state.analyzers:  # the sidecar watches from before the proxy takes traffic
+        sidecar = state.get(_analyzer_name(component))
+        running = bool(sidecar and sidecar.handle and sidecar.handle.alive())
+        if state.analyzers and not running:  # it watches from before the proxy takes traffic
             self._start_analyzer(state, component)
         # what the pod's postStart hook does
         self._controller_hook(
@@ -472,6 +548,23 @@ class LocalTestbed:
         self._spawn_and_wait(state, component, [sys.executable, "-m", "sip_client"], env)
         return component
 
+    def _start_supervisor(self, state: TestbedState) -> None:
+        log_file = self.state_dir / "logs" / "supervisor.log"
+        env = {**os.environ, SETTINGS_ENV: self.settings.model_dump_json()}
+        argv = [sys.executable, "-m", "testbed.local.supervisor"]
+        handle = processes.spawn(argv, env, log_file)
+        with self._state_lock:
+            state.put(
+                Component(
+                    name=SUPERVISOR_KIND,
+                    kind=SUPERVISOR_KIND,
+                    pid=handle.pid,
+                    start_ticks=handle.start_ticks,
+                    log=str(log_file),
+                )
+            )
+            self.store.save(state)
+
     def _controller_hook(
         self,
         name: str,
@@ -562,7 +655,9 @@ class LocalTestbed:
         # than the run that started it), briefly: a hung one must not hold every proxy's stop
         address = controller.endpoints.get("http") if controller else None
         base_url = f"http://{address}" if address else None
-        for component in state.of_kind(CLIENT_KIND) + state.of_kind(SCENARIO_CONTROLLER_KIND):
+        # the supervisor first: it would restart what is being stopped
+        kinds = (SUPERVISOR_KIND, CLIENT_KIND, SCENARIO_CONTROLLER_KIND)
+        for component in [c for kind in kinds for c in state.of_kind(kind)]:
             self._stop_component(component)
             if component.handle is not None:
                 stopped.append(component.name)
@@ -622,6 +717,12 @@ class LocalTestbed:
         return bool(
             controller and controller.health_url and self._healthy(controller.health_url) is None
         )
+
+
+def serving_proxies(state: TestbedState) -> list[Component]:
+    """Proxies whose process runs: a dead one (until it is restarted) serves no call and costs
+    nothing, so it counts neither as serving nor in proxy-seconds."""
+    return [p for p in state.of_kind(PROXY_KIND) if p.handle is not None and p.handle.alive()]
 
 
 def _analyzer_name(proxy: Component) -> str:
