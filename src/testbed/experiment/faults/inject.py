@@ -64,7 +64,7 @@ class FaultInjector:
         self.clock = clock  # run seconds, the time base of timeseries.csv
         self.notify = notify
         self.seed = seed
-        self._http = httpx.Client(timeout=1.0)
+        self._http = httpx.Client(timeout=0.5)  # a frozen controller must not stall a sample
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="faults")
         self._lock = threading.Lock()
         self._stopped: dict[int, Component] = {}  # fault index -> SIGSTOPped component
@@ -91,6 +91,10 @@ class FaultInjector:
             row[SERVING_COLUMN] = (
                 None if enabled is None else sum(1 for c in _running(state) if c.name in enabled)
             )
+
+    def wait_idle(self) -> None:
+        """Until every action handed to the worker so far is done."""
+        self._worker.submit(lambda: None).result()
 
     def close(self) -> list[str]:
         """Lift everything still in force; returns the problems (each also in faults.csv)."""
@@ -119,23 +123,31 @@ class FaultInjector:
 
     # -- bookkeeping -----------------------------------------------------------------------
 
-    def _record(self, index: int, phase: str, detail: str = "") -> None:
+    def _record(
+        self, index: int, phase: str, detail: str = "", at: tuple[float, float] | None = None
+    ) -> None:
+        """One event; `at` (run time, Unix time) defaults to now."""
         fault = self.faults[index]
+        t_s, wall = at or (self.clock(), time.time())
         with self._lock, self.path.open("a", newline="") as f:
             csv.writer(f).writerow(
                 (index, fault.label, fault.action, fault.target, phase,
-                 round(self.clock(), 3), round(time.time(), 3), detail)
+                 round(t_s, 3), round(wall, 3), detail)
             )  # fmt: skip
         self.notify(f"fault {fault.label}: {phase}" + (f" ({detail})" if detail else ""))
 
     def _guarded(self, step: Step, teardown: bool = False) -> list[str]:
+        # a fault starts when its action begins (a restart's SIGTERM), and ends when its lift
+        # is done (the component answers again)
+        began = (self.clock(), time.time())
         try:
             detail = (self._apply if step.phase == "apply" else self._lift)(step)
         except Exception as exc:
             problem = f"{step.phase} failed: {type(exc).__name__}: {exc}"
             self._record(step.index, "error", problem)
             return [f"faults.{step.index} ({step.fault.label}): {problem}"]
-        self._record(step.index, step.phase, detail + (" at teardown" if teardown else ""))
+        detail += " at teardown" if teardown else ""
+        self._record(step.index, step.phase, detail, began if step.phase == "apply" else None)
         return []
 
     def _observe(self, state: TestbedState, enabled: set[str] | None) -> None:
