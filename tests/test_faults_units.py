@@ -249,3 +249,15 @@ def test_the_report_marks_every_fault_on_every_figure_and_tabulates_them(
     assert "<h2>Faults</h2>" in page
     assert "<td>kill sip-proxy-1</td><td>5.0 s</td><td>8.0 s</td><td>3</td><td>2 (1)</td>" in page
     assert "<td>not within the run</td>" in page
+
+
+def test_a_cluster_run_refuses_faults_instead_of_ignoring_them(tmp_path: Path):
+    from testbed.experiment.cluster_runner import run_on_cluster
+    from testbed.experiment.runner import ExperimentFailed
+
+    experiment = Experiment.model_validate(
+        {**BASE, "faults": [{"action": "kill", "target": "sip-proxy-0", "at_s": 1}]}
+    )
+    with pytest.raises(ExperimentFailed, match="faults run on the local testbed only"):
+        run_on_cluster(experiment, None, tmp_path, lambda *_: None, None, False)  # type: ignore[arg-type]
+    assert not any(tmp_path.iterdir())

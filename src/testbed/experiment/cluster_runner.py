@@ -262,6 +262,10 @@ def run_on_cluster(
     local_images: bool,
     extra_values: list[Path] | None = None,
 ) -> Path:
+    if experiment.faults:  # refused before anything is installed, not silently ignored
+        raise ExperimentFailed(
+            f"{experiment.name}: faults run on the local testbed only (docs/faults.md)"
+        )
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = (results_root / f"{experiment.name}-{stamp}").resolve()
     out.mkdir(parents=True, exist_ok=False)
