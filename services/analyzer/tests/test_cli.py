@@ -102,3 +102,51 @@ def test_a_missing_or_foreign_file_is_an_error(tmp_path):
     result = CliRunner().invoke(app, ["offline", str(text), "--proxy", "1.2.3.4:5"])
     assert result.exit_code == 2
     assert "not a pcap or pcapng file" in result.stderr
+
+
+HOSTILE_CSEQ = "CSeq: \u00b2 INVITE"  # '²': str.isdigit() says yes, int() raises ValueError
+
+
+def _with_hostile_datagram(h, path: Path) -> Path:
+    records = [(T0 + t, h.ethernet(h.ipv4_udp(s, d, p))) for t, s, d, p in (
+        (0.0, h.LB, h.PROXY, h.sip.request("INVITE", "bad", 1).replace(
+            b"CSeq: 1 INVITE", HOSTILE_CSEQ.encode())),
+    )]  # fmt: skip
+    for t, src, dst, payload in h.call_flow("good", t0=T0 + 1):
+        records.append((t, h.ethernet(h.ipv4_udp(src, dst, payload))))
+    return h.write_pcapng(path, records, tsresol=6)
+
+
+@pytest.mark.parametrize("backend", ["fast", "pyshark"])
+def test_a_hostile_datagram_is_counted_and_the_file_read_to_its_end(h, tmp_path, backend):
+    path = _with_hostile_datagram(h, tmp_path / "hostile.pcapng")
+    result = CliRunner().invoke(
+        app, ["offline", str(path), "--proxy", "127.0.9.1:5060", "--backend", backend]
+    )
+    assert result.exit_code == 0, result.output
+    assert result.exception is None
+    assert [row[1] for row in csv.reader(io.StringIO(result.stdout))][1:] == [
+        "invite_challenge",
+        "invite_forward",
+        "ok_forward",
+    ]
+    assert "malformed=1" in result.stderr
+
+
+@pytest.mark.parametrize("backend", ["fast", "pyshark"])
+def test_a_file_cut_short_prints_what_was_read_then_the_error(capture_file, tmp_path, backend):
+    cut = tmp_path / "cut.pcapng"
+    cut.write_bytes(capture_file.read_bytes()[:-7])  # the last block loses its end
+    result = CliRunner().invoke(
+        app, ["offline", str(cut), "--proxy", "127.0.9.1:5060", "--backend", backend]
+    )
+    assert result.exit_code == 2
+    assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit)
+    assert list(csv.reader(io.StringIO(result.stdout))) == EXPECTED  # every pair was before it
+    assert "# frames=" in result.stderr
+    error = result.stderr.strip().splitlines()[-1]
+    assert error.startswith(f"error: {cut}")
+    if backend == "fast":
+        assert "cut short at byte " in error
+    else:
+        assert "cut short" in error

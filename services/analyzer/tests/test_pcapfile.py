@@ -40,13 +40,94 @@ def test_pcapng_with_its_timestamp_resolution(h, tmp_path, tsresol):
         assert f.timestamp == pytest.approx(T0 + i * 0.000731, abs=1e-6)
 
 
-def test_a_file_cut_off_while_writing_keeps_the_whole_frames(h, tmp_path):
+def _read_until_error(path):
+    """The frames read before the reader raised, and the error (None if it did not)."""
+    frames = []
+    try:
+        for frame in read_frames(path):
+            frames.append(frame)
+    except PcapFormatError as exc:
+        return frames, exc
+    return frames, None
+
+
+def _block_offsets(data: bytes) -> list[int]:
+    offsets, offset = [], 0
+    while offset < len(data):
+        offsets.append(offset)
+        offset += struct.unpack_from("<I", data, offset + 4)[0]
+    return offsets
+
+
+def test_a_pcapng_cut_short_keeps_the_whole_frames_and_names_the_offset(h, tmp_path):
     path = h.write_pcapng(tmp_path / "c.pcapng", _records(h))
-    path.write_bytes(path.read_bytes()[:-7])
-    assert len(list(read_frames(path))) == 4
+    whole = path.read_bytes()
+    last_block = _block_offsets(whole)[-1]
+    path.write_bytes(whole[:-7])
+    frames, error = _read_until_error(path)
+    assert [decode(f.linktype, f.data).payload for f in frames] == [b"p%d" % i for i in range(4)]
+    assert error is not None
+    assert (error.offset, error.frames) == (last_block, 4)
+    assert f"cut short at byte {last_block}" in str(error)
+    assert "the 4 frames before it were read" in str(error)
+
+
+def test_a_pcap_cut_short_keeps_the_whole_frames_and_names_the_offset(h, tmp_path):
     classic = h.write_pcap(tmp_path / "c.pcap", _records(h))
-    classic.write_bytes(classic.read_bytes()[:-3])
-    assert len(list(read_frames(classic))) == 4
+    whole = classic.read_bytes()
+    record = (len(whole) - 24) // 5  # five records of equal size
+    classic.write_bytes(whole[:-3])
+    frames, error = _read_until_error(classic)
+    assert len(frames) == 4
+    assert error is not None
+    assert error.offset == 24 + 4 * record
+    assert f"cut short at byte {24 + 4 * record}" in str(error)
+    # cut inside a record header
+    classic.write_bytes(whole[: 24 + 2 * record + 5])
+    frames, error = _read_until_error(classic)
+    assert len(frames) == 2
+    assert error is not None
+    assert "5 of a 16-byte record header" in str(error)
+    assert error.offset == 24 + 2 * record
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        # the second packet block's length field: not a multiple of 4
+        (lambda data, at: struct.pack_into("<I", data, at + 4, 13), "not a multiple of 4"),
+        # its trailing copy of the length disagrees
+        (lambda data, at: struct.pack_into("<I", data, at + 4, 32), "trailing length"),
+        # its captured length runs past the block (and would read the next one)
+        (lambda data, at: struct.pack_into("<I", data, at + 20, 4000), "too short for its 4000"),
+    ],
+)
+def test_a_corrupt_pcapng_block_is_named_by_offset(h, tmp_path, damage, message):
+    path = h.write_pcapng(tmp_path / "c.pcapng", _records(h))
+    data = bytearray(path.read_bytes())
+    second_packet = _block_offsets(bytes(data))[3]  # SHB, IDB, EPB 0, EPB 1
+    damage(data, second_packet)
+    path.write_bytes(bytes(data))
+    frames, error = _read_until_error(path)
+    assert len(frames) == 1
+    assert error is not None
+    assert error.offset == second_packet
+    assert f"corrupt at byte {second_packet}" in str(error)
+    assert message in str(error)
+
+
+def test_an_interface_option_running_past_its_block_is_corrupt(h, tmp_path):
+    path = h.write_pcapng(tmp_path / "c.pcapng", _records(h, 1), tsresol=9)
+    data = bytearray(path.read_bytes())
+    idb = _block_offsets(bytes(data))[1]
+    option = idb + 16  # after type, length, link type, reserved, snap length
+    struct.pack_into("<H", data, option + 2, 200)  # if_tsresol claims 200 bytes
+    path.write_bytes(bytes(data))
+    frames, error = _read_until_error(path)
+    assert frames == []
+    assert error is not None
+    assert error.offset == option
+    assert "option 9 of 200 bytes runs past its block" in str(error)
 
 
 def test_raw_ipv4_link_type(h, tmp_path):

@@ -9,14 +9,20 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterable
 
 from analyzer.endpoints import Endpoint, format_endpoint
 from analyzer.packets import Frame, decode
 from analyzer.pairing import Pair, PairTracker, TrackerStats
 from analyzer.samples import Sample, SampleStore
+from sip_core import LogLimiter
 
 pair_log = logging.getLogger("analyzer.pairs")
+log = logging.getLogger(__name__)
+
+# skip reason of a frame whose analysis failed unexpectedly (counted, logged, capture goes on)
+ANALYSIS_ERROR = "analysis_error"
 
 
 def describe(pair: Pair) -> str:
@@ -48,8 +54,23 @@ class Analyzer:
         self.frames = 0
         self.last_timestamp: float | None = None
         self._names: dict[bytes, str] = {}
+        self._log_limiter = LogLimiter()
 
     def process(self, frame: Frame) -> Pair | None:
+        """Analyse one frame. Never raises: one bad frame must not stop a capture or a file."""
+        try:
+            return self._process(frame)
+        except Exception:
+            with self.lock:
+                self.tracker.count_skip(ANALYSIS_ERROR)
+            held = self._log_limiter.allow(time.monotonic())
+            if held is not None:
+                log.exception(
+                    "frame at %.6f skipped: analysis failed%s", frame.timestamp, _held(held)
+                )
+            return None
+
+    def _process(self, frame: Frame) -> Pair | None:
         datagram = decode(frame.linktype, frame.data)
         with self.lock:
             self.frames += 1
@@ -57,15 +78,27 @@ class Analyzer:
             if isinstance(datagram, str):
                 self.tracker.count_skip(datagram)
                 return None
+            src = (self._name(datagram.src), datagram.sport)
             pair = self.tracker.feed(
-                frame.timestamp,
-                (self._name(datagram.src), datagram.sport),
-                (self._name(datagram.dst), datagram.dport),
-                datagram.payload,
+                frame.timestamp, src, (self._name(datagram.dst), datagram.dport), datagram.payload
             )
+            malformed, self.tracker.last_malformed = self.tracker.last_malformed, None
+        if malformed is not None:
+            self._log_malformed(frame.timestamp, src, malformed)
         if pair is not None:
             self._record(pair)
         return pair
+
+    def _log_malformed(self, timestamp: float, src: Endpoint, reason: str) -> None:
+        held = self._log_limiter.allow(time.monotonic())
+        if held is not None:
+            log.warning(
+                "malformed SIP message at %.6f from %s skipped: %s%s",
+                timestamp,
+                format_endpoint(src),
+                reason,
+                _held(held),
+            )
 
     def process_all(self, frames: Iterable[Frame]) -> list[Pair]:
         return [pair for frame in frames if (pair := self.process(frame)) is not None]
@@ -102,3 +135,7 @@ class Analyzer:
             self.observe(pair)
         if self.debug:
             pair_log.info("%s", describe(pair))
+
+
+def _held(count: int) -> str:
+    return f" ({count} more not logged)" if count else ""

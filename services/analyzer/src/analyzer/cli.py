@@ -49,6 +49,11 @@ def offline(
     if not file.is_file():
         raise typer.BadParameter(f"no such file: {file}", param_hint="FILE")
     analyzer = Analyzer(parse_endpoint(proxy), timeout, debug=debug)
+    try:
+        source = open_file(backend, file)
+    except CaptureError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
     if debug:  # the pair log alone, on stderr, whatever logging is configured elsewhere
@@ -57,18 +62,24 @@ def offline(
         pair_log.propagate = False
     out = sys.stdout
     out.write(",".join(OFFLINE_CSV_FIELDS) + "\n")
-    source = open_file(backend, file)
+    failure: CaptureError | None = None
     try:
         for frame in source.frames():
             pair = analyzer.process(frame)
             if pair is not None:
                 out.write(offline_csv_line(pair) + "\n")
     except CaptureError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        failure = exc  # the pairs of the frames read so far are out; the summary follows
     finally:
         source.close()
         pair_log.removeHandler(handler)
+    _summary(analyzer)
+    if failure is not None:
+        typer.echo(f"error: {failure}", err=True)
+        raise typer.Exit(2)
+
+
+def _summary(analyzer: Analyzer) -> None:
     stats, open_entries, _ = analyzer.snapshot()
     pairs = " ".join(f"{k}={v}" for k, v in sorted(stats.pairs.items())) or "none"
     skipped = " ".join(f"{k}={v}" for k, v in sorted(stats.skipped.items())) or "none"

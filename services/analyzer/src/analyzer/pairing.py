@@ -151,6 +151,8 @@ class PairTracker:
         self._oks_closed: dict[tuple[str, int], _Closed] = {}
         self._next_expiry = float("-inf")
         self._expiry_step = min(1.0, timeout / 10)
+        # why the last message was counted malformed (the caller logs it, rate-limited)
+        self.last_malformed: str | None = None
 
     @property
     def open_entries(self) -> int:
@@ -187,8 +189,9 @@ class PairTracker:
             message = parse_message(payload)
             cseq = message.cseq
             call_id = message.call_id
-        except ParseError:
+        except ParseError as exc:
             self.stats.skipped[MALFORMED] += 1
+            self.last_malformed = exc.reason
             return None
         clock = timestamp if now is None else now
         if clock >= self._next_expiry:

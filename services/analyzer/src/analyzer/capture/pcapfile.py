@@ -22,16 +22,27 @@ _PCAP_MAGIC = {
     b"\xa1\xb2\x3c\x4d": (">", 10**9),
 }
 _PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
+_MAGICS = (*_PCAP_MAGIC, _PCAPNG_SHB)
 _SHB, _IDB, _OPB, _EPB = 0x0A0D0D0A, 1, 2, 6
 _OPT_TSRESOL, _OPT_TSOFFSET = 9, 14
 
 
 class PcapFormatError(CaptureError):
-    pass
+    """Not a capture file, or one that is cut short or corrupt; `offset` is the byte where the
+    reading stopped (None for the whole file) and `frames` how many were read before it."""
+
+    def __init__(self, message: str, offset: int | None = None, frames: int = 0) -> None:
+        super().__init__(message)
+        self.offset = offset
+        self.frames = frames
 
 
 def read_frames(path: Path) -> Iterator[Frame]:
-    """Every frame of a pcap or pcapng file, in file order."""
+    """Every frame of a pcap or pcapng file, in file order.
+
+    A file cut short or corrupt yields the frames before the damage, then raises
+    PcapFormatError naming the byte offset (the reader never guesses past it).
+    """
     try:
         with path.open("rb") as file:
             if path.stat().st_size == 0:
@@ -39,31 +50,62 @@ def read_frames(path: Path) -> Iterator[Frame]:
             with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
                 magic = data[:4]
                 if magic in _PCAP_MAGIC:
-                    yield from _pcap(path, data, *_PCAP_MAGIC[magic])
+                    reader = _pcap(data, *_PCAP_MAGIC[magic])
                 elif magic == _PCAPNG_SHB:
-                    yield from _pcapng(path, data)
+                    reader = _pcapng(data)
+                elif len(magic) < 4 and any(m.startswith(magic) for m in _MAGICS):
+                    raise PcapFormatError(
+                        f"{path}: cut short at byte 0: {len(magic)} of a 4-byte magic number", 0
+                    )
                 else:
                     raise PcapFormatError(
                         f"{path}: not a pcap or pcapng file (starts with {magic.hex()})"
                     )
+                frames = 0
+                try:
+                    for frame in reader:
+                        yield frame
+                        frames += 1
+                except _Damage as damage:
+                    raise PcapFormatError(
+                        f"{path}: {damage.kind} at byte {damage.offset}: {damage.detail}; "
+                        f"the {frames} frames before it were read",
+                        damage.offset,
+                        frames,
+                    ) from None
     except OSError as exc:
         raise CaptureError(f"cannot read {path}: {exc.strerror or exc}") from exc
 
 
-def _pcap(path: Path, data: mmap.mmap, order: str, per_second: int) -> Iterator[Frame]:
-    if len(data) < 24:
-        raise PcapFormatError(f"{path}: pcap header cut short")
+class _Damage(Exception):
+    def __init__(self, offset: int, detail: str, cut_short: bool = False) -> None:
+        super().__init__(detail)
+        self.offset = offset
+        self.kind = "cut short" if cut_short else "corrupt"
+        self.detail = detail
+
+
+def _pcap(data: mmap.mmap, order: str, per_second: int) -> Iterator[Frame]:
+    end = len(data)
+    if end < 24:
+        raise _Damage(0, f"the file header has {end} of 24 bytes", cut_short=True)
     linktype = struct.unpack_from(order + "I", data, 20)[0] & 0x0FFFFFFF
     record = struct.Struct(order + "IIII")
-    offset, end = 24, len(data)
+    offset = 24
     unpack = record.unpack_from
     while offset + 16 <= end:
         seconds, fraction, caplen, _wire = unpack(data, offset)
+        if offset + 16 + caplen > end:
+            raise _Damage(
+                offset,
+                f"the packet record announces {caplen} bytes, {end - offset - 16} follow",
+                cut_short=True,
+            )
         offset += 16
-        if offset + caplen > end:
-            return  # a capture cut off while writing: keep what is whole
         yield Frame(seconds + fraction / per_second, linktype, data[offset : offset + caplen])
         offset += caplen
+    if offset < end:
+        raise _Damage(offset, f"{end - offset} of a 16-byte record header", cut_short=True)
 
 
 class _Interface:
@@ -74,7 +116,11 @@ class _Interface:
         self.linktype, self.per_second, self.offset = linktype, per_second, offset
 
 
-def _pcapng(path: Path, data: mmap.mmap) -> Iterator[Frame]:
+# the smallest body (after type and length) of the blocks we read: EPB/OPB 20, IDB 8, SHB 16
+_MIN_BODY = {_EPB: 20, _OPB: 20, _IDB: 8, _SHB: 16}
+
+
+def _pcapng(data: mmap.mmap) -> Iterator[Frame]:
     end = len(data)
     offset = 0
     order = "<"
@@ -87,40 +133,44 @@ def _pcapng(path: Path, data: mmap.mmap) -> Iterator[Frame]:
             elif magic == b"\x1a\x2b\x3c\x4d":
                 order = ">"
             else:
-                raise PcapFormatError(f"{path}: bad pcapng byte-order magic at {offset}")
+                raise _Damage(offset, f"bad byte-order magic {magic.hex()}")
             interfaces = []  # a new section describes its interfaces anew
         block_type, length = struct.unpack_from(order + "II", data, offset)
-        if length < 12 or length % 4 or offset + length > end:
-            return  # cut off while writing
-        body = offset + 8
-        if block_type == _EPB:
-            iface, high, low, caplen, _wire = struct.unpack_from(order + "IIIII", data, body)
-            yield _frame(path, interfaces, iface, high, low, data, body + 20, caplen)
-        elif block_type == _OPB:
-            iface, _drops, high, low, caplen, _wire = struct.unpack_from(
-                order + "HHIIII", data, body
+        if length < 12 or length % 4:
+            raise _Damage(offset, f"block length {length} is not a multiple of 4 >= 12")
+        if offset + length > end:
+            raise _Damage(
+                offset, f"the block announces {length} bytes, {end - offset} follow", cut_short=True
             )
-            yield _frame(path, interfaces, iface, high, low, data, body + 20, caplen)
+        body, body_end = offset + 8, offset + length - 4
+        if struct.unpack_from(order + "I", data, body_end)[0] != length:
+            raise _Damage(offset, "the block's trailing length differs from its length")
+        if body_end - body < _MIN_BODY.get(block_type, 0):
+            raise _Damage(offset, f"a block of type {block_type} too short ({length} bytes)")
+        if block_type in (_EPB, _OPB):
+            if block_type == _EPB:
+                iface, high, low, caplen, _wire = struct.unpack_from(order + "IIIII", data, body)
+            else:
+                iface, _drops, high, low, caplen, _wire = struct.unpack_from(
+                    order + "HHIIII", data, body
+                )
+            if body + 20 + caplen > body_end:
+                raise _Damage(offset, f"a packet block too short for its {caplen} captured bytes")
+            if iface >= len(interfaces):
+                raise _Damage(offset, f"packet names interface {iface}, which is not described")
+            yield _frame(interfaces[iface], high, low, data, body + 20, caplen)
         elif block_type == _IDB:
             linktype = struct.unpack_from(order + "H", data, body)[0]
-            per_second, ts_offset = _interface_options(data, order, body + 8, offset + length - 4)
+            per_second, ts_offset = _interface_options(data, order, body + 8, body_end)
             interfaces.append(_Interface(linktype, per_second, ts_offset))
         offset += length
+    if offset < end:
+        raise _Damage(offset, f"{end - offset} of a 12-byte block header", cut_short=True)
 
 
 def _frame(
-    path: Path,
-    interfaces: list[_Interface],
-    iface: int,
-    high: int,
-    low: int,
-    data: mmap.mmap,
-    start: int,
-    caplen: int,
+    interface: _Interface, high: int, low: int, data: mmap.mmap, start: int, caplen: int
 ) -> Frame:
-    if iface >= len(interfaces):
-        raise PcapFormatError(f"{path}: packet names interface {iface}, which is not described")
-    interface = interfaces[iface]
     timestamp = ((high << 32) | low) / interface.per_second + interface.offset
     return Frame(timestamp, interface.linktype, data[start : start + caplen])
 
@@ -133,6 +183,8 @@ def _interface_options(data: mmap.mmap, order: str, start: int, end: int) -> tup
         value = start + 4
         if code == 0:
             break
+        if value + length > end:
+            raise _Damage(start, f"interface option {code} of {length} bytes runs past its block")
         if code == _OPT_TSRESOL and length >= 1:
             raw = data[value]
             per_second = 2 ** (raw & 0x7F) if raw & 0x80 else 10**raw

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pyshark  # type: ignore[import-untyped]  # no stubs published
+from pyshark.capture.capture import TSharkCrashException  # type: ignore[import-untyped]
 
 from analyzer.capture.afpacket import KernelCounter, open_filtered_socket
 from analyzer.capture.base import CaptureError, CaptureStats, PacketSource
@@ -57,6 +58,14 @@ def _frame(packet: Any) -> Frame:
     raw: bytes = packet.get_raw_packet()
     linktype = _LINK_LAYERS.get(packet.layers[0].layer_name, LINKTYPE_ETHERNET)
     return Frame(float(packet.sniff_timestamp), linktype, raw)
+
+
+def _tshark_error(exc: Exception) -> str:
+    """tshark's own last error line from pyshark's exception text, else the whole text."""
+    for line in str(exc).splitlines():
+        if line.startswith("Last error line:"):
+            return line.removeprefix("Last error line:").strip().removeprefix("tshark: ")
+    return str(exc)
 
 
 def _thread_safe_child_watcher() -> None:
@@ -99,16 +108,31 @@ class PysharkFileSource(PacketSource):
             str(self.path), use_json=True, include_raw=True, keep_packets=False
         )
         self._capture = capture
+        # tshark failing (a file cut short, a corrupt block) shows while reading or on close
+        crash: Exception | None = None
         try:
             for packet in capture:
                 if self._closing.is_set():
                     break
                 self._delivered += 1
                 yield _frame(packet)
+        except TSharkCrashException as exc:
+            crash = exc
         finally:
             self._finished = True
-            with contextlib.suppress(Exception):
+            try:
                 capture.close()
+            except TSharkCrashException as exc:
+                crash = crash or exc
+            except Exception:  # closing is best effort; the frames are all read
+                pass
+            # reported here: pyshark's __del__ would close (and raise) once more
+            getattr(capture, "_running_processes", set()).clear()
+        if crash is not None:
+            raise CaptureError(
+                f"{self.path}: tshark stopped: {_tshark_error(crash)}; "
+                f"the {self._delivered} frames before it were read"
+            )
 
     def stats(self) -> CaptureStats:
         return CaptureStats(
