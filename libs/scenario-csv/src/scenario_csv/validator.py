@@ -32,6 +32,7 @@ from scenario_csv.realized import RateCheck, RealizedRateCheck, SecondWaits
 
 MAX_LINE_LENGTH = 1000
 _FAR = 1 << 62
+_FAST_DIGITS = 16  # fewer digits are below MAX_COUNT: int() at once, no bounds check
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,8 +162,10 @@ class Validation(Iterator[Defect]):
                 which = "caller" if caller not in partners else "callee"
                 yield Defect(number, which, str(pairing_problem(caller, callee)))
 
-            if wait_text.isdigit() and wait_text.isascii():
+            if len(wait_text) < _FAST_DIGITS and wait_text.isdigit() and wait_text.isascii():
                 wait = int(wait_text)
+            elif (slow := _count_or_none(wait_text)) is not None:
+                wait = slow
             else:
                 yield _bad_field(number, "wait_before_next_in_ms", wait_text, "milliseconds")
                 wait = -1
@@ -425,7 +428,12 @@ def _bad_field(number: int, name: str, text: str, unit: str) -> Defect:
 
 
 def _count_or_none(text: str) -> int | None:
-    return int(text) if text.isdigit() and text.isascii() else None
+    if len(text) < _FAST_DIGITS and text.isdigit() and text.isascii():
+        return int(text)
+    try:
+        return parse_count(text)
+    except FieldError:
+        return None
 
 
 def _timeline(number: int, second: int, low_ms: int, high_ms: int) -> Defect:
