@@ -2,13 +2,33 @@
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 PodId = Annotated[str, Field(pattern=r"^[0-9]{2}$", description="two-digit pod id, 00-99")]
 PhoneId = Annotated[str, Field(pattern=r"^[0-9]{4}$", description="four-digit PPNN phone id")]
+# a value that becomes a SIP Call-ID header: RFC 3261 25.1 word ["@" word], printable ASCII
+# without spaces, so no CR/LF can smuggle a header line in (as sip_core.syntax.is_call_id)
+_WORD = r"[A-Za-z0-9\-.!%*_+`'~()<>:\\\"/\[\]?{}]+"
+_CALL_ID = re.compile(rf"{_WORD}(?:@{_WORD})?")
+
+
+def _call_id(value: str) -> str:
+    if not _CALL_ID.fullmatch(value):
+        raise ValueError(
+            "not a Call-ID: word[@word] of printable ASCII without spaces (RFC 3261 25.1)"
+        )
+    return value
+
+
+CallId = Annotated[
+    str,
+    Field(max_length=256, description="Call-ID: word[@word] of RFC 3261, printable ASCII"),
+    AfterValidator(_call_id),
+]
 
 
 class _Message(BaseModel):
@@ -85,7 +105,7 @@ class Invite(_Message):
     caller: PhoneId
     callee: PhoneId
     hold_ms: int = Field(0, ge=0)
-    call_id: str | None = None
+    call_id: CallId | None = None
     seq: int | None = Field(None, ge=0, description="row of the scenario, for the run log")
 
 
@@ -135,12 +155,14 @@ def encode(message: _Message) -> str:
 
 
 __all__ = [
+    "CallId",
     "CallRecordMessage",
     "ClientMessage",
     "ControllerMessage",
     "Hello",
     "Invite",
     "MessageError",
+    "PhoneId",
     "Refused",
     "RegisterAll",
     "RegistrationMessage",

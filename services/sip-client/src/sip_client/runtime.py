@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from sip_client.records import CallRecord, MalformedInput, RegistrationResult
 from sip_client.ua import PodConfig, PodEvent, SoftphonePod
+from sip_core import LogLimiter
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +22,7 @@ class _Protocol(asyncio.DatagramProtocol):
         self.runtime = runtime
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        # an exception here would make asyncio close the socket: the pod would go deaf
         self.runtime.on_datagram(data, addr)
 
     def error_received(self, exc: Exception) -> None:
@@ -40,6 +42,7 @@ class PodRuntime:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
+        self._log_limiter = LogLimiter()
 
     async def start(self) -> tuple[str, int]:
         self._loop = asyncio.get_running_loop()
@@ -81,7 +84,14 @@ class PodRuntime:
     # -- inputs ----------------------------------------------------------------------------
 
     def on_datagram(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.require_pod().receive_datagram(data, addr, self.now())
+        """One datagram in; never raises (a bug hit by one message must not stop the rest)."""
+        pod = self.require_pod()
+        try:
+            pod.receive_datagram(data, addr, self.now())
+        except Exception as exc:
+            pod.malformed(f"internal error: {type(exc).__name__}: {exc}", addr, len(data))
+            if (held := self._log_limiter.allow(self.now())) is not None:
+                log.exception("datagram from %s:%d not handled%s", *addr, _held(held))
         self._flush()
 
     def register_all(self) -> None:
@@ -98,7 +108,11 @@ class PodRuntime:
     def _on_timer(self) -> None:
         self._timer = None
         self._timer_at = None
-        self.require_pod().handle_timer(self.now())
+        try:
+            self.require_pod().handle_timer(self.now())
+        except Exception:  # logged; the next timers must still be armed by _flush
+            if (held := self._log_limiter.allow(self.now())) is not None:
+                log.exception("a timer of the pod failed%s", _held(held))
         self._flush()
 
     # -- outputs ---------------------------------------------------------------------------
@@ -111,16 +125,22 @@ class PodRuntime:
             transport.sendto(data, peer)
         for event in pod.take_events():
             if isinstance(event, MalformedInput):
-                log.warning(
-                    "malformed datagram (%d octets) from %s:%d: %s",
-                    event.size,
-                    *event.source,
-                    event.reason,
-                )
+                if (held := self._log_limiter.allow(self.now())) is not None:
+                    log.warning(
+                        "malformed datagram (%d octets) from %s:%d: %s%s",
+                        event.size,
+                        *event.source,
+                        event.reason,
+                        _held(held),
+                    )
             elif isinstance(event, RegistrationResult) and not event.ok:
                 log.warning("registration of %s failed: %s", event.phone, event.reason)
             for listener in self.listeners:
-                listener(event)
+                try:
+                    listener(event)
+                except Exception:  # one listener's bug must not cost the socket or the others
+                    if (held := self._log_limiter.allow(self.now())) is not None:
+                        log.exception("listener %r failed on %r%s", listener, event, _held(held))
         self._rearm(pod.get_timer())
 
     def _rearm(self, deadline: float | None) -> None:
@@ -131,3 +151,7 @@ class PodRuntime:
         assert self._loop is not None
         self._timer_at = deadline
         self._timer = self._loop.call_at(deadline, self._on_timer)
+
+
+def _held(count: int) -> str:
+    return f" ({count} more not logged)" if count else ""

@@ -19,6 +19,8 @@ from sip_client.records import CallRecord, MalformedInput, RegistrationResult
 from sip_core import (
     AckReceived,
     Address,
+    Challenge,
+    ChallengeError,
     ClientTransaction,
     Dialog,
     DigestAuth,
@@ -32,6 +34,7 @@ from sip_core import (
     Response,
     ResponseReceived,
     ServerTransaction,
+    SipError,
     StrayResponse,
     TimerSettings,
     TransactionLayer,
@@ -42,6 +45,7 @@ from sip_core import (
     make_response,
     parse_uri,
 )
+from sip_core.syntax import is_call_id, number
 
 SDP_TEMPLATE = (
     "v=0\r\no=- {session} 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n"
@@ -50,6 +54,7 @@ SDP_TEMPLATE = (
 
 PodEvent = CallRecord | RegistrationResult | MalformedInput
 _FORGET_ANSWERED_AFTER = 3600.0
+_MAX_EXPIRES = 2**32 - 1  # RFC 3261 20.19: delta-seconds up to 2**32-1
 
 
 @dataclass(frozen=True)
@@ -67,7 +72,7 @@ class PodConfig:
     timers: TimerSettings = field(default_factory=TimerSettings)
 
     def __post_init__(self) -> None:
-        if len(self.pod) != 2 or not self.pod.isdigit():
+        if len(self.pod) != 2 or number(self.pod, 99) is None:
             raise ValueError(f"pod id {self.pod!r} must be two digits (00-99)")
         if not 1 <= self.phones <= 100:
             raise ValueError(f"a pod holds 1 to 100 phones, not {self.phones}")
@@ -184,8 +189,14 @@ class SoftphonePod:
     ) -> CallRecord:
         if caller not in self._phones:
             raise ValueError(f"caller {caller} is not a phone of pod {self.config.pod}")
-        if len(callee) != 4 or not callee.isdigit():
+        if len(callee) != 4 or number(callee, 9999) is None:
             raise ValueError(f"callee {callee!r} is not a four-digit phone id")
+        if call_id is not None and not is_call_id(call_id):
+            # it goes into the Call-ID header: no spaces, CR or LF (header injection)
+            raise ValueError(
+                f"call_id {call_id[:60]!r} is not a Call-ID: word[@word] of printable ASCII "
+                "without spaces (RFC 3261 25.1)"
+            )
         local_ip, local_port = self.config.local
         call_id = call_id or self.ids.call_id(local_ip)
         if call_id in self._calls:
@@ -213,8 +224,18 @@ class SoftphonePod:
         return record
 
     def receive_datagram(self, data: bytes, source: Address, now: float) -> None:
+        """Feed one datagram. A message the layer parsed but that fails later (a header parsed
+        on use, a state the peer cannot drive us into) is counted malformed, not raised."""
         for event in self.layer.receive_datagram(data, source, now):
-            self._dispatch(event, now)
+            try:
+                self._dispatch(event, now)
+            except SipError as exc:
+                self.malformed(f"{type(exc).__name__}: {exc}", source, len(data))
+
+    def malformed(self, reason: str, source: Address, size: int) -> None:
+        """Count input that could not be handled (the runtime reports its own failures here)."""
+        self.counters["malformed"] += 1
+        self._events.append(MalformedInput(reason, source, size))
 
     def get_timer(self) -> float | None:
         candidates = [t for t in (self.layer.get_timer(), self._own_timer()) if t is not None]
@@ -263,7 +284,7 @@ class SoftphonePod:
     # -- registration ----------------------------------------------------------------------
 
     def _send_register(
-        self, registration: _Registration, now: float, authorize_for: Response | None
+        self, registration: _Registration, now: float, challenge: Challenge | None
     ) -> None:
         ip, port = self.config.local
         domain = self.config.domain
@@ -279,9 +300,7 @@ class SoftphonePod:
             contact=NameAddr(f"sip:{registration.phone}@{ip}:{port}"),
             extra=[("Expires", str(self.config.register_expires))],
         )
-        if authorize_for is not None:
-            challenge = challenge_of(authorize_for)
-            assert challenge is not None
+        if challenge is not None:
             request = registration.auth.authorize(request, challenge)
         self.layer.send_request(
             request, self.config.outbound, now, context=("register", registration)
@@ -293,10 +312,15 @@ class SoftphonePod:
         status = response.status
         if status < 200:
             return
-        challenge = challenge_of(response) if status in (401, 407) else None
+        try:
+            challenge = challenge_of(response)
+        except ChallengeError as exc:
+            reason = f"{status} {response.reason}".strip()
+            self._registration_done(registration, False, f"{reason}: {exc.reason}", now)
+            return
         if challenge is not None and (registration.challenged == 0 or challenge.stale):
             registration.challenged += 1
-            self._send_register(registration, now, response)
+            self._send_register(registration, now, challenge)
             return
         ok = 200 <= status < 300
         if ok:
@@ -308,11 +332,11 @@ class SoftphonePod:
 
     def _granted_expiry(self, response: Response) -> float:
         for contact in response.contact:
-            expires = contact.params.get("expires")
-            if expires and expires.isdigit():
+            expires = number(contact.params.get("expires") or "", _MAX_EXPIRES)
+            if expires is not None:
                 return float(expires)
-        raw = response.headers.get("expires")
-        return float(raw) if raw and raw.isdigit() else float(self.config.register_expires)
+        granted = number((response.headers.get("expires") or "").strip(), _MAX_EXPIRES)
+        return float(self.config.register_expires if granted is None else granted)
 
     def _registration_done(
         self, registration: _Registration, ok: bool, reason: str, now: float
@@ -358,7 +382,12 @@ class SoftphonePod:
             self.layer.send_stateless(call.ack, self.config.outbound)
             self._schedule(now + record.hold_ms / 1000, "bye", call)
             return
-        challenge = challenge_of(response) if status in (401, 407) else None
+        try:
+            challenge = challenge_of(response)
+        except ChallengeError as exc:
+            record.final_status = status
+            self._finish(call, False, f"{status} {response.reason}: {exc.reason}".strip(), now)
+            return
         if challenge is not None and (call.challenged == 0 or challenge.stale):
             call.challenged += 1
             if record.challenge_at is None:

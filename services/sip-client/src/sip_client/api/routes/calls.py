@@ -9,15 +9,18 @@ from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 
 from sip_client.deps import RuntimeDep
+from testbed_messages import CallId, PhoneId
 
 router = APIRouter(tags=["calls"])
 
 
 class CallRequest(BaseModel):
-    caller: str = Field(pattern=r"^[0-9]{4}$")
-    callee: str = Field(pattern=r"^[0-9]{4}$")
+    """The same checks as the controller's `invite` message: nothing here can add a header."""
+
+    caller: PhoneId
+    callee: PhoneId
     hold_ms: int = Field(0, ge=0)
-    call_id: str | None = None
+    call_id: CallId | None = None
 
 
 @router.post("/calls", status_code=202)
