@@ -94,13 +94,21 @@ def test_a_pause_moves_the_deadline_but_silence_during_a_pause_does_not():
     assert t == 174  # one sample's worth of pause (110 -> 111), then the deadline holds
 
 
-def test_a_run_stopped_elsewhere_counts_as_interrupted():
+def test_a_run_stopped_elsewhere_or_lost_in_a_restart_counts_as_interrupted():
     watch = _watch()
     watch.observe(120.0, "stopped")
     end = watch.observe(123.0, "stopped")
     assert end is not None
     assert end.status == "interrupted"
-    assert "stopped" in end.reason
+    assert "reported the run stopped at t=30 s (stopped from its API or panel" in end.reason
+
+    restarted = _watch()
+    restarted.observe(120.0, None, "unreachable (ConnectError)")
+    assert restarted.observe(124.0, "interrupted") is None
+    end = restarted.observe(127.0, "interrupted")
+    assert end is not None
+    assert end.status == "interrupted"
+    assert "lost the run: it restarted and reported it interrupted at t=34 s" in end.reason
 
 
 def test_the_margin_grows_with_the_scenario():

@@ -17,6 +17,8 @@ from testbed.local.testbed import ANALYZER_KIND, CLIENT_KIND
 
 SAMPLES_PAGE = 200_000
 CALLS_PAGE = 100_000
+# per request (httpx bounds each connect and each read by it): a hung component costs this
+REQUEST_TIMEOUT_S = 15.0
 RUN_LOG_HEADER = "seq,caller,callee,pod,offset_s,scheduled_at,sent_at,lag_ms,status\n"
 
 
@@ -31,7 +33,7 @@ class Budget:
     def __init__(self, seconds: float) -> None:
         self.end = time.monotonic() + seconds
 
-    def timeout(self, cap: float = 60.0) -> float:
+    def timeout(self, cap: float = REQUEST_TIMEOUT_S) -> float:
         left = self.end - time.monotonic()
         if left <= 0:
             raise BudgetSpent("the time for collecting results ran out")
@@ -154,7 +156,7 @@ def fetch_run_log(
     run_id: str | None,
     out: Path,
     unread: dict[str, str] | None = None,
-    timeout: float = 60.0,
+    timeout: float = REQUEST_TIMEOUT_S,
 ) -> int:
     """run_log.csv from the scenario controller (a header alone when it cannot be read, the
     reason in `unread`); returns how many invites were undeliverable."""

@@ -88,16 +88,27 @@ class EndWatch:
 
     def _over(self) -> RunEnd:
         assert self._over_since is not None
+        at = self._t(self._over_since)
         if self._over_state == "finished":
             return RunEnd(
                 COMPLETED,
-                f"the scenario controller reported the run finished at {self._t(self._over_since)}"
-                f"; sampled {self.drain_s:g} s more",
+                f"the scenario controller reported the run finished at {at}; sampled "
+                f"{self.drain_s:g} s more",
+            )
+        if self._over_state == "interrupted":
+            return RunEnd(
+                INTERRUPTED,
+                f"the scenario controller lost the run: it restarted and reported it "
+                f"interrupted at {at}",
             )
         return RunEnd(
             INTERRUPTED,
-            f"the scenario controller reported the run {self._over_state} at "
-            f"{self._t(self._over_since)} (stopped from its API or panel, not by this run)",
+            f"the scenario controller reported the run {self._over_state} at {at}"
+            + (
+                " (stopped from its API or panel, not by this run)"
+                if self._over_state == "stopped"
+                else ""
+            ),
         )
 
     def _why_deadline(self, now: float) -> str:

@@ -105,6 +105,11 @@ class Sampler:
         analyzers = {c.index: c for c in state.of_kind(ANALYZER_KIND)}
         row["proxies"] = len(serving_proxies(state))  # a dead proxy serves nothing
         window_total: Buckets = {}
+        # the load balancer and the scenario controller alongside the proxies: a hung one
+        # costs its timeout once per row, not one after the other
+        lb = self._pool.submit(self._lb_new_invites, now)
+        scenario: dict[str, Any] = {}
+        scenario_read = self._pool.submit(self._scenario, scenario, now)
         # every proxy at once: a CPU-starved proxy or a busy analyzer must not stall the row
         fetched = list(
             self._pool.map(
@@ -147,8 +152,9 @@ class Sampler:
         overall = histogram.quantile(self.q, window_total)
         row["p99_ms"] = None if overall is None else overall * 1000
         # new INVITEs (call attempts) arriving at the load balancer
-        row["lb_invites_per_s"] = self._lb_new_invites(now)
-        self._scenario(row, now)
+        row["lb_invites_per_s"] = lb.result()
+        scenario_read.result()
+        row.update(scenario)
         return row
 
     def _read_proxy(
