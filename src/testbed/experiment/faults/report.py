@@ -21,15 +21,17 @@ def mark_faults(ax: Axes, windows: Sequence[FaultWindow], run_end_s: float) -> N
         ax.axvline(w.start_s, color=colour, lw=1, ls=":")
         if end > w.start_s:
             ax.axvspan(w.start_s, end, color=colour, alpha=0.12, lw=0)
+        # at the foot of the plot: the legend sits at its top left
         ax.text(
             w.start_s,
-            1.0,
+            0.02,
             f" {w.label}",
             transform=ax.get_xaxis_transform(),
             fontsize=6,
             color=colour,
-            va="top",
+            va="bottom",
             rotation=90 if len(windows) > 3 else 0,
+            bbox={"facecolor": "white", "alpha": 0.7, "lw": 0, "pad": 1},
         )
 
 
