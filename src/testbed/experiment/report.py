@@ -55,6 +55,15 @@ def _figure(
     t = frame["t_s"]
     if metric is None:
         ax.step(t, frame["proxies"], where="post", color="#2b6cb0", label="proxies")
+        if "proxies_serving" in frame:  # runs with faults: running and in the LBs' set
+            ax.step(
+                t,
+                pd.to_numeric(frame["proxies_serving"], errors="coerce"),
+                where="post",
+                color="#dd6b20",
+                ls="--",
+                label="serving",
+            )
     else:
         for column in _proxy_columns(frame, metric):
             ax.plot(
