@@ -316,3 +316,22 @@ def test_a_failed_run_still_writes_summary_json_with_status_and_error(tmp_path: 
     for name in ("timeseries.csv", "calls.csv", "run_log.csv", "response_times.csv"):
         assert (folder / name).exists(), name
     assert "ExperimentFailed" in (folder / "error.txt").read_text()
+
+
+def test_a_display_that_fails_stops_neither_the_run_nor_its_cleanup(tmp_path: Path):
+    scenario = tmp_path / "bad.csv"
+    scenario.write_text("not;a;scenario\n1;2\n")
+    experiment = Experiment.model_validate(
+        {"name": "no-terminal", "scenario": {"csv": str(scenario)}, "proxies": {"count": 1}}
+    )
+
+    def hung_up(_phase: str, _row: object) -> None:
+        raise OSError(5, "Input/output error")  # the terminal went away (SIGHUP)
+
+    with pytest.raises(ExperimentFailed) as failed:
+        run_experiment(experiment, None, tmp_path / "results", hung_up)
+    assert failed.value.folder is not None
+    summary = json.loads((failed.value.folder / "summary.json").read_text())
+    assert summary["status"] == "failed"
+    assert "defects" in summary["error"]
+    assert (failed.value.folder / "report.html").exists()

@@ -67,10 +67,11 @@ class Run:
     proc: subprocess.Popen[str]
     results: Path
     output: Path
+    pattern: str = "reliability-*"  # its results folder, under `results`
 
     @property
     def folder(self) -> Path:
-        folders = list(self.results.glob("reliability-*"))
+        folders = list(self.results.glob(self.pattern))
         assert len(folders) == 1, folders
         return folders[0]
 
@@ -307,3 +308,37 @@ def test_testbed_down_stops_the_testbed_of_a_killed_run(runs: Runs, env: dict[st
         [*CLI, "down"], env=env, capture_output=True, text=True, timeout=60, check=False
     )
     assert again.stdout.strip() == "stopped: nothing was running"
+
+
+def test_a_benchmark_sent_sigterm_stops_instead_of_starting_its_next_step(
+    runs: Runs, tmp_path: Path, env: dict[str, str]
+):
+    spec = tmp_path / "bench.yaml"
+    spec.write_text(
+        yaml.safe_dump(
+            {"name": "bench", "cpu": ["100m"], "rates": [10, 20], "step_s": 30, "phones_per_pod": 5}
+        )
+    )
+    output = tmp_path / "bench.txt"
+    with output.open("w") as out:
+        proc = subprocess.Popen(
+            [*CLI, "benchmark", str(spec), "--results", str(tmp_path / "results")],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    run = Run(proc, tmp_path / "results", output, "bench-*/steps/*")
+    runs.started.append(run)
+    runs.running(run)
+    time.sleep(3)
+    proc.send_signal(signal.SIGTERM)
+    code = proc.wait(timeout=90)
+    text = output.read_text()
+    assert code == 1, text
+    assert "benchmark failed: interrupted by SIGTERM" in text
+    assert "Traceback" not in text
+    steps = list((tmp_path / "results").glob("bench-*/steps/*"))
+    assert len(steps) == 1, steps  # the second step never started
+    summary = json.loads((steps[0] / "summary.json").read_text())
+    assert summary["status"] == "interrupted"

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from testbed.config import TestbedSettings
 from testbed.experiment.report import STYLE
-from testbed.experiment.runner import Progress, run_experiment
+from testbed.experiment.runner import ExperimentFailed, Progress, run_experiment
 from testbed.experiment.spec import Experiment, ExperimentError
 from testbed.local.cgroups import parse_millicores
 
@@ -113,6 +113,8 @@ def run_benchmark(
             )
             folder = run_experiment(experiment, None, out / "steps", progress, settings)
             summary = json.loads((folder / "summary.json").read_text())
+            if summary.get("status") == "interrupted":  # Ctrl-C or SIGTERM ends the benchmark
+                raise ExperimentFailed(f"{summary.get('end_reason')} ({folder})", folder=folder)
             figures = _step_figures(folder, spec.warmup_s, spec.percentile)
             p99 = figures["p99_ms"]
             ok = (

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import os
 import shutil
 import time
@@ -47,6 +48,7 @@ from testbed.local.state import RunRegistry, TestbedState
 from testbed.local.testbed import PROXY_KIND, LocalTestbed
 
 Progress = Callable[[str, dict[str, Any] | None], None]
+log = logging.getLogger(__name__)
 
 
 class ExperimentFailed(RuntimeError):
@@ -232,7 +234,15 @@ class LocalRun:
         self.cleanup_errors: list[str] = []
 
     def note(self, message: str) -> None:
-        self.progress(message, None)
+        self.show(message, None)
+
+    def show(self, phase: str, row: dict[str, Any] | None) -> None:
+        """Progress for the terminal: a display that fails (its terminal gone with SIGHUP)
+        must not stop the run, nor its cleanup."""
+        try:
+            self.progress(phase, row)
+        except Exception as exc:
+            log.warning("progress display failed: %s", describe(exc))
 
     # -- the run -------------------------------------------------------------------------------
 
@@ -381,7 +391,7 @@ class LocalRun:
         self.rows.append(row)
         assert self.timeseries is not None
         self.timeseries.append(row)
-        self.progress("running", {**row, "duration_s": duration})
+        self.show("running", {**row, "duration_s": duration})
         return row
 
     def _state(self) -> TestbedState:
@@ -492,10 +502,10 @@ class LocalRun:
                 json.dumps(
                     {
                         "experiment": self.experiment.name,
+                        **extra,
                         "status": FAILED,
                         "end_reason": self.end.reason,
                         "error": self.end.reason,
-                        **extra,
                     },
                     indent=2,
                 )
