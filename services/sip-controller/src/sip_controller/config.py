@@ -27,9 +27,10 @@ class Settings(BaseSettings):
     drain_grace_seconds: float = Field(30.0, ge=0)
     enable_timeout_seconds: float = Field(15.0, gt=0)
     sync_timeout_seconds: float = Field(10.0, ge=0)
-    # a proxy that refuses connections leaves the set on the first check: within this interval
+    # a proxy that refuses connections leaves the set on the first check: within this interval;
+    # one that answers slowly or with errors (busy) after the threshold: 6 s, as before at 2 s x 3
     health_check_interval_seconds: float = Field(1.0, gt=0)
-    health_failure_threshold: int = Field(3, ge=1)
+    health_failure_threshold: int = Field(6, ge=1)
     # a frozen proxy still accepts TCP connections (the kernel does that): keep this short
     health_check_timeout_seconds: float = Field(1.0, gt=0)
     rpc_timeout_seconds: float = Field(5.0, gt=0)
