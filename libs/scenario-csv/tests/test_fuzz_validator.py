@@ -111,6 +111,13 @@ def test_fuzz_arbitrary_lines_give_defects_never_exceptions(lines):
           "0000;0100;500;0;1e308\n", "0001;0101;500;0;1e308\n"])  # fmt: skip
 @example(["caller;callee;wait_before_next_in_ms;seconds_since_start;arrival_rate_in_s\n",
           f"0000;0100;{'9' * 5000};0;2\n"])  # fmt: skip
+@example(
+    [
+        "caller;callee;wait_before_next_in_ms;seconds_since_start;arrival_rate_in_s\n",
+        "0000;0100;500;0;\n",
+        "0200;0300;500;0;2\n",
+    ]
+)  # fmt: skip  (found by the long run)
 def test_fuzz_mutated_fixtures_give_defects_never_exceptions(lines):
     _validate_everything(lines)
 

@@ -181,7 +181,7 @@ class Validation(Iterator[Defect]):
             else:
                 second = parsed_second
 
-            if r_text != rate_text:
+            if r_text != rate_text or r_text == "":  # "" is also the initial rate_text
                 try:
                     rate = parse_rate(r_text)
                     rate_text = r_text

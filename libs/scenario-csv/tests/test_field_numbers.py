@@ -1,5 +1,6 @@
-"""Numbers too large for the testbed's times and counts are a defect of their field: int()
-refused more than 4300 digits with ValueError, and a sum of huge waits overflowed a float."""
+"""Numbers in fields: too large for the testbed's times and counts, or missing, they are a
+defect of their field (int() refused more than 4300 digits with ValueError, a sum of huge waits
+overflowed a float, and an empty first rate went unnoticed)."""
 
 import pytest
 
@@ -38,3 +39,11 @@ def test_the_validator_reports_huge_waits_and_times_instead_of_overflowing():
 def test_leading_zeros_are_no_defect():
     lines = [MAIN, f"0000;0100;{'0' * 30}1000;0;1\n", "0001;0101;1000;1;1\n"]
     assert list(validate(lines)) == []
+
+
+def test_an_empty_rate_on_the_first_row_is_a_defect():
+    """Found by the long fuzz run: the empty text was taken for the rate already parsed."""
+    lines = [MAIN, "0000;0100;500;0;\n", "0200;0300;500;0;2\n"]
+    assert [(d.line, d.field) for d in validate(lines)] == [(2, "arrival_rate_in_s")]
+    with pytest.raises(ScenarioError, match="line 2: arrival_rate_in_s: '' is not a number"):
+        list(read_main(lines))
