@@ -14,7 +14,16 @@ from types import ModuleType
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from sip_core import ParseError, Request, TransactionLayer, parse_message
+from sip_core import (
+    ParseError,
+    Request,
+    TransactionLayer,
+    parse_message,
+    parse_name_addr,
+    parse_uri,
+    parse_via,
+)
+from sip_core.syntax import parse_cseq, parse_params, split_list
 
 FUZZ = settings.get_profile("fuzz")
 
@@ -164,3 +173,42 @@ def test_fuzz_transaction_layer_never_raises(datagrams):
         assert isinstance(events, list)
         layer.handle_timer(now + 40)
     assert layer.counters["malformed"] <= len(datagrams)
+
+
+HEADER_VALUES = [
+    "SIP/2.0/UDP 127.0.0.1:5092;branch=z9hG4bKx;rport=5092;received=10.0.0.1",
+    '"J Rosenberg \\\\\\"" <sip:jdrosen@example.com;lr>;tag=98asjd8;q=0.33',
+    "sip:0100@testbed.local:5060;transport=udp?subject=x",
+    "1 INVITE",
+]
+
+
+@st.composite
+def header_value(draw: st.DrawFn) -> str:
+    text = draw(st.sampled_from(HEADER_VALUES) | st.text(max_size=60))
+    for _ in range(draw(st.integers(0, 3))):
+        position = draw(st.integers(0, len(text)))
+        text = text[:position] + draw(st.sampled_from(HOSTILE)) + text[position:]
+    return text
+
+
+@FUZZ
+@given(header_value())
+@example("SIP/2.0/UDP h;rport=\u00b2")
+@example("\u00b2 INVITE")
+def test_fuzz_header_value_parsers_raise_only_parse_error(value):
+    for parse in (
+        lambda v: parse_via(v).response_address(),
+        lambda v: parse_name_addr(v, "To"),
+        lambda v: parse_uri(v, "Contact"),
+        parse_cseq,
+        lambda v: parse_params(v, "Via"),
+        lambda v: split_list(v, "Route"),
+    ):
+        try:
+            parse(value)
+        except ParseError as exc:
+            refused: ParseError | None = exc
+        else:
+            refused = None
+        assert refused is None or refused.reason  # a refusal names what is wrong
