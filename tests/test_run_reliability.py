@@ -335,3 +335,33 @@ def test_a_display_that_fails_stops_neither_the_run_nor_its_cleanup(tmp_path: Pa
     assert summary["status"] == "failed"
     assert "defects" in summary["error"]
     assert (failed.value.folder / "report.html").exists()
+
+
+# -- the register of run testbeds ------------------------------------------------------------
+
+
+def test_testbed_down_forgets_a_run_testbed_whose_folder_is_gone_without_recreating_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from typer.testing import CliRunner
+
+    from testbed.cli import app
+    from testbed.local.processes import ProcessHandle, handle_of
+    from testbed.local.state import RunRegistry
+
+    root = tmp_path / "state"
+    registry = RunRegistry(root)
+    deleted = tmp_path / "results" / "gone-20260101-000000" / "testbed"
+    registry.add(deleted, ProcessHandle(os.getpid(), 1))  # a dead owner: start time differs
+    (registry.directory / "junk.json").write_text("{not json")
+    me = handle_of(os.getpid())
+    assert me is not None
+    assert me.alive()
+    assert [e.state_dir for e in registry.entries()] == [deleted]  # junk skipped, warned
+
+    monkeypatch.setenv("TESTBED_STATE_DIR", str(root))
+    result = CliRunner().invoke(app, ["down"])
+    assert result.exit_code == 0, result.output
+    assert "nothing was running" in result.output
+    assert registry.entries() == []
+    assert not deleted.parent.exists()

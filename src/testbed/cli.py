@@ -150,6 +150,9 @@ def down() -> None:
     registry = RunRegistry(settings.testbed_state_dir)
     for entry in registry.entries():
         where = entry.results or entry.state_dir
+        if not (entry.state_dir / "state.json").exists() and not entry.owner.alive():
+            registry.remove(entry.state_dir)  # stopped already, or its folder was deleted
+            continue
         if entry.owner.alive():
             console.print(f"run PID {entry.owner_pid} ({where}) is still going: stopping it")
             processes.stop(entry.owner, timeout=RUN_STOP_TIMEOUT_S)
