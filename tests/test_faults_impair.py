@@ -95,3 +95,45 @@ def test_loss_and_delay_hit_only_the_address_and_are_removed_exactly():
     assert out["after"][0] == 200
     assert out["after"][1] < 20
     assert out["restored"]
+
+
+STALE = r"""
+import json, os, subprocess
+from testbed.local.packet_rules import COMMENT, owner_tag, remove_stale_rules
+
+def add(address, owner):
+    subprocess.run(["iptables", "-w", "-t", "mangle", "-I", "OUTPUT", "-p", "udp", "-d", address,
+                    "-m", "comment", "--comment", f"{COMMENT} sip-proxy-0 {owner}",
+                    "-j", "NFQUEUE", "--queue-num", "3400", "--queue-bypass"], check=True)
+def rules():
+    out = subprocess.run(["iptables-save", "-t", "mangle"], capture_output=True, text=True,
+                         check=True).stdout
+    return [l for l in out.splitlines() if l.startswith("-A ")]
+# somebody else's rule, with a comment of its own: never touched
+subprocess.run(["iptables", "-w", "-t", "mangle", "-A", "OUTPUT", "-p", "udp", "-d", "127.0.9.9",
+                "-m", "comment", "--comment", "not ours", "-j", "ACCEPT"], check=True)
+gone = subprocess.Popen(["sleep", "60"])
+dead_tag = owner_tag(gone.pid)
+gone.kill(); gone.wait()
+add("127.0.9.1", dead_tag)               # its run was killed
+add("127.0.9.2", owner_tag(os.getpid()))  # a live run holds it
+add("127.0.9.3", f"{os.getpid()}:1")      # this PID, but another process's start: recycled
+removed = remove_stale_rules()
+print(json.dumps({"removed": removed, "left": rules()}))
+"""
+
+
+def test_rules_of_a_run_that_is_gone_are_deleted_and_a_live_runs_kept():
+    result = subprocess.run(
+        ["unshare", "--net", sys.executable, "-c", STALE],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert len(out["removed"]) == 2
+    assert any("127.0.9.1" in rule for rule in out["removed"])
+    assert any("127.0.9.3" in rule for rule in out["removed"])
+    left = out["left"]
+    assert len(left) == 2
+    assert any("127.0.9.2" in rule and "ims-testbed-fault" in rule for rule in left)
+    assert any('"not ours"' in rule for rule in left)

@@ -27,6 +27,7 @@ import httpx
 from testbed.config import TestbedSettings
 from testbed.local import cgroups, processes
 from testbed.local.mariadb import LocalMariaDB
+from testbed.local.packet_rules import remove_stale_rules
 from testbed.local.state import CgroupRecord, Component, StateStore, TestbedState
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,7 @@ class LocalTestbed:
                     )
                 self._stop_all(previous)  # leftovers of a crashed run: cgroups, stale state
                 self.store.clear()
+            remove_stale_rules()  # and the packet rules of a netem fault whose run was killed
             state = self._new_state(db, proxy_cpu_millicores)
             state.analyzers = analyzers
             self.store.save(state)
@@ -155,6 +157,7 @@ class LocalTestbed:
 
     def down(self) -> list[str]:
         with self.store.locked():
+            remove_stale_rules()
             state = self.store.load()
             if state is None:
                 return []

@@ -26,6 +26,8 @@ import threading
 import time
 from dataclasses import dataclass
 
+from testbed.local.packet_rules import COMMENT, owner_tag
+
 log = logging.getLogger(__name__)
 
 NETLINK_NETFILTER = 12
@@ -39,7 +41,6 @@ NFQA_PACKET_HDR, NFQA_VERDICT_HDR = 1, 2
 NF_DROP, NF_ACCEPT = 0, 1
 NLM_F_REQUEST, NLM_F_ACK = 1, 4
 NLMSG_ERROR = 2
-COMMENT = "ims-testbed-fault"
 QUEUE_BASE = 3400  # queue numbers tried: 3400-3499
 
 
@@ -114,7 +115,7 @@ class Impairment:
         self.loss = loss_percent / 100
         self.delay = delay_ms / 1000
         self.jitter = jitter_ms / 1000
-        self.tag = tag or f"{address} pid {os.getpid()}"
+        self.tag = tag or f"{address} {owner_tag(os.getpid())}"
         self.stats = ImpairmentStats()
         self._random = random.Random(seed)
         self._sock: socket.socket | None = None

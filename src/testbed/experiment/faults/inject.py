@@ -28,6 +28,7 @@ from testbed.experiment.faults.impair import Impairment
 from testbed.experiment.faults.schedule import FaultSchedule, Step
 from testbed.experiment.faults.spec import FaultSpec, target_kind
 from testbed.local import processes
+from testbed.local.packet_rules import owner_tag
 from testbed.local.state import Component, TestbedState
 from testbed.local.testbed import PROXY_KIND, LocalTestbed
 
@@ -196,7 +197,7 @@ class FaultInjector:
             address = component.endpoints["sip"].split(":")[1]
             impairment = Impairment(
                 address, fault.loss_percent, fault.delay_ms, fault.jitter_ms,
-                seed=self.seed + step.index, tag=f"{fault.target} {os.getpid()}",
+                seed=self.seed + step.index, tag=f"{fault.target} {owner_tag(os.getpid())}",
             )  # fmt: skip
             impairment.apply()
             self._impairments[step.index] = impairment
