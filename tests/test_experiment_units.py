@@ -81,6 +81,19 @@ def test_summary_from_crafted_rows_and_calls():
     assert summary.calls_undeliverable == 3
 
 
+def test_a_proxy_that_died_and_came_back_is_no_scaling_action_but_costs_nothing_while_dead():
+    rows = [
+        {"t_s": 0, "proxies": 3, "replicas": 3, "p99_ms": 5.0},
+        {"t_s": 1, "proxies": 2, "replicas": 3, "p99_ms": 5.0},  # one crashed
+        {"t_s": 3, "proxies": 3, "replicas": 3, "p99_ms": 5.0},  # restarted
+        {"t_s": 4, "proxies": 4, "replicas": 4, "p99_ms": 5.0},  # scaled out
+        {"t_s": 5, "proxies": 4, "replicas": 4, "p99_ms": 5.0},
+    ]
+    summary = summarize(rows, [], undeliverable=0, p0_ms=1000, percentile=99)
+    assert summary.scaling_actions == 1
+    assert summary.proxy_seconds == pytest.approx(3 + 2 * 2 + 3 + 4)
+
+
 def test_capacity_plan_is_the_papers_arithmetic():
     assert CapacityPlan(capacity_per_proxy=10).proxies_for(42) == 5  # 42/10 -> 5 proxies
     assert CapacityPlan(capacity_per_proxy=10).proxies_for(40) == 4

@@ -104,6 +104,8 @@ class Sampler:
         proxies = state.of_kind(PROXY_KIND)
         analyzers = {c.index: c for c in state.of_kind(ANALYZER_KIND)}
         row["proxies"] = len(serving_proxies(state))  # a dead proxy serves nothing
+        # the pool's size (a StatefulSet's replicas): a crash and restart is no scaling action
+        row["replicas"] = len(proxies)
         window_total: Buckets = {}
         # the load balancer and the scenario controller alongside the proxies: a hung one
         # costs its timeout once per row, not one after the other

@@ -76,9 +76,12 @@ def summarize(
     violations = sum(1 for v in p99s if v > p0_ms)
     proxy_seconds = 0.0
     actions = 0
+    # scaling actions change the pool's size; where rows have it (`replicas`), a proxy that
+    # died and came back (fewer proxies serving for a while) is not counted as two
+    size = "replicas" if rows and all("replicas" in r for r in rows) else "proxies"
     for before, after in itertools.pairwise(rows):
         proxy_seconds += before["proxies"] * (after["t_s"] - before["t_s"])
-        if after["proxies"] != before["proxies"]:
+        if after[size] != before[size]:
             actions += 1
     succeeded = sum(1 for c in calls if c.get("outcome") == "succeeded")
     failed = sum(1 for c in calls if c.get("outcome") == "failed")
