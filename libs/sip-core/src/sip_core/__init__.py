@@ -4,7 +4,8 @@
 - `digest`: Digest authentication for 401/407 (MD5, SHA-256, qop=auth, stale=true).
 - `TransactionLayer`: RFC 3261 17 transactions over UDP with timers A-K and explicit `now`.
 - `Dialog`: tags, CSeq and remote target for in-dialog ACK and BYE.
-- `LogLimiter`: how often a receive loop logs about bad input.
+- `LogLimiter`: how often a receive loop logs about bad input; `RateLimitedLog` wraps a logger
+  with one.
 """
 
 from sip_core.build import IdSource, make_request, make_response
@@ -20,7 +21,7 @@ from sip_core.errors import (
 )
 from sip_core.headers import Headers
 from sip_core.message import Message, Request, Response, parse_message
-from sip_core.ratelimit import LogLimiter
+from sip_core.ratelimit import LogLimiter, RateLimitedLog, held_note
 from sip_core.syntax import CSeq, NameAddr, SipUri, Via, parse_name_addr, parse_uri, parse_via
 from sip_core.transaction import (
     AckReceived,
@@ -56,6 +57,7 @@ __all__ = [
     "Message",
     "NameAddr",
     "ParseError",
+    "RateLimitedLog",
     "RemoteProtocolError",
     "Request",
     "RequestReceived",
@@ -73,6 +75,7 @@ __all__ = [
     "Via",
     "challenge_of",
     "credentials",
+    "held_note",
     "make_request",
     "make_response",
     "parse_challenge",

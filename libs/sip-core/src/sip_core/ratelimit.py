@@ -1,7 +1,15 @@
 """How often a receive loop may log about bad input: a flood of malformed datagrams must not
-become a flood of log lines (sans-I/O: the caller passes the time in)."""
+become a flood of log lines.
+
+`LogLimiter` is the mechanism (sans-I/O: the caller passes the time in); `RateLimitedLog` is
+a thin adapter for callers that just want a logger with the limit applied.
+"""
 
 from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
 
 
 class LogLimiter:
@@ -30,3 +38,31 @@ class LogLimiter:
         self._in_window += 1
         held_back, self._held_back = self._held_back, 0
         return held_back
+
+
+def held_note(count: int) -> str:
+    """The tail of the first line logged after `count` were held back."""
+    return f" ({count} more not logged)" if count else ""
+
+
+class RateLimitedLog:
+    """`logger` behind a `LogLimiter`: the first line let through after some were held back
+    ends with how many."""
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        limiter: LogLimiter | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.logger = logger
+        self.limiter = limiter if limiter is not None else LogLimiter()
+        self._clock = clock
+
+    def warning(self, msg: str, *args: object) -> None:
+        self.log(logging.WARNING, msg, *args)
+
+    def log(self, level: int, msg: str, *args: object) -> None:
+        held = self.limiter.allow(self._clock())
+        if held is not None:
+            self.logger.log(level, msg + "%s", *args, held_note(held))

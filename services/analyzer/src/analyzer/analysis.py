@@ -16,7 +16,7 @@ from analyzer.endpoints import Endpoint, format_endpoint
 from analyzer.packets import Frame, decode
 from analyzer.pairing import Pair, PairTracker, TrackerStats
 from analyzer.samples import Sample, SampleStore
-from sip_core import LogLimiter
+from sip_core import LogLimiter, held_note
 
 pair_log = logging.getLogger("analyzer.pairs")
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ class Analyzer:
             held = self._log_limiter.allow(time.monotonic())
             if held is not None:
                 log.exception(
-                    "frame at %.6f skipped: analysis failed%s", frame.timestamp, _held(held)
+                    "frame at %.6f skipped: analysis failed%s", frame.timestamp, held_note(held)
                 )
             return None
 
@@ -97,7 +97,7 @@ class Analyzer:
                 timestamp,
                 format_endpoint(src),
                 reason,
-                _held(held),
+                held_note(held),
             )
 
     def process_all(self, frames: Iterable[Frame]) -> list[Pair]:
@@ -135,7 +135,3 @@ class Analyzer:
             self.observe(pair)
         if self.debug:
             pair_log.info("%s", describe(pair))
-
-
-def _held(count: int) -> str:
-    return f" ({count} more not logged)" if count else ""

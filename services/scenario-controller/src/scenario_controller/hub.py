@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from scenario_controller.metrics import ControllerMetrics
+from sip_core import RateLimitedLog
 from testbed_messages import (
     CallRecordMessage,
     ClientMessage,
@@ -33,7 +34,6 @@ from testbed_messages import (
     decode_client,
     encode,
 )
-from testbed_messages.ratelimit import RateLimitedLog
 
 log = logging.getLogger(__name__)
 

@@ -19,6 +19,7 @@ from sip_client import __version__
 from sip_client.records import CallRecord, RegistrationResult
 from sip_client.runtime import PodRuntime
 from sip_client.ua import PodEvent
+from sip_core import RateLimitedLog
 from testbed_messages import (
     CallRecordMessage,
     Hello,
@@ -33,7 +34,6 @@ from testbed_messages import (
     decode_controller,
     encode,
 )
-from testbed_messages.ratelimit import RateLimitedLog
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from sip_client.records import CallRecord, MalformedInput, RegistrationResult
 from sip_client.ua import PodConfig, PodEvent, SoftphonePod
-from sip_core import LogLimiter
+from sip_core import LogLimiter, held_note
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ class PodRuntime:
         except Exception as exc:
             pod.malformed(f"internal error: {type(exc).__name__}: {exc}", addr, len(data))
             if (held := self._log_limiter.allow(self.now())) is not None:
-                log.exception("datagram from %s:%d not handled%s", *addr, _held(held))
+                log.exception("datagram from %s:%d not handled%s", *addr, held_note(held))
         self._flush()
 
     def register_all(self) -> None:
@@ -112,7 +112,7 @@ class PodRuntime:
             self.require_pod().handle_timer(self.now())
         except Exception:  # logged; the next timers must still be armed by _flush
             if (held := self._log_limiter.allow(self.now())) is not None:
-                log.exception("a timer of the pod failed%s", _held(held))
+                log.exception("a timer of the pod failed%s", held_note(held))
         self._flush()
 
     # -- outputs ---------------------------------------------------------------------------
@@ -131,7 +131,7 @@ class PodRuntime:
                         event.size,
                         *event.source,
                         event.reason,
-                        _held(held),
+                        held_note(held),
                     )
             elif isinstance(event, RegistrationResult) and not event.ok:
                 log.warning("registration of %s failed: %s", event.phone, event.reason)
@@ -140,7 +140,9 @@ class PodRuntime:
                     listener(event)
                 except Exception:  # one listener's bug must not cost the socket or the others
                     if (held := self._log_limiter.allow(self.now())) is not None:
-                        log.exception("listener %r failed on %r%s", listener, event, _held(held))
+                        log.exception(
+                            "listener %r failed on %r%s", listener, event, held_note(held)
+                        )
         self._rearm(pod.get_timer())
 
     def _rearm(self, deadline: float | None) -> None:
@@ -151,7 +153,3 @@ class PodRuntime:
         assert self._loop is not None
         self._timer_at = deadline
         self._timer = self._loop.call_at(deadline, self._on_timer)
-
-
-def _held(count: int) -> str:
-    return f" ({count} more not logged)" if count else ""
