@@ -102,6 +102,8 @@ def stop(handle: ProcessHandle, timeout: float = 10.0) -> bool:
         return True
     with contextlib.suppress(ProcessLookupError):
         os.kill(handle.pid, signal.SIGTERM)
+        # a stopped process (a `stop` fault, a debugger) only acts on SIGTERM once continued
+        os.kill(handle.pid, signal.SIGCONT)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         _reap(handle.pid)
