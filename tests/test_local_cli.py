@@ -58,14 +58,21 @@ def test_up_status_scale_down_with_cpu_limits(cli_env: dict[str, str]):
         state = store.load()
         assert state is not None
         names = [c.name for c in state.components]
-        assert names == ["database", "sip-controller", "sip-loadb", "sip-proxy-0", "sip-proxy-1"]
+        assert names == [
+            "database",
+            "sip-controller",
+            "sip-loadb",
+            "sip-proxy-0",
+            "sip-proxy-1",
+            "supervisor",  # restarts a proxy that dies, as the kubelet would
+        ]
 
         status = run(cli_env, "status")
         for component in state.components:
             assert component.name in status.stdout
             if component.pid:
                 assert str(component.pid) in status.stdout
-        assert status.stdout.count("healthy") == 5
+        assert status.stdout.count("healthy") == 6
         assert "udp:127.0.5.1:5060" in status.stdout
         assert "30m (v" in status.stdout
 
