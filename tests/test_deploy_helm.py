@@ -2098,7 +2098,14 @@ def test_fetch_results_writes_local_modes_files(tmp_path: Path) -> None:
 
 
 # values the chart sets on purpose to something else than the service's own default
-DELIBERATE = {("sip-client", "LOG_LEVEL")}  # local mode's client pods log warnings only too
+DELIBERATE = {
+    ("sip-client", "LOG_LEVEL"),  # local mode's client pods log warnings only too
+    # health checks every 2 s x 3 (the same 6 s as the default 1 s x 6): on a cluster the
+    # kubelet restarts a dead proxy, and at 1 s the idle proxy pods stayed over the HPA test's
+    # 10m target (values.yaml)
+    ("sip-controller", "HEALTH_CHECK_INTERVAL_SECONDS"),
+    ("sip-controller", "HEALTH_FAILURE_THRESHOLD"),
+}
 
 
 @pytest.mark.parametrize(

@@ -210,6 +210,11 @@ def test_prometheus_image_is_ready_and_scrapes(
 
     base = f"http://127.0.0.1:{port}"
     ready = containers.wait_http(server, f"{base}/-/ready")
+    # it answers 503 until its storage is open: seconds on a busy machine
+    deadline = time.monotonic() + 60
+    while ready.status_code == 503 and time.monotonic() < deadline:
+        time.sleep(0.5)
+        ready = containers.wait_http(server, f"{base}/-/ready")
     assert ready.status_code == 200, ready.text
     build = httpx.get(f"{base}/api/v1/status/buildinfo", timeout=5).json()["data"]
     assert build["version"].startswith(f"{image.version}.")
