@@ -569,17 +569,10 @@ class Cluster:
 
     def _stop_shims(self) -> None:
         """containerd's shims outlive it; stop those of this cluster (found by its socket)."""
-        marker = str(self.layout.containerd)
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            except OSError:
-                continue
-            if "containerd-shim" in cmdline and marker in cmdline:
+        for pid, cmdline in _command_lines_naming(str(self.layout.containerd)).items():
+            if "containerd-shim" in cmdline:
                 with contextlib.suppress(ProcessLookupError):
-                    os.kill(int(entry.name), 9)
+                    os.kill(pid, 9)
 
 
 def _podman_containers_running() -> bool:
@@ -615,12 +608,9 @@ def _write_claim(claim_file: Path, claim: dict[str, object]) -> None:
     tmp.replace(claim_file)
 
 
-def processes_of(root: Path) -> list[int]:
-    """Live processes that name a file of the cluster directory on their command line (every
-    component and containerd's shims do), so a cluster counts as running even when its state
-    file is gone or its PIDs were recorded by another `up`."""
-    marker = str(root.resolve()) + "/"
-    found = []
+def _command_lines_naming(marker: str) -> dict[int, str]:
+    """Live (non-zombie) processes other than this one whose command line contains `marker`."""
+    found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
@@ -630,8 +620,15 @@ def processes_of(root: Path) -> list[int]:
         except (OSError, IndexError):
             continue
         if marker in cmdline and state != "Z":
-            found.append(int(entry.name))
+            found[int(entry.name)] = cmdline
     return found
+
+
+def processes_of(root: Path) -> list[int]:
+    """Live processes that name a file of the cluster directory on their command line (every
+    component and containerd's shims do), so a cluster counts as running even when its state
+    file is gone or its PIDs were recorded by another `up`."""
+    return list(_command_lines_naming(str(root.resolve()) + "/"))
 
 
 def recover_stale(
