@@ -38,6 +38,7 @@ from testbed.experiment.deadline import (
 )
 from testbed.experiment.faults.analysis import analyze as analyze_faults
 from testbed.experiment.faults.inject import FaultInjector
+from testbed.experiment.group import scenario_seed
 from testbed.experiment.lifecycle import Interrupts, bounded, describe
 from testbed.experiment.report import write_report
 from testbed.experiment.sampler import Sampler
@@ -168,6 +169,8 @@ def write_results(
     )
     data = {
         "experiment": experiment.name,
+        "seed": experiment.seed,
+        "scenario_seed": scenario_seed(experiment),
         **(extra or {}),
         "proxies": None if prepared is None else prepared.proxies,
         "cpu": experiment.proxies.cpu,
@@ -206,8 +209,10 @@ class LocalRun:
         out: Path,
         progress: Progress,
         settings: TestbedSettings,
+        summary_extra: dict[str, Any] | None = None,
     ) -> None:
         self.experiment = experiment
+        self.summary_extra = summary_extra or {}
         self.out = out
         self.progress = progress
         # runs keep their testbed in the results folder; the user's state directory records
@@ -476,7 +481,7 @@ class LocalRun:
 
     def _write(self) -> None:
         assert self.end is not None
-        extra: dict[str, Any] = {"end_reason": self.end.reason}
+        extra: dict[str, Any] = {"end_reason": self.end.reason, **self.summary_extra}
         if self.unread:
             extra["unread"] = self.unread
         if self.sampler is not None and self.sampler.failures:
@@ -521,17 +526,21 @@ def run_experiment(
     results_root: Path,
     progress: Progress,
     settings: TestbedSettings | None = None,
+    folder_name: str | None = None,
+    summary_extra: dict[str, Any] | None = None,
 ) -> Path:
-    """Play `experiment` on the local testbed; returns the results folder. The run ends when
-    the scenario does, at its deadline (deadline.py), or on Ctrl-C, SIGTERM or SIGHUP; its
-    summary.json says which. Raises ExperimentFailed, naming the folder, when it failed."""
+    """Play `experiment` on the local testbed; returns the results folder (`folder_name` in
+    `results_root`, by default `<name>-<time>`). The run ends when the scenario does, at its
+    deadline (deadline.py), or on Ctrl-C, SIGTERM or SIGHUP; its summary.json says which
+    (with `summary_extra`'s fields). Raises ExperimentFailed, naming the folder, when it
+    failed."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    out = (results_root / f"{experiment.name}-{stamp}").resolve()
+    out = (results_root / (folder_name or f"{experiment.name}-{stamp}")).resolve()
     out.mkdir(parents=True, exist_ok=False)
     if experiment_file is not None:
         shutil.copyfile(experiment_file, out / "experiment.yaml")
     (out / "experiment.json").write_text(experiment.model_dump_json(indent=2))
     if experiment.autoscale is not None and experiment.autoscale.policy in ("hpa", "hybrid"):
         (out / "hpa.yaml").write_text(yaml.safe_dump(experiment.autoscale.manifest()))
-    run = LocalRun(experiment, out, progress, settings or TestbedSettings())
+    run = LocalRun(experiment, out, progress, settings or TestbedSettings(), summary_extra)
     return run.execute()
