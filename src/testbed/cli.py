@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -231,10 +231,19 @@ def run(
         list[Path] | None,
         typer.Option("--values", "-f", help="extra Helm values for --kubeconfig (repeatable)"),
     ] = None,
+    repeat: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="run it N times (seeds + 0..N-1) into one group folder with the mean and 95% "
+            "CI of every summary figure (local testbed only)",
+        ),
+    ] = 1,
 ) -> None:
     """Run an experiment on the local testbed or, with --kubeconfig, on a cluster; the last line
     printed is its results folder. Exit status: 0 completed, 1 failed or ended at its deadline,
-    130 interrupted (Ctrl-C, SIGTERM, SIGHUP); summary.json says why."""
+    130 interrupted (Ctrl-C, SIGTERM, SIGHUP); summary.json says why. With --repeat N, the
+    folder is a group of run-1..run-N; exit 0 only when every repetition completed."""
     from rich.live import Live
 
     from testbed.experiment.lifecycle import describe
@@ -247,6 +256,12 @@ def run(
     except ExperimentError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
+    if repeat > 1:
+        if kubeconfig is not None:
+            console.print("[red]--repeat runs on the local testbed only (not with --kubeconfig)")
+            raise typer.Exit(2)
+        _run_group(experiment, experiment_file, results, repeat)
+        return
     view = ProgressView(experiment)
     try:
         with Live(view.render(), console=console, refresh_per_second=2, transient=False) as live:
@@ -290,6 +305,56 @@ def run(
         raise typer.Exit(RUN_EXIT.get(status, 1))
 
 
+def _run_group(experiment: Any, experiment_file: Path, results: Path, repeat: int) -> None:
+    """`testbed run --repeat N`: the repetitions one after the other, then the group's table."""
+    from testbed.experiment.group import GroupInterrupted, load_group, run_group
+    from testbed.experiment.runner import run_experiment
+
+    def run_one(run: Any, group: Path, folder_name: str, extra: dict[str, Any]) -> Path:
+        return run_experiment(
+            run, experiment_file, group, _print_phase, folder_name=folder_name, summary_extra=extra
+        )
+
+    exit_code = 0
+    try:
+        folder = run_group(experiment, experiment_file, results, repeat, run_one, _note)
+    except GroupInterrupted as exc:
+        console.print(f"[red]interrupted:[/red] {exc}")
+        folder, exit_code = exc.folder, RUN_EXIT["interrupted"]
+    _print_group(folder)
+    if exit_code == 0 and any(r.status != "completed" for r in load_group(folder).repetitions):
+        exit_code = 1
+    console.print(str(folder), soft_wrap=True, highlight=False)
+    if exit_code:
+        raise typer.Exit(exit_code)
+
+
+def _note(message: str) -> None:
+    console.print(f"[dim]{message}[/dim]")
+
+
+def _print_group(folder: Path) -> None:
+    """The repetitions with their status, and mean ± 95% CI of each figure."""
+    from testbed.experiment.group import load_group, mean_ci, statistics
+
+    group = load_group(folder)
+    stats = statistics(group.summaries)
+    runs = Table(title=f"{group.name}: {len(group.repetitions)} repetitions")
+    for column in ("run", "seed", "scenario seed", "status", "why it ended"):
+        runs.add_column(column)
+    for r in group.repetitions:
+        scenario = "-" if r.scenario_seed is None else str(r.scenario_seed)
+        runs.add_row(r.folder, str(r.seed), scenario, r.status, r.end_reason)
+    console.print(runs)
+    figures = Table(title=f"over the {len(group.counted)} completed repetitions")
+    for column in ("figure", "n", "mean ± 95% CI", "sd", "min .. max"):
+        figures.add_column(column)
+    for key, e in stats.items():
+        spread = f"{_cell(e.minimum)} .. {_cell(e.maximum)}"
+        figures.add_row(key, str(e.n), mean_ci(e), _cell(e.sd), spread)
+    console.print(figures)
+
+
 @app.command()
 def benchmark(
     spec_file: Annotated[Path, typer.Argument(help="benchmark YAML (experiments/benchmark.yaml)")],
@@ -326,22 +391,32 @@ def compare(
     folders: Annotated[list[Path], typer.Argument(help="results folders of earlier runs")],
     out: Annotated[Path, typer.Option(help="where compare.html goes")] = Path("results/compare"),
 ) -> None:
-    """Several runs side by side: a table here, and overlaid figures in OUT/compare.html."""
+    """Several runs or groups of repetitions (`run --repeat`) side by side: a table here (a
+    group's figures as mean ± 95% CI, differences from the first entry marked), and
+    OUT/compare.html, compare.csv (n, mean, sd, CI) and compare_tests.csv (every pair)."""
     from testbed.experiment.compare import COLUMNS
     from testbed.experiment.compare import compare as compare_runs
 
     try:
-        summaries, page = compare_runs(folders, out)
+        comparison = compare_runs(folders, out)
     except FileNotFoundError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
     table = Table(title="comparison")
     for _key, label in COLUMNS:
         table.add_column(label)
-    for summary in summaries:
-        table.add_row(*(_cell(summary.get(key)) for key, _label in COLUMNS))
+    for row in comparison.rows:
+        table.add_row(*(row[key] for key, _label in COLUMNS))
     console.print(table)
-    console.print(str(page))
+    console.print(comparison.legend, highlight=False)
+    for test in comparison.significant:
+        p = test.result.p
+        console.print(
+            f"significant: {test.figure}, {test.a} vs {test.b}: "
+            f"p = {'< 0.001' if p is not None and p < 0.001 else f'{p:.3f}'}",
+            highlight=False,
+        )
+    console.print(str(comparison.page))
 
 
 def _print_phase(phase: str, row: dict[str, object] | None) -> None:

@@ -126,8 +126,9 @@ def load_group(folder: Path) -> Group:
 
 # -- running a group ------------------------------------------------------------------------------
 
-# runs one repetition: (experiment, folder name, summary extras) -> its results folder
-RunOne = Callable[[Experiment, str, dict[str, Any]], Path]
+# runs one repetition: (experiment, the group folder, the run's folder name in it, fields for
+# its summary.json) -> its results folder
+RunOne = Callable[[Experiment, Path, str, dict[str, Any]], Path]
 
 
 class GroupInterrupted(RuntimeError):
@@ -165,7 +166,7 @@ def run_group(
 
     def one(repetition: Repetition) -> Path:
         extra = {"repetition": repetition.index, "repetitions": repeat}
-        return run_one(reseed(experiment, repetition.index), repetition.folder, extra)
+        return run_one(reseed(experiment, repetition.index), out, repetition.folder, extra)
 
     def record(interrupted: str | None, final: bool) -> None:
         _write_group_file(out, experiment, repeat, repetitions, note_text, interrupted)
@@ -337,3 +338,12 @@ def fmt(value: float | None) -> str:
     if abs(value) >= 10:
         return f"{value:.1f}"
     return f"{value:.3g}"
+
+
+def mean_ci(e: Estimate) -> str:
+    """'12.3 ± 1.2 (n=3)'; one value as it is, with n=1; none as '-'."""
+    if e.mean is None:
+        return "-"
+    if e.half_width is None:
+        return f"{fmt(e.mean)} (n={e.n})"
+    return f"{fmt(e.mean)} ± {fmt(e.half_width)} (n={e.n})"
