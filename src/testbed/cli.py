@@ -361,9 +361,19 @@ def benchmark(
     results: Annotated[Path, typer.Option(help="folder the results folder goes in")] = Path(
         "results"
     ),
+    repeat: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="run it N times (seeds + 0..N-1) into one group folder: the capacity per CPU "
+            "limit with its spread (mean, min-max, 95% CI)",
+        ),
+    ] = 1,
 ) -> None:
     """The paper's 4.1: one proxy, constant rates in steps; the capacity per proxy within QoS."""
     from testbed.experiment.benchmark import load_benchmark, run_benchmark
+    from testbed.experiment.benchmark_group import run_benchmark_group
+    from testbed.experiment.group import GroupInterrupted
     from testbed.experiment.runner import ExperimentFailed
     from testbed.experiment.spec import ExperimentError
 
@@ -372,18 +382,68 @@ def benchmark(
     except ExperimentError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
+    if repeat > 1:
+        try:
+            folder = run_benchmark_group(spec, results, repeat, _print_phase)
+        except GroupInterrupted as exc:
+            console.print(f"[red]interrupted:[/red] {exc}")
+            _print_capacity(exc.folder)
+            console.print(str(exc.folder), soft_wrap=True, highlight=False)
+            raise typer.Exit(RUN_EXIT["interrupted"]) from None
+        _print_capacity(folder)
+        console.print(str(folder), soft_wrap=True, highlight=False)
+        return
     try:
-        folder = run_benchmark(
-            spec,
-            results,
-            lambda phase, _row: console.print(f"[dim]{phase}[/dim]") if _row is None else None,
-        )
+        folder = run_benchmark(spec, results, _print_phase)
     except (ExperimentFailed, StartupError, ValueError) as exc:
         console.print(f"[red]benchmark failed:[/red] {exc}")
         raise typer.Exit(1) from None
     console.print((folder / "benchmark.csv").read_text())
     console.print((folder / "summary.json").read_text())
     console.print(str(folder), soft_wrap=True, highlight=False)
+
+
+def _print_capacity(folder: Path) -> None:
+    """A benchmark group's repetitions and the capacity per CPU limit with its spread."""
+    import json
+
+    from testbed.experiment.group import fmt, load_group
+
+    group = load_group(folder)
+    summary = json.loads((folder / "summary.json").read_text())
+    runs = Table(title=f"{group.name}: {len(group.repetitions)} repetitions")
+    for column in ("run", "seed", "status", "capacity calls/s", "why it ended"):
+        runs.add_column(column)
+    for r, s in zip(group.repetitions, _summaries(folder, group), strict=True):
+        capacity = ", ".join(
+            f"{cpu}: {rate:g}" for cpu, rate in (s.get("capacity_calls_per_s") or {}).items()
+        )
+        runs.add_row(r.folder, str(r.seed), r.status, capacity or "-", r.end_reason)
+    console.print(runs)
+    table = Table(title=f"capacity per proxy over the {summary['counted']} completed repetitions")
+    for column in ("CPU", "n", "mean calls/s", "95% CI", "min .. max", "sd"):
+        table.add_column(column)
+    for cpu, e in summary["capacity_calls_per_s"].items():
+        ci = "-" if e["ci95_low"] is None else f"{fmt(e['ci95_low'])} .. {fmt(e['ci95_high'])}"
+        table.add_row(
+            cpu,
+            str(e["n"]),
+            fmt(e["mean"]),
+            ci,
+            f"{fmt(e['min'])} .. {fmt(e['max'])}",
+            fmt(e["sd"]),
+        )
+    console.print(table)
+
+
+def _summaries(folder: Path, group: Any) -> list[dict[str, Any]]:
+    import json
+
+    out = []
+    for r in group.repetitions:
+        path = folder / r.folder / "summary.json"
+        out.append(json.loads(path.read_text()) if path.exists() else {})
+    return out
 
 
 @app.command()

@@ -11,7 +11,7 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import matplotlib
 
@@ -42,6 +42,10 @@ class BenchmarkSpec(BaseModel):
     p0_ms: float = Field(1000.0, gt=0)
     percentile: float = Field(99.0, gt=0, lt=100)
     stop_after: int = Field(2, ge=1, description="stop a CPU limit after this many failing steps")
+    arrivals: Literal["deterministic", "poisson"] = Field(
+        "deterministic", description="poisson: random arrival times (seeded), as csvgen's"
+    )
+    seed: int = Field(0, ge=0, description="seed of the steps' Poisson arrivals (--repeat: + i-1)")
 
 
 def load_benchmark(path: Path) -> BenchmarkSpec:
@@ -84,11 +88,41 @@ def run_benchmark(
     results_root: Path,
     progress: Progress,
     settings: TestbedSettings | None = None,
+    folder_name: str | None = None,
 ) -> Path:
-    out = (results_root / f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
+    """The steps one after the other into `results_root/<folder_name>` (by default
+    `<name>-<time>`). What was measured is always written, with `status` in summary.json; an
+    interrupted step (Ctrl-C, SIGTERM) ends the benchmark with ExperimentFailed."""
+    name = folder_name or f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out = (results_root / name).resolve()
     (out / "steps").mkdir(parents=True)
     (out / "benchmark.json").write_text(spec.model_dump_json(indent=2))
     table: list[dict[str, Any]] = []
+    status, reason = "completed", "every step ran"
+    try:
+        _steps(spec, out, progress, settings, table)
+    except KeyboardInterrupt as exc:
+        status, reason = "interrupted", f"interrupted by {exc or 'SIGINT'} between steps"
+        raise
+    except ExperimentFailed as exc:
+        status = "interrupted" if str(exc).startswith(INTERRUPTED_STEP) else "failed"
+        reason = str(exc)
+        raise
+    finally:
+        _write(out, spec, table, capacity_of(spec, table), status, reason)
+    return out
+
+
+INTERRUPTED_STEP = "interrupted step"
+
+
+def _steps(
+    spec: BenchmarkSpec,
+    out: Path,
+    progress: Progress,
+    settings: TestbedSettings | None,
+    table: list[dict[str, Any]],
+) -> None:
     for cpu in spec.cpu:
         failing = 0
         for rate in spec.rates:
@@ -99,6 +133,8 @@ def run_benchmark(
                     "scenario": {
                         "generate": {
                             "shape": {"kind": "constant", "rate": rate, "duration_s": spec.step_s},
+                            "arrivals": spec.arrivals,
+                            "seed": spec.seed,
                             "pods": 2,
                             "phones_per_pod": spec.phones_per_pod,
                         }
@@ -109,12 +145,15 @@ def run_benchmark(
                         "percentile": spec.percentile,
                         "window_s": spec.step_s,
                     },
+                    "seed": spec.seed,
                 }
             )
             folder = run_experiment(experiment, None, out / "steps", progress, settings)
             summary = json.loads((folder / "summary.json").read_text())
             if summary.get("status") == "interrupted":  # Ctrl-C or SIGTERM ends the benchmark
-                raise ExperimentFailed(f"{summary.get('end_reason')} ({folder})", folder=folder)
+                raise ExperimentFailed(
+                    f"{INTERRUPTED_STEP}: {summary.get('end_reason')} ({folder})", folder=folder
+                )
             figures = _step_figures(folder, spec.warmup_s, spec.percentile)
             p99 = figures["p99_ms"]
             ok = (
@@ -137,6 +176,10 @@ def run_benchmark(
             failing = 0 if ok else failing + 1
             if failing >= spec.stop_after:
                 break
+
+
+def capacity_of(spec: BenchmarkSpec, table: list[dict[str, Any]]) -> dict[str, float]:
+    """Per CPU limit, the largest rate of the unbroken run of steps within QoS from the first."""
     capacity: dict[str, float] = {}
     for cpu in spec.cpu:
         best = 0.0
@@ -145,12 +188,16 @@ def run_benchmark(
                 break
             best = row["rate"]
         capacity[cpu] = best
-    _write(out, spec, table, capacity)
-    return out
+    return capacity
 
 
 def _write(
-    out: Path, spec: BenchmarkSpec, table: list[dict[str, Any]], capacity: dict[str, float]
+    out: Path,
+    spec: BenchmarkSpec,
+    table: list[dict[str, Any]],
+    capacity: dict[str, float],
+    status: str = "completed",
+    end_reason: str = "",
 ) -> None:
     with (out / "benchmark.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(table[0]) if table else ["cpu"])
@@ -164,6 +211,10 @@ def _write(
                 "percentile": spec.percentile,
                 "capacity_calls_per_s": capacity,
                 "steps": len(table),
+                "seed": spec.seed,
+                "arrivals": spec.arrivals,
+                "status": status,
+                "end_reason": end_reason,
             },
             indent=2,
         )

@@ -228,8 +228,8 @@ def _run(out: Path, repetition: Repetition, run_one: Callable[[Repetition], Path
             summary = json.loads(summary_file.read_text())
         except ValueError as exc:
             summary = {"status": "failed", "end_reason": f"summary.json unreadable: {exc}"}
-        if repetition.status == "pending":
-            repetition.status = str(summary.get("status", COUNTED))
+        # what the run wrote wins: a benchmark interrupted in a step raises, yet says so
+        repetition.status = str(summary.get("status", COUNTED))
         repetition.end_reason = str(summary.get("end_reason") or repetition.end_reason)
     elif repetition.status == "pending":
         repetition.status, repetition.end_reason = "failed", "no summary.json written"
