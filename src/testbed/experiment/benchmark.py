@@ -105,7 +105,7 @@ def run_benchmark(
         status, reason = "interrupted", f"interrupted by {exc or 'SIGINT'} between steps"
         raise
     except ExperimentFailed as exc:
-        status = "interrupted" if str(exc).startswith(INTERRUPTED_STEP) else "failed"
+        status = "interrupted" if isinstance(exc, StepInterrupted) else "failed"
         reason = str(exc)
         raise
     finally:
@@ -113,7 +113,8 @@ def run_benchmark(
     return out
 
 
-INTERRUPTED_STEP = "interrupted step"
+class StepInterrupted(ExperimentFailed):
+    """A step was interrupted (Ctrl-C, SIGTERM, SIGHUP): the benchmark ends."""
 
 
 def _steps(
@@ -151,9 +152,7 @@ def _steps(
             folder = run_experiment(experiment, None, out / "steps", progress, settings)
             summary = json.loads((folder / "summary.json").read_text())
             if summary.get("status") == "interrupted":  # Ctrl-C or SIGTERM ends the benchmark
-                raise ExperimentFailed(
-                    f"{INTERRUPTED_STEP}: {summary.get('end_reason')} ({folder})", folder=folder
-                )
+                raise StepInterrupted(f"{summary.get('end_reason')} ({folder})", folder=folder)
             figures = _step_figures(folder, spec.warmup_s, spec.percentile)
             p99 = figures["p99_ms"]
             ok = (
