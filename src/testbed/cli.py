@@ -473,7 +473,7 @@ def compare(
         p = test.result.p
         console.print(
             f"significant: {test.figure}, {test.a} vs {test.b}: "
-            f"p = {'< 0.001' if p is not None and p < 0.001 else f'{p:.3f}'}",
+            f"p {'< 0.001' if p is not None and p < 0.001 else f'= {p:.3f}'}",
             highlight=False,
         )
     console.print(str(comparison.page))
