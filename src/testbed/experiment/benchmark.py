@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from testbed.config import TestbedSettings
 from testbed.experiment.report import STYLE
 from testbed.experiment.runner import ExperimentFailed, Progress, run_experiment
-from testbed.experiment.spec import Experiment, ExperimentError
+from testbed.experiment.spec import Experiment, ExperimentError, IsolationSpec, NoiseSpec
 from testbed.local.cgroups import parse_millicores
 
 PAIRS_MEASURED = ("invite_challenge", "invite_forward", "ok_forward")
@@ -42,6 +42,8 @@ class BenchmarkSpec(BaseModel):
     p0_ms: float = Field(1000.0, gt=0)
     percentile: float = Field(99.0, gt=0, lt=100)
     stop_after: int = Field(2, ge=1, description="stop a CPU limit after this many failing steps")
+    isolation: IsolationSpec = IsolationSpec()  # passed on to every step
+    noise: NoiseSpec | None = None  # a noisy neighbour during every step
 
 
 def load_benchmark(path: Path) -> BenchmarkSpec:
@@ -109,6 +111,8 @@ def run_benchmark(
                         "percentile": spec.percentile,
                         "window_s": spec.step_s,
                     },
+                    "isolation": spec.isolation.model_dump(),
+                    "noise": spec.noise.model_dump() if spec.noise else None,
                 }
             )
             folder = run_experiment(experiment, None, out / "steps", progress, settings)
@@ -123,6 +127,7 @@ def run_benchmark(
                 and p99 is not None
                 and p99 < spec.p0_ms
             )
+            noise = summary.get("noise") or {}
             table.append(
                 {
                     "cpu": cpu,
@@ -131,6 +136,8 @@ def run_benchmark(
                     "calls": summary["calls_attempted"],
                     "failed": summary["calls_failed"],
                     "within_qos": ok,
+                    "isolation": _isolation_text(summary.get("isolation")),
+                    "noise_cores_used": noise.get("cores_used"),
                     "folder": folder.name,
                 }
             )
@@ -164,6 +171,8 @@ def _write(
                 "percentile": spec.percentile,
                 "capacity_calls_per_s": capacity,
                 "steps": len(table),
+                "isolation": spec.isolation.model_dump(),
+                "noise": spec.noise.model_dump() if spec.noise else None,
             },
             indent=2,
         )
@@ -215,6 +224,13 @@ def _write(
         f"and no failed call): <b>{caps}</b></p><table><tr>{head}</tr>{body}</table>"
         '<img src="fig_benchmark.png" alt="response time against rate"></body></html>'
     )
+
+
+def _isolation_text(record: dict[str, Any] | None) -> str:
+    """A step's isolation as applied (its summary.json): 'sut=1 others=0' or 'off'."""
+    if not record or not record.get("enabled"):
+        return "off"
+    return f"sut={record['sut_cpus']} others={record['other_cpus']}"
 
 
 def _ms(value: float | None) -> str:

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from csvgen.spec import GenerateRequest, MilanoShape
 from testbed.experiment.faults.spec import FaultSpec, check_against
+from testbed.local import cpusets
 from testbed.local.cgroups import parse_millicores
 
 
@@ -139,6 +140,49 @@ class QosSpec(_Strict):
     window_s: float = Field(30.0, gt=0, description="metric window the percentile is taken over")
 
 
+class IsolationSpec(_Strict):
+    """The load balancer and proxies on CPUs of their own (docs/local-mode.md, Isolation)."""
+
+    enabled: bool | None = Field(None, description="default (null): on with 2 or more CPUs")
+    sut_cpus: str | None = Field(None, description='CPUs of the LB and proxies, e.g. "1"')
+    other_cpus: str | None = Field(None, description="CPUs of everything else (default: the rest)")
+
+    @model_validator(mode="after")
+    def _fits(self) -> IsolationSpec:
+        self.plan()  # overlapping sets, CPUs this machine lacks, a bad list: said here
+        return self
+
+    def plan(self, machine: tuple[int, ...] | None = None) -> cpusets.IsolationPlan:
+        return cpusets.resolve(
+            self.enabled, self.sut_cpus, self.other_cpus, machine or cpusets.machine_cpus()
+        )
+
+
+class NoiseSpec(_Strict):
+    """A CPU hog for the whole run: a noisy neighbour (docs/experiments.md)."""
+
+    share: float = Field(1.0, ge=0.01, le=64, description="of one core: 1.0 is a full core")
+    cpus: str | None = Field(None, description="its CPU set (default: all the machine's CPUs)")
+
+    @model_validator(mode="after")
+    def _fits(self) -> NoiseSpec:
+        self.cpu_set()
+        return self
+
+    def cpu_set(self, machine: tuple[int, ...] | None = None) -> tuple[int, ...]:
+        have = machine or cpusets.machine_cpus()
+        if self.cpus is None:
+            return have
+        cpus = cpusets.parse_cpu_list(self.cpus)
+        missing = sorted(set(cpus) - set(have))
+        if missing:
+            raise ValueError(
+                f"cpus: this machine has no {cpusets.describe_cpus(missing)} "
+                f"(it has {cpusets.format_cpu_list(have)})"
+            )
+        return cpus
+
+
 class Experiment(_Strict):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")]
     description: str = ""
@@ -153,6 +197,8 @@ class Experiment(_Strict):
     db: Literal["sqlite", "mariadb"] = "sqlite"
     seed: int = 0
     faults: list[FaultSpec] = Field(default_factory=list, description="docs/faults.md")
+    isolation: IsolationSpec = IsolationSpec()
+    noise: NoiseSpec | None = None
 
     @model_validator(mode="after")
     def _pool(self) -> Experiment:

@@ -29,6 +29,22 @@ class CgroupRecord(BaseModel):
     usage_unit_ns: int
 
 
+class IsolationRecord(BaseModel):
+    """The CPU split `up` applied (cpusets.py): what `status` shows and `down` removes."""
+
+    enabled: bool
+    driver: str = ""  # v1 or v2 when enabled
+    sut_cpus: str = ""  # kernel list format, "1"
+    other_cpus: str = ""
+    groups: dict[str, str] = Field(default_factory=dict)  # sut/others -> the group's directory
+    reason: str = ""  # why it is off
+
+    def describe(self) -> str:
+        if not self.enabled:
+            return f"off ({self.reason})" if self.reason else "off"
+        return f"system under test on CPU {self.sut_cpus}, everything else on CPU {self.other_cpus}"
+
+
 class Component(BaseModel):
     name: str
     # database, sip-controller, sip-loadb, sip-proxy, analyzer, scenario-controller, sip-client
@@ -55,6 +71,7 @@ class TestbedState(BaseModel):
     database_kind: str
     proxy_cpu_millicores: int | None = None
     analyzers: bool = False
+    isolation: IsolationRecord | None = None
     components: list[Component] = Field(default_factory=list)
 
     def get(self, name: str) -> Component | None:
