@@ -7,7 +7,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from csvgen.spec import GenerateRequest, MilanoShape
 from testbed.experiment.faults.spec import FaultSpec, check_against
@@ -140,12 +147,16 @@ class QosSpec(_Strict):
     window_s: float = Field(30.0, gt=0, description="metric window the percentile is taken over")
 
 
+# a CPU list; YAML reads `sut_cpus: 1` as a number
+CpuList = Annotated[str, BeforeValidator(lambda v: str(v) if isinstance(v, int) else v)]
+
+
 class IsolationSpec(_Strict):
     """The load balancer and proxies on CPUs of their own (docs/local-mode.md, Isolation)."""
 
     enabled: bool | None = Field(None, description="default (null): on with 2 or more CPUs")
-    sut_cpus: str | None = Field(None, description='CPUs of the LB and proxies, e.g. "1"')
-    other_cpus: str | None = Field(None, description="CPUs of everything else (default: the rest)")
+    sut_cpus: CpuList | None = Field(None, description='CPUs of the LB and proxies, e.g. "1"')
+    other_cpus: CpuList | None = Field(None, description="CPUs of everything else (default: the rest)")
 
     @model_validator(mode="after")
     def _fits(self) -> IsolationSpec:
@@ -162,7 +173,7 @@ class NoiseSpec(_Strict):
     """A CPU hog for the whole run: a noisy neighbour (docs/experiments.md)."""
 
     share: float = Field(1.0, ge=0.01, le=64, description="of one core: 1.0 is a full core")
-    cpus: str | None = Field(None, description="its CPU set (default: all the machine's CPUs)")
+    cpus: CpuList | None = Field(None, description="its CPU set (default: all the machine's CPUs)")
 
     @model_validator(mode="after")
     def _fits(self) -> NoiseSpec:
