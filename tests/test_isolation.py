@@ -38,7 +38,8 @@ def test_bad_cpu_lists_are_refused(text: str):
 
 def test_default_split_one_two_four_cpus():
     one = cpusets.default_split([0])
-    assert not one.enabled and "only 1 CPU" in one.reason
+    assert not one.enabled
+    assert "only 1 CPU" in one.reason
     two = cpusets.default_split([0, 1])
     assert (two.sut_cpus, two.other_cpus) == ((1,), (0,))
     assert two.describe() == "system under test on CPU 1, everything else on CPU 0"
@@ -68,18 +69,19 @@ def test_experiment_isolation_and_noise_validation_names_the_field():
     path = EXPERIMENTS / "demo.yaml"
     machine = cpusets.machine_cpus()
     experiment = load(path, ["noise.share=0.5"])
-    assert experiment.noise is not None and experiment.noise.cpu_set() == machine
+    assert experiment.noise is not None
+    assert experiment.noise.cpu_set() == machine
     assert experiment.isolation.enabled is None  # auto
     missing = max(machine) + 1
-    with pytest.raises(ExperimentError, match=f"demo.yaml: isolation: .*no CPU {missing}"):
+    with pytest.raises(ExperimentError, match=rf"demo\.yaml: isolation: .*no CPU {missing}"):
         load(path, [f"isolation.sut_cpus={missing}"])
-    with pytest.raises(ExperimentError, match="isolation: .*overlap"):
+    with pytest.raises(ExperimentError, match=r"isolation: .*overlap"):
         load(path, ["isolation.sut_cpus=0", "isolation.other_cpus=0"])
-    with pytest.raises(ExperimentError, match="noise.share: .*greater than or equal to 0.01"):
+    with pytest.raises(ExperimentError, match=r"noise\.share: .*greater than or equal to 0\.01"):
         load(path, ["noise.share=0"])
-    with pytest.raises(ExperimentError, match="noise: .*no CPU"):
+    with pytest.raises(ExperimentError, match=r"noise: .*no CPU"):
         load(path, [f"noise.cpus={missing}"])
-    with pytest.raises(ExperimentError, match="isolation.cores: Extra inputs"):
+    with pytest.raises(ExperimentError, match=r"isolation\.cores: Extra inputs"):
         load(path, ["isolation.cores=1"])
 
 
@@ -93,7 +95,9 @@ def test_benchmark_spec_passes_isolation_and_noise_on():
     spec = BenchmarkSpec.model_validate(
         {"rates": [5], "isolation": {"enabled": False}, "noise": {"share": 1.0}}
     )
-    assert spec.isolation.enabled is False and spec.noise is not None and spec.noise.share == 1.0
+    assert spec.isolation.enabled is False
+    assert spec.noise is not None
+    assert spec.noise.share == 1.0
 
 
 def _fake_tree_mkdir(monkeypatch: pytest.MonkeyPatch, files: dict[str, str]) -> None:
@@ -128,13 +132,15 @@ def test_v2_driver_on_a_directory_tree(tmp_path: Path, monkeypatch: pytest.Monke
     proxy = root / "ims-testbed" / "abc-sip-proxy-0"
     proxy.mkdir()
     placement = driver.confine(proxy, (2, 3))
-    assert placement.paths == () and (proxy / "cpuset.cpus").read_text() == "2-3"
+    assert placement.paths == ()
+    assert (proxy / "cpuset.cpus").read_text() == "2-3"
     cpusets.Placement((sut,)).attach_self()
     assert (sut / "cgroup.procs").read_text() == str(os.getpid())
     assert cpusets.driver_of("v2", sut).root() == root
     for name in ("cgroup.subtree_control", "cgroup.procs", "cpuset.cpus"):
         (sut / name).unlink()  # a real kernel's rmdir ignores the interface files
-    assert driver.remove(cpusets.SUT) == [] and not sut.exists()
+    assert driver.remove(cpusets.SUT) == []
+    assert not sut.exists()
 
 
 @pytest.mark.parametrize("prefix", ["cpuset.", ""])

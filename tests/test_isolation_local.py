@@ -46,8 +46,11 @@ def test_sut_and_others_on_their_cpus_also_scaled_and_restarted_proxies(testbed:
     DRIVER.group(cpusets.SUT, plan.other_cpus)
     testbed.up(1, 10, analyzers=True, scenario_controller=True, clients=[(0, 2)])
     state = testbed.load_state()
-    assert state is not None and state.isolation is not None and state.isolation.enabled
-    assert state.isolation.sut_cpus == sut and state.isolation.other_cpus == others
+    assert state is not None
+    assert state.isolation is not None
+    assert state.isolation.enabled
+    assert state.isolation.sut_cpus == sut
+    assert state.isolation.other_cpus == others
     rows = {row.name: row for row in testbed.status()}
     placed = {c.name: _group_cpus(c.pid) for c in state.components if c.pid is not None}
     for name in ("sip-loadb", "sip-proxy-0"):
@@ -60,7 +63,8 @@ def test_sut_and_others_on_their_cpus_also_scaled_and_restarted_proxies(testbed:
 
     testbed.scale(PROXY_KIND, 2)
     new = testbed.load_state().get("sip-proxy-1")  # type: ignore[union-attr]
-    assert new is not None and new.pid is not None
+    assert new is not None
+    assert new.pid is not None
     assert _group_cpus(new.pid) == {sut}
 
     # the supervisor (on the others' CPUs) restarts a dead proxy on the SUT's
@@ -73,7 +77,8 @@ def test_sut_and_others_on_their_cpus_also_scaled_and_restarted_proxies(testbed:
         if restarted and restarted.pid != old_pid and restarted.handle.alive():  # type: ignore[union-attr]
             break
         time.sleep(0.5)
-    assert restarted is not None and restarted.pid not in (None, old_pid)
+    assert restarted is not None
+    assert restarted.pid not in (None, old_pid)
     assert _group_cpus(restarted.pid) == {sut}  # type: ignore[arg-type]
 
     # the runner's own process moves to the others' CPUs and back
@@ -88,8 +93,10 @@ def test_sut_and_others_on_their_cpus_also_scaled_and_restarted_proxies(testbed:
 def test_isolation_off_applies_no_cpuset(testbed: LocalTestbed):
     testbed.up(1, isolation=cpusets.IsolationPlan(enabled=False, reason="turned off"))
     state = testbed.load_state()
-    assert state is not None and state.isolation is not None
-    assert not state.isolation.enabled and state.isolation.describe() == "off (turned off)"
+    assert state is not None
+    assert state.isolation is not None
+    assert not state.isolation.enabled
+    assert state.isolation.describe() == "off (turned off)"
     everything = cpusets.format_cpu_list(MACHINE)
     for component in state.components:
         if component.pid is not None:
@@ -109,8 +116,10 @@ def test_noise_hog_uses_its_share_and_is_gone_after(tmp_path: Path, share: float
         time.sleep(4.0)
     finally:
         record = hog.stop()
-    assert hog.handle is not None and not hog.handle.alive()
+    assert hog.handle is not None
+    assert not hog.handle.alive()
     assert not processes.group_members(hog.handle.pid)
     # the quota caps it; a busy shared machine may give it somewhat less
     assert share * 0.6 <= record["cores_used"] <= share * 1.08, record
-    assert hog.group is not None and not any(p.exists() for p in hog.group.paths)
+    assert hog.group is not None
+    assert not any(p.exists() for p in hog.group.paths)

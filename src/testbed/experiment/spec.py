@@ -156,7 +156,9 @@ class IsolationSpec(_Strict):
 
     enabled: bool | None = Field(None, description="default (null): on with 2 or more CPUs")
     sut_cpus: CpuList | None = Field(None, description='CPUs of the LB and proxies, e.g. "1"')
-    other_cpus: CpuList | None = Field(None, description="CPUs of everything else (default: the rest)")
+    other_cpus: CpuList | None = Field(
+        None, description="CPUs of everything else (default: the rest)"
+    )
 
     @model_validator(mode="after")
     def _fits(self) -> IsolationSpec:
