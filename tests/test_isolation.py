@@ -164,3 +164,14 @@ def test_v1_driver_writes_mems_before_cpus(
     assert placement.paths == (parent / "sut",)
     assert (parent / "sut" / f"{prefix}cpus").read_text() == "2-3"
     assert cpusets.driver_of("v1", others).root() == cpuset
+
+
+def test_a_cluster_run_refuses_isolation_and_noise_before_installing_anything(tmp_path: Path):
+    from testbed.experiment.cluster_runner import run_on_cluster
+    from testbed.experiment.runner import ExperimentFailed
+
+    for override in ("noise.share=1.0", "isolation.enabled=true"):
+        experiment = load(EXPERIMENTS / "demo.yaml", [override])
+        with pytest.raises(ExperimentFailed, match="local testbed only"):
+            run_on_cluster(experiment, None, tmp_path, lambda _p, _r: None, None, False)  # type: ignore[arg-type]
+    assert not any(tmp_path.iterdir())
