@@ -4,6 +4,8 @@ placement is read back from /proc/<pid>/status (Cpus_allowed_list), not from the
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -60,6 +62,19 @@ def test_sut_and_others_on_their_cpus_also_scaled_and_restarted_proxies(testbed:
         assert placed[name] == {others}, name
         assert rows[name].cpus == others
     assert placed["supervisor"] == {others}
+    status = subprocess.run(
+        [sys.executable, "-m", "testbed.cli", "status"],
+        env={**os.environ, "TESTBED_STATE_DIR": str(testbed.state_dir), "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (
+        f"isolation: system under test on CPU {sut}, everything else on CPU {others}"
+        in status.stdout
+    ), status.stdout + status.stderr
+    assert "CPUs" in status.stdout
 
     testbed.scale(PROXY_KIND, 2)
     new = testbed.load_state().get("sip-proxy-1")  # type: ignore[union-attr]
