@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
+from testbed.local.cpusets import IsolationPlan, parse_cpu_list
 from testbed.local.processes import ProcessHandle
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,11 @@ class IsolationRecord(BaseModel):
     def describe(self) -> str:
         if not self.enabled:
             return f"off ({self.reason})" if self.reason else "off"
-        return f"system under test on CPU {self.sut_cpus}, everything else on CPU {self.other_cpus}"
+        return IsolationPlan(
+            enabled=True,
+            sut_cpus=parse_cpu_list(self.sut_cpus),
+            other_cpus=parse_cpu_list(self.other_cpus),
+        ).describe()
 
 
 class Component(BaseModel):
