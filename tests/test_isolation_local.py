@@ -70,10 +70,7 @@ def test_sut_and_others_on_their_cpus_also_scaled_and_restarted_proxies(testbed:
         timeout=60,
         check=False,
     )
-    assert (
-        f"isolation: system under test on CPU {sut}, everything else on CPU {others}"
-        in status.stdout
-    ), status.stdout + status.stderr
+    assert f"isolation: {plan.describe()}" in status.stdout, status.stdout + status.stderr
     assert "CPUs" in status.stdout
 
     testbed.scale(PROXY_KIND, 2)
