@@ -284,6 +284,7 @@ class LocalTestbed:
 
     def _isolate(self, plan: cpusets.IsolationPlan | None) -> IsolationRecord:
         """Create the two cpuset groups of `plan` (default: the machine's default split)."""
+        asked = plan is not None
         if plan is None:
             plan = cpusets.default_split(cpusets.machine_cpus())
         if not plan.enabled:
@@ -293,10 +294,17 @@ class LocalTestbed:
             reason = "no writable cpuset cgroup (v1 cpuset or v2 cpuset.cpus) on this machine"
             self._notify(f"warning: {reason}; every process shares every CPU")
             return IsolationRecord(enabled=False, reason=reason)
-        groups = {
-            cpusets.SUT: driver.group(cpusets.SUT, plan.sut_cpus),
-            cpusets.OTHERS: driver.group(cpusets.OTHERS, plan.other_cpus),
-        }
+        try:
+            groups = {
+                cpusets.SUT: driver.group(cpusets.SUT, plan.sut_cpus),
+                cpusets.OTHERS: driver.group(cpusets.OTHERS, plan.other_cpus),
+            }
+        except OSError as exc:
+            if asked:  # a split the user chose fails loudly; the default one falls back
+                raise StartupError(f"cannot apply isolation ({plan.describe()}): {exc}") from exc
+            reason = f"cpuset groups not created ({exc})"
+            self._notify(f"warning: {reason}; every process shares every CPU")
+            return IsolationRecord(enabled=False, reason=reason)
         return IsolationRecord(
             enabled=True,
             driver=driver.kind,
