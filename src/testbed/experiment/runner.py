@@ -300,7 +300,7 @@ class LocalRun:
             analyzers=True,
             scenario_controller=True,
             clients=prepared.pods,
-            isolation=experiment.isolation.plan(),
+            isolation=experiment.isolation.chosen(),
         )
         record = self._state().isolation
         self.isolation = record.model_dump() if record is not None else None

@@ -165,6 +165,12 @@ class IsolationSpec(_Strict):
         self.plan()  # overlapping sets, CPUs this machine lacks, a bad list: said here
         return self
 
+    def chosen(self) -> cpusets.IsolationPlan | None:
+        """The plan the file asks for; None when it leaves the default to the testbed."""
+        if self.enabled is None and self.sut_cpus is None and self.other_cpus is None:
+            return None
+        return self.plan()
+
     def plan(self, machine: tuple[int, ...] | None = None) -> cpusets.IsolationPlan:
         return cpusets.resolve(
             self.enabled, self.sut_cpus, self.other_cpus, machine or cpusets.machine_cpus()
