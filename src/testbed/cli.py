@@ -13,7 +13,7 @@ from rich.table import Table
 from testbed.cluster.cli import cluster_app
 from testbed.config import TestbedSettings
 from testbed.containers.compose_cli import compose_app
-from testbed.local import processes
+from testbed.local import cpusets, processes
 from testbed.local.cgroups import parse_millicores
 from testbed.local.state import RunRegistry
 from testbed.local.testbed import ComponentStatus, LocalTestbed, StartupError
@@ -39,12 +39,14 @@ def _testbed() -> LocalTestbed:
     )
 
 
-def _print_status(rows: list[ComponentStatus]) -> None:
+def _print_status(rows: list[ComponentStatus], isolation: str | None = None) -> None:
     if not rows:
         console.print("testbed: not running")
         return
+    if isolation is not None:
+        console.print(f"isolation: {isolation}", highlight=False)
     table = Table(title="testbed")
-    for column in ("component", "kind", "PID", "endpoints", "CPU limit", "health"):
+    for column in ("component", "kind", "PID", "endpoints", "CPU limit", "CPUs", "health"):
         table.add_column(column)
     for row in rows:
         colour = "green" if row.health == "healthy" else "red"
@@ -54,9 +56,15 @@ def _print_status(rows: list[ComponentStatus]) -> None:
             str(row.pid) if row.pid else "-",
             "  ".join(f"{k}={v}" for k, v in row.endpoints.items()),
             row.cpu_limit or "-",
+            row.cpus or "-",
             f"[{colour}]{row.health}[/{colour}]",
         )
     console.print(table)
+
+
+def _isolation_text(testbed: LocalTestbed) -> str | None:
+    record = testbed.isolation()
+    return record.describe() if record is not None else None
 
 
 def _cpu(value: str | None) -> int | None:
@@ -83,10 +91,27 @@ def up(
         int, typer.Option(min=0, max=100, help="client pods 00..N-1 (with the scenario controller)")
     ] = 0,
     phones: Annotated[int, typer.Option(min=1, max=100, help="phones per client pod")] = 100,
+    isolation: Annotated[
+        bool | None,
+        typer.Option(
+            help="LB and proxies on CPUs of their own, everything else on the rest "
+            "(default: on with 2 or more CPUs)"
+        ),
+    ] = None,
+    sut_cpus: Annotated[
+        str | None, typer.Option(help="CPUs of the LB and proxies, e.g. 1 or 2-3")
+    ] = None,
+    other_cpus: Annotated[
+        str | None, typer.Option(help="CPUs of everything else (default: the rest)")
+    ] = None,
 ) -> None:
     """Start DB, sip-controller, load balancer and proxies (optionally analyzers, scenario
     controller and client pods); return once all are healthy."""
     millicores = _cpu(proxy_cpu)
+    try:
+        plan = cpusets.resolve(isolation, sut_cpus, other_cpus, cpusets.machine_cpus())
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--sut-cpus/--other-cpus") from None
     testbed = _testbed()
     pods = [(pod, phones) for pod in range(clients)]
     try:
@@ -98,9 +123,11 @@ def up(
                 analyzers=analyzers,
                 scenario_controller=bool(pods),
                 clients=pods,
-            )
+                isolation=plan,
+            ),
+            _isolation_text(testbed),
         )
-    except (StartupError, ValueError) as exc:
+    except (StartupError, ValueError, OSError) as exc:
         console.print(f"[red]testbed up failed:[/red] {exc}")
         raise typer.Exit(1) from None
     finally:
@@ -113,9 +140,10 @@ def status() -> None:
     testbed = _testbed()
     try:
         rows = testbed.status()
+        isolation = _isolation_text(testbed)
     finally:
         testbed.close()
-    _print_status(rows)
+    _print_status(rows, isolation)
     if any(r.health != "healthy" for r in rows):
         raise typer.Exit(1)
 

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from testbed.config import TestbedSettings
 from testbed.experiment.report import STYLE
 from testbed.experiment.runner import ExperimentFailed, Progress, run_experiment
-from testbed.experiment.spec import Experiment, ExperimentError
+from testbed.experiment.spec import Experiment, ExperimentError, IsolationSpec, NoiseSpec
 from testbed.local.cgroups import parse_millicores
 
 PAIRS_MEASURED = ("invite_challenge", "invite_forward", "ok_forward")
@@ -46,6 +46,8 @@ class BenchmarkSpec(BaseModel):
         "deterministic", description="poisson: random arrival times (seeded), as csvgen's"
     )
     seed: int = Field(0, ge=0, description="seed of the steps' Poisson arrivals (--repeat: + i-1)")
+    isolation: IsolationSpec = IsolationSpec()  # passed on to every step
+    noise: NoiseSpec | None = None  # a noisy neighbour during every step
 
 
 def load_benchmark(path: Path) -> BenchmarkSpec:
@@ -147,6 +149,8 @@ def _steps(
                         "window_s": spec.step_s,
                     },
                     "seed": spec.seed,
+                    "isolation": spec.isolation.model_dump(),
+                    "noise": spec.noise.model_dump() if spec.noise else None,
                 }
             )
             folder = run_experiment(experiment, None, out / "steps", progress, settings)
@@ -161,6 +165,7 @@ def _steps(
                 and p99 is not None
                 and p99 < spec.p0_ms
             )
+            noise = summary.get("noise") or {}
             table.append(
                 {
                     "cpu": cpu,
@@ -169,6 +174,8 @@ def _steps(
                     "calls": summary["calls_attempted"],
                     "failed": summary["calls_failed"],
                     "within_qos": ok,
+                    "isolation": _isolation_text(summary.get("isolation")),
+                    "noise_cores_used": noise.get("cores_used"),
                     "folder": folder.name,
                 }
             )
@@ -214,6 +221,8 @@ def _write(
                 "arrivals": spec.arrivals,
                 "status": status,
                 "end_reason": end_reason,
+                "isolation": spec.isolation.model_dump(),
+                "noise": spec.noise.model_dump() if spec.noise else None,
             },
             indent=2,
         )
@@ -265,6 +274,13 @@ def _write(
         f"and no failed call): <b>{caps}</b></p><table><tr>{head}</tr>{body}</table>"
         '<img src="fig_benchmark.png" alt="response time against rate"></body></html>'
     )
+
+
+def _isolation_text(record: dict[str, Any] | None) -> str:
+    """A step's isolation as applied (its summary.json): 'sut=1 others=0' or 'off'."""
+    if not record or not record.get("enabled"):
+        return "off"
+    return f"sut={record['sut_cpus']} others={record['other_cpus']}"
 
 
 def _ms(value: float | None) -> str:

@@ -266,6 +266,17 @@ def run_on_cluster(
         raise ExperimentFailed(
             f"{experiment.name}: faults run on the local testbed only (docs/faults.md)"
         )
+    isolation = experiment.isolation
+    if (
+        experiment.noise is not None
+        or isolation.enabled
+        or isolation.sut_cpus
+        or isolation.other_cpus
+    ):
+        raise ExperimentFailed(
+            f"{experiment.name}: isolation and noise are set on the local testbed only (a "
+            "cluster keeps load generators off the proxies' nodes; docs/local-mode.md)"
+        )
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = (results_root / f"{experiment.name}-{stamp}").resolve()
     out.mkdir(parents=True, exist_ok=False)

@@ -45,6 +45,7 @@ from testbed.experiment.sampler import Sampler
 from testbed.experiment.spec import Experiment
 from testbed.experiment.summary import summarize
 from testbed.local import processes
+from testbed.local.noise import NoiseHog
 from testbed.local.state import RunRegistry, TestbedState
 from testbed.local.testbed import PROXY_KIND, LocalTestbed
 
@@ -237,6 +238,9 @@ class LocalRun:
         self.undeliverable = 0
         self.unread: dict[str, str] = {}
         self.cleanup_errors: list[str] = []
+        self.noise: NoiseHog | None = None
+        self.noise_record: dict[str, Any] | None = None
+        self.isolation: dict[str, Any] | None = None
 
     def note(self, message: str) -> None:
         self.show(message, None)
@@ -285,6 +289,14 @@ class LocalRun:
         me = processes.handle_of(os.getpid())
         assert me is not None
         self.registry.add(self.testbed.state_dir, me, self.out)
+        if experiment.noise is not None:  # an outside process: before the testbed, not in it
+            noise = self.noise = NoiseHog(
+                experiment.noise.share, experiment.noise.cpu_set(), self.out / "noise.log"
+            )
+            self.note(
+                f"noise: a hog of {noise.share:g} core on CPUs {experiment.noise.cpus or 'all'}"
+            )
+            noise.start()
         self.note(f"starting {prepared.proxies} proxies and {len(prepared.pods)} client pods")
         self.testbed.up(
             prepared.proxies,
@@ -293,7 +305,12 @@ class LocalRun:
             analyzers=True,
             scenario_controller=True,
             clients=prepared.pods,
+            isolation=experiment.isolation.chosen(),
         )
+        record = self._state().isolation
+        self.isolation = record.model_dump() if record is not None else None
+        if self.testbed.join_others():  # the runner and its sampler threads: off the SUT's CPUs
+            self.note("this run's own process moved to the other processes' CPUs")
         scenario_url = settings.scenario_controller_url
         self._register(scenario_url, sum(p for _pod, p in prepared.pods))
         with prepared.csv.open("rb") as data:
@@ -448,6 +465,14 @@ class LocalRun:
         for stream in (self.timeseries, self.autoscaler_log):
             if stream is not None:
                 self._step(f"closing {stream.path.name}", stream.close)
+        noise = self.noise
+        if noise is not None:
+
+            def stop_noise() -> None:
+                self.noise_record = noise.stop()
+                self.cleanup_errors.extend(self.noise_record.get("cleanup_errors", []))
+
+            self._step("stopping the noise", stop_noise)
         self.note("collecting samples, call records and the run log")
         budget = Budget(COLLECT_BUDGET_S)
 
@@ -472,6 +497,7 @@ class LocalRun:
         stopped: list[str] = []
 
         def down() -> None:
+            self.testbed.leave_isolation()
             stopped.extend(self.testbed.down())
             self.registry.remove(self.testbed.state_dir)  # kept when down failed
 
@@ -488,6 +514,9 @@ class LocalRun:
             extra["unanswered_requests"] = dict(self.sampler.failures)
         if self.cleanup_errors:
             extra["cleanup_errors"] = self.cleanup_errors
+        extra["isolation"] = self.isolation  # as applied (None: the testbed never came up)
+        if self.experiment.noise is not None:
+            extra["noise"] = {**self.experiment.noise.model_dump(), **(self.noise_record or {})}
         try:
             write_results(
                 self.out,

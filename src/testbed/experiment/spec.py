@@ -7,10 +7,18 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from csvgen.spec import GenerateRequest, MilanoShape
 from testbed.experiment.faults.spec import FaultSpec, check_against
+from testbed.local import cpusets
 from testbed.local.cgroups import parse_millicores
 
 
@@ -139,6 +147,61 @@ class QosSpec(_Strict):
     window_s: float = Field(30.0, gt=0, description="metric window the percentile is taken over")
 
 
+# a CPU list; YAML reads `sut_cpus: 1` as a number
+CpuList = Annotated[str, BeforeValidator(lambda v: str(v) if isinstance(v, int) else v)]
+
+
+class IsolationSpec(_Strict):
+    """The load balancer and proxies on CPUs of their own (docs/local-mode.md, Isolation)."""
+
+    enabled: bool | None = Field(None, description="default (null): on with 2 or more CPUs")
+    sut_cpus: CpuList | None = Field(None, description='CPUs of the LB and proxies, e.g. "1"')
+    other_cpus: CpuList | None = Field(
+        None, description="CPUs of everything else (default: the rest)"
+    )
+
+    @model_validator(mode="after")
+    def _fits(self) -> IsolationSpec:
+        self.plan()  # overlapping sets, CPUs this machine lacks, a bad list: said here
+        return self
+
+    def chosen(self) -> cpusets.IsolationPlan | None:
+        """The plan the file asks for; None when it leaves the default to the testbed."""
+        if self.enabled is None and self.sut_cpus is None and self.other_cpus is None:
+            return None
+        return self.plan()
+
+    def plan(self, machine: tuple[int, ...] | None = None) -> cpusets.IsolationPlan:
+        return cpusets.resolve(
+            self.enabled, self.sut_cpus, self.other_cpus, machine or cpusets.machine_cpus()
+        )
+
+
+class NoiseSpec(_Strict):
+    """A CPU hog for the whole run: a noisy neighbour (docs/experiments.md)."""
+
+    share: float = Field(1.0, ge=0.01, le=64, description="of one core: 1.0 is a full core")
+    cpus: CpuList | None = Field(None, description="its CPU set (default: all the machine's CPUs)")
+
+    @model_validator(mode="after")
+    def _fits(self) -> NoiseSpec:
+        self.cpu_set()
+        return self
+
+    def cpu_set(self, machine: tuple[int, ...] | None = None) -> tuple[int, ...]:
+        have = machine or cpusets.machine_cpus()
+        if self.cpus is None:
+            return have
+        cpus = cpusets.parse_cpu_list(self.cpus)
+        missing = sorted(set(cpus) - set(have))
+        if missing:
+            raise ValueError(
+                f"cpus: this machine has no {cpusets.describe_cpus(missing)} "
+                f"(it has {cpusets.format_cpu_list(have)})"
+            )
+        return cpus
+
+
 class Experiment(_Strict):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")]
     description: str = ""
@@ -153,6 +216,8 @@ class Experiment(_Strict):
     db: Literal["sqlite", "mariadb"] = "sqlite"
     seed: int = 0
     faults: list[FaultSpec] = Field(default_factory=list, description="docs/faults.md")
+    isolation: IsolationSpec = IsolationSpec()
+    noise: NoiseSpec | None = None
 
     @model_validator(mode="after")
     def _pool(self) -> Experiment:

@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
+from testbed.local.cpusets import IsolationPlan, parse_cpu_list
 from testbed.local.processes import ProcessHandle
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,26 @@ class CgroupRecord(BaseModel):
     paths: list[str]
     usage_file: str
     usage_unit_ns: int
+
+
+class IsolationRecord(BaseModel):
+    """The CPU split `up` applied (cpusets.py): what `status` shows and `down` removes."""
+
+    enabled: bool
+    driver: str = ""  # v1 or v2 when enabled
+    sut_cpus: str = ""  # kernel list format, "1"
+    other_cpus: str = ""
+    groups: dict[str, str] = Field(default_factory=dict)  # sut/others -> the group's directory
+    reason: str = ""  # why it is off
+
+    def describe(self) -> str:
+        if not self.enabled:
+            return f"off ({self.reason})" if self.reason else "off"
+        return IsolationPlan(
+            enabled=True,
+            sut_cpus=parse_cpu_list(self.sut_cpus),
+            other_cpus=parse_cpu_list(self.other_cpus),
+        ).describe()
 
 
 class Component(BaseModel):
@@ -55,6 +76,7 @@ class TestbedState(BaseModel):
     database_kind: str
     proxy_cpu_millicores: int | None = None
     analyzers: bool = False
+    isolation: IsolationRecord | None = None
     components: list[Component] = Field(default_factory=list)
 
     def get(self, name: str) -> Component | None:

@@ -25,10 +25,16 @@ from pathlib import Path
 import httpx
 
 from testbed.config import TestbedSettings
-from testbed.local import cgroups, processes
+from testbed.local import cgroups, cpusets, processes
 from testbed.local.mariadb import LocalMariaDB
 from testbed.local.packet_rules import remove_stale_rules
-from testbed.local.state import CgroupRecord, Component, StateStore, TestbedState
+from testbed.local.state import (
+    CgroupRecord,
+    Component,
+    IsolationRecord,
+    StateStore,
+    TestbedState,
+)
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +62,7 @@ class ComponentStatus:
     endpoints: dict[str, str]
     health: str
     cpu_limit: str | None
+    cpus: str | None = None  # where it may run: its Cpus_allowed_list, read back
 
 
 class LocalTestbed:
@@ -83,9 +90,11 @@ class LocalTestbed:
         analyzers: bool = False,
         scenario_controller: bool = False,
         clients: list[tuple[int, int]] | None = None,
+        isolation: cpusets.IsolationPlan | None = None,
     ) -> list[ComponentStatus]:
         """Start the SIP system; optionally an analyzer beside each proxy, the scenario
-        controller and client pods given as (pod id, phones)."""
+        controller and client pods given as (pod id, phones). `isolation`: the CPU split
+        (cpusets.py; None: the default, on with 2 or more CPUs)."""
         if proxies < 0:
             raise ValueError("--proxies must be >= 0")
         if clients and not scenario_controller:
@@ -105,6 +114,9 @@ class LocalTestbed:
             state.analyzers = analyzers
             self.store.save(state)
             try:
+                state.isolation = self._isolate(isolation)
+                self._notify(f"isolation: {state.isolation.describe()}")
+                self.store.save(state)
                 self._start_database(state)
                 self._start_controller(state)
                 self._start_loadbalancer(state)
@@ -173,6 +185,28 @@ class LocalTestbed:
 
     def load_state(self) -> TestbedState | None:
         return self.store.load()
+
+    def isolation(self) -> IsolationRecord | None:
+        """The CPU split of the running testbed (None: not running)."""
+        state = self.store.load()
+        return state.isolation if state else None
+
+    def join_others(self) -> bool:
+        """Move this process (the runner with its sampler threads) onto the other processes'
+        CPUs, off the system under test's. False when the testbed is not isolated."""
+        state = self.store.load()
+        placement = self._placement(state, cpusets.OTHERS) if state else None
+        if placement is None:
+            return False
+        placement.attach(os.getpid())
+        return True
+
+    def leave_isolation(self) -> None:
+        """Back to all the machine's CPUs (the end of a run)."""
+        state = self.store.load()
+        record = state.isolation if state else None
+        if record is not None and record.enabled:
+            cpusets.release_self(cpusets.driver_of(record.driver, Path(record.groups[cpusets.SUT])))
 
     def restart(self, name: str, pid: int | None) -> bool:
         """Start a component whose process (`pid`) died again, as the kubelet restarts a
@@ -246,6 +280,73 @@ class LocalTestbed:
     def close(self) -> None:
         self._http.close()
 
+    # -- isolation ---------------------------------------------------------------------------
+
+    def _isolate(self, plan: cpusets.IsolationPlan | None) -> IsolationRecord:
+        """Create the two cpuset groups of `plan` (default: the machine's default split)."""
+        asked = plan is not None
+        if plan is None:
+            plan = cpusets.default_split(cpusets.machine_cpus())
+        if not plan.enabled:
+            return IsolationRecord(enabled=False, reason=plan.reason)
+        driver = cpusets.detect()
+        if driver is None:
+            reason = "no writable cpuset cgroup (v1 cpuset or v2 cpuset.cpus) on this machine"
+            self._notify(f"warning: {reason}; every process shares every CPU")
+            return IsolationRecord(enabled=False, reason=reason)
+        try:
+            groups = {
+                cpusets.SUT: driver.group(cpusets.SUT, plan.sut_cpus),
+                cpusets.OTHERS: driver.group(cpusets.OTHERS, plan.other_cpus),
+            }
+        except OSError as exc:
+            if asked:  # a split the user chose fails loudly; the default one falls back
+                raise StartupError(f"cannot apply isolation ({plan.describe()}): {exc}") from exc
+            reason = f"cpuset groups not created ({exc})"
+            self._notify(f"warning: {reason}; every process shares every CPU")
+            return IsolationRecord(enabled=False, reason=reason)
+        return IsolationRecord(
+            enabled=True,
+            driver=driver.kind,
+            sut_cpus=cpusets.format_cpu_list(plan.sut_cpus),
+            other_cpus=cpusets.format_cpu_list(plan.other_cpus),
+            groups={role: str(path) for role, path in groups.items()},
+        )
+
+    def _placement(self, state: TestbedState, role: str) -> cpusets.Placement | None:
+        record = state.isolation
+        if record is None or not record.enabled:
+            return None
+        return cpusets.Placement((Path(record.groups[role]),))
+
+    def _preexec(self, state: TestbedState, role: str) -> Callable[[], None] | None:
+        placement = self._placement(state, role)
+        return placement.attach_self if placement else None
+
+    def _proxy_preexec(
+        self, state: TestbedState, group: cgroups.CpuGroup | None
+    ) -> Callable[[], None] | None:
+        """A proxy joins its CPU-limit group and the SUT's CPUs (on v2 one and the same)."""
+        record = state.isolation
+        placement = self._placement(state, cpusets.SUT)
+        if record is not None and placement is not None and record.driver == "v2" and group:
+            driver = cpusets.driver_of("v2", Path(record.groups[cpusets.SUT]))
+            placement = driver.confine(group.paths[0], cpusets.parse_cpu_list(record.sut_cpus))
+        return cpusets.preexec_all(
+            group.attach_self if group else None, placement.attach_self if placement else None
+        )
+
+    def _remove_isolation(self, state: TestbedState) -> None:
+        record = state.isolation
+        if record is None or not record.enabled:
+            return
+        driver = cpusets.driver_of(record.driver, Path(record.groups[cpusets.SUT]))
+        if cpusets.self_in_group(driver):  # a run's own process: it cannot stay in a gone group
+            cpusets.release_self(driver)
+        for role in (cpusets.SUT, cpusets.OTHERS):
+            for failure in driver.remove(role):
+                self._notify(f"warning: cpuset group not removed: {failure}")
+
     # -- database ----------------------------------------------------------------------------
 
     def _new_state(self, db: str, proxy_cpu_millicores: int | None) -> TestbedState:
@@ -277,7 +378,9 @@ class LocalTestbed:
         self._notify(f"starting MariaDB on 127.0.0.1:{server.port}")
         server.initialise()
         log_file = self.state_dir / "logs" / "mariadb.log"
-        handle = processes.spawn(server.command(), os.environ, log_file)
+        handle = processes.spawn(
+            server.command(), os.environ, log_file, self._preexec(state, cpusets.OTHERS)
+        )
         component = Component(
             name="mariadb",
             kind="database",
@@ -318,6 +421,7 @@ class LocalTestbed:
             ),
             [sys.executable, "-m", "sip_controller"],
             env,
+            preexec=self._preexec(state, cpusets.OTHERS),
         )
 
     def _kamailio_env(
@@ -362,6 +466,7 @@ class LocalTestbed:
             ),
             [str(s.kamailio_config_dir / "entrypoint.sh"), "sip-loadb"],
             env,
+            preexec=self._preexec(state, cpusets.SUT),
         )
 
     def _forget_stale_proxies(self) -> None:
@@ -441,7 +546,7 @@ class LocalTestbed:
             component,
             [str(s.kamailio_config_dir / "entrypoint.sh"), PROXY_KIND],
             env,
-            preexec=group.attach_self if group else None,
+            preexec=self._proxy_preexec(state, group),
         )
         sidecar = state.get(_analyzer_name(component))
         running = bool(sidecar and sidecar.handle and sidecar.handle.alive())
@@ -499,7 +604,13 @@ class LocalTestbed:
             "ANALYZER_HTTP_HOST": address,
             "ANALYZER_HTTP_PORT": str(s.analyzer_http_port),
         }
-        self._spawn_and_wait(state, component, [sys.executable, "-m", "analyzer"], env)
+        self._spawn_and_wait(
+            state,
+            component,
+            [sys.executable, "-m", "analyzer"],
+            env,
+            preexec=self._preexec(state, cpusets.OTHERS),
+        )
         return component
 
     def _start_scenario_controller(self, state: TestbedState) -> Component:
@@ -518,7 +629,13 @@ class LocalTestbed:
             endpoints={"http": f"{s.scenario_controller_host}:{s.scenario_controller_port}"},
             health_url=f"{s.scenario_controller_url}/health",
         )
-        self._spawn_and_wait(state, component, [sys.executable, "-m", "scenario_controller"], env)
+        self._spawn_and_wait(
+            state,
+            component,
+            [sys.executable, "-m", "scenario_controller"],
+            env,
+            preexec=self._preexec(state, cpusets.OTHERS),
+        )
         return component
 
     def _start_client(self, state: TestbedState, pod: int, phones: int) -> Component:
@@ -548,14 +665,20 @@ class LocalTestbed:
             },
             health_url=f"http://{address}:{s.client_http_port}/health",
         )
-        self._spawn_and_wait(state, component, [sys.executable, "-m", "sip_client"], env)
+        self._spawn_and_wait(
+            state,
+            component,
+            [sys.executable, "-m", "sip_client"],
+            env,
+            preexec=self._preexec(state, cpusets.OTHERS),
+        )
         return component
 
     def _start_supervisor(self, state: TestbedState) -> None:
         log_file = self.state_dir / "logs" / "supervisor.log"
         env = {**os.environ, SETTINGS_ENV: self.settings.model_dump_json()}
         argv = [sys.executable, "-m", "testbed.local.supervisor"]
-        handle = processes.spawn(argv, env, log_file)
+        handle = processes.spawn(argv, env, log_file, self._preexec(state, cpusets.OTHERS))
         with self._state_lock:
             state.put(
                 Component(
@@ -687,6 +810,7 @@ class LocalTestbed:
                 self._stop_component(component)
                 if component.handle is not None:
                     stopped.append(component.name)
+        self._remove_isolation(state)
         return stopped
 
     def _require_state(self) -> TestbedState:
@@ -711,7 +835,9 @@ class LocalTestbed:
         else:
             reason = self._healthy(c.health_url) if c.health_url else None
             health = "healthy" if reason is None else reason
-        return ComponentStatus(c.name, c.kind, c.pid, c.endpoints, health, cpu)
+        alive = c.handle is not None and c.handle.alive()
+        cpus = cpusets.allowed_cpus(c.handle.pid) if c.handle is not None and alive else None
+        return ComponentStatus(c.name, c.kind, c.pid, c.endpoints, health, cpu, cpus)
 
     def _database_reachable(self, state: TestbedState) -> bool:
         if state.database_kind == "sqlite":

@@ -1,0 +1,137 @@
+"""Isolation and the noise hog on this machine's real cgroups (hold the machine-wide lock):
+placement is read back from /proc/<pid>/status (Cpus_allowed_list), not from the intent."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from testbed.config import TestbedSettings
+from testbed.local import cpusets, processes
+from testbed.local.noise import NoiseHog
+from testbed.local.testbed import PROXY_KIND, LocalTestbed
+
+MACHINE = cpusets.machine_cpus()
+DRIVER = cpusets.detect()
+pytestmark = pytest.mark.skipif(
+    len(MACHINE) < 2 or DRIVER is None, reason="needs 2 CPUs and a writable cpuset hierarchy"
+)
+
+
+@pytest.fixture
+def testbed(tmp_path: Path) -> Iterator[LocalTestbed]:
+    bed = LocalTestbed(TestbedSettings(testbed_state_dir=tmp_path / "tb", database_url=None))
+    try:
+        yield bed
+    finally:
+        bed.down()
+        bed.close()
+
+
+def _group_cpus(pid: int) -> set[str]:
+    """Cpus_allowed_list of a process and every process in its group (Kamailio's children)."""
+    found = {cpusets.allowed_cpus(p) for p in [pid, *processes.group_members(pid)]}
+    return {c for c in found if c is not None}
+
+
+def test_sut_and_others_on_their_cpus_also_scaled_and_restarted_proxies(testbed: LocalTestbed):
+    assert DRIVER is not None
+    plan = cpusets.default_split(MACHINE)
+    sut, others = (cpusets.format_cpu_list(c) for c in (plan.sut_cpus, plan.other_cpus))
+    # a killed run's stale group, on the wrong CPUs, must not break `up`
+    DRIVER.group(cpusets.SUT, plan.other_cpus)
+    testbed.up(1, 10, analyzers=True, scenario_controller=True, clients=[(0, 2)])
+    state = testbed.load_state()
+    assert state is not None
+    assert state.isolation is not None
+    assert state.isolation.enabled
+    assert state.isolation.sut_cpus == sut
+    assert state.isolation.other_cpus == others
+    rows = {row.name: row for row in testbed.status()}
+    placed = {c.name: _group_cpus(c.pid) for c in state.components if c.pid is not None}
+    for name in ("sip-loadb", "sip-proxy-0"):
+        assert placed[name] == {sut}, name
+        assert rows[name].cpus == sut
+    for name in ("sip-controller", "analyzer-0", "scenario-controller", "sip-client-00"):
+        assert placed[name] == {others}, name
+        assert rows[name].cpus == others
+    assert placed["supervisor"] == {others}
+    status = subprocess.run(
+        [sys.executable, "-m", "testbed.cli", "status"],
+        env={**os.environ, "TESTBED_STATE_DIR": str(testbed.state_dir), "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert f"isolation: {plan.describe()}" in status.stdout, status.stdout + status.stderr
+    assert "CPUs" in status.stdout
+
+    testbed.scale(PROXY_KIND, 2)
+    new = testbed.load_state().get("sip-proxy-1")  # type: ignore[union-attr]
+    assert new is not None
+    assert new.pid is not None
+    assert _group_cpus(new.pid) == {sut}
+
+    # the supervisor (on the others' CPUs) restarts a dead proxy on the SUT's
+    old_pid = new.pid
+    os.killpg(old_pid, 9)
+    deadline = time.monotonic() + 60
+    restarted = None
+    while time.monotonic() < deadline:
+        restarted = testbed.load_state().get("sip-proxy-1")  # type: ignore[union-attr]
+        if restarted and restarted.pid != old_pid and restarted.handle.alive():  # type: ignore[union-attr]
+            break
+        time.sleep(0.5)
+    assert restarted is not None
+    assert restarted.pid not in (None, old_pid)
+    assert _group_cpus(restarted.pid) == {sut}  # type: ignore[arg-type]
+
+    # the runner's own process moves to the others' CPUs and back
+    assert testbed.join_others()
+    assert cpusets.allowed_cpus(os.getpid()) == others
+    testbed.down()
+    assert cpusets.allowed_cpus(os.getpid()) == cpusets.format_cpu_list(MACHINE)
+    assert not (DRIVER.root() / "ims-testbed" / cpusets.SUT).exists()
+    assert not (DRIVER.root() / "ims-testbed" / cpusets.OTHERS).exists()
+
+
+def test_isolation_off_applies_no_cpuset(testbed: LocalTestbed):
+    testbed.up(1, isolation=cpusets.IsolationPlan(enabled=False, reason="turned off"))
+    state = testbed.load_state()
+    assert state is not None
+    assert state.isolation is not None
+    assert not state.isolation.enabled
+    assert state.isolation.describe() == "off (turned off)"
+    everything = cpusets.format_cpu_list(MACHINE)
+    for component in state.components:
+        if component.pid is not None:
+            assert _group_cpus(component.pid) == {everything}, component.name
+    assert DRIVER is not None
+    assert not (DRIVER.root() / "ims-testbed" / cpusets.SUT).exists()
+
+
+@pytest.mark.parametrize("share", [0.3, 1.0])
+def test_noise_hog_uses_its_share_and_is_gone_after(tmp_path: Path, share: float):
+    hog = NoiseHog(share, MACHINE, tmp_path / "noise.log")
+    hog.start()
+    try:
+        assert hog.handle is not None
+        time.sleep(0.2)
+        assert cpusets.allowed_cpus(hog.handle.pid) == cpusets.format_cpu_list(MACHINE)
+        time.sleep(4.0)
+    finally:
+        record = hog.stop()
+    assert hog.handle is not None
+    assert not hog.handle.alive()
+    assert not processes.group_members(hog.handle.pid)
+    # the quota caps it; a busy shared machine may give it somewhat less
+    assert share * 0.6 <= record["cores_used"] <= share * 1.08, record
+    assert hog.group is not None
+    assert not any(p.exists() for p in hog.group.paths)
