@@ -2,9 +2,10 @@
 # The comparison of docs/results.md: the paper's step load on the capacity plan, under the
 # paper's HPA settings and under the capacity, QoS and hybrid policies, one run after another,
 # then `testbed compare` over them. By default the 12-minute variant (a step every 120 s);
-# --full plays the paper's 30 minutes (5-minute steps). About 2 or 4.5 hours in all.
+# --full plays the paper's 30 minutes (5-minute steps). About 2 or 4.5 hours in all for one
+# run of each; --repeat N runs each N times (a group folder each, compared as mean and 95% CI).
 #
-#   scripts/compare-policies.sh [--full] [experiment names...]
+#   scripts/compare-policies.sh [--full] [--repeat N] [experiment names...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -12,11 +13,14 @@ source scripts/env.sh
 
 step_every=120
 suffix=-compressed
-if [[ "${1:-}" == "--full" ]]; then
-  step_every=300
-  suffix=
-  shift
-fi
+repeat=1
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --full) step_every=300; suffix=; shift ;;
+    --repeat) repeat="$2"; shift 2 ;;
+    *) break ;;
+  esac
+done
 names=("$@")
 if [[ ${#names[@]} -eq 0 ]]; then
   names=(step-capacity-plan step-hpa-25m step-hpa-20m step-hpa-10m step-hpa-10m-120s
@@ -27,7 +31,7 @@ mkdir -p "$root"
 folders=()
 for name in "${names[@]}"; do
   folder=$(uv run --frozen testbed run "experiments/$name.yaml" --results "$root" \
-    --set "scenario.generate.shape.step_every_s=$step_every" --set "name=$name$suffix" | tail -n 1)
+    --set "scenario.generate.shape.step_every_s=$step_every" --set "name=$name$suffix" --repeat "$repeat" | tail -n 1)
   echo "$name: $folder"
   folders+=("$root/$(basename "$folder")")
 done
