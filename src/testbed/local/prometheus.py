@@ -328,3 +328,55 @@ class LocalPrometheus:
         if stopped:
             self.handle = None
         return stopped
+
+
+# -- serving a run's TSDB again -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KeptRun:
+    """A results folder's Prometheus: its TSDB and what summary.json says of the run."""
+
+    folder: Path
+    data: Path
+    start: float | None
+    end: float | None
+    queries: list[dict[str, str]]
+
+
+def kept_run(results: Path) -> KeptRun:
+    """The TSDB a run kept; PrometheusError naming the folder when there is none."""
+    data = results / "prometheus" / "data"
+    if not results.is_dir():
+        raise PrometheusError(f"{results}: no such results folder")
+    if not data.is_dir():
+        raise PrometheusError(
+            f"{results}: no Prometheus TSDB (prometheus/data); only local runs keep one"
+        )
+    start = end = None
+    queries: list[dict[str, str]] = []
+    try:
+        summary = json.loads((results / "summary.json").read_text())
+        kept = summary.get("prometheus") or {}
+        start, end = kept.get("start"), kept.get("end")
+        queries = [q for q in kept.get("queries", []) if isinstance(q, dict)]
+    except (OSError, ValueError, AttributeError):
+        pass  # a run that died before its summary: the TSDB alone
+    return KeptRun(results, data, start, end, queries)
+
+
+def serve(
+    run: KeptRun, port: int, http: httpx.Client, binary: str = "prometheus"
+) -> LocalPrometheus:
+    """Prometheus on 127.0.0.1:`port` over the run's TSDB, scraping nothing and evaluating no
+    rules, so the data stay as the run left them; its configuration lives in a folder of its
+    own beside the TSDB (prometheus/serve/)."""
+    prometheus = LocalPrometheus(run.folder / "prometheus" / "serve", binary, port)
+    prometheus.data = run.data
+    prometheus.log = run.folder / "prometheus" / "serve.log"
+    prometheus.folder.mkdir(parents=True, exist_ok=True)
+    prometheus.config_file.write_text(
+        yaml.safe_dump({"global": {"evaluation_interval": "1m"}, "scrape_configs": []})
+    )
+    prometheus.start(http)
+    return prometheus
