@@ -374,7 +374,12 @@ def prometheus(
             link = query["expr"]
             if run.start is not None and run.end is not None:
                 link = graph_link(server.url, query["expr"], run.start, run.end)
-            console.print(f"{query['for']}: {query['expr']}\n  {link}", soft_wrap=True)
+            console.print(
+                f"{query['for']}: {query['expr']}\n  {link}",
+                soft_wrap=True,
+                markup=False,
+                highlight=False,
+            )
         console.print("Ctrl-C stops it")
         while server.handle is not None and server.handle.alive():
             time.sleep(0.5)
