@@ -94,9 +94,10 @@ def constant_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return run_experiment(experiment, None, out, lambda _p, _r: None, _settings())
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def served(constant_run: Path) -> Iterator[tuple[PromQuery, LocalPrometheus]]:
-    """The constant run's kept TSDB, served again as `testbed prometheus` serves it."""
+    """The constant run's kept TSDB, served again as `testbed prometheus` serves it (one
+    Prometheus at a time: it locks the TSDB)."""
     http = httpx.Client()
     server = serve(kept_run(constant_run), free_port(), http)
     try:
