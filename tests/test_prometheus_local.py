@@ -10,18 +10,22 @@ from pathlib import Path
 
 import httpx
 import pytest
-from prometheus_client import CollectorRegistry, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Gauge, Histogram, start_http_server
 
+from testbed.autoscale.prom_metrics import PrometheusMetrics
 from testbed.experiment.sampler import PROMETHEUS, PromQuantiles, Sampler
 from testbed.local.prometheus import (
+    CpuExporter,
     LocalPrometheus,
     PrometheusError,
     PromQuery,
     free_port,
     kept_run,
     serve,
+    targets,
 )
-from testbed.local.rules import P99_BY_POD_RULE, P99_RULE, chart_queries
+from testbed.local.rules import LOCAL_NAMESPACE, P99_BY_POD_RULE, P99_RULE, chart_queries
+from testbed.local.state import CgroupRecord, Component, TestbedState
 
 CHART = Path(__file__).resolve().parents[1] / "helm" / "ims-testbed"
 BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1)
@@ -136,3 +140,91 @@ def test_a_prometheus_that_cannot_start_is_reported(tmp_path: Path) -> None:
     prometheus.write_config("1s", None)
     with httpx.Client() as http, pytest.raises(PrometheusError, match="cannot start"):
         prometheus.start(http)
+
+
+def _own_cpuacct_usage() -> Path:
+    """The cpuacct.usage (cgroup v1) or cpu.stat (v2) of the group this test runs in."""
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        _id, controllers, path = line.split(":", 2)
+        if "cpuacct" in controllers.split(","):
+            return Path("/sys/fs/cgroup/cpuacct") / path.lstrip("/") / "cpuacct.usage"
+        if controllers == "" and Path("/sys/fs/cgroup/cpu.stat").exists():
+            return Path("/sys/fs/cgroup") / path.lstrip("/") / "cpu.stat"
+    raise AssertionError("no CPU accounting cgroup for this process")
+
+
+def test_the_autoscalers_inputs_come_from_the_adapters_queries(tmp_path: Path) -> None:
+    usage = _own_cpuacct_usage()
+    unit_ns = 1000 if usage.name == "cpu.stat" else 1
+    lb_registry = CollectorRegistry()
+    # Kamailio's xhttp_prom names its counters without _total, as a gauge here gives it
+    invites = Gauge("kamailio_script_new_invites", "new INVITEs", registry=lb_registry)
+    lb_port = free_port()
+    lb_server, _thread = start_http_server(lb_port, "127.0.0.1", lb_registry)
+    state = TestbedState(
+        database_url="sqlite:///x",
+        database_kind="sqlite",
+        components=[
+            Component(
+                name="sip-loadb", kind="sip-loadb", endpoints={"http": f"127.0.0.1:{lb_port}"}
+            ),
+            # a proxy whose cgroup is this test's: its CPU grows while the test spins
+            Component(
+                name="sip-proxy-0",
+                kind="sip-proxy",
+                index=0,
+                cgroup=CgroupRecord(
+                    driver="v1",
+                    millicores=None,
+                    paths=[str(usage.parent)],
+                    usage_file=str(usage),
+                    usage_unit_ns=unit_ns,
+                ),
+            ),
+        ],
+    )
+    exporter = CpuExporter(lambda: state, LOCAL_NAMESPACE)
+    exporter.start()
+    http = httpx.Client()
+    prometheus = LocalPrometheus(tmp_path / "prometheus")
+    prometheus.write_config("1s", None)
+    prometheus.set_targets(targets(state, LOCAL_NAMESPACE, exporter.address))
+    try:
+        prometheus.start(http)
+        client = PromQuery(prometheus.url, http)
+        _until("both targets scraped", lambda: len(client.query("up == 1")) == 2)
+        # 20 new INVITEs/s at the LB, and CPU burnt in this cgroup, for 6 s
+        end = time.monotonic() + 6
+        while time.monotonic() < end:
+            invites.inc(2)
+            spin = time.monotonic() + 0.05
+            while time.monotonic() < spin:
+                pass
+            time.sleep(0.05)
+        messages: list[str] = []
+        metrics = PrometheusMetrics(client, chart_queries(CHART, 4), 30, messages.append)
+        metrics.observe(1000.0, {"time": time.time(), "sip-proxy-0.cpu_mcpu": 1.0})
+        view = metrics.view()
+        assert view is not None
+        assert messages == []
+        assert view.source == "prometheus"
+        assert view.pods == {"sip-proxy-0"}
+        assert view.invite_rate == pytest.approx(20, rel=0.25)
+        cores = view.cpu_cores["sip-proxy-0"]
+        assert cores is not None
+        assert cores > 0.05  # at least the spinning half of every 0.1 s, less what else ran
+        assert view.p99_all_s is None  # no response-time histogram was served
+        # not due again before the scrape interval (30 s): the same view
+        metrics.observe(1010.0, {"time": time.time(), "sip-proxy-0.cpu_mcpu": 1.0})
+        assert metrics.view() is view
+    finally:
+        assert prometheus.stop()
+        exporter.stop()
+        lb_server.shutdown()
+        lb_server.server_close()
+    # Prometheus gone: the view stays, the failure is reported
+    metrics.observe(1100.0, {"time": time.time(), "sip-proxy-0.cpu_mcpu": 1.0})
+    assert metrics.view() is view
+    assert metrics.failures == 1
+    assert "Prometheus did not answer" in messages[0]
+    http.close()
