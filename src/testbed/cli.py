@@ -350,6 +350,7 @@ def prometheus(
     port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 9090,
 ) -> None:
     """Serve a run's kept Prometheus TSDB again for ad-hoc queries, until Ctrl-C."""
+    import signal
     import time
 
     import httpx
@@ -364,6 +365,12 @@ def prometheus(
     except PrometheusError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
+
+    def stop_serving(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt  # SIGTERM and SIGHUP stop it as Ctrl-C does
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, stop_serving)
     try:
         console.print(f"Prometheus serves {run.data} on {server.url}")
         if run.start is not None and run.end is not None:

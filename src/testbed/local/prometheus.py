@@ -10,9 +10,11 @@ labelled as the chart's ServiceMonitors label them. The proxies' CPU is served b
 
 from __future__ import annotations
 
+import ctypes
 import json
 import math
 import os
+import signal
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -258,6 +260,15 @@ def graph_link(url: str, expr: str, start: float, end: float) -> str:
 
 # -- the process --------------------------------------------------------------------------------
 
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the process that started it dies, so a runner or
+    `testbed prometheus` killed outright (SIGKILL, a wrapper that does not pass signals on)
+    leaves no Prometheus behind."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
 
 class LocalPrometheus:
     """Prometheus for one results folder: `<folder>/prometheus/` holds prometheus.yml, the
@@ -303,7 +314,9 @@ class LocalPrometheus:
         """Start it and wait until it answers ready; PrometheusError if it does not."""
         argv = command(self.binary, self.config_file, self.data, f"127.0.0.1:{self.port}")
         try:
-            self.handle = processes.spawn(argv, os.environ, self.log, cwd=self.folder)
+            self.handle = processes.spawn(
+                argv, os.environ, self.log, preexec=_die_with_parent, cwd=self.folder
+            )
         except OSError as exc:
             raise PrometheusError(f"cannot start {self.binary}: {exc}") from None
         deadline = time.monotonic() + READY_TIMEOUT_S
