@@ -126,11 +126,11 @@ def test_promql_p99_agrees_with_the_raw_samples_of_the_same_window(
     overall = queries["p99_ms"]
     assert "histogram_quantile(0.99" in overall
     assert f"[{WINDOW_S:.0f}s]" in overall
-    # every response-time sample: when it was observed (the answer's time) and how long
+    # every response-time sample: when it was observed (the answer's time), where, how long
     samples = [
         (
             float(r["timestamp"]) + float(r["response_time_ms"]) / 1000,
-            r["proxy"],
+            (r["proxy"], r["pair"]),
             float(r["response_time_ms"]),
         )
         for r in _rows(constant_run / "response_times.csv")
@@ -145,7 +145,8 @@ def test_promql_p99_agrees_with_the_raw_samples_of_the_same_window(
         again = client.value(overall, at)
         assert again is not None
         assert float(row["p99_ms"]) == pytest.approx(again * 1000, rel=1e-9)
-        # the scrapes rate() used: per analyzer, the first and last sample in the range
+        # the scrapes rate() used: per analyzer and pair (one series each), the first and last
+        # sample in the range
         scrapes = client.http.get(
             f"{client.url}/api/v1/query",
             params={
@@ -154,14 +155,14 @@ def test_promql_p99_agrees_with_the_raw_samples_of_the_same_window(
             },
         ).json()["data"]["result"]
         assert {s["metric"]["pod"] for s in scrapes} == {"sip-proxy-0", "sip-proxy-1"}
+        assert len(scrapes) > 2  # several pairs per proxy
         window: list[float] = []
         for found in scrapes:
             points = found["values"]
             first, last = float(points[0][0]), float(points[-1][0])
             counted = float(points[-1][1]) - float(points[0][1])
-            raw = [
-                ms for t, pod, ms in samples if pod == found["metric"]["pod"] and first < t <= last
-            ]
+            series_of = (found["metric"]["pod"], found["metric"]["pair"])
+            raw = [ms for t, where, ms in samples if where == series_of and first < t <= last]
             # the same samples: the histogram's count and the raw ones between the scrapes
             assert abs(len(raw) - counted) <= max(3, 0.05 * counted), (len(raw), counted)
             window += raw
