@@ -371,6 +371,8 @@ def prometheus(
 
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, stop_serving)
+    # Ctrl-C, even when started with SIGINT ignored (a background job of a script)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         console.print(f"Prometheus serves {run.data} on {server.url}")
         if run.start is not None and run.end is not None:
