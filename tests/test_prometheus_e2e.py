@@ -189,8 +189,10 @@ def test_the_run_keeps_prometheus_and_its_queries(constant_run: Path) -> None:
     for query in kept["queries"]:
         assert query["graph"].startswith("http://127.0.0.1:9090/graph?g0.expr=")
     assert "Prometheus queries" in (constant_run / "report.html").read_text()
-    # p99 columns filled once a window holds two scrapes
+    # p99 columns filled once a window holds two scrapes; the first row's window is from before
+    # the scenario, after the registrations had left it: no response times at all
     series = _rows(constant_run / "timeseries.csv")
+    assert series[0]["p99_ms"] == ""
     assert sum(1 for r in series if r["p99_ms"] and r["sip-proxy-0.p99_ms"]) >= 25
     assert "prometheus" not in summary.get("unanswered_requests", {})
     # the run stopped its Prometheus: the TSDB is closed (no lock file left behind)

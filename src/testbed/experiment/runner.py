@@ -317,6 +317,7 @@ class LocalRun:
             self.http.post(
                 f"{scenario_url}/scenarios", params={"name": experiment.name}, content=data.read()
             ).raise_for_status()
+        self._let_registrations_leave_the_window()
         sampler = self.sampler = Sampler(
             self.http,
             experiment.qos.window_s,
@@ -390,6 +391,18 @@ class LocalRun:
         if q != 0.99:
             overall, by_pod = with_quantile(overall, q), with_quantile(by_pod, q)
         self.queries.update({"p99_ms": overall, "<pod>.p99_ms": by_pod})
+
+    def _let_registrations_leave_the_window(self) -> None:
+        """Prometheus's windows reach back qos.window_s: a REGISTER answered seconds late (a
+        CPU-starved proxy) would count in the run's first windows as its worst p99. So the
+        scenario starts once one window and a scrape have passed since the registrations (the
+        windows hold only the run's own traffic from its first row on, as they did when the
+        sampler computed them from its first sample)."""
+        if self.promql is None:
+            return
+        settle = self.experiment.qos.window_s + self.experiment.metrics.scrape_interval_s
+        self.note(f"waiting {settle:g} s for the registrations to leave the p99 window")
+        time.sleep(settle)
 
     def _quantiles(self) -> PromQuantiles | None:
         if self.promql is None:
