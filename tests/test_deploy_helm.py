@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CHART = ROOT / "helm" / "ims-testbed"
 RELEASE, NAMESPACE = "testbed", "lab"
 KUBE_VERSION = "1.30.0"
+RULE_API = "monitoring.coreos.com/v1/PrometheusRule"
 # the oldest and newest API versions the manifests are validated against
 SCHEMA_VERSIONS = ["1.29.0", "1.37.0"]
 CRD_KINDS = {"ServiceMonitor", "ScaledObject"}
@@ -774,6 +775,49 @@ def test_adapter_config_can_go_to_the_adapters_namespace() -> None:
     assert config["metadata"]["namespace"] == "monitoring"
 
 
+def test_local_mode_runs_the_charts_very_rule_text() -> None:
+    """The recording rules, the adapter's rules and KEDA's queries as the chart renders them
+    (with metrics.window) are the text local mode renders from the same files."""
+    from testbed.local.rules import chart_queries
+
+    window = ["--set", "metrics.window=12s", "--api-versions", RULE_API]
+    adapter_on = ["--set", "prometheusAdapter.configMap=true"]
+    local = chart_queries(CHART, 12, NAMESPACE)
+
+    rule = find(render("default", *window), "PrometheusRule")
+    assert rule["metadata"]["name"] == f"{RELEASE}-monitoring"
+    recorded = {r["record"]: r["expr"] for g in rule["spec"]["groups"] for r in g["rules"]}
+    assert recorded == local.recorded
+    assert all("[12s]" in expr and f'namespace="{NAMESPACE}"' in expr for expr in recorded.values())
+    own = render("default", *window, "--set", "prometheus.enabled=true")
+    rules_map = find(own, "ConfigMap", f"{RELEASE}-prometheus-rules")
+    assert yaml.safe_load(rules_map["data"]["recording-rules.yaml"]) == yaml.safe_load(
+        local.rules_text
+    )
+    prometheus_yml = yaml.safe_load(
+        find(own, "ConfigMap", f"{RELEASE}-prometheus")["data"]["prometheus.yml"]
+    )
+    assert prometheus_yml["rule_files"] == ["/etc/prometheus-rules/*.yaml"]
+    volumes = pod_spec(find(own, "Deployment", f"{RELEASE}-prometheus"))["volumes"]
+    assert {"name": f"{RELEASE}-prometheus-rules", "optional": True} in [
+        v.get("configMap") for v in volumes
+    ]
+
+    config = yaml.safe_load(
+        find(render("default", *window, *adapter_on), "ConfigMap", f"{RELEASE}-prometheus-adapter")[
+            "data"
+        ]["config.yaml"]
+    )
+    assert {r["name"]["as"]: r["metricsQuery"] for r in config["rules"]} == {
+        name: rule.metrics_query for name, rule in local.custom.items()
+    }
+    assert {r["name"]["as"]: r["metricsQuery"] for r in config["externalRules"]} == {
+        name: rule.metrics_query for name, rule in local.external.items()
+    }
+    triggers = find(render("keda", *window), "ScaledObject")["spec"]["triggers"]
+    assert [t["metadata"]["query"] for t in triggers] == local.keda
+
+
 def test_keda_scaled_object_alternative() -> None:
     docs = render("keda")
     assert not kinds(docs, "HorizontalPodAutoscaler")
@@ -1401,8 +1445,9 @@ def test_prometheus_is_left_out_unless_enabled() -> None:
         ("Service", PROMETHEUS),
         ("Deployment", PROMETHEUS),
     }
-    # switching it on adds exactly its objects and changes nothing else
-    assert set(enabled) - set(default) == own
+    # switching it on adds exactly its objects, and the umbrella's recording rules for it,
+    # and changes nothing else
+    assert set(enabled) - set(default) == own | {("ConfigMap", f"{PROMETHEUS}-rules")}
     assert all(enabled[k] == d for k, d in default.items())
 
 

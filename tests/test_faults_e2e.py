@@ -32,6 +32,8 @@ EXPERIMENT = {
     },
     "proxies": {"count": 2, "cpu": "100m"},
     "qos": {"p0_ms": 1000, "window_s": 5},
+    # the run's Prometheus scrapes every 2 s: two scrapes in every 4-5 s window
+    "metrics": {"scrape_interval_s": 2},
     "drain_s": 3,
     "faults": [
         {"action": "kill", "target": "sip-proxy-1", "at_s": 8},

@@ -42,6 +42,8 @@ def _experiment(duration_s: int) -> dict[str, object]:
         },
         "proxies": {"count": 1},
         "qos": {"p0_ms": 1000, "window_s": 5},
+        # the run's Prometheus scrapes every 2 s: two scrapes in every 4-5 s window
+        "metrics": {"scrape_interval_s": 2},
         "drain_s": 2,
     }
 

@@ -507,6 +507,62 @@ def compare(
     console.print(str(comparison.page))
 
 
+@app.command()
+def prometheus(
+    results: Annotated[Path, typer.Argument(help="a results folder of a local run")],
+    port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 9090,
+) -> None:
+    """Serve a run's kept Prometheus TSDB again for ad-hoc queries, until Ctrl-C."""
+    import signal
+    import time
+
+    import httpx
+
+    from testbed.local.prometheus import PrometheusError, graph_link, kept_run, serve
+
+    settings = TestbedSettings()
+    try:
+        run = kept_run(results.resolve())
+        with httpx.Client() as http:
+            server = serve(run, port, http, settings.prometheus_binary)
+    except PrometheusError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+    def stop_serving(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt  # SIGTERM and SIGHUP stop it as Ctrl-C does
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, stop_serving)
+    # Ctrl-C, even when started with SIGINT ignored (a background job of a script)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        console.print(f"Prometheus serves {run.data} on {server.url}")
+        if run.start is not None and run.end is not None:
+            span = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(run.start))
+            until = time.strftime("%H:%M:%S", time.gmtime(run.end))
+            console.print(f"the run: {span} to {until} UTC ({run.end - run.start:.0f} s)")
+        for query in run.queries:
+            link = query["expr"]
+            if run.start is not None and run.end is not None:
+                link = graph_link(server.url, query["expr"], run.start, run.end)
+            console.print(
+                f"{query['for']}: {query['expr']}\n  {link}",
+                soft_wrap=True,
+                markup=False,
+                highlight=False,
+            )
+        console.print("Ctrl-C stops it")
+        while server.handle is not None and server.handle.alive():
+            time.sleep(0.5)
+        console.print("[red]Prometheus exited[/red] (see prometheus/serve.log)")
+        raise typer.Exit(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+
+
 def _print_phase(phase: str, row: dict[str, object] | None) -> None:
     if row is None:
         console.print(f"[dim]{phase}[/dim]")

@@ -21,6 +21,10 @@ class TestbedSettings(BaseSettings):
 
     testbed_state_dir: Path = Field(default_factory=_default_state_dir)
     kamailio_config_dir: Path = _REPO_ROOT / "kamailio"
+    # the chart whose recording rules and adapter/KEDA queries local mode runs too
+    chart_dir: Path = _REPO_ROOT / "helm" / "ims-testbed"
+    # the runs' Prometheus (Debian's package); on 127.0.0.1, a free port
+    prometheus_binary: str = "prometheus"
 
     sip_domain: str = "testbed.local"
     # set it to use an external DB instead of the embedded SQLite / local MariaDB

@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from testbed.autoscale.metrics import ScrapedMetrics
+from testbed.autoscale.metrics import MetricSource
 from testbed.autoscale.policies import Readiness, ScalingPolicy
 
 
@@ -23,7 +23,7 @@ class Autoscaler:
     def __init__(
         self,
         policy: ScalingPolicy,
-        metrics: ScrapedMetrics,
+        metrics: MetricSource,
         initial_replicas: int,
         sync_period_s: float = 15.0,
     ) -> None:

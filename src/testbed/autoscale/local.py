@@ -4,6 +4,7 @@ removal), the Prometheus gauges and a log of every sync."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -12,7 +13,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from testbed.autoscale.controller import Autoscaler, ScalingEvent
 from testbed.autoscale.exporter import AutoscalerMetrics
 from testbed.autoscale.factory import build_policy
-from testbed.autoscale.metrics import ScrapedMetrics
+from testbed.autoscale.metrics import MetricSource, MetricView, ScrapedMetrics
 from testbed.autoscale.scaler import ProxyScaler
 from testbed.experiment.spec import Experiment
 
@@ -27,6 +28,7 @@ class LocalAutoscaler:
         initial_replicas: int,
         notify: Callable[[str], None],
         metrics_address: tuple[str, int] | None = None,
+        metrics: MetricSource | None = None,
     ) -> None:
         spec = experiment.autoscale
         if spec is None:
@@ -35,7 +37,7 @@ class LocalAutoscaler:
         self.policy = build_policy(experiment)
         self.loop = Autoscaler(
             self.policy,
-            ScrapedMetrics(spec.scrape_interval_s, spec.metric_window_s),
+            metrics or ScrapedMetrics(spec.scrape_interval_s, spec.metric_window_s),
             initial_replicas,
             spec.sync_period_s,
         )
@@ -50,7 +52,8 @@ class LocalAutoscaler:
         self.metrics = AutoscalerMetrics(self.registry)
         self.metrics_address = metrics_address
         self._server: Any = None
-        self.events: list[tuple[float, ScalingEvent, int]] = []
+        # each sync with the ready count and the inputs the policy read
+        self.events: list[tuple[float, ScalingEvent, int, MetricView | None]] = []
 
     def start(self) -> None:
         self.scaler.start()
@@ -69,7 +72,7 @@ class LocalAutoscaler:
         readiness = self.scaler.readiness()
         event = self.loop.sync(now, readiness)
         if event is not None:
-            self.events.append((t_s, event, len(readiness.ready)))
+            self.events.append((t_s, event, len(readiness.ready), self.loop.metrics.view()))
             if event.desired != event.current:
                 self.notify(f"autoscaler: {event.current} -> {event.desired} ({event.reason})")
                 self.scaler.set_target(event.desired)
@@ -85,7 +88,8 @@ class LocalAutoscaler:
 
     def log_rows(self, since: int = 0) -> list[dict[str, Any]]:
         """autoscaler.csv's rows from the `since`-th sync on (the runner appends them as the
-        run goes): target before and after, ready proxies, the policy's reason."""
+        run goes): target before and after, ready proxies, the policy's reason, and the inputs
+        it read (where from, of which time)."""
         return [
             {
                 "t_s": round(t_s, 3),
@@ -93,6 +97,24 @@ class LocalAutoscaler:
                 "target_after": event.desired,
                 "ready": ready,
                 "reason": event.reason,
+                **_inputs(view),
             }
-            for t_s, event, ready in self.events[since:]
+            for t_s, event, ready, view in self.events[since:]
         ]
+
+
+def _inputs(view: MetricView | None) -> dict[str, Any]:
+    if view is None:
+        return {"metrics_source": "", "metrics_time": None}
+
+    def rounded(values: dict[str, float | None]) -> str:
+        return json.dumps({k: v for k, v in sorted(values.items())}, separators=(",", ":"))
+
+    return {
+        "metrics_source": view.source,
+        "metrics_time": view.at,
+        "p99_all_s": view.p99_all_s,
+        "invite_rate": view.invite_rate,
+        "p99_s": rounded(view.p99_s),
+        "cpu_cores": rounded(view.cpu_cores),
+    }

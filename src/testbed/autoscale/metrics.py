@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 PROXY_PREFIX = "sip-proxy-"
 
@@ -32,6 +32,25 @@ class MetricView:
     p99_all_s: float | None  # over all proxies (what the QoS target is about)
     invite_rate: float | None  # INVITEs/s handed out by the load balancer, averaged
     pods: frozenset[str] = field(default_factory=frozenset)
+    source: str = "samples"  # samples (ScrapedMetrics) or prometheus (PrometheusMetrics)
+    at: float | None = None  # Unix time the values are of, when queried
+
+
+class MetricSource(Protocol):
+    """What the control loop reads: rows go in, the latest scrape comes out."""
+
+    def observe(self, now: float, row: dict[str, Any]) -> None: ...
+
+    def view(self) -> MetricView | None: ...
+
+
+def pool_pods(row: dict[str, Any]) -> frozenset[str]:
+    """The proxies a sampler row lists (the pool the HPA's selector would match)."""
+    return frozenset(
+        key.split(".")[0]
+        for key in row
+        if key.startswith(PROXY_PREFIX) and key.endswith(".cpu_mcpu")
+    )
 
 
 def _number(value: Any) -> float | None:
@@ -62,11 +81,7 @@ class ScrapedMetrics:
 
     def _scrape(self, now: float) -> MetricView:
         latest = self._rows[-1][1]
-        pods = frozenset(
-            key.split(".")[0]
-            for key in latest
-            if key.startswith(PROXY_PREFIX) and key.endswith(".cpu_mcpu")
-        )
+        pods = pool_pods(latest)
         cpu: dict[str, float | None] = {}
         p99: dict[str, float | None] = {}
         for pod in pods:

@@ -178,11 +178,32 @@ def write_report(out: Path, experiment: Experiment, summary: Summary) -> Path:
         f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
         f"<title>{html.escape(experiment.name)}: testbed report</title><style>{STYLE}</style>"
         f"</head><body><h1>{html.escape(experiment.name)}</h1><p>Files: {links}</p>"
-        f"{table}{fault_table(impacts)}{figures}</body></html>"
+        f"{table}{fault_table(impacts)}{_queries(out)}{figures}</body></html>"
     )
     path = out / "report.html"
     path.write_text(page)
     return path
+
+
+def _queries(out: Path) -> str:
+    """The PromQL the run's figures came from (summary.json's prometheus.queries), linked to
+    the graph page of `testbed prometheus RESULTS`, which serves the run's kept TSDB."""
+    try:
+        prometheus = json.loads((out / "summary.json").read_text()).get("prometheus")
+    except (OSError, ValueError):
+        return ""
+    if not isinstance(prometheus, dict) or not prometheus.get("queries"):
+        return ""
+    items = "".join(
+        f'<li>{html.escape(str(q["for"]))}: <a href="{html.escape(str(q["graph"]))}">'
+        f"<code>{html.escape(str(q['expr']))}</code></a></li>"
+        for q in prometheus["queries"]
+    )
+    serve = html.escape(str(prometheus.get("serve", "testbed prometheus RESULTS")))
+    return (
+        f"<h2>Prometheus queries</h2><p>The links work while <code>{serve}</code> serves this "
+        f"run's TSDB ({html.escape(str(prometheus.get('tsdb')))}).</p><ul>{items}</ul>"
+    )
 
 
 def load_summary(folder: Path) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from csvgen.scenario import Scenario
 from csvgen.spec import StepShape, TableShape
 from scenario_csv import ScenarioSummary, text_lines, validate
 from testbed.autoscale.local import LocalAutoscaler
+from testbed.autoscale.prom_metrics import PrometheusMetrics
 from testbed.config import TestbedSettings
 from testbed.experiment.collect import Budget, BudgetSpent, collect_local, ensure_files
 from testbed.experiment.collect import fetch_run_log as fetch_run_log  # also the cluster's
@@ -41,11 +42,26 @@ from testbed.experiment.faults.inject import FaultInjector
 from testbed.experiment.group import scenario_seed
 from testbed.experiment.lifecycle import Interrupts, bounded, describe
 from testbed.experiment.report import write_report
-from testbed.experiment.sampler import Sampler
+from testbed.experiment.sampler import PromQuantiles, Sampler
 from testbed.experiment.spec import Experiment
 from testbed.experiment.summary import summarize
 from testbed.local import processes
 from testbed.local.noise import NoiseHog
+from testbed.local.prometheus import (
+    CpuExporter,
+    LocalPrometheus,
+    PromQuery,
+    graph_link,
+    targets,
+)
+from testbed.local.rules import (
+    LOCAL_NAMESPACE,
+    P99_BY_POD_RULE,
+    P99_RULE,
+    chart_queries,
+    prometheus_duration,
+    with_quantile,
+)
 from testbed.local.state import RunRegistry, TestbedState
 from testbed.local.testbed import PROXY_KIND, LocalTestbed
 
@@ -241,6 +257,11 @@ class LocalRun:
         self.noise: NoiseHog | None = None
         self.noise_record: dict[str, Any] | None = None
         self.isolation: dict[str, Any] | None = None
+        self.prometheus: LocalPrometheus | None = None
+        self.cpu_exporter: CpuExporter | None = None
+        self.promql: PromQuery | None = None
+        # column or input -> the PromQL it came from (summary.json, report.html)
+        self.queries: dict[str, str] = {}
 
     def note(self, message: str) -> None:
         self.show(message, None)
@@ -311,18 +332,21 @@ class LocalRun:
         self.isolation = record.model_dump() if record is not None else None
         if self.testbed.join_others():  # the runner and its sampler threads: off the SUT's CPUs
             self.note("this run's own process moved to the other processes' CPUs")
+        self._start_prometheus()
         scenario_url = settings.scenario_controller_url
         self._register(scenario_url, sum(p for _pod, p in prepared.pods))
         with prepared.csv.open("rb") as data:
             self.http.post(
                 f"{scenario_url}/scenarios", params={"name": experiment.name}, content=data.read()
             ).raise_for_status()
+        self._let_registrations_leave_the_window()
         sampler = self.sampler = Sampler(
             self.http,
             experiment.qos.window_s,
             experiment.qos.percentile,
             scenario_url,
             settings.lb_rpc_url,
+            self._quantiles(),
         )
         sampler.sample(self._state())  # windows start here, not with the registrations
         if experiment.autoscale is not None:
@@ -367,6 +391,76 @@ class LocalRun:
             due = experiment.sample_interval_s - (now - sampler.start - row["t_s"])
             time.sleep(max(0.0, min(due, watch.remaining(now))))
 
+    def _start_prometheus(self) -> None:
+        """The run's Prometheus (testbed.local.prometheus): the chart's recording rules over
+        qos.window_s, every component's /metrics and the proxies' cgroup CPU as targets."""
+        experiment, settings = self.experiment, self.settings
+        queries = chart_queries(settings.chart_dir, experiment.qos.window_s)
+        exporter = self.cpu_exporter = CpuExporter(self.testbed.load_state, LOCAL_NAMESPACE)
+        exporter.start()
+        prometheus = self.prometheus = LocalPrometheus(
+            self.out / "prometheus", settings.prometheus_binary
+        )
+        prometheus.write_config(
+            prometheus_duration(experiment.metrics.scrape_interval_s), queries.rules_text
+        )
+        self._refresh_targets(self._state())
+        self.note(f"starting Prometheus on {prometheus.url}")
+        prometheus.start(self.http)
+        self.promql = PromQuery(prometheus.url, self.http)
+        q = experiment.qos.percentile / 100
+        overall, by_pod = queries.recorded[P99_RULE], queries.recorded[P99_BY_POD_RULE]
+        if q != 0.99:
+            overall, by_pod = with_quantile(overall, q), with_quantile(by_pod, q)
+        self.queries.update({"p99_ms": overall, "<pod>.p99_ms": by_pod})
+
+    def _let_registrations_leave_the_window(self) -> None:
+        """Prometheus's windows reach back qos.window_s: a REGISTER answered seconds late (a
+        CPU-starved proxy) would count in the run's first windows as its worst p99. So the
+        scenario starts once one window and a scrape have passed since the registrations (the
+        windows hold only the run's own traffic from its first row on, as they did when the
+        sampler computed them from its first sample)."""
+        if self.promql is None:
+            return
+        settle = self.experiment.qos.window_s + self.experiment.metrics.scrape_interval_s
+        self.note(f"waiting {settle:g} s for the registrations to leave the p99 window")
+        time.sleep(settle)
+
+    def _quantiles(self) -> PromQuantiles | None:
+        if self.promql is None:
+            return None
+        return PromQuantiles(self.promql, self.queries["p99_ms"], self.queries["<pod>.p99_ms"])
+
+    def _refresh_targets(self, state: TestbedState) -> None:
+        """file_sd targets from the pool as it is now (scaling, supervisor restarts)."""
+        if self.prometheus is not None and self.cpu_exporter is not None:
+            self.prometheus.set_targets(targets(state, LOCAL_NAMESPACE, self.cpu_exporter.address))
+
+    def _stop_prometheus(self) -> None:
+        if self.cpu_exporter is not None:
+            self.cpu_exporter.stop()
+        if self.prometheus is not None and not self.prometheus.stop():
+            raise RuntimeError(f"Prometheus (pid {self.prometheus.handle}) did not stop")
+
+    def _prometheus_summary(self) -> dict[str, Any] | None:
+        """Where the TSDB is, the run's time range and the queries used, with links to the
+        graph page of `testbed prometheus RESULTS` (default port 9090)."""
+        if self.prometheus is None or not self.rows:
+            return None
+        start, end = float(self.rows[0]["time"]), float(self.rows[-1]["time"])
+        served = "http://127.0.0.1:9090"
+        return {
+            "tsdb": str(self.prometheus.data.relative_to(self.out)),
+            "serve": f"testbed prometheus {self.out}",
+            "start": start,
+            "end": end,
+            "scrape_interval_s": self.experiment.metrics.scrape_interval_s,
+            "queries": [
+                {"for": what, "expr": expr, "graph": graph_link(served, expr, start, end)}
+                for what, expr in self.queries.items()
+            ],
+        }
+
     def _register(self, scenario_url: str, phones: int) -> None:
         self.note(f"registering {phones} phones")
         self.http.post(f"{scenario_url}/register").raise_for_status()
@@ -387,12 +481,20 @@ class LocalRun:
         assert spec is not None
         assert prepared is not None
         parallel = spec.pod_management == "parallel"
+        metrics = None
+        if self.promql is not None:
+            # the adapter's and KEDA's queries over autoscale.metric_window_s
+            queries = chart_queries(self.settings.chart_dir, spec.metric_window_s)
+            metrics = PrometheusMetrics(self.promql, queries, spec.scrape_interval_s, self.note)
+            for what, expr in metrics.expressions(frozenset({"<pod>"})).items():
+                self.queries[f"autoscaler {what}"] = expr
         autoscaler = self.autoscaler = LocalAutoscaler(
             self.experiment,
             lambda n: self.testbed.scale(PROXY_KIND, n, parallel=parallel),
             prepared.proxies,
             self.note,
             (self.settings.autoscaler_metrics_host, self.settings.autoscaler_metrics_port),
+            metrics,
         )
         log = self.autoscaler_log = CsvStream(self.out / "autoscaler.csv", AUTOSCALER_COLUMNS)
 
@@ -407,7 +509,9 @@ class LocalRun:
 
     def _tick(self, sampler: Sampler, duration: float) -> dict[str, Any]:
         """One sample: read, let the hooks act on it, write it, show it."""
-        row = sampler.sample(self._state())
+        state = self._state()
+        row = sampler.sample(state)
+        self._refresh_targets(state)
         for hook in self.tick_hooks:
             hook(time.monotonic(), row)
         self.rows.append(row)
@@ -462,6 +566,8 @@ class LocalRun:
         if self.autoscaler is not None:
             self.note("stopping the autoscaler")
             self._step("stopping the autoscaler", self.autoscaler.stop, AUTOSCALER_STOP_S)
+        if self.prometheus is not None or self.cpu_exporter is not None:
+            self._step("stopping Prometheus", self._stop_prometheus)
         for stream in (self.timeseries, self.autoscaler_log):
             if stream is not None:
                 self._step(f"closing {stream.path.name}", stream.close)
@@ -517,6 +623,9 @@ class LocalRun:
         extra["isolation"] = self.isolation  # as applied (None: the testbed never came up)
         if self.experiment.noise is not None:
             extra["noise"] = {**self.experiment.noise.model_dump(), **(self.noise_record or {})}
+        prometheus = self._prometheus_summary()
+        if prometheus is not None:
+            extra["prometheus"] = prometheus
         try:
             write_results(
                 self.out,
@@ -546,7 +655,20 @@ class LocalRun:
             )
 
 
-AUTOSCALER_COLUMNS = ("t_s", "target_before", "target_after", "ready", "reason")
+AUTOSCALER_COLUMNS = (
+    "t_s",
+    "target_before",
+    "target_after",
+    "ready",
+    "reason",
+    # the inputs the policy read: from where (prometheus), of which Unix time, the values
+    "metrics_source",
+    "metrics_time",
+    "p99_all_s",
+    "invite_rate",
+    "p99_s",
+    "cpu_cores",
+)
 
 
 def run_experiment(

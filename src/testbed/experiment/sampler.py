@@ -1,7 +1,10 @@
 """Once a second: what every proxy, the load balancer, the controller and the clients did.
 
-Rates come from counter differences between two samples; the percentile of the response time
-comes from the analyzers' histograms over the metric window, as Prometheus would compute it.
+Rates come from counter differences between two samples. The percentile of the response time
+is the run's Prometheus's answer to the chart's recording-rule expressions (histogram_quantile
+over rate() of the analyzers' histograms over qos.window_s; testbed.local.rules), the figure a
+cluster's Prometheus gives; without one (unit tests) it is computed from the analyzers'
+histograms the same way.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import httpx
 from kamailio_rpc import KamailioRpc, RpcError, RpcTransportError
 from testbed.experiment import histogram
 from testbed.experiment.histogram import Buckets
-from testbed.local import cgroups
+from testbed.local.prometheus import PrometheusError, PromQuery, cpu_seconds
 from testbed.local.state import Component, TestbedState
 from testbed.local.testbed import ANALYZER_KIND, PROXY_KIND, serving_proxies
 
@@ -38,17 +41,20 @@ class _ProxyHistory:
     buckets: deque[tuple[float, Buckets]] = field(default_factory=deque)
 
 
-def _cpu_seconds(component: Component) -> float | None:
-    record = component.cgroup
-    if record is None:
-        return None
-    group = cgroups.group_from_paths(
-        component.name, record.millicores, record.paths, record.usage_file, record.usage_unit_ns
-    )
-    try:
-        return group.usage_seconds()
-    except (OSError, ValueError):
-        return None
+@dataclass(frozen=True)
+class PromQuantiles:
+    """Where the p99 columns come from: two PromQL expressions (over all proxies, and by
+    `pod`) asked of the run's Prometheus at each sample's time."""
+
+    client: PromQuery
+    overall: str
+    by_pod: str
+
+    def read(self, at: float) -> tuple[float | None, dict[str, float | None]]:
+        return self.client.value(self.overall, at), self.client.by_label(self.by_pod, "pod", at)
+
+
+PROMETHEUS = "prometheus"  # the source name in sampler.failures
 
 
 def counter_rate(
@@ -73,8 +79,10 @@ class Sampler:
         percentile: float,
         scenario_url: str,
         lb_rpc_url: str | None = None,
+        quantiles: PromQuantiles | None = None,
     ) -> None:
         self.http = http
+        self.quantiles = quantiles
         self.lb_rpc_url = lb_rpc_url
         self.window_s = window_s
         self.q = percentile / 100
@@ -112,6 +120,11 @@ class Sampler:
         lb = self._pool.submit(self._lb_new_invites, now)
         scenario: dict[str, Any] = {}
         scenario_read = self._pool.submit(self._scenario, scenario, now)
+        promql = (
+            None
+            if self.quantiles is None
+            else self._pool.submit(self._promql, self.quantiles, row["time"])
+        )
         # every proxy at once: a CPU-starved proxy or a busy analyzer must not stall the row
         fetched = list(
             self._pool.map(
@@ -142,7 +155,7 @@ class Sampler:
             row[f"{prefix}.cpu_mcpu"] = None if cpu is None else cpu * 1000
             row[f"{prefix}.ok_per_s"] = rates.get("ok_out")
             p_value = None
-            if buckets:
+            if buckets and promql is None:
                 history.buckets.append((now, buckets))
                 while len(history.buckets) > 1 and history.buckets[1][0] <= now - self.window_s:
                     history.buckets.popleft()
@@ -152,6 +165,11 @@ class Sampler:
                 p_value = histogram.quantile(self.q, window)
             row[f"{prefix}.p99_ms"] = None if p_value is None else p_value * 1000
         overall = histogram.quantile(self.q, window_total)
+        if promql is not None:
+            overall, by_pod = promql.result()
+            for proxy in proxies:
+                p_value = by_pod.get(proxy.name)
+                row[f"{proxy.name}.p99_ms"] = None if p_value is None else p_value * 1000
         row["p99_ms"] = None if overall is None else overall * 1000
         # new INVITEs (call attempts) arriving at the load balancer
         row["lb_invites_per_s"] = lb.result()
@@ -189,8 +207,18 @@ class Sampler:
             }
         else:
             counters = self._kamailio(proxy)
-        counters["cpu_s"] = _cpu_seconds(proxy) or math.nan
+        counters["cpu_s"] = cpu_seconds(proxy) or math.nan
         return counters, buckets
+
+    def _promql(
+        self, quantiles: PromQuantiles, at: float
+    ) -> tuple[float | None, dict[str, float | None]]:
+        """The p99s from Prometheus; a failed query leaves them empty, counted as unanswered."""
+        try:
+            return quantiles.read(at)
+        except PrometheusError as exc:
+            self._failed(PROMETHEUS, str(exc))
+            return None, {}
 
     def close(self) -> None:
         self._pool.shutdown(wait=False)

@@ -202,6 +202,14 @@ class NoiseSpec(_Strict):
         return cpus
 
 
+class MetricsSpec(_Strict):
+    """The run's Prometheus (docs/local-mode.md): how often it scrapes every /metrics."""
+
+    scrape_interval_s: float = Field(
+        5.0, gt=0, le=60, description="Prometheus's scrape interval (the ServiceMonitor's: 5s)"
+    )
+
+
 class Experiment(_Strict):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")]
     description: str = ""
@@ -210,6 +218,7 @@ class Experiment(_Strict):
     autoscale: AutoscaleSpec | None = None
     clients: ClientsSpec = ClientsSpec()
     qos: QosSpec = QosSpec()
+    metrics: MetricsSpec = MetricsSpec()
     sample_interval_s: float = Field(1.0, gt=0, le=60)
     drain_s: float = Field(3.0, ge=0, description="keep sampling after the last invite")
     register_timeout_s: float = Field(60.0, gt=0)
@@ -230,6 +239,18 @@ class Experiment(_Strict):
             if generate is None
             else list(range(generate.first_pod, generate.first_pod + generate.pods))
         )
+        # rate() needs two scrapes inside its window, or the p99 and the rates stay empty
+        scrape = self.metrics.scrape_interval_s
+        windows = [("qos.window_s", self.qos.window_s)]
+        if self.autoscale is not None:
+            windows.append(("autoscale.metric_window_s", self.autoscale.metric_window_s))
+        for field, window in windows:
+            if window < 2 * scrape:
+                raise ValueError(
+                    f"{field} ({window:g} s) must hold at least two scrapes of "
+                    f"metrics.scrape_interval_s ({scrape:g} s): make it at least {2 * scrape:g} s "
+                    "or scrape more often"
+                )
         problems = check_against(self.faults, self.db, self.proxies.count, pods)
         if problems:
             raise ValueError("; ".join(problems))

@@ -12,6 +12,9 @@ build) lacks, so the relabelling is what it would be with Kubernetes discovery.
 global:
   scrape_interval: {{ .Values.scrapeInterval }}
   evaluation_interval: {{ .Values.scrapeInterval }}
+# the umbrella's recording rules (files/recording-rules.yaml, its ConfigMap <fullname>-prometheus-rules)
+rule_files:
+  - /etc/prometheus-rules/*.yaml
 scrape_configs:
   - job_name: ims-testbed
     metrics_path: /metrics
