@@ -9,7 +9,10 @@ every run, with their spread, and autoscale-demo's failed calls. The last line:
 
     spread_isolated_pct=.. spread_shared_pct=.. noisy_capacity_ratio=..
 
-Full run: over an hour. A quick check that it works end to end:
+Every measurement is appended to a record (--record, JSON lines) as soon as it is made, and a
+run given an existing record goes on from there: a benchmark cut short (a machine that stops)
+loses at most the measurement under way. Full run: about two hours. A quick check that it
+works end to end:
 
     flock /tmp/ims-testbed-itest.lock uv run python benchmarks/isolation.py --repetitions 1 \\
         --rates 8,12 --step-seconds 15 --autoscale-seconds 60
@@ -64,6 +67,33 @@ def _fmt(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def _record(args: argparse.Namespace, cell: Cell, kind: str, **figures: Any) -> None:
+    with args.record.open("a") as f:
+        f.write(json.dumps({"cell": cell.label, "kind": kind, **figures}) + "\n")
+
+
+def load_record(path: Path, cells: list[Cell]) -> None:
+    """The measurements a previous (interrupted) run of the benchmark made, into `cells`."""
+    if not path.exists():
+        return
+    by_label = {cell.label: cell for cell in cells}
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+            cell = by_label[entry["cell"]]
+            if entry["kind"] == "capacity":
+                cell.capacity.append(float(entry["capacity"]))
+            else:
+                cell.over_p0.append(float(entry["over_p0_pct"]))
+                cell.failed.append(int(entry["failed"]))
+                if entry.get("noise_cores") is not None:
+                    cell.noise_cores.append(float(entry["noise_cores"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise SystemExit(f"{path}:{number}: not a record of this benchmark ({exc!r})") from None
+
+
 def run_capacity(cell: Cell, args: argparse.Namespace, results: Path) -> None:
     spec = load_benchmark(CAPACITY_FILE)
     update: dict[str, Any] = {
@@ -81,6 +111,7 @@ def run_capacity(cell: Cell, args: argparse.Namespace, results: Path) -> None:
     folder = run_benchmark(spec, results, _progress)
     summary = json.loads((folder / "summary.json").read_text())
     cell.capacity.append(float(summary["capacity_calls_per_s"]["10m"]))
+    _record(args, cell, "capacity", capacity=cell.capacity[-1], folder=str(folder))
     print(f"  {cell.label}: capacity {cell.capacity[-1]:g} calls/s ({folder})", flush=True)
 
 
@@ -103,6 +134,16 @@ def run_autoscale(cell: Cell, args: argparse.Namespace, results: Path) -> None:
     cores = (summary.get("noise") or {}).get("cores_used")
     if cores is not None:
         cell.noise_cores.append(float(cores))
+    _record(
+        args,
+        cell,
+        "autoscale",
+        over_p0_pct=cell.over_p0[-1],
+        failed=cell.failed[-1],
+        noise_cores=cores,
+        status=summary.get("status"),
+        folder=str(folder),
+    )
     print(
         f"  {cell.label}: autoscale-demo {cell.over_p0[-1]:.1f}% of windows over P0, "
         f"{cell.failed[-1]} failed calls, status {summary.get('status')} ({folder})",
@@ -126,13 +167,24 @@ def main() -> None:
     parser.add_argument("--noise-share", type=float, default=1.0, help="cores the hog burns")
     parser.add_argument("--results", type=Path, default=Path("results/isolation"))
     parser.add_argument("--skip-autoscale", action="store_true")
+    parser.add_argument(
+        "--record",
+        type=Path,
+        default=None,
+        help="JSON lines of every measurement (default: RESULTS/record.jsonl); an existing "
+        "record is resumed",
+    )
     args = parser.parse_args()
+    args.results.mkdir(parents=True, exist_ok=True)
+    args.record = args.record or args.results / "record.jsonl"
     cells = [Cell(isolated, noisy) for isolated in (True, False) for noisy in (False, True)]
+    load_record(args.record, cells)
     for repetition in range(1, args.repetitions + 1):
         for cell in cells:  # interleaved, so a slow drift of the machine hits every cell
-            print(f"repetition {repetition}: {cell.label}", flush=True)
-            run_capacity(cell, args, args.results)
-            if not args.skip_autoscale:
+            if len(cell.capacity) < repetition:
+                print(f"repetition {repetition}: {cell.label}", flush=True)
+                run_capacity(cell, args, args.results)
+            if not args.skip_autoscale and len(cell.over_p0) < repetition:
                 run_autoscale(cell, args, args.results)
     print()
     print(

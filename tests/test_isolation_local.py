@@ -26,12 +26,27 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture
 def testbed(tmp_path: Path) -> Iterator[LocalTestbed]:
-    bed = LocalTestbed(TestbedSettings(testbed_state_dir=tmp_path / "tb", database_url=None))
+    # addresses of its own: the session's sip_system testbed may be up at the same time
+    settings = TestbedSettings(
+        testbed_state_dir=tmp_path / "tb",
+        database_url=None,
+        lb_address="127.0.60.1",
+        sip_controller_host="127.0.60.1",
+        scenario_controller_host="127.0.60.1",
+        proxy_address_base="127.0.61.1",
+        client_address_base="127.0.62.1",
+        autoscaler_metrics_host="127.0.60.1",
+    )
+    bed = LocalTestbed(settings)
     try:
         yield bed
     finally:
         bed.down()
         bed.close()
+
+
+def _group(role: str, testbed: LocalTestbed) -> str:
+    return cpusets.group_name(role, testbed.state_dir)
 
 
 def _group_cpus(pid: int) -> set[str]:
@@ -45,7 +60,7 @@ def test_sut_and_others_on_their_cpus_also_scaled_and_restarted_proxies(testbed:
     plan = cpusets.default_split(MACHINE)
     sut, others = (cpusets.format_cpu_list(c) for c in (plan.sut_cpus, plan.other_cpus))
     # a killed run's stale group, on the wrong CPUs, must not break `up`
-    DRIVER.group(cpusets.SUT, plan.other_cpus)
+    DRIVER.group(_group(cpusets.SUT, testbed), plan.other_cpus)
     testbed.up(1, 10, analyzers=True, scenario_controller=True, clients=[(0, 2)])
     state = testbed.load_state()
     assert state is not None
@@ -98,8 +113,8 @@ def test_sut_and_others_on_their_cpus_also_scaled_and_restarted_proxies(testbed:
     assert cpusets.allowed_cpus(os.getpid()) == others
     testbed.down()
     assert cpusets.allowed_cpus(os.getpid()) == cpusets.format_cpu_list(MACHINE)
-    assert not (DRIVER.root() / "ims-testbed" / cpusets.SUT).exists()
-    assert not (DRIVER.root() / "ims-testbed" / cpusets.OTHERS).exists()
+    for role in (cpusets.SUT, cpusets.OTHERS):
+        assert not (DRIVER.root() / "ims-testbed" / _group(role, testbed)).exists()
 
 
 def test_isolation_off_applies_no_cpuset(testbed: LocalTestbed):
@@ -114,7 +129,7 @@ def test_isolation_off_applies_no_cpuset(testbed: LocalTestbed):
         if component.pid is not None:
             assert _group_cpus(component.pid) == {everything}, component.name
     assert DRIVER is not None
-    assert not (DRIVER.root() / "ims-testbed" / cpusets.SUT).exists()
+    assert not (DRIVER.root() / "ims-testbed" / _group(cpusets.SUT, testbed)).exists()
 
 
 @pytest.mark.parametrize("share", [0.3, 1.0])

@@ -281,8 +281,7 @@ def test_an_autoscaler_reads_its_inputs_from_prometheus(tmp_path: Path) -> None:
     queries = {q["for"]: q["expr"] for q in summary["prometheus"]["queries"]}
     rate_query = queries["autoscaler invite_rate"]
     assert rate_query == (
-        'sum(rate(kamailio_script_new_invites{component="sip-loadb",namespace="local"}[8s]))'
-        " by (namespace)"
+        'sum(rate(kamailio_script_new_invites{component="sip-loadb",namespace="local"}[8s])) by ()'
     )
     # each input is what the kept TSDB answers to the adapter's query at that time
     with httpx.Client() as http:
@@ -293,7 +292,9 @@ def test_an_autoscaler_reads_its_inputs_from_prometheus(tmp_path: Path) -> None:
                 at = float(row["metrics_time"])
                 assert float(row["invite_rate"]) == pytest.approx(client.value(rate_query, at))
                 pods: dict[str, Any] = json.loads(row["cpu_cores"])
-                cpu_query = queries["autoscaler cpu_cores"].replace("<pod>", "|".join(sorted(pods)))
+                cpu_query = queries["autoscaler cpu_cores"].replace(
+                    'pod="<pod>"', f'pod=~"{"|".join(sorted(pods))}"'
+                )
                 answered = client.by_label(cpu_query, "pod", at)
                 for pod, value in pods.items():
                     assert value == pytest.approx(answered.get(pod)), (pod, row)

@@ -56,11 +56,10 @@ def test_adapter_placeholders_expand_as_the_adapter_expands_them() -> None:
     )
     assert queries.pods_query(CPU_POD_METRIC, ["sip-proxy-0"]) == (
         "sum(rate(container_cpu_usage_seconds_total"
-        '{namespace="local",pod=~"sip-proxy-0",container="sip-proxy"}[10s])) by (pod)'
+        '{namespace="local",pod="sip-proxy-0",container="sip-proxy"}[10s])) by (pod)'
     )
     assert queries.external_query(INVITE_RATE_METRIC, {"component": "sip-loadb"}) == (
-        "sum(rate(kamailio_script_new_invites"
-        '{component="sip-loadb",namespace="local"}[10s])) by (namespace)'
+        'sum(rate(kamailio_script_new_invites{component="sip-loadb",namespace="local"}[10s])) by ()'
     )
     assert queries.keda_query("sip_response_time_seconds_bucket") == (
         "histogram_quantile(0.99, sum by (le) "

@@ -18,6 +18,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import errno
+import hashlib
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -30,6 +31,13 @@ from testbed.local.cgroups import GROUP_PARENT
 
 SUT = "sut"
 OTHERS = "others"
+
+
+def group_name(role: str, state_dir: Path) -> str:
+    """The cpuset group of one role of one testbed: two testbeds up at once (a test fixture and
+    a run) each have their own, so neither rewrites nor removes the other's."""
+    tag = hashlib.sha1(str(state_dir.resolve()).encode()).hexdigest()[:8]
+    return f"{role}-{tag}"
 
 
 # -- CPU lists ("0-1,3") ----------------------------------------------------------------------

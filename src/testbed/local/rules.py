@@ -112,15 +112,18 @@ class ChartQueries:
     def pods_query(self, metric: str, pods: list[str]) -> str:
         """The adapter's query for a Pods metric of `pods` (as the HPA asks for them)."""
         rule = self._rule(self.custom, metric, "rules")
-        # pod names are DNS labels: nothing in them to escape in a regular expression
-        selector = "|".join(sorted(pods))
-        return rule.expand([_label("namespace", self.namespace), f'pod=~"{selector}"'], ["pod"])
+        # as the adapter's Build: one name is matched with =, several with =~ (pod names are
+        # DNS labels: nothing in them to escape in a regular expression)
+        names = sorted(pods)
+        pod = _label("pod", names[0]) if len(names) == 1 else f'pod=~"{"|".join(names)}"'
+        return rule.expand([_label("namespace", self.namespace), pod], ["pod"])
 
     def external_query(self, metric: str, selector: dict[str, str]) -> str:
         """The adapter's query for an External metric with the HPA's matchLabels."""
         rule = self._rule(self.external, metric, "externalRules")
         matchers = [_label(k, v) for k, v in sorted(selector.items())]
-        return rule.expand([*matchers, _label("namespace", self.namespace)], ["namespace"])
+        # the adapter's QueryForExternalSeries groups by nothing: `by ()`
+        return rule.expand([*matchers, _label("namespace", self.namespace)], [])
 
     def keda_query(self, series: str) -> str:
         """KEDA's trigger query that reads `series`."""

@@ -296,8 +296,8 @@ class LocalTestbed:
             return IsolationRecord(enabled=False, reason=reason)
         try:
             groups = {
-                cpusets.SUT: driver.group(cpusets.SUT, plan.sut_cpus),
-                cpusets.OTHERS: driver.group(cpusets.OTHERS, plan.other_cpus),
+                role: driver.group(cpusets.group_name(role, self.state_dir), cpus)
+                for role, cpus in ((cpusets.SUT, plan.sut_cpus), (cpusets.OTHERS, plan.other_cpus))
             }
         except OSError as exc:
             if asked:  # a split the user chose fails loudly; the default one falls back
@@ -344,7 +344,7 @@ class LocalTestbed:
         if cpusets.self_in_group(driver):  # a run's own process: it cannot stay in a gone group
             cpusets.release_self(driver)
         for role in (cpusets.SUT, cpusets.OTHERS):
-            for failure in driver.remove(role):
+            for failure in driver.remove(Path(record.groups[role]).name):
                 self._notify(f"warning: cpuset group not removed: {failure}")
 
     # -- database ----------------------------------------------------------------------------
