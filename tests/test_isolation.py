@@ -3,8 +3,10 @@ fake trees (v2 cannot be exercised on a v1 machine); test_isolation_local.py use
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -175,3 +177,38 @@ def test_a_cluster_run_refuses_isolation_and_noise_before_installing_anything(tm
         with pytest.raises(ExperimentFailed, match="local testbed only"):
             run_on_cluster(experiment, None, tmp_path, lambda _p, _r: None, None, False)  # type: ignore[arg-type]
     assert not any(tmp_path.iterdir())
+
+
+def _isolation_benchmark() -> Any:
+    """benchmarks/isolation.py as a module (benchmarks/ is not a package)."""
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "isolation.py"
+    spec = importlib.util.spec_from_file_location("isolation_benchmark", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_isolation_benchmark_resumes_its_record_and_names_a_bad_line(tmp_path: Path):
+    bench = _isolation_benchmark()
+    record = tmp_path / "record.jsonl"
+    record.write_text(
+        '{"cell": "isolated", "kind": "capacity", "capacity": 8}\n'
+        '{"cell": "shared + noise", "kind": "autoscale", "over_p0_pct": 12.5, "failed": 3,'
+        ' "noise_cores": 0.97}\n'
+        "\n"
+        '{"cell": "isolated", "kind": "capacity", "capacity": 10}\n'
+    )
+    cells = [bench.Cell(i, n) for i in (True, False) for n in (False, True)]
+    bench.load_record(record, cells)
+    by_label = {c.label: c for c in cells}
+    assert by_label["isolated"].capacity == [8.0, 10.0]
+    assert by_label["shared + noise"].over_p0 == [12.5]
+    assert by_label["shared + noise"].failed == [3]
+    assert by_label["shared + noise"].noise_cores == [0.97]
+    assert bench.spread_pct([8.0, 10.0]) == pytest.approx(2 / 9 * 100)
+    with record.open("a") as f:
+        f.write('{"cell": "nowhere", "kind": "capacity", "capacity": 8}\n')
+    with pytest.raises(SystemExit, match=r"record.jsonl:5: not a record"):
+        bench.load_record(record, [bench.Cell(i, n) for i in (True, False) for n in (False, True)])
