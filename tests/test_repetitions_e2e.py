@@ -65,6 +65,7 @@ def test_run_repeat_2_gives_two_seeded_runs_and_the_group_summary(
                 },
                 "proxies": {"count": 1},
                 "qos": {"p0_ms": 1000, "window_s": 5},
+                "metrics": {"scrape_interval_s": 2},  # two scrapes in the 5 s window
                 "drain_s": 2,
             }
         )
