@@ -212,6 +212,45 @@ def test_wrong_registration_password_is_reported():
     assert (result.ok, result.reason) == (False, "401 Unauthorized")
 
 
+def _run_timers(p: SoftphonePod, until: float) -> list[Request | Response]:
+    """Every timer up to `until`, and what the pod sent meanwhile."""
+    out: list[Request | Response] = []
+    while (deadline := p.get_timer()) is not None and deadline <= until:
+        p.handle_timer(deadline)
+        out += sent(p)
+    return out
+
+
+@pytest.mark.parametrize(("phones", "retry"), [(1, 10.0), (4, 10.0), (1, 0.0)])
+def test_a_timed_out_registration_is_tried_again_later(phones: int, retry: float):
+    p = pod(phones=phones, register_retry=retry)
+    p.register_all(0.0)
+    first = {m.from_.uri: m for m in sent(p) if isinstance(m, Request)}
+    assert len(first) == phones
+    # nobody answers: retransmissions (timer E) until timer F (64 * T1 = 32 s)
+    resent = _run_timers(p, 32.0)
+    assert resent
+    assert all(
+        isinstance(m, Request) and m.call_id in {f.call_id for f in first.values()} for m in resent
+    )
+    results = p.take_events()
+    assert [(r.ok, r.reason) for r in results if isinstance(r, RegistrationResult)] == [
+        (False, "timeout (timer F)")
+    ] * phones
+    failed_at = 32.0
+    early = _run_timers(p, failed_at + 0.99 * retry)
+    assert [m for m in early if isinstance(m, Request) and m.cseq.number > 1] == []
+    later = _run_timers(p, failed_at + 1.91 * retry)
+    fresh = {m.from_.uri for m in later if isinstance(m, Request) and m.cseq.number > 1}
+    if retry == 0:
+        assert fresh == set()
+        assert p.get_timer() is None  # nothing more to do
+        return
+    # each phone tries again 1.0-1.9x the retry time after its failure (spread by its number)
+    assert fresh == set(first)
+    assert p.counters["registrations_failed"] == phones
+
+
 def _incoming_invite(callee: str = "0101", call_id: str = "in-1") -> Request:
     return make_request(
         "INVITE",

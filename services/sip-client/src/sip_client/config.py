@@ -21,6 +21,9 @@ class Settings(BaseSettings):
 
     register_expires: int = Field(3600, ge=60)
     reregister_interval_seconds: float = Field(3000.0, gt=0)
+    register_retry_seconds: float = Field(
+        10.0, ge=0, description="a failed registration is tried again after this (0: never)"
+    )
     register_on_start: bool = False
     ring_delay_ms: int = Field(0, ge=0)
     default_hold_ms: int = Field(0, ge=0)

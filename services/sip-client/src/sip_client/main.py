@@ -34,6 +34,7 @@ def pod_config(settings: Settings) -> PodConfig:
         password_template=settings.subscriber_password_template,
         register_expires=settings.register_expires,
         reregister_interval=settings.reregister_interval_seconds,
+        register_retry=settings.register_retry_seconds,
         ring_delay=settings.ring_delay_ms / 1000,
         call_timeout=settings.call_timeout_seconds,
         timers=TimerSettings(

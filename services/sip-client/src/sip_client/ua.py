@@ -67,6 +67,10 @@ class PodConfig:
     password_template: str = "{username}"
     register_expires: int = 3600
     reregister_interval: float = 3000.0
+    # a failed REGISTER (timeout, error answer) is tried again after this many seconds, spread
+    # up to 1.9x by the phone's number so that the failures of a burst do not return as one;
+    # 0: never (a real phone keeps trying; a CPU-starved proxy drops a burst's tail)
+    register_retry: float = 10.0
     ring_delay: float = 0.0
     call_timeout: float = 32.0
     timers: TimerSettings = field(default_factory=TimerSettings)
@@ -343,6 +347,11 @@ class SoftphonePod:
     ) -> None:
         registration.last_reason = reason
         self.counters["registrations_ok" if ok else "registrations_failed"] += 1
+        if not ok and self.config.register_retry > 0:
+            spread = (number(registration.phone, 9999) or 0) % 10 / 10
+            self._schedule(
+                now + self.config.register_retry * (1 + spread), "reregister", registration
+            )
         self._events.append(
             RegistrationResult(
                 registration.phone,
