@@ -1,8 +1,10 @@
 """Benchmark: how much the answers of the shipped experiments depend on what else the machine
 runs, with and without isolating the system under test (docs/benchmarks.md, isolation.py).
 
-Every cell is a mode (isolation on: LB and proxies on CPUs of their own; off: every process on
-every CPU) with or without a noisy neighbour (a CPU hog of one full core on all CPUs). In each
+Every cell is a mode (isolation on: LB and proxies on CPUs of their own, and by default with
+the shield, which moves the machine's other processes off them; off: every process on every
+CPU) with or without a noisy neighbour (a CPU hog of one full core, placed as an unrelated
+process would be). In each
 cell the 10m capacity benchmark (experiments/benchmark-10m.yaml) and `autoscale-demo` run
 REPETITIONS times. Per cell it prints the 10m capacity and the share of windows over P0 of
 every run, with their spread, and autoscale-demo's failed calls. The last line:
@@ -40,6 +42,7 @@ AUTOSCALE_FILE = ROOT / "experiments" / "autoscale-demo.yaml"
 class Cell:
     isolated: bool
     noisy: bool
+    shield: bool = False  # isolated cells: outside processes moved off the SUT's CPUs too
     capacity: list[float] = field(default_factory=list)  # calls/s at 10m, per repetition
     over_p0: list[float] = field(default_factory=list)  # autoscale-demo, share of windows
     failed: list[int] = field(default_factory=list)  # autoscale-demo's failed calls
@@ -47,7 +50,8 @@ class Cell:
 
     @property
     def label(self) -> str:
-        return f"{'isolated' if self.isolated else 'shared'}{' + noise' if self.noisy else ''}"
+        mode = ("shielded" if self.shield else "isolated") if self.isolated else "shared"
+        return f"{mode}{' + noise' if self.noisy else ''}"
 
 
 def spread_pct(values: list[float]) -> float | None:
@@ -97,9 +101,8 @@ def load_record(path: Path, cells: list[Cell]) -> None:
 def run_capacity(cell: Cell, args: argparse.Namespace, results: Path) -> None:
     spec = load_benchmark(CAPACITY_FILE)
     update: dict[str, Any] = {
-        "name": f"iso-capacity-{'isolated' if cell.isolated else 'shared'}"
-        + ("-noise" if cell.noisy else ""),
-        "isolation": IsolationSpec(enabled=cell.isolated),
+        "name": "iso-capacity-" + cell.label.replace(" + ", "-"),
+        "isolation": IsolationSpec(enabled=cell.isolated, shield=cell.shield),
         "noise": NoiseSpec(share=args.noise_share) if cell.noisy else None,
     }
     if args.rates:
@@ -117,6 +120,8 @@ def run_capacity(cell: Cell, args: argparse.Namespace, results: Path) -> None:
 
 def run_autoscale(cell: Cell, args: argparse.Namespace, results: Path) -> None:
     overrides = [f"isolation.enabled={str(cell.isolated).lower()}"]
+    if cell.shield:
+        overrides.append("isolation.shield=true")
     if cell.noisy:
         overrides.append(f"noise.share={args.noise_share}")
     if args.autoscale_seconds:
@@ -168,6 +173,12 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=Path("results/isolation"))
     parser.add_argument("--skip-autoscale", action="store_true")
     parser.add_argument(
+        "--shield",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="isolated cells also shield the SUT's CPUs from outside processes (the hog too)",
+    )
+    parser.add_argument(
         "--record",
         type=Path,
         default=None,
@@ -177,7 +188,11 @@ def main() -> None:
     args = parser.parse_args()
     args.results.mkdir(parents=True, exist_ok=True)
     args.record = args.record or args.results / "record.jsonl"
-    cells = [Cell(isolated, noisy) for isolated in (True, False) for noisy in (False, True)]
+    cells = [
+        Cell(isolated, noisy, isolated and args.shield)
+        for isolated in (True, False)
+        for noisy in (False, True)
+    ]
     load_record(args.record, cells)
     for repetition in range(1, args.repetitions + 1):
         for cell in cells:  # interleaved, so a slow drift of the machine hits every cell

@@ -214,3 +214,18 @@ def test_the_isolation_benchmark_resumes_its_record_and_names_a_bad_line(tmp_pat
         f.write('{"cell": "nowhere", "kind": "capacity", "capacity": 8}\n')
     with pytest.raises(SystemExit, match=r"record.jsonl:5: not a record"):
         bench.load_record(record, [bench.Cell(i, n) for i in (True, False) for n in (False, True)])
+
+
+def test_a_shield_is_asked_for_with_isolation_and_said_so():
+    plan = IsolationSpec(shield=True).chosen()
+    assert plan is not None
+    assert plan.shield
+    assert "other processes shielded" in plan.describe()
+    assert IsolationSpec().chosen() is None  # the default: isolation without a shield
+    with pytest.raises(ValueError, match="shield: needs isolation"):
+        cpusets.resolve(None, None, None, (0,), shield=True)  # one CPU: no isolation
+
+
+def test_the_shield_refuses_cgroup_v2(tmp_path: Path):
+    with pytest.raises(ValueError, match="needs a cgroup v1 cpuset"):
+        cpusets.sweep_into(cpusets.CpusetV2(tmp_path), tmp_path / "g", (0, 1))

@@ -156,3 +156,53 @@ def test_noise_hog_uses_its_share_and_is_gone_after(tmp_path: Path, share: float
     assert share * 0.6 <= record["cores_used"] <= share * 1.08, record
     assert hog.group is not None
     assert not any(p.exists() for p in hog.group.paths)
+
+
+def test_the_shield_moves_outside_processes_off_the_sut_and_back(
+    testbed: LocalTestbed, tmp_path: Path
+):
+    assert DRIVER is not None
+    everything = cpusets.format_cpu_list(MACHINE)
+    plan = cpusets.resolve(True, None, None, MACHINE, shield=True)
+    others, sut = (cpusets.format_cpu_list(c) for c in (plan.other_cpus, plan.sut_cpus))
+    # an unrelated process, one pinned by its owner to the SUT's CPU, and a noise hog that
+    # inherits its place as an unrelated process would, all started before the testbed
+    outside = subprocess.Popen(["sleep", "300"])
+    pinned = subprocess.Popen(
+        ["sleep", "300"], preexec_fn=lambda: os.sched_setaffinity(0, set(plan.sut_cpus))
+    )
+    hog = NoiseHog(0.2, None, tmp_path / "noise.log")
+    hog.start()
+    try:
+        assert hog.handle is not None
+        assert cpusets.allowed_cpus(outside.pid) == everything
+        assert cpusets.allowed_cpus(hog.handle.pid) == everything
+        testbed.up(1, isolation=plan)
+        record = testbed.isolation()
+        assert record is not None
+        assert record.shielded is not None
+        assert record.shielded >= 3  # at least these two and this test's own process
+        assert "shield" in record.describe()
+        assert cpusets.allowed_cpus(outside.pid) == others
+        assert cpusets.allowed_cpus(hog.handle.pid) == others
+        assert cpusets.allowed_cpus(pinned.pid) == sut  # its owner's choice is kept
+        # released by a `down` that only has the state file, as after a crashed run
+        again = LocalTestbed(testbed.settings)
+        try:
+            again.down()
+        finally:
+            again.close()
+        assert cpusets.allowed_cpus(outside.pid) == everything
+        assert cpusets.allowed_cpus(hog.handle.pid) == everything
+        assert cpusets.allowed_cpus(os.getpid()) == everything
+        assert not (DRIVER.root() / "ims-testbed" / _group(cpusets.SHIELD, testbed)).exists()
+    finally:
+        hog.stop()
+        for process in (outside, pinned):
+            process.kill()
+            process.wait()
+
+
+def test_the_shield_needs_isolation():
+    with pytest.raises(ValueError, match="shield: needs isolation on"):
+        cpusets.resolve(False, None, None, MACHINE, shield=True)

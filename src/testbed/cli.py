@@ -104,14 +104,21 @@ def up(
     other_cpus: Annotated[
         str | None, typer.Option(help="CPUs of everything else (default: the rest)")
     ] = None,
+    shield: Annotated[
+        bool,
+        typer.Option(
+            help="also move the machine's other processes off the SUT's CPUs until `down` "
+            "(cgroup v1)"
+        ),
+    ] = False,
 ) -> None:
     """Start DB, sip-controller, load balancer and proxies (optionally analyzers, scenario
     controller and client pods); return once all are healthy."""
     millicores = _cpu(proxy_cpu)
     try:
-        plan = cpusets.resolve(isolation, sut_cpus, other_cpus, cpusets.machine_cpus())
+        plan = cpusets.resolve(isolation, sut_cpus, other_cpus, cpusets.machine_cpus(), shield)
     except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--sut-cpus/--other-cpus") from None
+        raise typer.BadParameter(str(exc), param_hint="--sut-cpus/--other-cpus/--shield") from None
     testbed = _testbed()
     pods = [(pod, phones) for pod in range(clients)]
     try:

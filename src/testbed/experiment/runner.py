@@ -312,7 +312,9 @@ class LocalRun:
         self.registry.add(self.testbed.state_dir, me, self.out)
         if experiment.noise is not None:  # an outside process: before the testbed, not in it
             noise = self.noise = NoiseHog(
-                experiment.noise.share, experiment.noise.cpu_set(), self.out / "noise.log"
+                experiment.noise.share,
+                experiment.noise.cpu_set() if experiment.noise.cpus else None,
+                self.out / "noise.log",
             )
             self.note(
                 f"noise: a hog of {noise.share:g} core on CPUs {experiment.noise.cpus or 'all'}"

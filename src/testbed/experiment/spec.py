@@ -159,6 +159,11 @@ class IsolationSpec(_Strict):
     other_cpus: CpuList | None = Field(
         None, description="CPUs of everything else (default: the rest)"
     )
+    shield: bool = Field(
+        False,
+        description="also move the machine's other processes off the SUT's CPUs while the "
+        "run lasts (cgroup v1; docs/local-mode.md)",
+    )
 
     @model_validator(mode="after")
     def _fits(self) -> IsolationSpec:
@@ -167,13 +172,22 @@ class IsolationSpec(_Strict):
 
     def chosen(self) -> cpusets.IsolationPlan | None:
         """The plan the file asks for; None when it leaves the default to the testbed."""
-        if self.enabled is None and self.sut_cpus is None and self.other_cpus is None:
+        if (
+            self.enabled is None
+            and self.sut_cpus is None
+            and self.other_cpus is None
+            and not self.shield
+        ):
             return None
         return self.plan()
 
     def plan(self, machine: tuple[int, ...] | None = None) -> cpusets.IsolationPlan:
         return cpusets.resolve(
-            self.enabled, self.sut_cpus, self.other_cpus, machine or cpusets.machine_cpus()
+            self.enabled,
+            self.sut_cpus,
+            self.other_cpus,
+            machine or cpusets.machine_cpus(),
+            self.shield,
         )
 
 

@@ -31,6 +31,8 @@ from testbed.local.cgroups import GROUP_PARENT
 
 SUT = "sut"
 OTHERS = "others"
+SHIELD = "shield"  # outside processes, moved off the SUT's CPUs while a testbed is up
+PF_KTHREAD = 0x00200000  # /proc/<pid>/stat flags: a kernel thread
 
 
 def group_name(role: str, state_dir: Path) -> str:
@@ -93,6 +95,7 @@ class IsolationPlan(BaseModel):
     sut_cpus: tuple[int, ...] = ()
     other_cpus: tuple[int, ...] = ()
     reason: str = ""  # why it is off, when it is
+    shield: bool = False  # also move the machine's other processes off the SUT's CPUs
 
     def describe(self) -> str:
         if not self.enabled:
@@ -100,6 +103,7 @@ class IsolationPlan(BaseModel):
         return (
             f"system under test on {describe_cpus(self.sut_cpus)}, "
             f"everything else on {describe_cpus(self.other_cpus)}"
+            + (", the machine's other processes shielded off the former" if self.shield else "")
         )
 
 
@@ -119,12 +123,24 @@ def resolve(
     sut_cpus: str | None,
     other_cpus: str | None,
     machine: Iterable[int],
+    shield: bool = False,
 ) -> IsolationPlan:
     """The plan for `enabled` (None: auto, on with >= 2 CPUs) and the given sets (a missing
-    one is the rest of the machine). Raises ValueError naming the problem."""
-    have = tuple(sorted(set(machine)))
+    one is the rest of the machine); `shield` moves outside processes too. Raises ValueError
+    naming the problem."""
     if enabled is False:
+        if shield:
+            raise ValueError("shield: needs isolation on")
         return IsolationPlan(enabled=False, reason="turned off")
+    plan = _split(enabled, sut_cpus, other_cpus, tuple(sorted(set(machine))))
+    if shield and not plan.enabled:
+        raise ValueError(f"shield: needs isolation, which is off ({plan.reason})")
+    return plan.model_copy(update={"shield": shield})
+
+
+def _split(
+    enabled: bool | None, sut_cpus: str | None, other_cpus: str | None, have: tuple[int, ...]
+) -> IsolationPlan:
     if sut_cpus is None and other_cpus is None:
         plan = default_split(have)
         if enabled and not plan.enabled:
@@ -368,3 +384,69 @@ def self_in_group(driver: CpusetDriver) -> bool:
         if ours and path.startswith(f"/{GROUP_PARENT}/"):
             return True
     return False
+
+
+# -- the shield: outside processes off the SUT's CPUs ---------------------------------------------
+#
+# Isolation keeps the testbed's own processes apart; an unrelated process (a compiler, another
+# user's job) still runs anywhere, and the kernel's load balancer puts it on the SUT's mostly
+# idle CPUs. The shield (as `cset shield` does, or Kubernetes' static CPU manager for a
+# Guaranteed pod) moves every user-space process of the root cpuset into a group on the other
+# CPUs while the testbed is up, and back when it goes. Their children inherit the group.
+
+
+@dataclass(frozen=True)
+class Sweep:
+    moved: int  # processes now in the shield group
+    left: int  # kernel threads, processes pinned by their owner, or gone meanwhile
+
+
+def _kernel_thread(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # gone: nothing to move
+    fields = stat.rsplit(")", 1)[1].split()
+    return bool(int(fields[6]) & PF_KTHREAD)  # field 9 of stat; fields[0] is field 3
+
+
+def _pids(procs: Path) -> list[int]:
+    return [int(line) for line in procs.read_text().split() if line.strip()]
+
+
+def sweep_into(driver: CpusetDriver, group: Path, machine: tuple[int, ...]) -> Sweep:
+    """Move every user-space process of the root cpuset that may run on every CPU into
+    `group` (a process pinned by its owner to chosen CPUs keeps them). v1 only: on v2 the
+    machine's processes sit in slices the testbed does not own."""
+    if not isinstance(driver, CpusetV1):
+        raise ValueError("the shield needs a cgroup v1 cpuset hierarchy")
+    everywhere = format_cpu_list(machine)
+    moved = left = 0
+    for pid in _pids(driver.root() / "cgroup.procs"):
+        if _kernel_thread(pid) or allowed_cpus(pid) != everywhere:
+            left += 1
+            continue
+        try:
+            (group / "cgroup.procs").write_text(str(pid))
+        except OSError:  # gone meanwhile, or refused by the kernel
+            left += 1
+        else:
+            moved += 1
+    return Sweep(moved, left)
+
+
+def release_all(driver: CpusetDriver, group: Path, passes: int = 5) -> list[str]:
+    """Move every process in `group` back to the root set (a few passes: one may fork while
+    we move its siblings), then remove the group; returns the failures."""
+    for _ in range(passes):
+        try:
+            pids = _pids(group / "cgroup.procs")
+        except FileNotFoundError:
+            return []
+        if not pids:
+            break
+        for pid in pids:
+            with contextlib.suppress(OSError):  # gone meanwhile
+                (driver.root() / "cgroup.procs").write_text(str(pid))
+    failure = _rmdir(group, 3.0)
+    return [failure] if failure else []

@@ -2,9 +2,10 @@
 browser) for as long as a run lasts, to measure how sensitive a result is to one.
 
 It burns `share` of one core: ceil(share) busy processes in a CPU cgroup of their own with a
-CFS quota of share x period, on a chosen CPU set (default: every CPU, as an unrelated process
-would). It is deliberately outside the testbed's isolation groups. Stopped by PID (its process
-group, since it is a session leader), whatever happens to the run.
+CFS quota of share x period, on a chosen CPU set, or by default wherever its parent's cpuset
+lets it run (the root one before the testbed is up: every CPU, as an unrelated process would,
+and a shield moves it like one). It is deliberately outside the testbed's isolation groups.
+Stopped by PID (its process group, since it is a session leader), whatever happens to the run.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,7 @@ class NoiseError(RuntimeError):
 
 
 class NoiseHog:
-    def __init__(self, share: float, cpus: tuple[int, ...], log_file: Path) -> None:
+    def __init__(self, share: float, cpus: tuple[int, ...] | None, log_file: Path) -> None:
         self.share = share
         self.cpus = cpus
         self.log_file = log_file
@@ -48,25 +50,26 @@ class NoiseHog:
                 "noise needs a writable cpu cgroup (v1 cpu or v2 cpu.max) for its quota"
             )
         self.group = driver.create(self.name, max(1, round(self.share * 1000)))
-        placement: cpusets.Placement | None = None
-        self.cpuset = cpusets.detect()
-        if self.cpuset is not None:
-            if isinstance(self.cpuset, cpusets.CpusetV2):
-                placement = self.cpuset.confine(self.group.paths[0], self.cpus)
-            else:
-                placement = cpusets.Placement((self.cpuset.group(self.name, self.cpus),))
-        cpus = set(self.cpus)
-
-        def pin() -> None:  # without a cpuset hierarchy: the affinity alone
-            os.sched_setaffinity(0, cpus)
-
-        preexec = cpusets.preexec_all(
-            self.group.attach_self,
-            placement.attach_self if placement else pin,
-        )
+        preexec = cpusets.preexec_all(self.group.attach_self, self._placement(self.group))
         argv = [sys.executable, "-m", "testbed.local.noise_hog", str(self.workers)]
         self.handle = processes.spawn(argv, os.environ, self.log_file, preexec=preexec)
         self.started = time.monotonic()
+
+    def _placement(self, group: cgroups.CpuGroup) -> Callable[[], None] | None:
+        """How the hog gets onto its chosen CPUs (None: not chosen, it stays where it is)."""
+        if self.cpus is None:
+            return None
+        self.cpuset = cpusets.detect()
+        if self.cpuset is None:
+            cpus = set(self.cpus)
+
+            def pin() -> None:  # without a cpuset hierarchy: the affinity alone
+                os.sched_setaffinity(0, cpus)
+
+            return pin
+        if isinstance(self.cpuset, cpusets.CpusetV2):
+            return self.cpuset.confine(group.paths[0], self.cpus).attach_self
+        return cpusets.Placement((self.cpuset.group(self.name, self.cpus),)).attach_self
 
     def cpu_seconds(self) -> float:
         return self.group.usage_seconds() if self.group is not None else 0.0
@@ -90,7 +93,7 @@ class NoiseHog:
         seconds = self.stopped - self.started if self.started else 0.0
         record: dict[str, Any] = {
             "share": self.share,
-            "cpus": cpusets.format_cpu_list(self.cpus),
+            "cpus": "inherited" if self.cpus is None else cpusets.format_cpu_list(self.cpus),
             "workers": self.workers,
             "seconds": round(seconds, 2),
             "cpu_seconds": round(used, 2),

@@ -37,17 +37,22 @@ class IsolationRecord(BaseModel):
     driver: str = ""  # v1 or v2 when enabled
     sut_cpus: str = ""  # kernel list format, "1"
     other_cpus: str = ""
-    groups: dict[str, str] = Field(default_factory=dict)  # sut/others -> the group's directory
+    # sut/others (and shield, when on) -> the group's directory
+    groups: dict[str, str] = Field(default_factory=dict)
     reason: str = ""  # why it is off
+    shielded: int | None = None  # outside processes the shield moved (None: no shield)
 
     def describe(self) -> str:
         if not self.enabled:
             return f"off ({self.reason})" if self.reason else "off"
-        return IsolationPlan(
+        text = IsolationPlan(
             enabled=True,
             sut_cpus=parse_cpu_list(self.sut_cpus),
             other_cpus=parse_cpu_list(self.other_cpus),
         ).describe()
+        if self.shielded is not None:
+            text += f"; shield: {self.shielded} outside processes moved to the latter"
+        return text
 
 
 class Component(BaseModel):

@@ -170,6 +170,7 @@ class LocalTestbed:
     def down(self) -> list[str]:
         with self.store.locked():
             remove_stale_rules()
+            self._release_leftover_shield()  # even one a run crashed before recording
             state = self.store.load()
             if state is None:
                 return []
@@ -305,12 +306,47 @@ class LocalTestbed:
             reason = f"cpuset groups not created ({exc})"
             self._notify(f"warning: {reason}; every process shares every CPU")
             return IsolationRecord(enabled=False, reason=reason)
-        return IsolationRecord(
+        record = IsolationRecord(
             enabled=True,
             driver=driver.kind,
             sut_cpus=cpusets.format_cpu_list(plan.sut_cpus),
             other_cpus=cpusets.format_cpu_list(plan.other_cpus),
             groups={role: str(path) for role, path in groups.items()},
+        )
+        if plan.shield:
+            self._shield(driver, plan, record)
+        return record
+
+    def _release_leftover_shield(self) -> None:
+        driver = cpusets.detect()
+        if driver is None:
+            return
+        group = (
+            driver.root()
+            / cgroups.GROUP_PARENT
+            / cpusets.group_name(cpusets.SHIELD, self.state_dir)
+        )
+        if group.exists():
+            for failure in cpusets.release_all(driver, group):
+                self._notify(f"warning: shield not released: {failure}")
+
+    def _shield(
+        self, driver: cpusets.CpusetDriver, plan: cpusets.IsolationPlan, record: IsolationRecord
+    ) -> None:
+        """Move the machine's other processes onto the others' CPUs (cpusets.sweep_into);
+        recorded first, so a crashed run's `down` releases them."""
+        try:
+            group = driver.group(
+                cpusets.group_name(cpusets.SHIELD, self.state_dir), plan.other_cpus
+            )
+            record.groups[cpusets.SHIELD] = str(group)
+            sweep = cpusets.sweep_into(driver, group, cpusets.machine_cpus())
+        except (OSError, ValueError) as exc:
+            raise StartupError(f"cannot shield the system under test: {exc}") from exc
+        record.shielded = sweep.moved
+        self._notify(
+            f"shield: {sweep.moved} processes moved to {cpusets.describe_cpus(plan.other_cpus)}"
+            f" ({sweep.left} kernel threads, pinned or gone left alone)"
         )
 
     def _placement(self, state: TestbedState, role: str) -> cpusets.Placement | None:
@@ -341,6 +377,10 @@ class LocalTestbed:
         if record is None or not record.enabled:
             return
         driver = cpusets.driver_of(record.driver, Path(record.groups[cpusets.SUT]))
+        shield = record.groups.get(cpusets.SHIELD)
+        if shield:  # first: the machine's processes get every CPU back whatever else fails
+            for failure in cpusets.release_all(driver, Path(shield)):
+                self._notify(f"warning: shield not released: {failure}")
         if cpusets.self_in_group(driver):  # a run's own process: it cannot stay in a gone group
             cpusets.release_self(driver)
         for role in (cpusets.SUT, cpusets.OTHERS):
