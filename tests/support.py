@@ -205,3 +205,30 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} within {timeout} s")
         time.sleep(0.1)
+
+
+def own_addresses(block: int) -> dict[str, str]:
+    """TestbedSettings fields that give a test's testbed addresses of its own: 127.0.<block>.1
+    for the load balancer and controllers, the next two /24s for proxies and client pods, so
+    it never meets the testbed of another test that is up at the same time."""
+    host = f"127.0.{block}.1"
+    return {
+        "lb_address": host,
+        "sip_controller_host": host,
+        "scenario_controller_host": host,
+        "autoscaler_metrics_host": host,
+        "proxy_address_base": f"127.0.{block + 1}.1",
+        "client_address_base": f"127.0.{block + 2}.1",
+    }
+
+
+def own_addresses_env(block: int, state_dir: Path) -> dict[str, str]:
+    """The same as the environment of a `testbed` command (without DATABASE_URL: SQLite)."""
+    env = {
+        **os.environ,
+        "TESTBED_STATE_DIR": str(state_dir),
+        "COLUMNS": "200",
+        **{name.upper(): value for name, value in own_addresses(block).items()},
+    }
+    env.pop("DATABASE_URL", None)
+    return env

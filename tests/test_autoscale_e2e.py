@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from support import own_addresses
 
 from testbed.config import TestbedSettings
 from testbed.experiment.runner import run_experiment
@@ -72,14 +73,7 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 
 def test_rising_load_adds_a_proxy_and_falling_load_removes_it(tmp_path: Path):
-    settings = TestbedSettings(
-        lb_address="127.0.13.1",
-        sip_controller_host="127.0.13.1",
-        scenario_controller_host="127.0.13.1",
-        proxy_address_base="127.0.14.1",
-        client_address_base="127.0.15.1",
-        autoscaler_metrics_host="127.0.13.1",
-    )
+    settings = TestbedSettings(**own_addresses(13))
     experiment = Experiment.model_validate(EXPERIMENT)
     messages: list[str] = []
     folder = run_experiment(

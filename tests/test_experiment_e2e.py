@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
+from support import own_addresses
 
 from testbed.config import TestbedSettings
 from testbed.experiment.runner import run_experiment
@@ -40,13 +41,7 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 
 def test_a_short_experiment_writes_a_complete_results_folder(tmp_path: Path):
-    settings = TestbedSettings(
-        lb_address="127.0.10.1",
-        sip_controller_host="127.0.10.1",
-        scenario_controller_host="127.0.10.1",
-        proxy_address_base="127.0.11.1",
-        client_address_base="127.0.12.1",
-    )
+    settings = TestbedSettings(**own_addresses(10))
     experiment = Experiment.model_validate(EXPERIMENT)
     phases: list[str] = []
     folder = run_experiment(

@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from support import own_addresses
 
 from testbed.config import TestbedSettings
 from testbed.experiment.runner import run_experiment
@@ -54,13 +55,7 @@ def _host_network() -> tuple[str, str]:
 
 
 def test_a_proxy_kill_and_packet_loss_are_measured_and_undone(tmp_path: Path):
-    settings = TestbedSettings(
-        lb_address="127.0.13.1",
-        sip_controller_host="127.0.13.1",
-        scenario_controller_host="127.0.13.1",
-        proxy_address_base="127.0.14.1",
-        client_address_base="127.0.15.1",
-    )
+    settings = TestbedSettings(**own_addresses(13))
     network_before = _host_network()
     results = tmp_path / "results"
     seen: dict[int, int] = {}  # every PID the testbed ran, with its start time

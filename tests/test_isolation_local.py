@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support import own_addresses
 
 from testbed.config import TestbedSettings
 from testbed.local import cpusets, processes
@@ -34,14 +35,7 @@ def _isolation_possible() -> None:
 def testbed(tmp_path: Path) -> Iterator[LocalTestbed]:
     # addresses of its own: the session's sip_system testbed may be up at the same time
     settings = TestbedSettings(
-        testbed_state_dir=tmp_path / "tb",
-        database_url=None,
-        lb_address="127.0.60.1",
-        sip_controller_host="127.0.60.1",
-        scenario_controller_host="127.0.60.1",
-        proxy_address_base="127.0.61.1",
-        client_address_base="127.0.62.1",
-        autoscaler_metrics_host="127.0.60.1",
+        testbed_state_dir=tmp_path / "tb", database_url=None, **own_addresses(60)
     )
     bed = LocalTestbed(settings)
     try:

@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
+from support import own_addresses
 
 from testbed.config import TestbedSettings
 from testbed.experiment.runner import run_experiment
@@ -72,14 +73,7 @@ AUTOSCALED = {
 
 
 def _settings() -> TestbedSettings:
-    return TestbedSettings(
-        lb_address="127.0.50.1",
-        sip_controller_host="127.0.50.1",
-        scenario_controller_host="127.0.50.1",
-        proxy_address_base="127.0.51.1",
-        client_address_base="127.0.52.1",
-        autoscaler_metrics_host="127.0.50.1",
-    )
+    return TestbedSettings(**own_addresses(50))
 
 
 def _rows(path: Path) -> list[dict[str, str]]:

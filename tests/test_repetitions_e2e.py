@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from support import own_addresses_env
 
 pytestmark = pytest.mark.integration
 
@@ -20,18 +20,7 @@ CLI = [sys.executable, "-m", "testbed.cli"]
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
-    env = {
-        **os.environ,
-        "TESTBED_STATE_DIR": str(tmp_path / "state"),
-        "LB_ADDRESS": "127.0.50.1",
-        "SIP_CONTROLLER_HOST": "127.0.50.1",
-        "SCENARIO_CONTROLLER_HOST": "127.0.50.1",
-        "PROXY_ADDRESS_BASE": "127.0.51.1",
-        "CLIENT_ADDRESS_BASE": "127.0.52.1",
-        "COLUMNS": "200",
-    }
-    env.pop("DATABASE_URL", None)
-    return env
+    return own_addresses_env(50, tmp_path / "state")
 
 
 def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+from support import own_addresses_env
 
 from testbed.local import processes
 from testbed.local.state import Component, StateStore
@@ -50,18 +51,7 @@ def _experiment(duration_s: int) -> dict[str, object]:
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
-    env = {
-        **os.environ,
-        "TESTBED_STATE_DIR": str(tmp_path / "state"),
-        "LB_ADDRESS": "127.0.40.1",
-        "SIP_CONTROLLER_HOST": "127.0.40.1",
-        "SCENARIO_CONTROLLER_HOST": "127.0.40.1",
-        "PROXY_ADDRESS_BASE": "127.0.41.1",
-        "CLIENT_ADDRESS_BASE": "127.0.42.1",
-        "COLUMNS": "200",
-    }
-    env.pop("DATABASE_URL", None)
-    return env
+    return own_addresses_env(40, tmp_path / "state")
 
 
 @dataclass

@@ -208,6 +208,17 @@ def capacity_of(spec: BenchmarkSpec, table: list[dict[str, Any]]) -> dict[str, f
     return capacity
 
 
+def latency_axis(ax: Any, p0_ms: float, title: str, xlabel: str) -> None:
+    """A response-time axis against the rate: log scale, P0 drawn, legend."""
+    ax.axhline(p0_ms, color="#c53030", ls="--", label=f"P0 = {p0_ms:g} ms")
+    ax.set_yscale("log")
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("ms")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+
+
 def _write(
     out: Path,
     spec: BenchmarkSpec,
@@ -248,13 +259,12 @@ def _write(
             ax.plot(
                 [r["rate"] for r in rows], [r[key] for r in rows], marker="o", label=f"{cpu} CPU"
             )
-        ax.axhline(spec.p0_ms, color="#c53030", ls="--", label=f"P0 = {spec.p0_ms:g} ms")
-        ax.set_yscale("log")
-        ax.set_title(f"{title} response time against arrival rate")
-        ax.set_xlabel("calls/s (2 INVITEs each)")
-        ax.set_ylabel("ms")
-        ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=8)
+        latency_axis(
+            ax,
+            spec.p0_ms,
+            f"{title} response time against arrival rate",
+            "calls/s (2 INVITEs each)",
+        )
     fig.tight_layout()
     fig.savefig(out / "fig_benchmark.png")
     plt.close(fig)

@@ -18,7 +18,6 @@ import csv
 import html
 import json
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -28,15 +27,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from testbed.config import TestbedSettings
-from testbed.experiment.benchmark import BenchmarkSpec, run_benchmark
+from testbed.experiment.benchmark import BenchmarkSpec, latency_axis, run_benchmark
 from testbed.experiment.group import (
     COUNTED,
-    GROUP_FILE,
     GroupInterrupted,
     Repetition,
     fmt,
     mean_ci,
     run_repetitions,
+    write_group_file,
 )
 from testbed.experiment.report import STYLE
 from testbed.experiment.runner import Progress
@@ -84,17 +83,8 @@ def run_benchmark_group(
         )
 
     def record(interrupted: str | None, final: bool) -> None:
-        data = {
-            "experiment": spec.name,
-            "kind": "benchmark",
-            "repeat": repeat,
-            "base_seed": spec.seed,
-            "seeds": "repetition i: seed + (i - 1)",
-            "arrivals_note": note_text,
-            "interrupted": interrupted,
-            "repetitions": [asdict(r) for r in repetitions],
-        }
-        (out / GROUP_FILE).write_text(json.dumps(data, indent=2))
+        header = (spec.name, "benchmark", spec.seed, "repetition i: seed + (i - 1)")
+        write_group_file(out, header, repeat, repetitions, note_text, interrupted)
         if final:
             write_benchmark_group(out, spec, repetitions)
 
@@ -226,13 +216,9 @@ def _figure(
                 halves.append(e.half_width or 0.0)
         if xs:
             right.errorbar(xs, means, yerr=halves, marker="o", capsize=3, label=f"{cpu} CPU")
-    right.axhline(spec.p0_ms, color="#c53030", ls="--", label=f"P0 = {spec.p0_ms:g} ms")
-    right.set_yscale("log")
-    right.set_title(f"p{spec.percentile:g} against the rate (mean ± 95% CI)")
-    right.set_xlabel("calls/s")
-    right.set_ylabel("ms")
-    right.grid(alpha=0.3, which="both")
-    right.legend(fontsize=8)
+    latency_axis(
+        right, spec.p0_ms, f"p{spec.percentile:g} against the rate (mean ± 95% CI)", "calls/s"
+    )
     fig.tight_layout()
     fig.savefig(out / "fig_capacity.png")
     plt.close(fig)

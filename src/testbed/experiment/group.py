@@ -163,13 +163,19 @@ def run_group(
     note_text = arrivals_note(experiment)
     if note_text and repeat > 1:
         note(f"note: {note_text}")
+    header = (
+        experiment.name,
+        "run",
+        experiment.seed,
+        "repetition i: seed + (i - 1), and scenario.generate.seed + (i - 1)",
+    )
 
     def one(repetition: Repetition) -> Path:
         extra = {"repetition": repetition.index, "repetitions": repeat}
         return run_one(reseed(experiment, repetition.index), out, repetition.folder, extra)
 
     def record(interrupted: str | None, final: bool) -> None:
-        _write_group_file(out, experiment, repeat, repetitions, note_text, interrupted)
+        write_group_file(out, header, repeat, repetitions, note_text, interrupted)
         if final:
             write_group_summary(out)
 
@@ -242,20 +248,22 @@ def scenario_seed(experiment: Experiment) -> int | None:
     return None if generate is None or generate.arrivals != "poisson" else generate.seed
 
 
-def _write_group_file(
+def write_group_file(
     out: Path,
-    experiment: Experiment,
+    header: tuple[str, str, int | None, str],
     repeat: int,
     repetitions: list[Repetition],
     note_text: str,
     interrupted: str | None = None,
 ) -> None:
+    """group.json: `header` is (name, kind "run"/"benchmark", base seed, how seeds vary)."""
+    name, kind, seed, seeds = header
     data = {
-        "experiment": experiment.name,
-        "kind": "run",
+        "experiment": name,
+        "kind": kind,
         "repeat": repeat,
-        "base_seed": experiment.seed,
-        "seeds": "repetition i: seed + (i - 1), and scenario.generate.seed + (i - 1)",
+        "base_seed": seed,
+        "seeds": seeds,
         "arrivals_note": note_text,
         "interrupted": interrupted,
         "repetitions": [asdict(r) for r in repetitions],

@@ -451,18 +451,13 @@ class LocalTestbed:
             "PROXY_SIP_PORT": str(s.proxy_sip_port),
             "PROXY_HTTP_PORT": str(s.proxy_http_port),
         }
-        self._spawn_and_wait(
-            state,
-            Component(
-                name="sip-controller",
-                kind="sip-controller",
-                endpoints={"http": f"{s.sip_controller_host}:{s.sip_controller_port}"},
-                health_url=f"{s.controller_url}/health",
-            ),
-            [sys.executable, "-m", "sip_controller"],
-            env,
-            preexec=self._preexec(state, cpusets.OTHERS),
+        component = Component(
+            name="sip-controller",
+            kind="sip-controller",
+            endpoints={"http": f"{s.sip_controller_host}:{s.sip_controller_port}"},
+            health_url=f"{s.controller_url}/health",
         )
+        self._start_service(state, component, "sip_controller", env)
 
     def _kamailio_env(
         self, state: TestbedState, name: str, address: str, sip_port: int, http_port: int
@@ -644,13 +639,7 @@ class LocalTestbed:
             "ANALYZER_HTTP_HOST": address,
             "ANALYZER_HTTP_PORT": str(s.analyzer_http_port),
         }
-        self._spawn_and_wait(
-            state,
-            component,
-            [sys.executable, "-m", "analyzer"],
-            env,
-            preexec=self._preexec(state, cpusets.OTHERS),
-        )
+        self._start_service(state, component, "analyzer", env)
         return component
 
     def _start_scenario_controller(self, state: TestbedState) -> Component:
@@ -669,13 +658,7 @@ class LocalTestbed:
             endpoints={"http": f"{s.scenario_controller_host}:{s.scenario_controller_port}"},
             health_url=f"{s.scenario_controller_url}/health",
         )
-        self._spawn_and_wait(
-            state,
-            component,
-            [sys.executable, "-m", "scenario_controller"],
-            env,
-            preexec=self._preexec(state, cpusets.OTHERS),
-        )
+        self._start_service(state, component, "scenario_controller", env)
         return component
 
     def _start_client(self, state: TestbedState, pod: int, phones: int) -> Component:
@@ -705,13 +688,7 @@ class LocalTestbed:
             },
             health_url=f"http://{address}:{s.client_http_port}/health",
         )
-        self._spawn_and_wait(
-            state,
-            component,
-            [sys.executable, "-m", "sip_client"],
-            env,
-            preexec=self._preexec(state, cpusets.OTHERS),
-        )
+        self._start_service(state, component, "sip_client", env)
         return component
 
     def _start_supervisor(self, state: TestbedState) -> None:
@@ -752,6 +729,13 @@ class LocalTestbed:
             )
 
     # -- processes ---------------------------------------------------------------------------
+
+    def _start_service(
+        self, state: TestbedState, component: Component, module: str, env: dict[str, str]
+    ) -> None:
+        """One of the project's Python services, on the others' CPUs, until healthy."""
+        argv = [sys.executable, "-m", module]
+        self._spawn_and_wait(state, component, argv, env, self._preexec(state, cpusets.OTHERS))
 
     def _spawn_and_wait(
         self,
