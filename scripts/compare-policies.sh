@@ -5,7 +5,10 @@
 # --full plays the paper's 30 minutes (5-minute steps). About 2 or 4.5 hours in all for one
 # run of each; --repeat N runs each N times (a group folder each, compared as mean and 95% CI).
 #
-#   scripts/compare-policies.sh [--full] [--repeat N] [experiment names...]
+# --shield also moves the machine's other processes off the proxies' CPUs during each run
+# (docs/local-mode.md, "The shield").
+#
+#   scripts/compare-policies.sh [--full] [--repeat N] [--shield] [experiment names...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -14,10 +17,12 @@ source scripts/env.sh
 step_every=120
 suffix=-compressed
 repeat=1
+extra=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --full) step_every=300; suffix=; shift ;;
     --repeat) repeat="$2"; shift 2 ;;
+    --shield) extra+=(--set isolation.shield=true); shift ;;
     *) break ;;
   esac
 done
@@ -31,7 +36,7 @@ mkdir -p "$root"
 folders=()
 for name in "${names[@]}"; do
   folder=$(uv run --frozen testbed run "experiments/$name.yaml" --results "$root" \
-    --set "scenario.generate.shape.step_every_s=$step_every" --set "name=$name$suffix" --repeat "$repeat" | tail -n 1)
+    --set "scenario.generate.shape.step_every_s=$step_every" --set "name=$name$suffix" --repeat "$repeat" "${extra[@]}" | tail -n 1)
   echo "$name: $folder"
   folders+=("$root/$(basename "$folder")")
 done

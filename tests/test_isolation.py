@@ -229,3 +229,17 @@ def test_a_shield_is_asked_for_with_isolation_and_said_so():
 def test_the_shield_refuses_cgroup_v2(tmp_path: Path):
     with pytest.raises(ValueError, match="needs a cgroup v1 cpuset"):
         cpusets.sweep_into(cpusets.CpusetV2(tmp_path), tmp_path / "g", (0, 1))
+
+
+def test_a_benchmark_file_takes_set_overrides(tmp_path: Path):
+    from testbed.experiment.benchmark import load_benchmark
+    from testbed.experiment.spec import ExperimentError
+
+    path = tmp_path / "bench.yaml"
+    path.write_text("rates: [4, 6]\n")
+    spec = load_benchmark(path, ["isolation.shield=true", "noise.share=0.5"])
+    assert spec.isolation.shield is True
+    assert spec.noise is not None
+    assert spec.noise.share == 0.5
+    with pytest.raises(ExperimentError, match=r"(?s)bench\.yaml: .*isolation\.shield"):
+        load_benchmark(path, ["isolation.shield=maybe"])

@@ -404,6 +404,13 @@ def benchmark(
             "limit with its spread (mean, min-max, 95% CI)",
         ),
     ] = 1,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="override a field, e.g. --set isolation.shield=true (repeatable; YAML value)",
+        ),
+    ] = None,
 ) -> None:
     """The paper's 4.1: one proxy, constant rates in steps; the capacity per proxy within QoS."""
     from testbed.experiment.benchmark import load_benchmark, run_benchmark
@@ -413,7 +420,7 @@ def benchmark(
     from testbed.experiment.spec import ExperimentError
 
     try:
-        spec = load_benchmark(spec_file)
+        spec = load_benchmark(spec_file, set_)
     except ExperimentError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None

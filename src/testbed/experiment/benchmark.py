@@ -23,7 +23,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from testbed.config import TestbedSettings
 from testbed.experiment.report import STYLE
 from testbed.experiment.runner import ExperimentFailed, Progress, run_experiment
-from testbed.experiment.spec import Experiment, ExperimentError, IsolationSpec, NoiseSpec
+from testbed.experiment.spec import (
+    Experiment,
+    ExperimentError,
+    IsolationSpec,
+    NoiseSpec,
+    apply_override,
+)
 from testbed.local.cgroups import parse_millicores
 
 PAIRS_MEASURED = ("invite_challenge", "invite_forward", "ok_forward")
@@ -54,9 +60,14 @@ class BenchmarkSpec(BaseModel):
     noise: NoiseSpec | None = None  # a noisy neighbour during every step
 
 
-def load_benchmark(path: Path) -> BenchmarkSpec:
+def load_benchmark(path: Path, overrides: list[str] | None = None) -> BenchmarkSpec:
+    """The benchmark file, with `--set` overrides (field=YAML value) applied."""
     try:
         data = yaml.safe_load(path.read_text())
+        if not isinstance(data, dict):
+            raise ValueError("expected a mapping at the top level")
+        for override in overrides or []:
+            apply_override(data, override)
         spec = BenchmarkSpec.model_validate(data)
         for cpu in spec.cpu:
             parse_millicores(cpu)
