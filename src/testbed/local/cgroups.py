@@ -7,6 +7,7 @@ itself before exec (see `attach_self`), so every child Kamailio forks inherits t
 from __future__ import annotations
 
 import abc
+import contextlib
 import errno
 import os
 import re
@@ -145,6 +146,9 @@ def remove_group(group: CpuGroup, wait_s: float = 3.0) -> list[str]:
                     continue
                 failures.append(f"{path}: {exc}")
             break
+    for path in group.paths:  # the shared parent too, once its last group is gone
+        with contextlib.suppress(OSError):
+            path.parent.rmdir()
     return failures
 
 
