@@ -170,7 +170,7 @@ class LocalTestbed:
     def down(self) -> list[str]:
         with self.store.locked():
             remove_stale_rules()
-            self._release_leftover_shield()  # even one a run crashed before recording
+            self._release_shield()  # even one a run crashed before recording
             state = self.store.load()
             if state is None:
                 return []
@@ -317,7 +317,8 @@ class LocalTestbed:
             self._shield(driver, plan, record)
         return record
 
-    def _release_leftover_shield(self) -> None:
+    def _release_shield(self) -> None:
+        """This testbed's shield group, found by name (recorded in the state file or not)."""
         driver = cpusets.detect()
         if driver is None:
             return
@@ -377,10 +378,7 @@ class LocalTestbed:
         if record is None or not record.enabled:
             return
         driver = cpusets.driver_of(record.driver, Path(record.groups[cpusets.SUT]))
-        shield = record.groups.get(cpusets.SHIELD)
-        if shield:  # first: the machine's processes get every CPU back whatever else fails
-            for failure in cpusets.release_all(driver, Path(shield)):
-                self._notify(f"warning: shield not released: {failure}")
+        self._release_shield()  # first: the machine's processes get every CPU back
         if cpusets.self_in_group(driver):  # a run's own process: it cannot stay in a gone group
             cpusets.release_self(driver)
         for role in (cpusets.SUT, cpusets.OTHERS):
