@@ -134,6 +134,8 @@ def run_autoscale(cell: Cell, args: argparse.Namespace, results: Path) -> None:
             raise
         folder = exc.folder  # its summary still says what it measured
     summary = json.loads((folder / "summary.json").read_text())
+    if summary.get("status") == "interrupted":  # Ctrl-C or SIGTERM: not a measurement
+        raise SystemExit(f"autoscale-demo interrupted ({folder}); nothing recorded for it")
     cell.over_p0.append(float(summary.get("p99_violation_share") or 0.0) * 100)
     cell.failed.append(int(summary.get("calls_failed") or 0))
     cores = (summary.get("noise") or {}).get("cores_used")

@@ -3,7 +3,9 @@ fake trees (v2 cannot be exercised on a v1 machine); test_isolation_local.py use
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
+import json
 import os
 import sys
 from pathlib import Path
@@ -243,3 +245,26 @@ def test_a_benchmark_file_takes_set_overrides(tmp_path: Path):
     assert spec.noise.share == 0.5
     with pytest.raises(ExperimentError, match=r"(?s)bench\.yaml: .*isolation\.shield"):
         load_benchmark(path, ["isolation.shield=maybe"])
+
+
+def test_an_interrupted_autoscale_run_ends_the_isolation_benchmark_unrecorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    bench = _isolation_benchmark()
+    folder = tmp_path / "autoscale-demo-1"
+    folder.mkdir()
+
+    def interrupted_run(*_args: Any) -> Path:  # what a SIGTERM'd run leaves behind
+        summary = {"status": "interrupted", "p99_violation_share": 0.0, "calls_failed": 0}
+        (folder / "summary.json").write_text(json.dumps(summary))
+        return folder
+
+    monkeypatch.setattr(bench, "run_experiment", interrupted_run)
+    record = tmp_path / "record.jsonl"
+    args = argparse.Namespace(noise_share=1.0, autoscale_seconds=None, record=record)
+    cell = bench.Cell(True, False, True)
+    with pytest.raises(SystemExit, match=r"interrupted .*nothing recorded"):
+        bench.run_autoscale(cell, args, tmp_path)
+    assert cell.over_p0 == []
+    assert cell.failed == []
+    assert not record.exists()

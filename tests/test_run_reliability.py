@@ -22,6 +22,7 @@ from testbed.experiment.deadline import EndWatch, deadline_margin
 from testbed.experiment.lifecycle import Interrupts, bounded
 from testbed.experiment.runner import ExperimentFailed, run_experiment
 from testbed.experiment.spec import Experiment
+from testbed.local import processes
 from testbed.local.state import Component, TestbedState
 
 # -- the deadline -------------------------------------------------------------------------------
@@ -142,6 +143,30 @@ def test_sigterm_and_sighup_interrupt_like_ctrl_c_and_nothing_interrupts_the_cle
     with Interrupts(notes.append) as interrupts, pytest.raises(KeyboardInterrupt):
         _signal_and_wait(signal.SIGHUP)
     assert interrupts.received == "SIGHUP"
+
+
+def _spawn_in_held_sections(tmp_path: Path, recorded: list[processes.ProcessHandle]) -> None:
+    with processes.interrupts_held():
+        with processes.interrupts_held():  # nested: held until the outermost ends
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)  # the handler has run, and held its interrupt
+            handle = processes.spawn(["sleep", "30"], os.environ, tmp_path / "sleep.log")
+        recorded.append(handle)
+
+
+def test_an_interrupt_waits_until_a_spawned_process_is_recorded(tmp_path: Path):
+    recorded: list[processes.ProcessHandle] = []
+    with Interrupts(lambda _note: None) as interrupts, pytest.raises(KeyboardInterrupt):
+        _spawn_in_held_sections(tmp_path, recorded)
+    assert interrupts.received == "SIGTERM"
+    assert len(recorded) == 1
+    assert recorded[0].alive()  # known, so the cleanup can stop it
+    assert processes.stop(recorded[0], timeout=5.0)
+    # outside a section it is raised at once, and a later section holds nothing from before
+    with Interrupts(lambda _note: None), pytest.raises(KeyboardInterrupt):
+        _signal_and_wait(signal.SIGTERM)
+    with processes.interrupts_held():
+        pass
 
 
 def test_a_cleanup_step_is_bounded_and_its_failure_named():

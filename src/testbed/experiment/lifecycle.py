@@ -9,13 +9,17 @@ from collections.abc import Callable
 from types import FrameType, TracebackType
 from typing import Any
 
+from testbed.local import processes
+
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class Interrupts:
     """While active, the first SIGINT, SIGTERM or SIGHUP raises KeyboardInterrupt in the main
     thread; later ones, and any once `cleaning()` was called, are only reported, so a second
-    Ctrl-C cannot cut the cleanup short. Outside the main thread it does nothing."""
+    Ctrl-C cannot cut the cleanup short. Inside `processes.interrupts_held()` (a spawn and the
+    record of its PID) the KeyboardInterrupt waits for the section's end. Outside the main
+    thread it does nothing."""
 
     def __init__(self, notify: Callable[[str], None]) -> None:
         self.notify = notify
@@ -52,7 +56,9 @@ class Interrupts:
             )
             return
         self.received = name
-        raise KeyboardInterrupt(name)
+        interrupt = KeyboardInterrupt(name)
+        if not processes.hold_interrupt(interrupt):  # else raised where the section ends
+            raise interrupt
 
 
 def bounded(what: str, step: Callable[[], object], seconds: float) -> str | None:

@@ -52,7 +52,8 @@ class NoiseHog:
         self.group = driver.create(self.name, max(1, round(self.share * 1000)))
         preexec = cpusets.preexec_all(self.group.attach_self, self._placement(self.group))
         argv = [sys.executable, "-m", "testbed.local.noise_hog", str(self.workers)]
-        self.handle = processes.spawn(argv, os.environ, self.log_file, preexec=preexec)
+        with processes.interrupts_held():  # stop() must find what was started
+            self.handle = processes.spawn(argv, os.environ, self.log_file, preexec=preexec)
         self.started = time.monotonic()
 
     def _placement(self, group: cgroups.CpuGroup) -> Callable[[], None] | None:

@@ -10,8 +10,9 @@ import contextlib
 import os
 import signal
 import subprocess
+import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,6 +58,41 @@ def group_members(pgid: int) -> list[int]:
             if fields and int(fields[2]) == pgid and fields[0] != "Z":
                 members.append(int(entry.name))
     return members
+
+
+class _Held:
+    """Interrupts a signal handler raised inside `interrupts_held()` sections (main thread)."""
+
+    depth = 0
+    pending: list[BaseException] = []
+
+
+@contextlib.contextmanager
+def interrupts_held() -> Iterator[None]:
+    """A section that an interrupting signal handler (experiment.lifecycle.Interrupts) does not
+    cut: it holds its KeyboardInterrupt until the section ends. Around a spawn and the record of
+    its PID, so an interrupt cannot leave a started process that nothing knows of."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers only run in the main thread
+        return
+    _Held.depth += 1
+    try:
+        yield
+    finally:
+        _Held.depth -= 1
+        if _Held.depth == 0 and _Held.pending:
+            held = _Held.pending[0]
+            _Held.pending.clear()
+            raise held
+
+
+def hold_interrupt(exc: BaseException) -> bool:
+    """For a signal handler: True when `exc` is held for the end of an `interrupts_held()`
+    section (raise nothing now), False when there is none (raise it)."""
+    if _Held.depth == 0:
+        return False
+    _Held.pending.append(exc)
+    return True
 
 
 def spawn(

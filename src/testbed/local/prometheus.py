@@ -314,9 +314,10 @@ class LocalPrometheus:
         """Start it and wait until it answers ready; PrometheusError if it does not."""
         argv = command(self.binary, self.config_file, self.data, f"127.0.0.1:{self.port}")
         try:
-            self.handle = processes.spawn(
-                argv, os.environ, self.log, preexec=_die_with_parent, cwd=self.folder
-            )
+            with processes.interrupts_held():  # stop() must find what was started
+                self.handle = processes.spawn(
+                    argv, os.environ, self.log, preexec=_die_with_parent, cwd=self.folder
+                )
         except OSError as exc:
             raise PrometheusError(f"cannot start {self.binary}: {exc}") from None
         deadline = time.monotonic() + READY_TIMEOUT_S

@@ -693,18 +693,19 @@ class LocalTestbed:
         log_file = self.state_dir / "logs" / "supervisor.log"
         env = {**os.environ, SETTINGS_ENV: self.settings.model_dump_json()}
         argv = [sys.executable, "-m", "testbed.local.supervisor"]
-        handle = processes.spawn(argv, env, log_file, self._preexec(state, cpusets.OTHERS))
-        with self._state_lock:
-            state.put(
-                Component(
-                    name=SUPERVISOR_KIND,
-                    kind=SUPERVISOR_KIND,
-                    pid=handle.pid,
-                    start_ticks=handle.start_ticks,
-                    log=str(log_file),
+        with processes.interrupts_held():
+            handle = processes.spawn(argv, env, log_file, self._preexec(state, cpusets.OTHERS))
+            with self._state_lock:
+                state.put(
+                    Component(
+                        name=SUPERVISOR_KIND,
+                        kind=SUPERVISOR_KIND,
+                        pid=handle.pid,
+                        start_ticks=handle.start_ticks,
+                        log=str(log_file),
+                    )
                 )
-            )
-            self.store.save(state)
+                self.store.save(state)
 
     def _controller_hook(
         self,
@@ -744,15 +745,16 @@ class LocalTestbed:
         preexec: Callable[[], None] | None = None,
     ) -> None:
         log_file = self.state_dir / "logs" / f"{component.name}.log"
-        handle = processes.spawn(argv, env, log_file, preexec=preexec)
-        component.pid, component.start_ticks, component.log = (
-            handle.pid,
-            handle.start_ticks,
-            str(log_file),
-        )
-        with self._state_lock:
-            state.put(component)
-            self.store.save(state)
+        with processes.interrupts_held():  # recorded before an interrupt can stop up()
+            handle = processes.spawn(argv, env, log_file, preexec=preexec)
+            component.pid, component.start_ticks, component.log = (
+                handle.pid,
+                handle.start_ticks,
+                str(log_file),
+            )
+            with self._state_lock:
+                state.put(component)
+                self.store.save(state)
         assert component.health_url is not None
         deadline = time.monotonic() + self.settings.startup_timeout_seconds
         while True:
