@@ -58,10 +58,20 @@ class Rules:
     rules: list[str] = field(default_factory=list)
 
 
+BUILTIN_CHAINS = frozenset({"PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"})
+
+
 def read_iptables(tool: str) -> dict[str, Rules]:
     if shutil.which(f"{tool}-save") is None:
         return {}
     out = subprocess.run([f"{tool}-save"], capture_output=True, text=True, check=False).stdout
+    return parse_iptables_save(out)
+
+
+def parse_iptables_save(out: str) -> dict[str, Rules]:
+    """The tables of an iptables-save listing. A table with no rule and only its built-in
+    chains is left out: on a fresh host the first listing (or the cluster's first rule) loads
+    the table's kernel module, which nothing unloads, and an empty table is the same host."""
     tables: dict[str, Rules] = {}
     current: Rules | None = None
     for line in out.splitlines():
@@ -73,7 +83,11 @@ def read_iptables(tool: str) -> dict[str, Rules]:
             current.chains.add(line[1:].split()[0])
         elif line.startswith("-A "):
             current.rules.append(line)
-    return tables
+    return {
+        name: table
+        for name, table in tables.items()
+        if table.rules or not table.chains <= BUILTIN_CHAINS
+    }
 
 
 @dataclass
