@@ -306,6 +306,27 @@ def test_utilization_is_a_share_of_the_request() -> None:
         hpa.decide(1.0, 2, {"Resource/cpu": PodMetrics({"sip-proxy-0": 0.01})})
 
 
+def test_the_proxy_containers_cpu_is_what_local_mode_measures() -> None:
+    def container_cpu(container: str) -> list[dict[str, Any]]:
+        return [
+            {
+                "type": "ContainerResource",
+                "containerResource": {
+                    "name": "cpu",
+                    "container": container,
+                    "target": {"type": "AverageValue", "averageValue": "10m"},
+                },
+            }
+        ]
+
+    hpa = HorizontalPodAutoscaler(manifest(container_cpu("sip-proxy"), NO_WINDOWS))
+    # idle proxies at 2m each against 10m: in to one (the pods' 7m with the sidecar would not)
+    assert hpa.decide(0.0, 3, {"Resource/cpu": pods(0.002, 0.002, 0.002)}).desired == 1
+    assert hpa.decide(1.0, 1, {"Resource/cpu": pods(0.025)}).desired == 3
+    with pytest.raises(ValueError, match=r"containerResource\.container: 'analyzer'"):
+        HorizontalPodAutoscaler(manifest(container_cpu("analyzer"), NO_WINDOWS))
+
+
 def test_object_value_target() -> None:
     metrics = [
         {

@@ -671,10 +671,16 @@ def test_cpu_hpa_targets_the_proxy_statefulset_with_the_papers_behavior() -> Non
     assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 50)
     assert hpa["spec"]["metrics"] == [
         {
-            "type": "Resource",
-            "resource": {"name": "cpu", "target": {"type": "AverageValue", "averageValue": "10m"}},
+            "type": "ContainerResource",
+            "containerResource": {
+                "name": "cpu",
+                "container": "sip-proxy",
+                "target": {"type": "AverageValue", "averageValue": "10m"},
+            },
         }
     ]
+    # the container it names is the proxy's
+    assert "sip-proxy" in [c["name"] for c in sts["spec"]["template"]["spec"]["containers"]]
     paper = {
         "stabilizationWindowSeconds": 30,
         "selectPolicy": "Max",
@@ -695,7 +701,7 @@ def test_cpu_hpa_targets_the_proxy_statefulset_with_the_papers_behavior() -> Non
         "HorizontalPodAutoscaler",
     )
     assert custom["spec"]["maxReplicas"] == 7
-    assert custom["spec"]["metrics"][0]["resource"]["target"]["averageValue"] == "25m"
+    assert custom["spec"]["metrics"][0]["containerResource"]["target"]["averageValue"] == "25m"
     assert custom["spec"]["behavior"]["scaleUp"]["stabilizationWindowSeconds"] == 0
     # nothing else is on by default
     assert not kinds(docs, "ScaledObject")

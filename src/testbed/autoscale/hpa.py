@@ -24,11 +24,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 TOLERANCE = 0.1
 
 # -- the manifest (the parts the algorithm reads) ---------------------------------------------
+
+# the chart's proxy container: what a ContainerResource metric may name in local mode
+PROXY_CONTAINER = "sip-proxy"
 
 
 class _Spec(BaseModel):
@@ -48,6 +51,12 @@ class MetricIdentifier(_Spec):
 
 class ResourceMetric(_Spec):
     name: str
+    target: MetricTarget
+
+
+class ContainerResourceMetric(_Spec):
+    name: str
+    container: str
     target: MetricTarget
 
 
@@ -73,19 +82,33 @@ class MetricSpec(_Spec):
     pods: PodsMetric | None = None
     object: ObjectMetric | None = None
     external: ExternalMetric | None = None
+    containerResource: ContainerResourceMetric | None = None
+
+    @model_validator(mode="after")
+    def _local_container(self) -> MetricSpec:
+        block = self.containerResource
+        if block is not None and block.container != PROXY_CONTAINER:
+            raise ValueError(
+                f"containerResource.container: {block.container!r}; local mode measures "
+                f"the {PROXY_CONTAINER!r} container (a proxy's cgroup)"
+            )
+        return self
 
     @property
     def key(self) -> str:
-        """How metric values are looked up: 'Resource/cpu', 'Pods/<name>', ..."""
+        """How metric values are looked up: 'Resource/cpu', 'Pods/<name>', ...; the proxy
+        container's resource is what local mode measures for Resource: a proxy's cgroup."""
         if self.resource is not None:
             return f"Resource/{self.resource.name}"
+        if self.containerResource is not None:
+            return f"Resource/{self.containerResource.name}"
         inner = self.pods or self.object or self.external
         assert inner is not None, f"{self.type} metric without its block"
         return f"{self.type}/{inner.metric.name}"
 
     @property
     def target(self) -> MetricTarget:
-        inner = self.resource or self.pods or self.object or self.external
+        inner = self.resource or self.containerResource or self.pods or self.object or self.external
         assert inner is not None
         return inner.target
 

@@ -106,7 +106,8 @@ def hpa_values(experiment: Experiment) -> dict[str, Any]:
             )
     if cpu is None:
         raise ExperimentFailed("the HPA manifest has no Resource cpu metric")
-    values["cpu"] = {"enabled": True, "metric": "Resource", "target": cpu}
+    # the proxy container's CPU, as the local HPA reads a proxy's cgroup (not the sidecar's)
+    values["cpu"] = {"enabled": True, "metric": "ContainerResource", "target": cpu}
     return values
 
 
