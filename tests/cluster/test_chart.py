@@ -168,7 +168,9 @@ def _hpa_view(release: Release, hpa: str) -> str:
     """The HPA's replicas and the CPU it read (a failing scale test says what it saw)."""
     status = json.loads(release.kubectl("get", "hpa", hpa, "-o", "json"))["status"]
     metrics = [
-        m.get("resource", {}).get("current", {}).get("averageValue")
+        (m.get("containerResource") or m.get("resource") or {})
+        .get("current", {})
+        .get("averageValue")
         for m in status.get("currentMetrics") or []
     ]
     replicas = f"{status.get('currentReplicas')}->{status.get('desiredReplicas')}"
