@@ -61,10 +61,11 @@ def group_members(pgid: int) -> list[int]:
 
 
 class _Held:
-    """Interrupts a signal handler raised inside `interrupts_held()` sections (main thread)."""
+    """The interrupt a signal handler raised inside `interrupts_held()` sections (main
+    thread; Interrupts raises one at most)."""
 
     depth = 0
-    pending: list[BaseException] = []
+    pending: BaseException | None = None
 
 
 @contextlib.contextmanager
@@ -80,9 +81,9 @@ def interrupts_held() -> Iterator[None]:
         yield
     finally:
         _Held.depth -= 1
-        if _Held.depth == 0 and _Held.pending:
-            held = _Held.pending[0]
-            _Held.pending.clear()
+        held = _Held.pending
+        if _Held.depth == 0 and held is not None:
+            _Held.pending = None
             raise held
 
 
@@ -91,7 +92,7 @@ def hold_interrupt(exc: BaseException) -> bool:
     section (raise nothing now), False when there is none (raise it)."""
     if _Held.depth == 0:
         return False
-    _Held.pending.append(exc)
+    _Held.pending = _Held.pending or exc  # the first one is the interruption
     return True
 
 

@@ -415,20 +415,18 @@ class LocalTestbed:
         server = self._mariadb()
         self._notify(f"starting MariaDB on 127.0.0.1:{server.port}")
         server.initialise()
-        log_file = self.state_dir / "logs" / "mariadb.log"
-        handle = processes.spawn(
-            server.command(), os.environ, log_file, self._preexec(state, cpusets.OTHERS)
-        )
         component = Component(
             name="mariadb",
             kind="database",
-            pid=handle.pid,
-            start_ticks=handle.start_ticks,
             endpoints={"tcp": f"127.0.0.1:{server.port}", "url": _redact(server.url)},
-            log=str(log_file),
         )
-        state.put(component)
-        self.store.save(state)
+        log_file = self._spawn_recorded(
+            state,
+            component,
+            server.command(),
+            dict(os.environ),
+            self._preexec(state, cpusets.OTHERS),
+        )
         try:
             server.wait_ready(self.settings.startup_timeout_seconds)
         except TimeoutError as exc:
@@ -690,22 +688,15 @@ class LocalTestbed:
         return component
 
     def _start_supervisor(self, state: TestbedState) -> None:
-        log_file = self.state_dir / "logs" / "supervisor.log"
         env = {**os.environ, SETTINGS_ENV: self.settings.model_dump_json()}
         argv = [sys.executable, "-m", "testbed.local.supervisor"]
-        with processes.interrupts_held():
-            handle = processes.spawn(argv, env, log_file, self._preexec(state, cpusets.OTHERS))
-            with self._state_lock:
-                state.put(
-                    Component(
-                        name=SUPERVISOR_KIND,
-                        kind=SUPERVISOR_KIND,
-                        pid=handle.pid,
-                        start_ticks=handle.start_ticks,
-                        log=str(log_file),
-                    )
-                )
-                self.store.save(state)
+        self._spawn_recorded(
+            state,
+            Component(name=SUPERVISOR_KIND, kind=SUPERVISOR_KIND),
+            argv,
+            env,
+            self._preexec(state, cpusets.OTHERS),
+        )
 
     def _controller_hook(
         self,
@@ -736,16 +727,19 @@ class LocalTestbed:
         argv = [sys.executable, "-m", module]
         self._spawn_and_wait(state, component, argv, env, self._preexec(state, cpusets.OTHERS))
 
-    def _spawn_and_wait(
+    def _spawn_recorded(
         self,
         state: TestbedState,
         component: Component,
         argv: list[str],
         env: dict[str, str],
-        preexec: Callable[[], None] | None = None,
-    ) -> None:
+        preexec: Callable[[], None] | None,
+    ) -> Path:
+        """Start `component`'s process and record it (PID, start time, log) in the saved
+        state before an interrupt can stop up(): what is started is always stopped. Returns
+        its log file (logs/<name>.log)."""
         log_file = self.state_dir / "logs" / f"{component.name}.log"
-        with processes.interrupts_held():  # recorded before an interrupt can stop up()
+        with processes.interrupts_held():
             handle = processes.spawn(argv, env, log_file, preexec=preexec)
             component.pid, component.start_ticks, component.log = (
                 handle.pid,
@@ -755,6 +749,19 @@ class LocalTestbed:
             with self._state_lock:
                 state.put(component)
                 self.store.save(state)
+        return log_file
+
+    def _spawn_and_wait(
+        self,
+        state: TestbedState,
+        component: Component,
+        argv: list[str],
+        env: dict[str, str],
+        preexec: Callable[[], None] | None = None,
+    ) -> None:
+        log_file = self._spawn_recorded(state, component, argv, env, preexec)
+        handle = component.handle
+        assert handle is not None
         assert component.health_url is not None
         deadline = time.monotonic() + self.settings.startup_timeout_seconds
         while True:
