@@ -6,9 +6,11 @@
 # run of each; --repeat N runs each N times (a group folder each, compared as mean and 95% CI).
 #
 # --shield also moves the machine's other processes off the proxies' CPUs during each run
-# (docs/local-mode.md, "The shield").
+# (docs/local-mode.md, "The shield"). --set KEY=VALUE is passed to every run, for instance
+# --set proxies.cpu=20m where this machine's benchmark calls for another CPU limit
+# (docs/experiments.md, Calibration).
 #
-#   scripts/compare-policies.sh [--full] [--repeat N] [--shield] [experiment names...]
+#   scripts/compare-policies.sh [--full] [--repeat N] [--shield] [--set KEY=VALUE]... [names...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -23,6 +25,7 @@ while [[ $# -gt 0 ]]; do
     --full) step_every=300; suffix=; shift ;;
     --repeat) repeat="$2"; shift 2 ;;
     --shield) extra+=(--set isolation.shield=true); shift ;;
+    --set) extra+=(--set "$2"); shift 2 ;;
     *) break ;;
   esac
 done
