@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -111,6 +113,40 @@ def test_shipped_experiments_load(tmp_path: Path):
             load(path)
 
 
+def test_a_benchmark_takes_one_list_of_rates_or_a_list_per_limit(tmp_path: Path):
+    path = tmp_path / "bench.yaml"
+    path.write_text("cpu: [10m, 30m]\nrates: [2, 4]\n")
+    shared = load_benchmark(path)
+    assert shared.rates_for("10m") == shared.rates_for("30m") == [2.0, 4.0]
+
+    path.write_text("cpu: [10m, 30m]\nrates: {10m: [1, 2], 30m: [8, 10, 12]}\n")
+    per_limit = load_benchmark(path)
+    assert per_limit.rates_for("10m") == [1.0, 2.0]
+    assert per_limit.rates_for("30m") == [8.0, 10.0, 12.0]
+    # and from the command line, as the docs show it
+    overridden = load_benchmark(path, ["cpu=[20m]", "rates={20m: [4, 6]}"])
+    assert overridden.rates_for("20m") == [4.0, 6.0]
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("cpu: [10m, 30m]\nrates: {10m: [1, 2]}\n", "no rates for 30m"),
+        ("cpu: [10m]\nrates: {10m: [1], 20m: [4]}\n", "rates for 20m, which is not in cpu"),
+        ("cpu: [10m]\nrates: {10m: []}\n", "no rate for 10m"),
+        ("cpu: [10m]\nrates: []\n", "no rate for 10m"),
+        ("cpu: [10m]\nrates: [2, 0]\n", "rates"),
+    ],
+)
+def test_bad_benchmark_rates_name_the_limit(tmp_path: Path, text: str, fragment: str):
+    path = tmp_path / "bench.yaml"
+    path.write_text(text)
+    with pytest.raises(ExperimentError) as error:
+        load_benchmark(path)
+    assert str(path) in str(error.value)
+    assert fragment in str(error.value)
+
+
 @pytest.mark.parametrize(
     ("text", "fragment"),
     [
@@ -154,3 +190,41 @@ def test_set_overrides_fields_and_names_bad_paths(tmp_path: Path):
         load(path, ["qos.p0_ms"])
     with pytest.raises(ExperimentError, match=r"qos\.p0_ms"):
         load(path, ["qos.p0_ms=-1"])
+
+
+def test_a_benchmark_steps_through_each_limits_own_rates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The step loop with the runs replaced by folders a fake capacity decides (the real steps
+    run in tests/test_run_reliability_e2e.py): each limit gets its own list, stops after two
+    failing steps, and the capacity is per limit."""
+    from testbed.experiment import benchmark as bench
+
+    capacity = {"10m": 2.0, "30m": 10.0}
+    tried: list[tuple[str, float]] = []
+
+    def fake_run(experiment: Any, _csv: Any, root: Path, *_args: Any) -> Path:
+        cpu, rate = experiment.proxies.cpu, experiment.scenario.generate.shape.rate
+        tried.append((cpu, rate))
+        folder = root / f"{cpu}-{rate:g}"
+        folder.mkdir(parents=True)
+        p99 = 50.0 if rate <= capacity[cpu] else 5000.0
+        summary = {"status": "completed", "calls_attempted": 10, "calls_failed": 0}
+        (folder / "summary.json").write_text(json.dumps(summary | {"calls_undeliverable": 0}))
+        rows = [f"{100 + i},invite_forward,{p99}" for i in range(20)]
+        (folder / "response_times.csv").write_text(
+            "timestamp,pair,response_time_ms\n" + "\n".join(rows) + "\n"
+        )
+        return folder
+
+    monkeypatch.setattr(bench, "run_experiment", fake_run)
+    spec = bench.BenchmarkSpec(
+        cpu=["10m", "30m"], rates={"10m": [1, 2, 3, 4, 5], "30m": [8, 10, 12, 14, 16]}, warmup_s=0
+    )
+    out = bench.run_benchmark(spec, tmp_path, lambda *_: None, folder_name="b")
+
+    assert tried == [
+        ("10m", 1.0), ("10m", 2.0), ("10m", 3.0), ("10m", 4.0),
+        ("30m", 8.0), ("30m", 10.0), ("30m", 12.0), ("30m", 14.0),
+    ]  # fmt: skip
+    assert json.loads((out / "summary.json").read_text())["capacity_calls_per_s"] == capacity

@@ -18,7 +18,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from testbed.config import TestbedSettings
 from testbed.experiment.report import STYLE
@@ -45,7 +45,11 @@ class BenchmarkSpec(BaseModel):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")] = "benchmark"
     description: str = ""
     cpu: list[str] = Field(default_factory=lambda: ["30m"], min_length=1)
-    rates: list[float] = Field(min_length=1, description="calls per second, in the order tried")
+    # one list for every limit, or a list per limit ({10m: [1, 2, 3], 30m: [8, 10, 12]}): a
+    # larger limit serves more, and steps far below its capacity only cost time
+    rates: list[Annotated[float, Field(gt=0)]] | dict[str, list[Annotated[float, Field(gt=0)]]] = (
+        Field(description="calls per second, in the order tried")
+    )
     step_s: float = Field(60.0, gt=0, description="length of each constant-rate step")
     warmup_s: float = Field(5.0, ge=0, description="left out of each step's percentiles")
     phones_per_pod: int = Field(100, ge=1, le=100)
@@ -58,6 +62,24 @@ class BenchmarkSpec(BaseModel):
     seed: int = Field(0, ge=0, description="seed of the steps' Poisson arrivals (--repeat: + i-1)")
     isolation: IsolationSpec = IsolationSpec()  # passed on to every step
     noise: NoiseSpec | None = None  # a noisy neighbour during every step
+
+    @model_validator(mode="after")
+    def _rates_for_every_limit(self) -> BenchmarkSpec:
+        if isinstance(self.rates, dict):
+            missing = [cpu for cpu in self.cpu if cpu not in self.rates]
+            extra = [cpu for cpu in self.rates if cpu not in self.cpu]
+            problems = [f"no rates for {cpu}" for cpu in missing]
+            problems += [f"rates for {cpu}, which is not in cpu" for cpu in extra]
+            if problems:
+                raise ValueError("rates: one list per CPU limit of cpu: " + "; ".join(problems))
+        for cpu in self.cpu:
+            if not self.rates_for(cpu):
+                raise ValueError(f"rates: no rate for {cpu}")
+        return self
+
+    def rates_for(self, cpu: str) -> list[float]:
+        """The rates tried at one CPU limit, in order."""
+        return self.rates[cpu] if isinstance(self.rates, dict) else self.rates
 
 
 def load_benchmark(path: Path, overrides: list[str] | None = None) -> BenchmarkSpec:
@@ -143,7 +165,7 @@ def _steps(
 ) -> None:
     for cpu in spec.cpu:
         failing = 0
-        for rate in spec.rates:
+        for rate in spec.rates_for(cpu):
             progress(f"{cpu}: {rate:g} calls/s for {spec.step_s:g} s", None)
             experiment = Experiment.model_validate(
                 {
