@@ -128,44 +128,35 @@ def test_a_benchmark_takes_one_list_of_rates_or_a_list_per_limit(tmp_path: Path)
     assert overridden.rates_for("20m") == [4.0, 6.0]
 
 
-@pytest.mark.parametrize(
-    ("text", "fragment"),
-    [
-        ("cpu: [10m, 30m]\nrates: {10m: [1, 2]}\n", "no rates for 30m"),
-        ("cpu: [10m]\nrates: {10m: [1], 20m: [4]}\n", "rates for 20m, which is not in cpu"),
-        ("cpu: [10m]\nrates: {10m: []}\n", "no rate for 10m"),
-        ("cpu: [10m]\nrates: []\n", "no rate for 10m"),
-        ("cpu: [10m]\nrates: [2, 0]\n", "rates"),
-    ],
-)
-def test_bad_benchmark_rates_name_the_limit(tmp_path: Path, text: str, fragment: str):
-    path = tmp_path / "bench.yaml"
-    path.write_text(text)
-    with pytest.raises(ExperimentError) as error:
-        load_benchmark(path)
-    assert str(path) in str(error.value)
-    assert fragment in str(error.value)
+BAD_BENCHMARKS = [
+    ("cpu: [10m, 30m]\nrates: {10m: [1, 2]}\n", "no rates for 30m"),
+    ("cpu: [10m]\nrates: {10m: [1], 20m: [4]}\n", "rates for 20m, which is not in cpu"),
+    ("cpu: [10m]\nrates: {10m: []}\n", "no rate for 10m"),
+    ("cpu: [10m]\nrates: []\n", "no rate for 10m"),
+    ("cpu: [10m]\nrates: [2, 0]\n", "rates"),
+]
+BAD_EXPERIMENTS = [
+    ("name: x\nscenario: {speed: 1}\n", "scenario: Value error, give exactly one of"),
+    ("name: x\nscenario: {csv: a.csv}\nproxies: {count: 2, cpu: lots}\n", "CPU quantity 'lots'"),
+    ("name: x\nscenario: {csv: a.csv}\nqos: {p0_ms: -1}\n", "qos.p0_ms"),
+    ("name: x\nscenario: {csv: a.csv}\nsurprise: 1\n", "surprise"),
+    ("- just a list\n", "mapping"),
+    ("name: [unclosed\n", "not valid YAML"),
+]
 
 
 @pytest.mark.parametrize(
-    ("text", "fragment"),
-    [
-        ("name: x\nscenario: {speed: 1}\n", "scenario: Value error, give exactly one of"),
-        (
-            "name: x\nscenario: {csv: a.csv}\nproxies: {count: 2, cpu: lots}\n",
-            "CPU quantity 'lots'",
-        ),
-        ("name: x\nscenario: {csv: a.csv}\nqos: {p0_ms: -1}\n", "qos.p0_ms"),
-        ("name: x\nscenario: {csv: a.csv}\nsurprise: 1\n", "surprise"),
-        ("- just a list\n", "mapping"),
-        ("name: [unclosed\n", "not valid YAML"),
-    ],
+    ("loader", "text", "fragment"),
+    [(load, *case) for case in BAD_EXPERIMENTS]
+    + [(load_benchmark, *case) for case in BAD_BENCHMARKS],
 )
-def test_bad_experiment_files_name_the_field(tmp_path: Path, text: str, fragment: str):
+def test_bad_experiment_and_benchmark_files_name_the_field(
+    tmp_path: Path, loader: Any, text: str, fragment: str
+):
     path = tmp_path / "bad.yaml"
     path.write_text(text)
     with pytest.raises(ExperimentError) as info:
-        load(path)
+        loader(path)
     assert str(path) in str(info.value)
     assert fragment in str(info.value)
 
