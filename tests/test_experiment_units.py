@@ -219,3 +219,19 @@ def test_a_benchmark_steps_through_each_limits_own_rates(
         ("30m", 8.0), ("30m", 10.0), ("30m", 12.0), ("30m", 14.0),
     ]  # fmt: skip
     assert json.loads((out / "summary.json").read_text())["capacity_calls_per_s"] == capacity
+
+    # interrupted before its first 30m step: 10m keeps its capacity, 30m has none (not 0)
+    capacity["30m"] = -1.0
+    real_run = fake_run
+
+    def interrupted_at_30m(experiment: Any, *args: Any) -> Path:
+        if experiment.proxies.cpu == "30m":
+            raise KeyboardInterrupt("SIGTERM")
+        return real_run(experiment, *args)
+
+    monkeypatch.setattr(bench, "run_experiment", interrupted_at_30m)
+    with pytest.raises(KeyboardInterrupt):
+        bench.run_benchmark(spec, tmp_path, lambda *_: None, folder_name="cut")
+    summary = json.loads((tmp_path / "cut" / "summary.json").read_text())
+    assert summary["status"] == "interrupted"
+    assert summary["capacity_calls_per_s"] == {"10m": 2.0}

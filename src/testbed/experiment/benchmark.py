@@ -229,11 +229,16 @@ def _steps(
 
 
 def capacity_of(spec: BenchmarkSpec, table: list[dict[str, Any]]) -> dict[str, float]:
-    """Per CPU limit, the largest rate of the unbroken run of steps within QoS from the first."""
+    """Per CPU limit, the largest rate of the unbroken run of steps within QoS from the first.
+
+    A limit without a step (a run interrupted before it) has no capacity, not 0."""
     capacity: dict[str, float] = {}
     for cpu in spec.cpu:
+        rows = [r for r in table if r["cpu"] == cpu]
+        if not rows:
+            continue
         best = 0.0
-        for row in (r for r in table if r["cpu"] == cpu):
+        for row in rows:
             if not row["within_qos"]:
                 break
             best = row["rate"]
