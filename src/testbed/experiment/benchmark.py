@@ -220,6 +220,7 @@ def _steps(
                     "within_qos": ok,
                     "isolation": _isolation_text(summary.get("isolation")),
                     "noise_cores_used": noise.get("cores_used"),
+                    "host_steal_pct": summary.get("host_steal_pct"),
                     "folder": folder.name,
                 }
             )

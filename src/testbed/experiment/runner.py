@@ -40,6 +40,7 @@ from testbed.experiment.deadline import (
 from testbed.experiment.faults.analysis import analyze as analyze_faults
 from testbed.experiment.faults.inject import FaultInjector
 from testbed.experiment.group import scenario_seed
+from testbed.experiment.host_cpu import PROC_STAT
 from testbed.experiment.lifecycle import Interrupts, bounded, describe
 from testbed.experiment.report import write_report
 from testbed.experiment.sampler import PromQuantiles, Sampler
@@ -349,6 +350,7 @@ class LocalRun:
             scenario_url,
             settings.lb_rpc_url,
             self._quantiles(),
+            host_stat=PROC_STAT.read_text,
         )
         sampler.sample(self._state())  # windows start here, not with the registrations
         if experiment.autoscale is not None:

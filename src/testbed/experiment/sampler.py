@@ -24,6 +24,7 @@ import httpx
 from kamailio_rpc import KamailioRpc, RpcError, RpcTransportError
 from testbed.experiment import histogram
 from testbed.experiment.histogram import Buckets
+from testbed.experiment.host_cpu import HostCpuError, HostCpuTracker
 from testbed.local.prometheus import PrometheusError, PromQuery, cpu_seconds
 from testbed.local.state import Component, TestbedState
 from testbed.local.testbed import ANALYZER_KIND, PROXY_KIND, serving_proxies
@@ -80,8 +81,12 @@ class Sampler:
         scenario_url: str,
         lb_rpc_url: str | None = None,
         quantiles: PromQuantiles | None = None,
+        host_stat: Callable[[], str] | None = None,
     ) -> None:
         self.http = http
+        # /proc/stat's text, for the machine's busy and stolen CPU (testbed.experiment.host_cpu)
+        self.host_stat = host_stat
+        self._host = HostCpuTracker()
         self.quantiles = quantiles
         self.lb_rpc_url = lb_rpc_url
         self.window_s = window_s
@@ -173,9 +178,21 @@ class Sampler:
         row["p99_ms"] = None if overall is None else overall * 1000
         # new INVITEs (call attempts) arriving at the load balancer
         row["lb_invites_per_s"] = lb.result()
+        self._host_cpu(row)
         scenario_read.result()
         row.update(scenario)
         return row
+
+    def _host_cpu(self, row: dict[str, Any]) -> None:
+        if self.host_stat is None:
+            return
+        try:
+            shares = self._host.update(self.host_stat())
+        except (OSError, HostCpuError) as exc:
+            self._failed("host-cpu", str(exc))
+            shares = None
+        row["host_busy_pct"] = None if shares is None else round(shares.busy_pct, 2)
+        row["host_steal_pct"] = None if shares is None else round(shares.steal_pct, 2)
 
     def _read_proxy(
         self, proxy: Component, analyzer: Component | None

@@ -34,6 +34,10 @@ class Summary:
     # failed; and why, in a sentence
     status: str = "completed"
     end_reason: str = ""
+    # the machine's CPU taken by its hypervisor (steal), mean and largest over the samples:
+    # what isolation cannot keep off the system under test (testbed.experiment.host_cpu)
+    host_steal_pct: float | None = None
+    host_steal_max_pct: float | None = None
 
     @property
     def cost_vs_plan(self) -> float | None:
@@ -93,6 +97,7 @@ def summarize(
     attempted = succeeded + failed
     denominator = attempted - redirected
     duration = rows[-1]["t_s"] - rows[0]["t_s"] if rows else 0.0
+    steal = [v for r in rows if isinstance(v := r.get("host_steal_pct"), (int, float))]
     return Summary(
         p0_ms=p0_ms,
         percentile=percentile,
@@ -113,6 +118,8 @@ def summarize(
         plan_proxy_seconds=None if plan_proxies is None else round(plan_proxies * duration, 3),
         status=status or ("interrupted" if interrupted else "completed"),
         end_reason=end_reason,
+        host_steal_pct=round(sum(steal) / len(steal), 2) if steal else None,
+        host_steal_max_pct=max(steal) if steal else None,
     )
 
 
