@@ -67,6 +67,9 @@ def test_a_short_experiment_writes_a_complete_results_folder(tmp_path: Path):
     busy = [row for row in series if row["sent_per_s"] and float(row["sent_per_s"]) > 0]
     assert len(busy) >= 15
     assert any(float(row["sip-proxy-0.cpu_mcpu"] or 0) > 0 for row in busy)
+    # the whole machine's CPU from /proc/stat: busy while the load runs, steal a share
+    assert all(0 < float(row["host_busy_pct"]) <= 100 for row in busy)
+    assert all(0 <= float(row["host_steal_pct"]) <= 100 for row in busy)
 
     with (folder / "scenario.csv").open() as f:
         wanted = collections.Counter(
@@ -96,6 +99,7 @@ def test_a_short_experiment_writes_a_complete_results_folder(tmp_path: Path):
     assert summary["p99_violation_share"] == 0.0
     assert 0 < summary["worst_p99_ms"] < 1000
     assert summary["proxy_seconds"] == pytest.approx(2 * summary["duration_s"], rel=0.01)
+    assert 0 <= summary["host_steal_pct"] <= summary["host_steal_max_pct"] <= 100
 
     page = (folder / "report.html").read_text()
     for figure in (
