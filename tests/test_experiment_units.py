@@ -222,12 +222,11 @@ def test_a_benchmark_steps_through_each_limits_own_rates(
 
     # interrupted before its first 30m step: 10m keeps its capacity, 30m has none (not 0)
     capacity["30m"] = -1.0
-    real_run = fake_run
 
     def interrupted_at_30m(experiment: Any, *args: Any) -> Path:
         if experiment.proxies.cpu == "30m":
             raise KeyboardInterrupt("SIGTERM")
-        return real_run(experiment, *args)
+        return fake_run(experiment, *args)
 
     monkeypatch.setattr(bench, "run_experiment", interrupted_at_30m)
     with pytest.raises(KeyboardInterrupt):

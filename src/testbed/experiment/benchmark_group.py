@@ -101,8 +101,7 @@ def capacity_spread(
     counted = [s for s in summaries if s.get("status", COUNTED) == COUNTED]
     out: dict[str, tuple[list[float], Estimate]] = {}
     for cpu in spec.cpu:
-        found = (s["capacity_calls_per_s"].get(cpu) for s in counted)
-        values = [float(v) for v in found if v is not None]
+        values = [float(s["capacity_calls_per_s"][cpu]) for s in counted]
         out[cpu] = (values, estimate(values))
     return out
 

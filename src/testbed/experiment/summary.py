@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from testbed.experiment.stats import numbers
+
 
 @dataclass(frozen=True)
 class Summary:
@@ -72,11 +74,7 @@ def summarize(
     end_reason: str = "",
 ) -> Summary:
     """`rows`: time series (t_s, proxies, p99_ms ...); `calls`: caller-side call records."""
-    p99s = [
-        r["p99_ms"]
-        for r in rows
-        if isinstance(r.get("p99_ms"), (int, float)) and not math.isnan(r["p99_ms"])
-    ]
+    p99s = numbers([r.get("p99_ms") for r in rows])
     violations = sum(1 for v in p99s if v > p0_ms)
     proxy_seconds = 0.0
     actions = 0
@@ -97,7 +95,7 @@ def summarize(
     attempted = succeeded + failed
     denominator = attempted - redirected
     duration = rows[-1]["t_s"] - rows[0]["t_s"] if rows else 0.0
-    steal = [v for r in rows if isinstance(v := r.get("host_steal_pct"), (int, float))]
+    steal = numbers([r.get("host_steal_pct") for r in rows])
     return Summary(
         p0_ms=p0_ms,
         percentile=percentile,
