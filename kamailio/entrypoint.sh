@@ -39,6 +39,8 @@ if [ "$role" = sip-proxy ]; then : "${KAMAILIO_SHM_MB:=256}"; else : "${KAMAILIO
 # SIP URI of the load balancer for requests toward UAs; empty: straight to the UA (the paper's path)
 : "${OUTBOUND_PROXY:=}"
 : "${KAMAILIO_RUN_DIR:=/run/kamailio-$role}"
+# API_TOKEN (optional, passed through as is): when set, /RPC answers only
+# `Authorization: Bearer $API_TOKEN`; when unset, only clients in 127.0.0.0/8 (the cfgs' RPC_ALLOWED)
 : "${KAMAILIO_CTL_SOCKET:=unix:$KAMAILIO_RUN_DIR/kamailio_ctl}"
 
 : "${SIP_LISTEN:=udp:$SIP_ADDRESS:$SIP_PORT}"
