@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 
+from api_token import bearer
 from kamailio_rpc.protocol import (
     DispatcherTarget,
     RpcError,
@@ -31,6 +32,12 @@ def _is_ongoing_reload(exc: RpcError) -> bool:
 
 
 def _decode(method: str, response: httpx.Response) -> Any:
+    if response.status_code in (401, 403):
+        # Kamailio's /RPC refuses before jsonrpcs runs: say so instead of "not JSON"
+        raise RpcTransportError(
+            f"{method}: HTTP {response.status_code}, {response.url} refused the request "
+            "(the client's token must be Kamailio's API_TOKEN)"
+        )
     try:
         body = response.json()
     except ValueError as exc:
@@ -40,16 +47,34 @@ def _decode(method: str, response: httpx.Response) -> Any:
     return parse_response(method, body)
 
 
+def _headers(token: str | None) -> dict[str, str]:
+    # validated by bearer(): a token with CR/LF or spaces never reaches a header line
+    return bearer(token) if token else {}
+
+
 class AsyncKamailioRpc:
-    def __init__(self, url: str, client: httpx.AsyncClient, timeout: float = 5.0) -> None:
+    """``token``: Kamailio's API_TOKEN, sent as ``Authorization: Bearer`` on every call."""
+
+    def __init__(
+        self,
+        url: str,
+        client: httpx.AsyncClient,
+        timeout: float = 5.0,
+        *,
+        token: str | None = None,
+    ) -> None:
         self.url = url
         self._client = client
         self._timeout = timeout
+        self._headers = _headers(token)
 
     async def call(self, method: str, *params: Any) -> Any:
         try:
             response = await self._client.post(
-                self.url, json=build_request(method, list(params)), timeout=self._timeout
+                self.url,
+                json=build_request(method, list(params)),
+                headers=self._headers,
+                timeout=self._timeout,
             )
         except httpx.HTTPError as exc:
             raise RpcTransportError(f"{method}: {self.url} unreachable: {exc!r}") from exc
@@ -82,15 +107,26 @@ class AsyncKamailioRpc:
 class KamailioRpc:
     """Blocking twin of AsyncKamailioRpc for the CLI and tests."""
 
-    def __init__(self, url: str, client: httpx.Client | None = None, timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        client: httpx.Client | None = None,
+        timeout: float = 5.0,
+        *,
+        token: str | None = None,
+    ) -> None:
         self.url = url
         self._client = client or httpx.Client()
         self._timeout = timeout
+        self._headers = _headers(token)
 
     def call(self, method: str, *params: Any) -> Any:
         try:
             response = self._client.post(
-                self.url, json=build_request(method, list(params)), timeout=self._timeout
+                self.url,
+                json=build_request(method, list(params)),
+                headers=self._headers,
+                timeout=self._timeout,
             )
         except httpx.HTTPError as exc:
             raise RpcTransportError(f"{method}: {self.url} unreachable: {exc!r}") from exc
