@@ -176,6 +176,7 @@ def _disable(sip_system: SipSystem, name: str) -> httpx.Response:
     return sip_system.http.post(
         f"{sip_system.controller}/proxies/{name}/disable",
         params={"grace_seconds": 0},
+        headers=sip_system.auth,
         timeout=120,
     )
 
@@ -184,6 +185,7 @@ def _enable_proxy_1(sip_system: SipSystem) -> None:
     response = sip_system.http.post(
         f"{sip_system.controller}/proxies/sip-proxy-1/enable",
         json={"sip_address": sip_system.proxy_sip(1), "http_address": "127.0.1.2:8080"},
+        headers=sip_system.auth,
         timeout=120,
     )
     assert response.status_code == 200, response.text

@@ -15,6 +15,7 @@ import pytest
 from playwright.sync_api import sync_playwright
 from support import ClientProcess, SipSystem, start_sip_client, wait_for
 
+import api_token
 from testbed.local import processes
 
 pytestmark = pytest.mark.integration
@@ -22,6 +23,9 @@ SQLITE_ONLY = pytest.mark.parametrize("sip_system", ["sqlite"], indirect=True)
 HOST, PORT = "127.0.0.1", 8111
 URL = f"http://{HOST}:{PORT}"
 WS = f"ws://{HOST}:{PORT}/ws/clients"
+# the scenario controller's API_TOKEN, which its pods present too
+TOKEN = api_token.generate()
+AUTH = api_token.bearer(TOKEN)
 HEADER = "caller;callee;wait_before_next_in_ms;seconds_since_start;arrival_rate_in_s"
 CHROMIUM_ARGS = [
     "--disable-gpu",
@@ -51,6 +55,7 @@ def controller(sip_system: SipSystem, tmp_path: Path) -> Iterator[str]:
         "SCENARIO_DIR": str(tmp_path / "scenarios"),
         "RUNS_DIR": str(tmp_path / "runs"),
         "SIP_CONTROLLER_URL": sip_system.controller,
+        api_token.ENV_NAME: TOKEN,
     }
     log = tmp_path / "scenario-controller.log"
     handle = processes.spawn([sys.executable, "-m", "scenario_controller"], env, log)
@@ -85,6 +90,7 @@ def start_pod(sip_system: SipSystem, tmp_path: Path, pod: str, phones: int = 5) 
         (f"127.0.3.{n}", 5060),
         8200 + n,
         sip_system.lb,
+        TOKEN,
         SCENARIO_CONTROLLER_URL=WS,
         STATS_INTERVAL_SECONDS="0.5",
     )
@@ -105,7 +111,9 @@ def test_register_upload_run_and_calls_complete(
     pods += [start_pod(sip_system, tmp_path, "40"), start_pod(sip_system, tmp_path, "41")]
     with httpx.Client(timeout=30) as http:
         wait_for(lambda: http.get(f"{URL}/health").json()["pods"] == 2, 15, "both pods connected")
-        assert http.post(f"{URL}/register").json() == {"pods": ["40", "41"]}
+        refused = http.post(f"{URL}/register")  # without the token
+        assert refused.status_code == 401, refused.text
+        assert http.post(f"{URL}/register", headers=AUTH).json() == {"pods": ["40", "41"]}
         wait_for(
             lambda: all(p["registered"] == 5 for p in _clients(http).values()),
             15,
@@ -114,9 +122,13 @@ def test_register_upload_run_and_calls_complete(
         clients = _clients(http)
         assert clients["41"]["registered_at_proxy"] == 5  # cross-checked with the registrar
         pairs = [(f"40{i % 5:02d}", f"41{i % 5:02d}") for i in range(30)]
-        stored = http.post(f"{URL}/scenarios", params={"name": "e2e"}, content=scenario(pairs, 10))
+        stored = http.post(
+            f"{URL}/scenarios", params={"name": "e2e"}, content=scenario(pairs, 10), headers=AUTH
+        )
         assert stored.status_code == 201, stored.text
-        run = http.post(f"{URL}/runs", json={"scenario": "e2e", "hold_ms": 200}).json()
+        run = http.post(
+            f"{URL}/runs", json={"scenario": "e2e", "hold_ms": 200}, headers=AUTH
+        ).json()
         wait_for(
             lambda: http.get(f"{URL}/runs/{run['id']}").json()["state"] == "finished",
             20,
@@ -145,8 +157,10 @@ def test_a_pod_leaving_mid_run_makes_its_invites_undeliverable_until_it_returns(
             )
             for i in range(240)  # 12 s: room for a slow restart on a busy machine
         ]
-        http.post(f"{URL}/scenarios", params={"name": "leave"}, content=scenario(pairs, 20))
-        run = http.post(f"{URL}/runs", json={"scenario": "leave"}).json()
+        http.post(
+            f"{URL}/scenarios", params={"name": "leave"}, content=scenario(pairs, 20), headers=AUTH
+        ).raise_for_status()
+        run = http.post(f"{URL}/runs", json={"scenario": "leave"}, headers=AUTH).json()
         time.sleep(1.0)
         processes.stop(leaving.handle)
         pods.remove(leaving)
@@ -185,6 +199,11 @@ def test_the_panel_in_a_real_browser(sip_system: SipSystem, controller: str, pod
         try:
             page = browser.new_page(viewport={"width": 1100, "height": 1300})
             page.goto(URL)
+            # the panel asks for the token and keeps it in the tab's session, not the URL
+            page.fill("#token-input", TOKEN)
+            page.click("#token-submit")
+            page.wait_for_selector("#login", state="hidden")
+            assert TOKEN not in page.url
             page.wait_for_selector("#feed.on")
             page.wait_for_function("document.querySelectorAll('#pods tbody tr').length === 2")
             page.click("#register")

@@ -16,6 +16,7 @@ import pytest
 import websockets
 from support import ClientProcess, SipSystem, start_sip_client, wait_for
 
+import api_token
 from testbed.local import processes
 from testbed.sipp import SippRunner
 from testbed_messages import (
@@ -65,7 +66,9 @@ def test_our_caller_against_a_sipp_uas(
         pods.append(caller)
         for n in range(5):
             response = http.post(
-                f"{caller.url}/calls", json={"caller": f"000{n}", "callee": "0100", "hold_ms": 100}
+                f"{caller.url}/calls",
+                json={"caller": f"000{n}", "callee": "0100", "hold_ms": 100},
+                headers=caller.auth,
             )
             assert response.status_code == 202
         records = _wait_calls(caller, http, 5)
@@ -121,7 +124,7 @@ def test_our_pods_call_each_other_through_kamailio_with_auth(
     caller = start_sip_client(tmp_path, "20", 10, ("127.0.2.20", 5060), 8120, sip_system.lb)
     callee = start_sip_client(tmp_path, "21", 10, ("127.0.2.21", 5060), 8121, sip_system.lb)
     pods += [caller, callee]
-    assert http.post(f"{callee.url}/register").status_code == 202
+    assert http.post(f"{callee.url}/register", headers=callee.auth).status_code == 202
     wait_for(
         lambda: (
             {f"21{n:02d}" for n in range(10)}
@@ -132,7 +135,7 @@ def test_our_pods_call_each_other_through_kamailio_with_auth(
     )
     for n in range(20):
         body = {"caller": f"20{n % 10:02d}", "callee": f"21{n % 10:02d}", "hold_ms": 200}
-        assert http.post(f"{caller.url}/calls", json=body).status_code == 202
+        assert http.post(f"{caller.url}/calls", json=body, headers=caller.auth).status_code == 202
     records = _wait_calls(caller, http, 20)
     assert [r["outcome"] for r in records] == ["succeeded"] * 20, [r["reason"] for r in records]
     for record in records:
@@ -197,7 +200,7 @@ def test_calls_complete_over_a_lossy_link_by_retransmission(
         callee = start_sip_client(tmp_path, "23", 10, ("127.0.2.23", 5060), 8123, sip_system.lb)
         caller = start_sip_client(tmp_path, "22", 10, ("127.0.2.22", 5060), 8122, "127.0.0.1:5262")
         pods += [caller, callee]
-        http.post(f"{callee.url}/register")
+        http.post(f"{callee.url}/register", headers=callee.auth).raise_for_status()
         wait_for(
             lambda: http.get(f"{callee.url}/health").json()["registered"] == 10,
             15,
@@ -205,7 +208,7 @@ def test_calls_complete_over_a_lossy_link_by_retransmission(
         )
         for n in range(20):
             body = {"caller": f"22{n % 10:02d}", "callee": f"23{n % 10:02d}", "hold_ms": 100}
-            http.post(f"{caller.url}/calls", json=body)
+            http.post(f"{caller.url}/calls", json=body, headers=caller.auth).raise_for_status()
         records = _wait_calls(caller, http, 20, timeout=90)
     finally:
         relay.close()
@@ -220,7 +223,7 @@ def test_malformed_datagrams_are_counted_and_calls_carry_on(
     callee = start_sip_client(tmp_path, "25", 10, ("127.0.2.25", 5060), 8125, sip_system.lb)
     caller = start_sip_client(tmp_path, "24", 10, ("127.0.2.24", 5060), 8124, sip_system.lb)
     pods += [caller, callee]
-    http.post(f"{callee.url}/register")
+    http.post(f"{callee.url}/register", headers=callee.auth).raise_for_status()
     wait_for(
         lambda: http.get(f"{callee.url}/health").json()["registered"] == 10, 15, "callee registered"
     )
@@ -228,7 +231,8 @@ def test_malformed_datagrams_are_counted_and_calls_carry_on(
         http.post(
             f"{caller.url}/calls",
             json={"caller": f"24{n:02d}", "callee": f"25{n:02d}", "hold_ms": 1500},
-        )
+            headers=caller.auth,
+        ).raise_for_status()
     junk = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     for datagram in (
         b"\x00\xffnot sip",
@@ -257,6 +261,8 @@ def test_controller_link_hello_commands_stats_and_reconnect(
     sipp = SippRunner(tmp_path / "sipp")
     uas = sipp.start_uas("127.0.0.1", 5194)
     seen: dict[str, list[object]] = {"hello": [], "stats": [], "call": []}
+    token = api_token.generate()
+    handshakes: list[str | None] = []
 
     async def scenario() -> None:
         connections = 0
@@ -265,6 +271,8 @@ def test_controller_link_hello_commands_stats_and_reconnect(
         async def handler(ws: websockets.ServerConnection) -> None:
             nonlocal connections
             connections += 1
+            assert ws.request is not None
+            handshakes.append(ws.request.headers.get("Authorization"))
             hello = decode_client(await ws.recv())
             assert isinstance(hello, Hello)
             seen["hello"].append(hello)
@@ -291,6 +299,7 @@ def test_controller_link_hello_commands_stats_and_reconnect(
                 ("127.0.0.1", 5195),
                 8195,
                 "127.0.0.1:5194",
+                token,
                 SCENARIO_CONTROLLER_URL="ws://127.0.0.1:8196/ws",
                 STATS_INTERVAL_SECONDS="0.2",
             )
@@ -302,6 +311,8 @@ def test_controller_link_hello_commands_stats_and_reconnect(
     finally:
         processes.stop(uas)
     assert [h.pod for h in seen["hello"]] == ["30", "30"]  # type: ignore[attr-defined]
+    # the pod's API_TOKEN in each handshake (the scenario controller refuses it otherwise)
+    assert handshakes == [f"Bearer {token}"] * 2
     calls = [c for c in seen["call"] if isinstance(c, CallRecordMessage)]
     assert sorted(c.caller for c in calls) == ["3000", "3001", "3002"]
     assert all(c.outcome == "succeeded" for c in calls)

@@ -156,6 +156,23 @@ def status() -> None:
 
 
 @app.command()
+def token() -> None:
+    """Print the running testbed's API token, the bearer token its services require on every
+    state-changing request: curl -H "Authorization: Bearer $(testbed token)" ..."""
+    testbed = _testbed()
+    try:
+        state = testbed.load_state()
+    finally:
+        testbed.close()
+    if state is None or not state.api_token:
+        where = testbed.state_dir
+        problem = "no testbed is running" if state is None else "this testbed has no API token"
+        typer.echo(f"testbed token: {problem} (state in {where})", err=True)
+        raise typer.Exit(1)
+    typer.echo(state.api_token)  # alone on stdout, for $(testbed token)
+
+
+@app.command()
 def scale(
     component: Annotated[str, typer.Argument(help="what to scale: sip-proxy")],
     replicas: Annotated[int, typer.Argument(min=0, help="desired number")],

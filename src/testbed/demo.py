@@ -45,8 +45,10 @@ class DemoReport:
 def _invites_by_proxy(testbed: LocalTestbed) -> dict[str, int]:
     state = testbed.load_state()
     counts: dict[str, int] = {}
-    for proxy in state.of_kind(PROXY_KIND) if state else []:
-        rpc = KamailioRpc(f"http://{proxy.endpoints['http']}/RPC")
+    if state is None:
+        return counts
+    for proxy in state.of_kind(PROXY_KIND):
+        rpc = KamailioRpc(f"http://{proxy.endpoints['http']}/RPC", token=state.api_token)
         try:
             counts[proxy.name] = rpc.statistics("core:").get("core:rcv_requests_invite", 0)
         except (RpcError, RpcTransportError):

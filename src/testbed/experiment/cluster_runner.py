@@ -11,6 +11,7 @@ folder and report as a local run are written.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import csv
 import json
@@ -24,6 +25,7 @@ from typing import Any
 import httpx
 import yaml
 
+import api_token
 from testbed.cluster.access import PortForward, Prometheus, kubectl_command
 from testbed.cluster.layout import REPO_ROOT
 from testbed.experiment.cluster_sampler import ClusterSampler, proxy_column
@@ -327,9 +329,10 @@ def run_on_cluster(
             prom = Prometheus(urls["prometheus"], http)
             _wait(prom.ready, 60, "Prometheus ready")
             scenario_url = urls["scenario"]
+            auth = api_token.bearer(_api_token(tools, namespace))
             phones = sum(p for _pod, p in prepared.pods)
             progress(f"registering {phones} phones", None)
-            http.post(f"{scenario_url}/register").raise_for_status()
+            http.post(f"{scenario_url}/register", headers=auth).raise_for_status()
 
             def registered() -> bool:
                 users = http.get(f"{urls['controller']}/registrations").json().get("users", [])
@@ -343,6 +346,7 @@ def run_on_cluster(
                     f"{scenario_url}/scenarios",
                     params={"name": experiment.name},
                     content=data.read(),
+                    headers=auth,
                 ).raise_for_status()
             sampler = ClusterSampler(
                 prom,
@@ -361,6 +365,7 @@ def run_on_cluster(
                     "speed": experiment.scenario.speed,
                     "hold_ms": experiment.scenario.hold_ms,
                 },
+                headers=auth,
             )
             run.raise_for_status()
             run_id = run.json()["id"]
@@ -384,7 +389,7 @@ def run_on_cluster(
                 interrupted = True
                 progress("interrupted: stopping and keeping what was collected", None)
                 with contextlib.suppress(httpx.HTTPError):
-                    http.post(f"{scenario_url}/runs/{run_id}/stop")
+                    http.post(f"{scenario_url}/runs/{run_id}/stop", headers=auth)
             progress("collecting samples, call records and the run log", None)
             calls, undeliverable = _collect(tools, namespace, urls, http, out, run_id)
             if experiment.autoscale is not None:
@@ -424,6 +429,22 @@ def run_on_cluster(
         {"platform": "kubernetes", "namespace": namespace, **timings},
     )
     return out
+
+
+def _api_token(tools: ClusterTools, namespace: str) -> str:
+    """The release's API token, from the Secret the chart generated at install."""
+    name = f"{RELEASE}-api-token"
+    secret = json.loads(tools.kubectl("-n", namespace, "get", "secret", name, "-o", "json"))
+    try:
+        value = base64.b64decode(secret["data"]["api-token"], validate=True).decode()
+    except (KeyError, TypeError, ValueError) as exc:  # the message only: no secret bytes
+        raise ExperimentFailed(
+            f"secret {name}: no base64 UTF-8 value under key api-token ({type(exc).__name__})"
+        ) from None
+    try:
+        return api_token.validate(value)
+    except ValueError as exc:  # validate's message never contains the token
+        raise ExperimentFailed(f"secret {name}, key api-token: {exc}") from None
 
 
 def _hpa_status(tools: ClusterTools, namespace: str) -> dict[str, Any]:

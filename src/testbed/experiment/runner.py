@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import yaml
 
+import api_token
 from csvgen.output import write_file
 from csvgen.scenario import Scenario
 from csvgen.spec import StepShape, TableShape
@@ -246,6 +247,8 @@ class LocalRun:
         self.autoscaler: LocalAutoscaler | None = None
         self.faults: FaultInjector | None = None
         self.run_id: str | None = None
+        # the bearer header of the testbed's services, once `up` generated its token
+        self.auth: dict[str, str] = {}
         self.rows: list[dict[str, Any]] = []
         self.timeseries: CsvStream | None = None
         self.autoscaler_log: CsvStream | None = None
@@ -331,7 +334,9 @@ class LocalRun:
             clients=prepared.pods,
             isolation=experiment.isolation.chosen(),
         )
-        record = self._state().isolation
+        state = self._state()
+        self.auth = api_token.bearer(state.api_token) if state.api_token else {}
+        record = state.isolation
         self.isolation = record.model_dump() if record is not None else None
         if self.testbed.join_others():  # the runner and its sampler threads: off the SUT's CPUs
             self.note("this run's own process moved to the other processes' CPUs")
@@ -340,7 +345,10 @@ class LocalRun:
         self._register(scenario_url, sum(p for _pod, p in prepared.pods))
         with prepared.csv.open("rb") as data:
             self.http.post(
-                f"{scenario_url}/scenarios", params={"name": experiment.name}, content=data.read()
+                f"{scenario_url}/scenarios",
+                params={"name": experiment.name},
+                content=data.read(),
+                headers=self.auth,
             ).raise_for_status()
         self._let_registrations_leave_the_window()
         sampler = self.sampler = Sampler(
@@ -351,6 +359,7 @@ class LocalRun:
             settings.lb_rpc_url,
             self._quantiles(),
             host_stat=PROC_STAT.read_text,
+            token=state.api_token,
         )
         sampler.sample(self._state())  # windows start here, not with the registrations
         if experiment.autoscale is not None:
@@ -372,6 +381,7 @@ class LocalRun:
                 "speed": experiment.scenario.speed,
                 "hold_ms": experiment.scenario.hold_ms,
             },
+            headers=self.auth,
         )
         run.raise_for_status()
         self.run_id = sampler.run_id = str(run.json()["id"])
@@ -467,7 +477,7 @@ class LocalRun:
 
     def _register(self, scenario_url: str, phones: int) -> None:
         self.note(f"registering {phones} phones")
-        self.http.post(f"{scenario_url}/register").raise_for_status()
+        self.http.post(f"{scenario_url}/register", headers=self.auth).raise_for_status()
 
         def registered() -> bool:
             # Both sides: the location table can hold a contact whose 200 OK is still being
@@ -562,7 +572,7 @@ class LocalRun:
             run_id = self.run_id
 
             def stop_run() -> None:
-                self.http.post(f"{scenario_url}/runs/{run_id}/stop", timeout=5.0)
+                self.http.post(f"{scenario_url}/runs/{run_id}/stop", headers=self.auth, timeout=5.0)
 
             self._step("stopping the scenario", stop_run, STOP_RUN_S)
         if self.sampler is not None:

@@ -82,8 +82,11 @@ class Sampler:
         lb_rpc_url: str | None = None,
         quantiles: PromQuantiles | None = None,
         host_stat: Callable[[], str] | None = None,
+        *,
+        token: str | None = None,
     ) -> None:
         self.http = http
+        self.token = token  # the testbed's API_TOKEN: Kamailio's /RPC requires it
         # /proc/stat's text, for the machine's busy and stolen CPU (testbed.experiment.host_cpu)
         self.host_stat = host_stat
         self._host = HostCpuTracker()
@@ -241,7 +244,9 @@ class Sampler:
         self._pool.shutdown(wait=False)
 
     def _kamailio(self, proxy: Component) -> dict[str, float]:
-        rpc = KamailioRpc(f"http://{proxy.endpoints['http']}/RPC", self.http, timeout=2.0)
+        rpc = KamailioRpc(
+            f"http://{proxy.endpoints['http']}/RPC", self.http, timeout=2.0, token=self.token
+        )
         try:
             stats = rpc.statistics("core:")
         except (RpcError, RpcTransportError) as exc:
@@ -255,7 +260,7 @@ class Sampler:
     def _lb_new_invites(self, now: float) -> float | None:
         if self.lb_rpc_url is None:
             return None
-        rpc = KamailioRpc(self.lb_rpc_url, self.http, timeout=2.0)
+        rpc = KamailioRpc(self.lb_rpc_url, self.http, timeout=2.0, token=self.token)
         try:
             stats = rpc.statistics("script:")
         except (RpcError, RpcTransportError) as exc:

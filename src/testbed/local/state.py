@@ -82,6 +82,9 @@ class TestbedState(BaseModel):
     proxy_cpu_millicores: int | None = None
     analyzers: bool = False
     isolation: IsolationRecord | None = None
+    # the bearer token of this testbed's services (API_TOKEN); None in a state file written
+    # before there was one. Kept out of repr: a logged or printed state must not show it.
+    api_token: str | None = Field(default=None, repr=False)
     components: list[Component] = Field(default_factory=list)
 
     def get(self, name: str) -> Component | None:
@@ -98,10 +101,35 @@ class TestbedState(BaseModel):
         self.components = [c for c in self.components if c.name != name]
 
 
+def write_private(path: Path, text: str) -> None:
+    """Replace `path` atomically by a file only its owner may read (0600): it is created with
+    that mode, so the content is never readable by others, not even for a moment."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
+            os.fchmod(out.fileno(), 0o600)  # a leftover tmp file would keep its own mode
+            out.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def make_private_dir(directory: Path) -> None:
+    """Create `directory` (0700) or take group and others' access away from an existing one:
+    it holds the API token (state.json) and the proxy registry."""
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    mode = directory.stat().st_mode & 0o777
+    if mode & 0o077:
+        directory.chmod(mode & 0o700)
+
+
 class StateStore:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.path = directory / "state.json"
+        # the proxies the sip-controller may enable (PROXY_ADDRESS_SOURCE=registry)
+        self.registry_path = directory / "proxies.json"
 
     def load(self) -> TestbedState | None:
         try:
@@ -111,19 +139,23 @@ class StateStore:
         return TestbedState.model_validate(data)
 
     def save(self, state: TestbedState) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_text(state.model_dump_json(indent=2))
-        os.replace(tmp, self.path)
+        make_private_dir(self.directory)
+        write_private(self.path, state.model_dump_json(indent=2))
+
+    def save_registry(self, proxies: dict[str, dict[str, str]]) -> None:
+        """The proxy registry file: name -> {"sip_address", "http_address"}."""
+        make_private_dir(self.directory)
+        write_private(self.registry_path, json.dumps({"proxies": proxies}, indent=2))
 
     def clear(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
+        for path in (self.path, self.registry_path):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
         """One up/scale/down at a time per state directory."""
-        self.directory.mkdir(parents=True, exist_ok=True)
+        make_private_dir(self.directory)
         with (self.directory / "lock").open("w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import httpx
 
+import api_token
 from testbed.config import TestbedSettings
 from testbed.local import cgroups, cpusets, processes
 from testbed.local.mariadb import LocalMariaDB
@@ -120,7 +121,7 @@ class LocalTestbed:
                 self._start_database(state)
                 self._start_controller(state)
                 self._start_loadbalancer(state)
-                self._forget_stale_proxies()
+                self._forget_stale_proxies(state)
                 for index in range(proxies):
                     self._start_proxy(state, index)
                 if scenario_controller:
@@ -186,6 +187,11 @@ class LocalTestbed:
 
     def load_state(self) -> TestbedState | None:
         return self.store.load()
+
+    def api_token(self) -> str | None:
+        """The running testbed's API token (None: not running, or started without one)."""
+        state = self.store.load()
+        return state.api_token if state else None
 
     def isolation(self) -> IsolationRecord | None:
         """The CPU split of the running testbed (None: not running)."""
@@ -397,7 +403,10 @@ class LocalTestbed:
         else:
             raise ValueError(f"--db must be sqlite or mariadb, got '{db}'")
         return TestbedState(
-            database_url=url, database_kind=kind, proxy_cpu_millicores=proxy_cpu_millicores
+            database_url=url,
+            database_kind=kind,
+            proxy_cpu_millicores=proxy_cpu_millicores,
+            api_token=api_token.generate(),  # one per testbed, in its state file only
         )
 
     def _mariadb(self) -> LocalMariaDB:
@@ -437,8 +446,13 @@ class LocalTestbed:
 
     def _start_controller(self, state: TestbedState) -> None:
         s = self.settings
+        with self._state_lock:  # the controller reads it on every enable: it must exist
+            self._write_registry(state)
         env = {
-            **os.environ,
+            **self._env(state),
+            # addresses of the proxies come from what this testbed started, not the request
+            "PROXY_ADDRESS_SOURCE": "registry",
+            "PROXY_REGISTRY_FILE": str(self.store.registry_path),
             "DATABASE_URL": state.database_url,
             "SIP_DOMAIN": s.sip_domain,
             "LOADBALANCER_RPC_URLS": s.lb_rpc_url,
@@ -460,7 +474,7 @@ class LocalTestbed:
     ) -> dict[str, str]:
         s = self.settings
         return {
-            **os.environ,
+            **self._env(state),
             "SIP_DOMAIN": s.sip_domain,
             "SIP_ADDRESS": address,
             "SIP_PORT": str(sip_port),
@@ -500,13 +514,13 @@ class LocalTestbed:
             preexec=self._preexec(state, cpusets.SUT),
         )
 
-    def _forget_stale_proxies(self) -> None:
+    def _forget_stale_proxies(self, state: TestbedState) -> None:
         """A persistent DB may still list proxies of an earlier run: take them out."""
         response = self._http.get(f"{self.settings.controller_url}/proxies")
         response.raise_for_status()
         for proxy in response.json():
             if proxy["state"] != "disabled":
-                self._controller_hook(proxy["name"], "disable", params={"grace_seconds": 0})
+                self._controller_hook(state, proxy["name"], "disable", params={"grace_seconds": 0})
 
     # -- proxies -----------------------------------------------------------------------------
 
@@ -583,15 +597,10 @@ class LocalTestbed:
         running = bool(sidecar and sidecar.handle and sidecar.handle.alive())
         if state.analyzers and not running:  # it watches from before the proxy takes traffic
             self._start_analyzer(state, component)
+        with self._state_lock:  # the controller checks the addresses against this file
+            self._write_registry(state)
         # what the pod's postStart hook does
-        self._controller_hook(
-            name,
-            "enable",
-            json={
-                "sip_address": f"{address}:{s.proxy_sip_port}",
-                "http_address": f"{address}:{s.proxy_http_port}",
-            },
-        )
+        self._controller_hook(state, name, "enable", json=_proxy_addresses(component))
         return component
 
     def _stop_proxy(self, state: TestbedState, component: Component, drain: bool) -> None:
@@ -599,7 +608,7 @@ class LocalTestbed:
         params: dict[str, float] | None = None if drain else {"grace_seconds": 0.0}
         self._notify(f"disabling {component.name}" + (" (draining)" if drain else ""))
         try:
-            self._controller_hook(component.name, "disable", params=params)
+            self._controller_hook(state, component.name, "disable", params=params)
         except (StartupError, httpx.HTTPError) as exc:
             self._notify(f"warning: {component.name}: disable hook failed ({exc}); stopping anyway")
         self._stop_component(component)
@@ -611,6 +620,7 @@ class LocalTestbed:
             if sidecar is not None:
                 state.remove(sidecar.name)
             self.store.save(state)
+            self._write_registry(state)
 
     # -- analyzers, scenario controller, client pods ----------------------------------------
 
@@ -628,7 +638,7 @@ class LocalTestbed:
             health_url=f"http://{address}:{s.analyzer_http_port}/health",
         )
         env = {
-            **os.environ,
+            **self._env(state),
             "ANALYZER_PROXY_ADDRESS": f"{address}:{s.proxy_sip_port}",
             "ANALYZER_PROXY_NAME": proxy.name,
             "ANALYZER_INTERFACE": "lo",
@@ -641,7 +651,7 @@ class LocalTestbed:
     def _start_scenario_controller(self, state: TestbedState) -> Component:
         s = self.settings
         env = {
-            **os.environ,
+            **self._env(state),
             "SCENARIO_CONTROLLER_HOST": s.scenario_controller_host,
             "SCENARIO_CONTROLLER_PORT": str(s.scenario_controller_port),
             "SCENARIO_DIR": str(self.state_dir / "scenarios"),
@@ -662,7 +672,7 @@ class LocalTestbed:
         address = s.client_address(pod)
         ws = f"ws://{s.scenario_controller_host}:{s.scenario_controller_port}/ws/clients"
         env = {
-            **os.environ,
+            **self._env(state),
             "POD_ID": f"{pod:02d}",
             "PHONES": str(phones),
             "SIP_DOMAIN": s.sip_domain,
@@ -700,6 +710,7 @@ class LocalTestbed:
 
     def _controller_hook(
         self,
+        state: TestbedState,
         name: str,
         action: str,
         json: object = None,
@@ -708,7 +719,9 @@ class LocalTestbed:
         timeout: float = 120.0,
     ) -> None:
         url = f"{base_url or self.settings.controller_url}/proxies/{name}/{action}"
-        response = self._http.post(url, json=json, params=params, timeout=timeout)
+        response = self._http.post(
+            url, json=json, params=params, headers=_auth(state), timeout=timeout
+        )
         if response.status_code >= 400:
             try:
                 detail = response.json().get("detail", response.text)
@@ -717,6 +730,20 @@ class LocalTestbed:
             raise StartupError(
                 f"sip-controller refused to {action} {name}: HTTP {response.status_code}: {detail}"
             )
+
+    def _env(self, state: TestbedState) -> dict[str, str]:
+        """The environment of a process of this testbed: ours with its API token (never a token
+        the caller's environment happens to hold)."""
+        env = dict(os.environ)
+        env.pop(api_token.ENV_NAME, None)
+        if state.api_token:
+            env[api_token.ENV_NAME] = state.api_token
+        return env
+
+    def _write_registry(self, state: TestbedState) -> None:
+        """The proxy registry (PROXY_REGISTRY_FILE): every proxy this testbed runs, with the
+        addresses its enable hook sends. Callers hold the state lock."""
+        self.store.save_registry({p.name: _proxy_addresses(p) for p in state.of_kind(PROXY_KIND)})
 
     # -- processes ---------------------------------------------------------------------------
 
@@ -822,6 +849,7 @@ class LocalTestbed:
             if controller_up:
                 try:
                     self._controller_hook(
+                        state,
                         proxy.name,
                         "disable",
                         params={"grace_seconds": 0},
@@ -883,6 +911,19 @@ def serving_proxies(state: TestbedState) -> list[Component]:
     """Proxies whose process runs: a dead one (until it is restarted) serves no call and costs
     nothing, so it counts neither as serving nor in proxy-seconds."""
     return [p for p in state.of_kind(PROXY_KIND) if p.handle is not None and p.handle.alive()]
+
+
+def _proxy_addresses(proxy: Component) -> dict[str, str]:
+    """A proxy's addresses as its enable hook sends them and the registry lists them."""
+    return {
+        "sip_address": proxy.endpoints["sip"].removeprefix("udp:"),
+        "http_address": proxy.endpoints["http"],
+    }
+
+
+def _auth(state: TestbedState) -> dict[str, str]:
+    """The bearer header of `state`'s testbed (none for one started without a token)."""
+    return api_token.bearer(state.api_token) if state.api_token else {}
 
 
 def _analyzer_name(proxy: Component) -> str:
