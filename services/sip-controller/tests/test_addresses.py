@@ -2,7 +2,7 @@ import re
 
 import pytest
 
-from sip_controller.addresses import parse_host_port, proxy_addresses, validate_name
+from sip_controller.addresses import parse_host_port, resolve_all, validate_name
 from sip_controller.errors import InvalidRequest, UnknownProxy
 
 PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
@@ -53,18 +53,12 @@ def test_invalid_names(name):
         validate_name(name, PATTERN)
 
 
-def test_addresses_from_the_body():
-    addresses = proxy_addresses("sip-proxy-3", "127.0.1.4:5070", None, "{name}", 5060, 8080)
-    # the HTTP address defaults to the SIP host with the configured port
-    assert addresses.sip_uri == "sip:127.0.1.4:5070"
-    assert addresses.http_url == "http://127.0.1.4:8080"
-
-
-def test_addresses_from_the_name_are_resolved():
-    addresses = proxy_addresses("localhost", None, None, "{name}", 5060, 8080)
-    assert addresses.sip_uri in ("sip:127.0.0.1:5060", "sip:[::1]:5060")
+def test_resolve_all_passes_ips_through_normalized_and_resolves_names():
+    assert resolve_all("127.0.1.4") == ("127.0.1.4",)
+    assert resolve_all("::0001") == ("::1",)
+    assert set(resolve_all("localhost")) & {"127.0.0.1", "::1"}
 
 
 def test_unresolvable_name_is_unknown():
     with pytest.raises(UnknownProxy, match=re.escape("cannot resolve 'sip-proxy-0.invalid'")):
-        proxy_addresses("sip-proxy-0", None, None, "{name}.invalid", 5060, 8080)
+        resolve_all("sip-proxy-0.invalid")

@@ -24,3 +24,43 @@ def test_bad_settings_are_refused_with_their_name(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv(name, value)
     with pytest.raises(ValidationError, match=name.lower()):
         Settings()
+
+
+def test_api_token_from_the_environment_empty_is_unset(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("API_TOKEN", "t" * 20)
+    assert Settings().api_token == "t" * 20
+    monkeypatch.setenv("API_TOKEN", "")
+    assert Settings().api_token is None
+
+
+def test_a_bad_api_token_is_refused_without_showing_it(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("API_TOKEN", "short-secret")
+    with pytest.raises(ValidationError, match="API_TOKEN is too short") as info:
+        Settings()
+    assert "short-secret" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("env", "reason"),
+    [
+        ({"PROXY_ADDRESS_SOURCE": "registry"}, "needs PROXY_REGISTRY_FILE"),
+        ({"PROXY_ADDRESS_SOURCE": "kubernetes"}, "needs PROXY_POD_SELECTOR"),
+        ({"PROXY_ADDRESS_SOURCE": "dns"}, "proxy_address_source"),
+    ],
+)
+def test_an_address_source_needs_its_settings(monkeypatch: pytest.MonkeyPatch, env, reason):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError, match=reason):
+        Settings()
+
+
+def test_address_source_settings(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("PROXY_ADDRESS_SOURCE", "kubernetes")
+    monkeypatch.setenv("PROXY_POD_SELECTOR", "app.kubernetes.io/component=sip-proxy")
+    monkeypatch.setenv("POD_NAMESPACE", "ims")
+    monkeypatch.setenv("KUBERNETES_API_URL", "http://127.0.0.1:1")
+    settings = Settings()
+    assert settings.proxy_address_source == "kubernetes"
+    assert (settings.pod_namespace, settings.kubernetes_api_url) == ("ims", "http://127.0.0.1:1")
+    assert str(settings.kubernetes_token_file).endswith("serviceaccount/token")

@@ -1,4 +1,4 @@
-"""Proxy names and addresses: validation and resolution into what the dispatcher table holds."""
+"""Proxy names and addresses: validation, parsing and DNS resolution of the platform's hosts."""
 
 from __future__ import annotations
 
@@ -67,41 +67,28 @@ def _is_ip(host: str) -> bool:
     return True
 
 
-def resolve(host: str) -> str:
-    """Hostname to IP address (Kamailio should not resolve per message); IPs pass through."""
-    if _is_ip(host):
-        return host
+def normalize_ip(host: str) -> str | None:
+    """The canonical text of an IP address (::0001 -> ::1), None for a hostname."""
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return None
+
+
+def resolve_all(host: str) -> tuple[str, ...]:
+    """Hostname to its IP addresses, in getaddrinfo's order (the first is the one used);
+    an IP passes through. Kamailio should not resolve per message, so the table holds IPs."""
+    ip = normalize_ip(host)
+    if ip is not None:
+        return (ip,)
     try:
         infos = socket.getaddrinfo(host, None, type=socket.SOCK_DGRAM)
     except socket.gaierror as exc:
         raise UnknownProxy(f"cannot resolve '{host}': {exc.strerror}") from None
-    return str(infos[0][4][0])
+    return tuple(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
 @dataclass(frozen=True)
 class ProxyAddresses:
     sip_uri: str
     http_url: str
-
-
-def proxy_addresses(
-    name: str,
-    sip_address: str | None,
-    http_address: str | None,
-    host_template: str,
-    sip_port: int,
-    http_port: int,
-) -> ProxyAddresses:
-    """The proxy's SIP URI and HTTP base URL: from the hook's body, else from its name."""
-    default_host = host_template.format(name=name)
-    if sip_address:
-        sip = parse_host_port(sip_address, "sip_address", "sip")
-    else:
-        sip = HostPort(default_host, sip_port)
-    if http_address:
-        http = parse_host_port(http_address, "http_address", "http")
-    else:
-        http = HostPort(sip.host if sip_address else default_host, http_port)
-    sip = HostPort(resolve(sip.host), sip.port)
-    http = HostPort(resolve(http.host), http.port)
-    return ProxyAddresses(sip_uri=f"sip:{sip}", http_url=f"http://{http}")

@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_fastapi_instrumentator import Instrumentator
 from sqlalchemy.exc import SQLAlchemyError
 
+from api_token.guard import TokenGuard
 from kamailio_rpc import AsyncKamailioRpc
 from sip_controller import __version__
 from sip_controller.api.routes import health, proxies, registrations
@@ -24,6 +25,7 @@ from sip_controller.loadbalancers import LoadBalancerPool
 from sip_controller.metrics import ControllerMetrics
 from sip_controller.proxies import ProxyService
 from sip_controller.reconciler import Reconciler
+from sip_controller.sources import KubernetesSource, source_for
 from sip_controller.store import ProxyStore
 from testbed_db import SubscriberSeed, create_schema, make_engine, seed_subscribers
 
@@ -57,12 +59,22 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = await anyio.to_thread.run_sync(_prepare_database, settings)
-        async with httpx.AsyncClient() as http:
+        # first: a bad API_TOKEN or address source stops the app before it touches anything
+        async with contextlib.AsyncExitStack() as stack:
+            app.state.token_guard = TokenGuard(settings.api_token)
+            source = source_for(settings)
+            if isinstance(source, KubernetesSource):
+                stack.push_async_callback(source.aclose)
+            store = await anyio.to_thread.run_sync(_prepare_database, settings)
+            http = await stack.enter_async_context(httpx.AsyncClient())
             timeout = settings.rpc_timeout_seconds
-            pool = LoadBalancerPool(
-                [AsyncKamailioRpc(u, http, timeout) for u in settings.loadbalancer_urls]
-            )
+            token = settings.api_token
+
+            def rpc(url: str) -> AsyncKamailioRpc:
+                # every Kamailio (LBs and proxies) checks the same API_TOKEN on /RPC
+                return AsyncKamailioRpc(url, http, timeout, token=token)
+
+            pool = LoadBalancerPool([rpc(u) for u in settings.loadbalancer_urls])
 
             def refresh_metrics() -> None:
                 # runs on the event loop: one try, no waiting out an outage here
@@ -72,9 +84,10 @@ def create_app(
             service = ProxyService(
                 store,
                 pool,
-                lambda http_url: AsyncKamailioRpc(f"{http_url}/RPC", http, timeout),
+                lambda http_url: rpc(f"{http_url}/RPC"),
                 http,
                 settings,
+                source,
                 on_change=refresh_metrics,
             )
             refresh_metrics()

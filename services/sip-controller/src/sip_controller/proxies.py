@@ -18,7 +18,7 @@ import anyio
 import httpx
 
 from kamailio_rpc import AsyncKamailioRpc, DispatcherTarget, RpcError, RpcTransportError
-from sip_controller.addresses import proxy_addresses, validate_name
+from sip_controller.addresses import parse_host_port, resolve_all, validate_name
 from sip_controller.config import Settings
 from sip_controller.errors import (
     InvalidRequest,
@@ -28,6 +28,8 @@ from sip_controller.errors import (
     UnknownProxy,
 )
 from sip_controller.loadbalancers import LoadBalancerPool
+from sip_controller.platform import PlatformProxy, settle
+from sip_controller.sources import AddressSource
 from sip_controller.store import ProxyRow, ProxyStore
 from testbed_db import DISPATCHER_FLAG_ACTIVE, DISPATCHER_FLAG_INACTIVE, ProxyState
 
@@ -69,8 +71,10 @@ class ProxyService:
         rpc_for: Callable[[str], AsyncKamailioRpc],
         http: httpx.AsyncClient,
         settings: Settings,
+        source: AddressSource,
         on_change: Callable[[], None] = lambda: None,
     ) -> None:
+        self._source = source
         self._store = store
         self._lbs = loadbalancers
         self._rpc_for = rpc_for
@@ -116,15 +120,13 @@ class ProxyService:
         self, name: str, sip_address: str | None = None, http_address: str | None = None
     ) -> ProxyRow:
         validate_name(name, self._settings.proxy_name_pattern)
+        sip_claim = parse_host_port(sip_address, "sip_address", "sip") if sip_address else None
+        http_claim = parse_host_port(http_address, "http_address", "http") if http_address else None
+        # the platform says where the proxy is; the body may only agree (else 403). Nothing
+        # below (health probe, DB, LB reload) runs for a refused address.
+        proxy = await self._source.lookup(name)
         addresses = await anyio.to_thread.run_sync(
-            lambda: proxy_addresses(
-                name,
-                sip_address,
-                http_address,
-                self._settings.proxy_host_template,
-                self._settings.proxy_sip_port,
-                self._settings.proxy_http_port,
-            )
+            lambda: settle(proxy, sip_claim, http_claim, _resolved(proxy))
         )
         self.busy.add(name)
         try:
@@ -301,6 +303,11 @@ class ProxyService:
             if open_now and waited >= grace:
                 return DrainResult(False, open_now, waited)
             await asyncio.sleep(_POLL_SECONDS)
+
+
+def _resolved(proxy: PlatformProxy) -> dict[str, tuple[str, ...]]:
+    """The platform's hosts resolved (only those: a claimed host is never looked up)."""
+    return {hp.host: resolve_all(hp.host) for hp in (proxy.sip, proxy.http)}
 
 
 __all__ = ["DrainResult", "OperationTimeout", "Probe", "ProxyService", "Registrations"]

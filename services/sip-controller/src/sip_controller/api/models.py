@@ -6,7 +6,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class EnableRequest(BaseModel):
-    """Where the proxy is; either may be left out and is then derived from the proxy's name."""
+    """Where the proxy says it is. The addresses come from the platform (PROXY_ADDRESS_SOURCE);
+    either field may be left out, and one that is given must equal the platform's (else 403)."""
 
     model_config = ConfigDict(extra="forbid")
 

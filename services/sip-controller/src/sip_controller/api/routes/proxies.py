@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Depends, Query
 
+from api_token.guard import require_token
 from kamailio_rpc import DispatcherTarget
 from sip_controller.api.models import DisableResponse, EnableRequest, LoadBalancerView, ProxyView
 from sip_controller.deps import ServiceDep
 from sip_controller.store import ProxyRow
 
 router = APIRouter(tags=["proxies"])
+
+# every state-changing route: Authorization: Bearer <API_TOKEN> (401 missing, 403 wrong, 503
+# none configured), checked before the body is even validated
+GUARDED = [Depends(require_token)]
 
 GraceQuery = Annotated[
     float | None,
@@ -66,7 +71,7 @@ async def _disable(name: str, grace_seconds: float | None, service: ServiceDep) 
     )
 
 
-@router.post("/proxies/{name}/enable", response_model=ProxyView)
+@router.post("/proxies/{name}/enable", response_model=ProxyView, dependencies=GUARDED)
 async def enable_proxy(
     name: str, service: ServiceDep, body: Annotated[EnableRequest | None, Body()] = None
 ) -> ProxyView:
@@ -74,7 +79,7 @@ async def enable_proxy(
     return await _enable(name, body, service)
 
 
-@router.post("/proxies/{name}/disable", response_model=DisableResponse)
+@router.post("/proxies/{name}/disable", response_model=DisableResponse, dependencies=GUARDED)
 async def disable_proxy(
     name: str, service: ServiceDep, grace_seconds: GraceQuery = None
 ) -> DisableResponse:
@@ -83,14 +88,21 @@ async def disable_proxy(
 
 
 # the paper's form of the hooks: /proxy/enable/sip-proxy-0
-@router.post("/proxy/enable/{name}", response_model=ProxyView, include_in_schema=False)
+@router.post(
+    "/proxy/enable/{name}", response_model=ProxyView, include_in_schema=False, dependencies=GUARDED
+)
 async def enable_proxy_paper_form(
     name: str, service: ServiceDep, body: Annotated[EnableRequest | None, Body()] = None
 ) -> ProxyView:
     return await _enable(name, body, service)
 
 
-@router.post("/proxy/disable/{name}", response_model=DisableResponse, include_in_schema=False)
+@router.post(
+    "/proxy/disable/{name}",
+    response_model=DisableResponse,
+    include_in_schema=False,
+    dependencies=GUARDED,
+)
 async def disable_proxy_paper_form(
     name: str, service: ServiceDep, grace_seconds: GraceQuery = None
 ) -> DisableResponse:
