@@ -13,8 +13,11 @@ import pytest
 import uvicorn
 from prometheus_client import CollectorRegistry
 
+from api_token import bearer
 from scenario_controller.config import Settings
 from scenario_controller.main import create_app
+
+TOKEN = "test-token-of-the-scenario-controller"  # what API_TOKEN holds in these tests
 
 
 class LiveController:
@@ -27,6 +30,9 @@ class LiveController:
         self.port = sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws = f"ws://127.0.0.1:{self.port}/ws/clients"
+        self.token = settings.api_token
+        self.scenario_dir = settings.scenario_dir
+        self.auth = bearer(settings.api_token) if settings.api_token else {}
         config = uvicorn.Config(
             create_app(settings, CollectorRegistry()),
             ws="websockets",  # as __main__ runs it
@@ -42,21 +48,24 @@ class LiveController:
             assert self.thread.is_alive(), "uvicorn stopped"
             assert time.monotonic() < deadline, "uvicorn did not start"
             time.sleep(0.01)
-        self.http = httpx.Client(base_url=self.url, timeout=5)
+        self.http = httpx.Client(base_url=self.url, timeout=5, headers=self.auth)
+        self.anonymous = httpx.Client(base_url=self.url, timeout=5)  # sends no token
 
     def stop(self) -> None:
         self.http.close()
+        self.anonymous.close()
         self.server.should_exit = True
         self.thread.join(timeout=15)
         assert not self.thread.is_alive()
 
 
-def controller_settings(base: Path) -> Settings:
+def controller_settings(base: Path, api_token: str | None = TOKEN) -> Settings:
     return Settings(
         scenario_dir=base / "scenarios",
         runs_dir=base / "runs",
         sip_controller_url="",
         progress_interval_seconds=0.2,
+        api_token=api_token,
     )
 
 
@@ -65,8 +74,8 @@ def start_controller(tmp_path: Path) -> Iterator[Callable[..., LiveController]]:
     """Starts controllers on the same scenario and runs directories (a restart: stop, start)."""
     started: list[LiveController] = []
 
-    def start(send_buffer: int | None = None) -> LiveController:
-        controller = LiveController(controller_settings(tmp_path), send_buffer)
+    def start(send_buffer: int | None = None, api_token: str | None = TOKEN) -> LiveController:
+        controller = LiveController(controller_settings(tmp_path, api_token), send_buffer)
         started.append(controller)
         return controller
 

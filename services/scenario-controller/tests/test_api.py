@@ -10,10 +10,12 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 
+from api_token import bearer
 from scenario_controller.config import Settings
 from scenario_controller.main import create_app
 from testbed_messages import Hello, Invite, Refused, Welcome, decode_controller, encode
 
+TOKEN = "test-token-of-the-scenario-controller"
 GOOD = "caller;callee;wait_before_next_in_ms;seconds_since_start;arrival_rate_in_s\n" + "".join(
     f"00{n:02d};01{n:02d};100;{n // 10};10\n" for n in range(20)
 )
@@ -26,8 +28,10 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
         runs_dir=tmp_path / "runs",
         sip_controller_url="",
         progress_interval_seconds=0.2,
+        api_token=TOKEN,
     )
-    with TestClient(create_app(settings, CollectorRegistry())) as c:
+    # the token on every request, as the panel sends it (tests/test_auth.py: without it)
+    with TestClient(create_app(settings, CollectorRegistry()), headers=bearer(TOKEN)) as c:
         yield c
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+TOKEN = "test-token-of-the-scenario-controller"
 HEADER = "caller;callee;wait_before_next_in_ms;seconds_since_start;arrival_rate_in_s"
 
 
@@ -55,13 +56,18 @@ class Process:
             "SCENARIO_DIR": str(base / "scenarios"),
             "RUNS_DIR": str(base / "runs"),
             "SIP_CONTROLLER_URL": "",
+            "API_TOKEN": TOKEN,
         }
         self.log = base / f"controller-{n}.log"
         with self.log.open("w") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "scenario_controller"], env=env, stdout=out, stderr=out
             )
-        self.http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5)
+        self.http = httpx.Client(
+            base_url=f"http://127.0.0.1:{port}",
+            timeout=5,
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        )
         wait_until(self._up, 20, f"the controller (log: {self.log.read_text()[-2000:]})")
 
     def _up(self) -> bool:

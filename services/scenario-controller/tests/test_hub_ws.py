@@ -61,13 +61,15 @@ class StalledPod:
     sends back up as they do to a pod whose host froze. websockets' sans-I/O client on a raw
     socket, so nothing reads behind the test's back."""
 
-    def __init__(self, url: str, port: int, pod: str) -> None:
+    def __init__(self, url: str, port: int, pod: str, auth: dict[str, str]) -> None:
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         self.sock.connect(("127.0.0.1", port))
         self.sock.settimeout(5)
         self.protocol = ClientProtocol(parse_uri(url))
-        self.protocol.send_request(self.protocol.connect())
+        request = self.protocol.connect()
+        request.headers.update(auth)  # the API token, as a pod sends it
+        self.protocol.send_request(request)
         self._flush()
         frames = self._receive()  # the handshake's answer
         self.protocol.send_text(encode(Hello(pod=pod, phones=100)).encode())
@@ -105,7 +107,7 @@ def test_a_pod_dropped_mid_run_is_marked_gone_its_invites_undeliverable_and_it_r
 ):
     live = start_controller(send_buffer=16384)  # so that a stalled pod backs up in ~1 s
     assert live.http.post("/scenarios", params={"name": "s"}, content=scenario(1000, 5)).is_success
-    pod = StalledPod(live.ws, live.port, "00")
+    pod = StalledPod(live.ws, live.port, "00", live.auth)
     assert isinstance(pod.first, Welcome)
     run = live.http.post("/runs", json={"scenario": "s"}).json()
     wait_until(lambda: pod_view(live, "00")["queued"] > 100, 4, "invites to back up")
@@ -119,7 +121,9 @@ def test_a_pod_dropped_mid_run_is_marked_gone_its_invites_undeliverable_and_it_r
     assert view["undeliverable"] > 100  # the backlog, reported rather than lost
     time.sleep(0.3)
 
-    with connect(live.ws, compression=None) as again:  # the pod comes back
+    with connect(
+        live.ws, additional_headers=live.auth, compression=None
+    ) as again:  # the pod comes back
         assert isinstance(say_hello(again, "00"), Welcome)
         seqs = []
         while not seqs or seqs[-1] < 4999:
@@ -151,7 +155,7 @@ def test_hostile_frames_are_counted_and_the_link_goes_on(live, caplog: pytest.Lo
         '{"type": "stats", "pod": "02", "pad": "' + "x" * 1_000_000 + '"}',  # huge
         encode(Hello(pod="02", phones=1)),  # a second hello
     ] + ["garbage"] * 50
-    with connect(live.ws, compression=None, max_size=None) as pod:
+    with connect(live.ws, additional_headers=live.auth, compression=None, max_size=None) as pod:
         assert isinstance(say_hello(pod, "02"), Welcome)
         for frame in hostile:
             pod.send(frame)
@@ -170,9 +174,9 @@ def test_hostile_frames_are_counted_and_the_link_goes_on(live, caplog: pytest.Lo
 
 def test_a_disconnect_before_hello_is_not_an_error(live, caplog: pytest.LogCaptureFixture):
     with caplog.at_level(logging.INFO):
-        with connect(live.ws, compression=None):
+        with connect(live.ws, additional_headers=live.auth, compression=None):
             pass  # a clean close before hello
-        rude = connect(live.ws, compression=None)
+        rude = connect(live.ws, additional_headers=live.auth, compression=None)
         rude.socket.shutdown(socket.SHUT_RDWR)  # a drop before hello
         rude.close()
         wait_until(
@@ -180,9 +184,11 @@ def test_a_disconnect_before_hello_is_not_an_error(live, caplog: pytest.LogCaptu
             5,
             "both departures",
         )
-        with connect(live.ws, compression=None) as pod:
+        with connect(live.ws, additional_headers=live.auth, compression=None) as pod:
             assert isinstance(say_hello(pod, "04"), Welcome)
-        with connect(live.ws, compression=None) as bad:  # an invalid hello is refused
+        with connect(
+            live.ws, additional_headers=live.auth, compression=None
+        ) as bad:  # an invalid hello is refused
             bad.send("{}")
             assert isinstance(decode_controller(bad.recv(timeout=5)), Refused)
             with pytest.raises(ConnectionClosed):

@@ -23,3 +23,6 @@ class Settings(BaseSettings):
     default_hold_ms: int = Field(0, ge=0)
     progress_interval_seconds: float = Field(1.0, gt=0)
     log_level: str = "info"
+    # the bearer token of every mutating route and of /ws/clients (env API_TOKEN); unset:
+    # those are refused (503, WebSocket 1008), never open
+    api_token: str | None = None

@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry
 from prometheus_fastapi_instrumentator import Instrumentator
 
+from api_token.guard import TokenGuard
 from scenario_controller import __version__
 from scenario_controller.api.routes import clients, health, panel, runs, scenarios
 from scenario_controller.config import Settings
@@ -28,6 +29,8 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # a malformed API_TOKEN stops the app here, before it serves anything
+        app.state.token_guard = TokenGuard(settings.api_token)
         async with httpx.AsyncClient() as http:
             controller = Controller(settings, metrics, http)
             app.state.controller = controller

@@ -4,15 +4,74 @@
 const $ = (id) => document.getElementById(id);
 let currentRun = null;
 
+// -- API token: kept in sessionStorage (this tab, until it closes), never in a URL or a cookie,
+// sent as a bearer header, which a page of another site cannot make the browser add
+const TOKEN_KEY = "ims-testbed-api-token";
+
+function storedToken() {
+  try { return sessionStorage.getItem(TOKEN_KEY); } catch (e) { return null; }
+}
+
+function showAuth() {
+  const has = Boolean(storedToken());
+  $("auth-state").textContent = has ? "API token set" : "no API token";
+  $("login-button").hidden = has;
+  $("forget-token").hidden = !has;
+}
+
+function askForToken(message) {
+  $("login-message").textContent = message || "";
+  $("login").hidden = false;
+  $("token-input").value = "";
+  $("token-input").focus();
+}
+
+function forgetToken() {
+  try { sessionStorage.removeItem(TOKEN_KEY); } catch (e) { /* nothing stored */ }
+  showAuth();
+}
+
+$("login-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const token = $("token-input").value.trim();
+  // the server's rule (libs/api-token): at least 16 visible ASCII characters
+  if (token.length < 16 || !/^[\x21-\x7e]+$/.test(token)) {
+    $("login-message").textContent = "an API token is at least 16 visible ASCII characters, no spaces";
+    return;
+  }
+  sessionStorage.setItem(TOKEN_KEY, token);
+  $("token-input").value = "";
+  $("login-message").textContent = "";
+  $("login").hidden = true;
+  showAuth();
+});
+$("login-cancel").addEventListener("click", () => { $("login").hidden = true; });
+$("login-button").addEventListener("click", () => askForToken(""));
+$("forget-token").addEventListener("click", () => { forgetToken(); askForToken("token forgotten"); });
+
 async function api(method, path, body, raw) {
   const init = { method, headers: {} };
+  const token = storedToken();
+  if (token) init.headers["Authorization"] = `Bearer ${token}`;
   if (raw) { init.body = raw; }
   else if (body !== undefined) { init.body = JSON.stringify(body); init.headers["content-type"] = "application/json"; }
   const response = await fetch(path, init);
   const text = await response.text();
   let data = null;
   try { data = text ? JSON.parse(text) : null; } catch (e) { data = { detail: text }; }
-  if (!response.ok) { const err = new Error((data && data.detail) || response.statusText); err.data = data; throw err; }
+  if (response.status === 401 || response.status === 403) {
+    // missing or refused: drop what is stored (it does not work) and ask again
+    forgetToken();
+    askForToken(response.status === 401
+      ? "This needs the API token (401): enter it, then try again."
+      : "The API token was refused (403 wrong API token): enter it again, then try again.");
+  }
+  if (!response.ok) {
+    const detail = data && data.detail;
+    const err = new Error(typeof detail === "string" ? detail : (response.statusText || `HTTP ${response.status}`));
+    err.data = data;
+    throw err;
+  }
   return data;
 }
 
@@ -116,7 +175,7 @@ $("upload-form").addEventListener("submit", async (event) => {
   } catch (e) {
     const defects = (e.data && e.data.defects) || [];
     const lines = defects.map((d) => `line ${d.line}: ${d.field}: ${d.message}`);
-    out.innerHTML = `<p class="error">${e.message}</p><div class="defects">${lines.map(escape).join("<br>")}</div>`;
+    out.innerHTML = `<p class="error">${escape(e.message)}</p><div class="defects">${lines.map(escape).join("<br>")}</div>`;
   }
 });
 
@@ -127,7 +186,9 @@ function escape(text) {
 $("scenario-select").addEventListener("change", showScenario);
 $("delete-scenario").addEventListener("click", async () => {
   const name = $("scenario-select").value;
-  if (name) { await api("DELETE", `/scenarios/${encodeURIComponent(name)}`); await loadScenarios(); }
+  if (!name) return;
+  try { await api("DELETE", `/scenarios/${encodeURIComponent(name)}`); await loadScenarios(); }
+  catch (e) { $("upload-result").innerHTML = `<p class="error">${escape(e.message)}</p>`; }
 });
 
 // -- run controls ------------------------------------------------------------------------
@@ -179,6 +240,8 @@ function connectFeed() {
   };
 }
 
+showAuth();
+if (!storedToken()) askForToken("");
 connectFeed();
 loadScenarios();
 refreshClients();

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from api_token.guard import require_token
 from scenario_controller.deps import ControllerDep
 from scenario_controller.state import Run, RunConflict
 from scenario_controller.store import BadScenarioName, CorruptScenario, UnknownScenario
 
 router = APIRouter(tags=["runs"])
+GUARDED = [Depends(require_token)]  # run control changes state: the API token
 
 
 class StartRun(BaseModel):
@@ -30,7 +32,7 @@ def _run(controller: ControllerDep, run_id: str) -> Run:
     return run
 
 
-@router.post("/runs", status_code=201)
+@router.post("/runs", status_code=201, dependencies=GUARDED)
 async def start(body: StartRun, controller: ControllerDep) -> dict[str, object]:
     try:
         run = controller.start(body.scenario, body.speed, body.hold_ms)
@@ -57,7 +59,7 @@ async def get_run(run_id: str, controller: ControllerDep) -> dict[str, object]:
     return _run(controller, run_id).view()
 
 
-@router.post("/runs/{run_id}/pause")
+@router.post("/runs/{run_id}/pause", dependencies=GUARDED)
 async def pause(run_id: str, controller: ControllerDep) -> dict[str, object]:
     run = _run(controller, run_id)
     if not run.active:
@@ -66,7 +68,7 @@ async def pause(run_id: str, controller: ControllerDep) -> dict[str, object]:
     return run.view()
 
 
-@router.post("/runs/{run_id}/resume")
+@router.post("/runs/{run_id}/resume", dependencies=GUARDED)
 async def resume(run_id: str, controller: ControllerDep) -> dict[str, object]:
     run = _run(controller, run_id)
     if not run.active:
@@ -75,7 +77,7 @@ async def resume(run_id: str, controller: ControllerDep) -> dict[str, object]:
     return run.view()
 
 
-@router.post("/runs/{run_id}/stop")
+@router.post("/runs/{run_id}/stop", dependencies=GUARDED)
 async def stop(run_id: str, controller: ControllerDep) -> dict[str, object]:
     run = _run(controller, run_id)
     run.stop()

@@ -5,10 +5,11 @@ from __future__ import annotations
 import io
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
 
+from api_token.guard import require_token
 from scenario_controller.deps import ControllerDep
 from scenario_controller.store import (
     BadScenarioName,
@@ -24,7 +25,9 @@ def _not_found(name: str) -> HTTPException:
     return HTTPException(status_code=404, detail=f"no scenario named {name!r}")
 
 
-@router.post("/scenarios", status_code=201, response_model=None)
+@router.post(
+    "/scenarios", status_code=201, response_model=None, dependencies=[Depends(require_token)]
+)
 async def upload(
     request: Request,
     controller: ControllerDep,
@@ -80,7 +83,7 @@ async def get_scenario(name: str, controller: ControllerDep) -> dict[str, object
         raise HTTPException(status_code=422, detail=str(exc)) from None
 
 
-@router.delete("/scenarios/{name}", status_code=204)
+@router.delete("/scenarios/{name}", status_code=204, dependencies=[Depends(require_token)])
 async def delete_scenario(name: str, controller: ControllerDep) -> Response:
     try:
         controller.store.delete(name)
