@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 
+from api_token import bearer
 from sip_client.config import Settings
 from sip_client.main import create_app
 from sip_client.records import CallRecord, MalformedInput, RegistrationResult
@@ -229,8 +230,16 @@ def test_an_unexpected_error_in_the_handler_is_counted_not_raised(monkeypatch):
 
 @pytest.fixture
 def api():
-    settings = Settings(pod_id="00", phones=2, sip_client_port=0, outbound_proxy="127.0.0.1:5999")
-    with TestClient(create_app(settings, CollectorRegistry())) as client:
+    token = "test-token-of-the-sip-client"
+    settings = Settings(
+        pod_id="00",
+        phones=2,
+        sip_client_port=0,
+        outbound_proxy="127.0.0.1:5999",
+        api_token=token,
+    )
+    # with the API token: these tests are about the body (tests/test_auth.py: without it)
+    with TestClient(create_app(settings, CollectorRegistry()), headers=bearer(token)) as client:
         yield client
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -38,6 +38,9 @@ class Settings(BaseSettings):
         "", description="ws:// URL of the controller's client hub; empty: none"
     )
     stats_interval_seconds: float = Field(1.0, gt=0)
+    # the bearer token (env API_TOKEN): required by this pod's POST routes, and sent in the
+    # handshake to the controller's /ws/clients, which refuses a pod without it
+    api_token: str | None = None
 
     sip_client_http_host: str = "127.0.0.1"
     sip_client_http_port: int = Field(8090, gt=0, lt=65536)
@@ -57,6 +60,15 @@ class Settings(BaseSettings):
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError(f"OUTBOUND_PROXY must be host:port, got {value!r}")
         return value
+
+    @model_validator(mode="after")
+    def _token_for_the_controller(self) -> Settings:
+        if self.scenario_controller_url and not self.api_token:
+            raise ValueError(
+                "SCENARIO_CONTROLLER_URL is set but API_TOKEN is not: the scenario controller "
+                "refuses a pod whose handshake does not carry the API token"
+            )
+        return self
 
     @property
     def outbound(self) -> tuple[str, int]:

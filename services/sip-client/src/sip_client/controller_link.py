@@ -15,6 +15,7 @@ from collections import deque
 import websockets
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from api_token import bearer
 from sip_client import __version__
 from sip_client.records import CallRecord, RegistrationResult
 from sip_client.runtime import PodRuntime
@@ -72,8 +73,11 @@ class ControllerLink:
         default_hold_ms: int,
         registry: CollectorRegistry | None = None,
         backoff: tuple[float, float] = (_BACKOFF_FIRST, _BACKOFF_MAX),
+        token: str | None = None,
     ) -> None:
         self.url = url
+        # the API token goes in the handshake's Authorization header (never in the URL)
+        self._headers = bearer(token) if token else {}
         self.runtime = runtime
         self.stats_interval = stats_interval
         self.default_hold_ms = default_hold_ms
@@ -133,9 +137,23 @@ class ControllerLink:
             try:
                 # no permessage-deflate: small JSON messages at a high rate, CPU matters more
                 async with websockets.connect(
-                    self.url, max_queue=None, ping_interval=20, compression=None
+                    self.url,
+                    additional_headers=self._headers,
+                    max_queue=None,
+                    ping_interval=20,
+                    compression=None,
                 ) as ws:
                     welcomed = await self._session(ws)
+            except websockets.InvalidStatus as exc:
+                status = exc.response.status_code
+                if status in (401, 403):  # closed with 1008 before accept: the token
+                    self.refused_reason = (
+                        f"the handshake was refused (HTTP {status}): API_TOKEN missing or "
+                        "not the scenario controller's"
+                    )
+                    log.error("scenario controller %s: %s", self.url, self.refused_reason)
+                else:
+                    log.info("scenario controller %s refused the handshake: %s", self.url, exc)
             except (TimeoutError, OSError, websockets.WebSocketException) as exc:
                 log.info("scenario controller %s not reachable: %s", self.url, exc)
             except Exception as exc:  # whatever it was, the link task must live on

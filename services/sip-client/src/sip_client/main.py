@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 from prometheus_fastapi_instrumentator import Instrumentator
 
+from api_token.guard import TokenGuard
 from sip_client import __version__
 from sip_client.api.routes import calls, health, phones
 from sip_client.config import Settings
@@ -52,6 +53,8 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # a malformed API_TOKEN stops the pod here, before it opens a socket
+        app.state.token_guard = TokenGuard(settings.api_token)
         runtime = PodRuntime(
             pod_config(settings), settings.call_records_limit, settings.socket_buffer_bytes
         )
@@ -80,6 +83,7 @@ def create_app(
                 settings.stats_interval_seconds,
                 settings.default_hold_ms,
                 registry,
+                token=settings.api_token,
             )
             task = asyncio.create_task(link.run())
         app.state.runtime = runtime

@@ -5,9 +5,10 @@ from __future__ import annotations
 import itertools
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, Field
 
+from api_token.guard import require_token
 from sip_client.deps import RuntimeDep
 from testbed_messages import CallId, PhoneId
 
@@ -23,7 +24,7 @@ class CallRequest(BaseModel):
     call_id: CallId | None = None
 
 
-@router.post("/calls", status_code=202)
+@router.post("/calls", status_code=202, dependencies=[Depends(require_token)])
 async def place_call(body: CallRequest, runtime: RuntimeDep) -> dict[str, str]:
     try:
         record = runtime.call(body.caller, body.callee, body.hold_ms, body.call_id)
