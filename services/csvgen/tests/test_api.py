@@ -5,17 +5,21 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 
+from api_token import bearer
 from csvgen.config import Settings
 from csvgen.main import create_app
 from scenario_csv import validate
 
 DEFECTS = Path(__file__).parents[3] / "libs" / "scenario-csv" / "tests" / "fixtures"
+TOKEN = "test-token-of-csvgen-1234"
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture
 def client() -> Iterator[TestClient]:
-    with TestClient(create_app(Settings(max_rows=1_000_000), CollectorRegistry())) as client:
+    settings = Settings(max_rows=1_000_000, API_TOKEN=TOKEN)
+    # with the API token: these tests are about the routes (tests/test_auth.py: without it)
+    with TestClient(create_app(settings, CollectorRegistry()), headers=bearer(TOKEN)) as client:
         yield client
 
 

@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     max_rows: int = Field(100_000_000, gt=0)
     # defects listed in a validation report (all of them are counted)
     max_defects: int = Field(1000, ge=0)
+    # the bearer token of every POST (they cost CPU); the one name of all services, API_TOKEN,
+    # not CSVGEN_API_TOKEN; unset: the POSTs answer 503
+    api_token: str | None = Field(None, validation_alias="API_TOKEN")
 
     def data_file(self, name: str) -> Path:
         """A file of data_dir by its bare name (no directories, so requests stay inside it)."""

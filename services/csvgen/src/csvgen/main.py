@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 from prometheus_fastapi_instrumentator import Instrumentator
 
+from api_token.guard import TokenGuard
 from csvgen import __version__
 from csvgen.api.routes import generate, health, plot, validate
 from csvgen.config import Settings
@@ -27,6 +28,8 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # a malformed API_TOKEN stops the service here, before it serves anything
+        app.state.token_guard = TokenGuard(settings.api_token)
         app.state.settings = settings
         app.state.metrics = metrics
         yield

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import anyio
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.responses import StreamingResponse
 
+from api_token.guard import require_token
 from csvgen.config import Settings
 from csvgen.deps import MetricsDep, SettingsDep
 from csvgen.errors import ScenarioTooLarge
@@ -15,7 +16,8 @@ from csvgen.metrics import CsvgenMetrics
 from csvgen.scenario import Scenario
 from csvgen.spec import GenerateRequest
 
-router = APIRouter(tags=["generate"])
+# every route here is a POST: the API token (they write nothing, but cost CPU)
+router = APIRouter(tags=["generate"], dependencies=[Depends(require_token)])
 
 
 def _prepare(request: GenerateRequest, settings: Settings) -> Scenario:

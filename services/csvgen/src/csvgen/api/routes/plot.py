@@ -6,14 +6,16 @@ from __future__ import annotations
 from typing import Any
 
 import anyio
-from fastapi import APIRouter, Response, UploadFile
+from fastapi import APIRouter, Depends, Response, UploadFile
 
+from api_token.guard import require_token
 from csvgen.deps import SettingsDep
 from csvgen.scenario import build_shape
 from csvgen.spec import ShapeRequest
 from scenario_csv import text_lines
 
-router = APIRouter(tags=["plot"])
+# every route here is a POST: the API token (they write nothing, but cost CPU)
+router = APIRouter(tags=["plot"], dependencies=[Depends(require_token)])
 PNG: dict[int | str, dict[str, Any]] = {
     200: {"content": {"image/png": {}}, "description": "a PNG image"},
     422: {"description": "bad shape parameters, or the first malformed row of the file"},

@@ -5,13 +5,15 @@ from __future__ import annotations
 from typing import Annotated
 
 import anyio
-from fastapi import APIRouter, Query, UploadFile
+from fastapi import APIRouter, Depends, Query, UploadFile
 
+from api_token.guard import require_token
 from csvgen.deps import MetricsDep, SettingsDep
 from csvgen.report import ValidationReport, validation_report
 from scenario_csv import RateCheck, text_lines
 
-router = APIRouter(tags=["validate"])
+# every route here is a POST: the API token (they write nothing, but cost CPU)
+router = APIRouter(tags=["validate"], dependencies=[Depends(require_token)])
 
 
 @router.post("/validate", response_model=ValidationReport)
