@@ -192,3 +192,20 @@ def test_a_missing_capture_file_makes_health_fail_with_the_reason(tmp_path):
         response = client.get("/health")
     assert response.status_code == 503
     assert "cannot read" in body["capture"]["error"]
+
+
+def test_the_api_only_reads_so_it_needs_no_token(client):
+    """The analyzer has no API_TOKEN: every route is a GET (a read). A route that changes
+    something must be a POST/PUT/PATCH/DELETE guarded by api_token.guard, as in the other
+    services; this fails when one is added, to remind of that."""
+    operations = {
+        (method.upper(), path)
+        for path, item in client.get("/openapi.json").json()["paths"].items()
+        for method in item
+    }
+    assert operations == {("GET", "/health"), ("GET", "/samples")}
+    for path in ("/health", "/samples", "/metrics"):
+        assert client.get(path).status_code == 200, path
+    answer = client.post("/samples", headers={"Origin": "http://evil.example"})
+    assert answer.status_code == 405
+    assert "access-control-allow-origin" not in answer.headers
