@@ -24,6 +24,7 @@ from pathlib import Path
 import httpx
 import websockets
 
+import api_token
 from testbed.config import TestbedSettings
 from testbed.local import processes
 from testbed.local.testbed import LocalTestbed
@@ -34,6 +35,9 @@ DRIVER = ("127.0.0.1", 8199)
 CALLER = ("127.0.2.1", 5060, 8101)
 CALLEE = ("127.0.2.2", 5060, 8102)
 PASS_RATIO = 0.999
+# the benchmark starts its own pods: API_TOKEN if set, else a fresh one for this run; the pods
+# need it for POST /register and present it in the handshake to the benchmark's driver
+TOKEN = os.environ.get(api_token.ENV_NAME) or api_token.generate()
 KEEP_UP = 0.95  # calls must complete at 95% of the offered rate or better
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -86,6 +90,7 @@ def start_pod(
         "SIP_CLIENT_HTTP_PORT": str(where[2]),
         "OUTBOUND_PROXY": lb,
         "LOG_LEVEL": "warning",
+        api_token.ENV_NAME: TOKEN,
         **env,
     }
     handle = processes.spawn(
@@ -240,7 +245,9 @@ def main() -> None:
         try:
             callee = start_pod(workdir, "01", CALLEE, lb)
             pods.append(callee)
-            httpx.post(f"http://127.0.0.1:{CALLEE[2]}/register")
+            httpx.post(
+                f"http://127.0.0.1:{CALLEE[2]}/register", headers=api_token.bearer(TOKEN)
+            ).raise_for_status()
             deadline = time.monotonic() + 30
             while httpx.get(f"http://127.0.0.1:{CALLEE[2]}/health").json()["registered"] < 100:
                 if time.monotonic() > deadline:

@@ -24,12 +24,17 @@ from pathlib import Path
 import httpx
 import websockets
 
+import api_token
 from testbed.local import processes
 from testbed_messages import Hello, Invite, decode_controller, encode
 
 HOST, PORT = "127.0.0.1", 8131
 URL = f"http://{HOST}:{PORT}"
 HEADER = "caller;callee;wait_before_next_in_ms;seconds_since_start;arrival_rate_in_s"
+# the benchmark starts its own controller: API_TOKEN if set, else a fresh one for this run;
+# uploads, runs and the clients' handshakes carry it
+TOKEN = os.environ.get(api_token.ENV_NAME) or api_token.generate()
+AUTH = api_token.bearer(TOKEN)
 
 
 def write_scenario(path: Path, rate: int, seconds: int, clients: int) -> None:
@@ -52,7 +57,10 @@ class Receivers:
 
     async def client(self, pod: str, ready: asyncio.Event, stop: asyncio.Event) -> None:
         async with websockets.connect(
-            f"ws://{HOST}:{PORT}/ws/clients", compression=None, max_queue=None
+            f"ws://{HOST}:{PORT}/ws/clients",
+            additional_headers=AUTH,
+            compression=None,
+            max_queue=None,
         ) as ws:
             await ws.send(encode(Hello(pod=pod, phones=100)))
             await ws.recv()
@@ -83,7 +91,7 @@ async def controller_run(
         for i in range(clients)
     ]
     await asyncio.gather(*(r.wait() for r in ready))
-    async with httpx.AsyncClient(timeout=120) as http:
+    async with httpx.AsyncClient(timeout=120, headers=AUTH) as http:
         with scenario.open("rb") as data:
             stored = await http.post(
                 f"{URL}/scenarios", params={"name": "dispatch"}, content=data.read()
@@ -177,6 +185,7 @@ def main() -> None:
             "RUNS_DIR": str(workdir / "runs"),
             "SIP_CONTROLLER_URL": "",
             "LOG_LEVEL": "warning",
+            api_token.ENV_NAME: TOKEN,
         }
         handle = processes.spawn(
             [sys.executable, "-m", "scenario_controller"], env, workdir / "controller.log"

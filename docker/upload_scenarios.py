@@ -12,6 +12,8 @@ compose can run it as a one-shot service.
 
 The URL defaults to the controller in the same container: SCENARIO_CONTROLLER_HOST and
 SCENARIO_CONTROLLER_PORT, as the service reads them. It waits for /health up to the timeout.
+An upload needs the API token: the environment variable API_TOKEN (the controller's own, in
+its container), sent as `Authorization: Bearer`; without it the script stops at once.
 Exit 0 when every file was stored, 1 otherwise.
 """
 
@@ -28,6 +30,21 @@ import urllib.request
 from pathlib import Path
 
 _ANY = {"", "0.0.0.0", "::"}
+TOKEN_ENV = "API_TOKEN"
+
+
+def api_token() -> str:
+    """API_TOKEN from the environment, or SystemExit saying what is wrong (never the token)."""
+    token = os.environ.get(TOKEN_ENV, "").strip()
+    if not token:
+        raise SystemExit(
+            f"{TOKEN_ENV} is not set: the scenario controller refuses uploads without its API "
+            f"token (set {TOKEN_ENV} to the controller's token)"
+        )
+    # stdlib only (the script runs in any Python): the header rule of libs/api-token
+    if not all("\x21" <= char <= "\x7e" for char in token):
+        raise SystemExit(f"{TOKEN_ENV} holds characters other than visible ASCII")
+    return token
 
 
 def default_url() -> str:
@@ -58,12 +75,12 @@ def wait_healthy(base: str, timeout: float) -> bool:
         time.sleep(1)
 
 
-def upload(base: str, path: Path) -> tuple[bool, str]:
+def upload(base: str, path: Path, token: str) -> tuple[bool, str]:
     name = path.name.removesuffix(".csv")
     request = urllib.request.Request(
         f"{base}/scenarios?{urllib.parse.urlencode({'name': name})}",
         data=path.read_bytes(),
-        headers={"Content-Type": "text/csv"},
+        headers={"Content-Type": "text/csv", "Authorization": f"Bearer {token}"},
         method="POST",
     )
     try:
@@ -89,12 +106,13 @@ def main(argv: list[str] | None = None) -> int:
     if not files:
         print("no scenario files found", file=sys.stderr)
         return 0
+    token = api_token()  # before waiting: a missing token is known at once
     if not wait_healthy(base, args.timeout):
         print(f"{base}/health did not answer within {args.timeout:.0f} s", file=sys.stderr)
         return 1
     ok = True
     for path in files:
-        stored, message = upload(base, path)
+        stored, message = upload(base, path, token)
         print(message, file=sys.stdout if stored else sys.stderr)
         ok = ok and stored
     return 0 if ok else 1
