@@ -228,14 +228,37 @@ def key(doc: dict[str, Any]) -> tuple[str, str]:
 
 
 def settings_env(module: str) -> dict[str, Any]:
+    """A service's settings by environment name: <prefix><field>, or the field's
+    validation_alias (API_TOKEN has no prefix in any service)."""
     settings_cls = __import__(module, fromlist=["Settings"]).Settings
     prefix = settings_cls.model_config.get("env_prefix", "")
-    return {f"{prefix}{name}".upper(): info for name, info in settings_cls.model_fields.items()}
+    return {
+        (
+            info.validation_alias if isinstance(info.validation_alias, str) else f"{prefix}{name}"
+        ).upper(): info
+        for name, info in settings_cls.model_fields.items()
+    }
 
 
 def kamailio_env_names() -> set[str]:
+    """What Kamailio's image reads: the entrypoint's ${NAME}s and the cfgs' $env(NAME)s."""
     text = (ROOT / "kamailio" / "entrypoint.sh").read_text()
-    return set(re.findall(r"\$\{([A-Z_]+)(?::?[=-]|\})", text))
+    names = set(re.findall(r"\$\{([A-Z_]+)(?::?[=-]|\})", text))
+    for cfg in (ROOT / "kamailio").glob("*.cfg"):
+        names |= set(re.findall(r"\$env\(([A-Z_]+)\)", cfg.read_text()))
+    return names
+
+
+def stable(doc: dict[str, Any]) -> dict[str, Any]:
+    """An object with the values of a Secret masked: the chart draws new random ones on each
+    render (the keys stay)."""
+    if doc["kind"] != "Secret":
+        return doc
+    masked = json.loads(json.dumps(doc))
+    for field in ("data", "stringData"):
+        if field in masked:
+            masked[field] = dict.fromkeys(masked[field], "<random>")
+    return masked
 
 
 def proxy(docs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -405,8 +428,8 @@ def test_subchart_lints_and_renders_alone(name: str, umbrella_copy: Path) -> Non
     out = helm(
         "template", RELEASE, str(chart), "-n", NAMESPACE, "--kube-version", KUBE_VERSION
     ).stdout
-    alone = [json.loads(json.dumps(d)) for d in yaml.safe_load_all(out) if d]
-    inside = [d for d in render(OFF_BY_DEFAULT.get(name, "default")) if made_by(d) == name]
+    alone = [stable(json.loads(json.dumps(d))) for d in yaml.safe_load_all(out) if d]
+    inside = [stable(d) for d in render(OFF_BY_DEFAULT.get(name, "default")) if made_by(d) == name]
     assert inside
     assert sorted(alone, key=key) == sorted(inside, key=key)
 
@@ -435,16 +458,23 @@ def test_subcharts_global_defaults_are_the_umbrellas() -> None:
 @pytest.mark.parametrize(
     ("name", "with_it"),
     [
-        ("csvgen", set()),
-        ("sip-client", set()),
-        ("scenario-controller", set()),
+        # the umbrella's NetworkPolicy of a component goes with it
+        ("csvgen", {("NetworkPolicy", f"{RELEASE}-csvgen")}),
+        ("sip-client", {("NetworkPolicy", f"{RELEASE}-sip-client")}),
+        ("scenario-controller", {("NetworkPolicy", f"{RELEASE}-scenario-controller")}),
         # the umbrella's HPA scales the proxies, so it goes with them
-        ("sip-proxy", {("HorizontalPodAutoscaler", f"{RELEASE}-sip-proxy")}),
+        (
+            "sip-proxy",
+            {
+                ("HorizontalPodAutoscaler", f"{RELEASE}-sip-proxy"),
+                ("NetworkPolicy", f"{RELEASE}-sip-proxy"),
+            },
+        ),
     ],
 )
 def test_a_subchart_can_be_left_out(name: str, with_it: set[tuple[str, str]]) -> None:
-    full = {key(d): d for d in render()}
-    without = {key(d): d for d in render("default", "--set", f"{name}.enabled=false")}
+    full = {key(d): stable(d) for d in render()}
+    without = {key(d): stable(d) for d in render("default", "--set", f"{name}.enabled=false")}
     own = {k for k, d in full.items() if made_by(d) == name}
     assert own
     assert set(full) - set(without) == own | with_it
@@ -541,14 +571,22 @@ def test_lifecycle_hooks_call_the_controllers_enable_and_disable(tmp_path: Path)
     assert env(controller)["SIP_CONTROLLER_PORT"] == "8000"
     assert variables["POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
 
+    # both hooks send the API token the container has from the release's Secret
+    assert variables["API_TOKEN"] == {
+        "secretKeyRef": {"name": f"{RELEASE}-api-token", "key": "api-token"}
+    }
+    token = "t0ken-of-the-release-0123456789"
     hook_env = {
         "SIP_CONTROLLER_URL": CONTROLLER_URL,
         "POD_NAME": "testbed-sip-proxy-3",
         "SIP_ADDRESS": "10.244.1.7",
+        "API_TOKEN": token,
     }
     enable = _run_hook(kamailio["lifecycle"]["postStart"]["exec"]["command"], tmp_path, hook_env)
     assert enable[-1] == f"{CONTROLLER_URL}/proxies/testbed-sip-proxy-3/enable"
     assert enable[enable.index("-X") + 1] == "POST"
+    headers = [enable[i + 1] for i, arg in enumerate(enable) if arg == "-H"]
+    assert f"Authorization: Bearer {token}" in headers
     body = json.loads(enable[enable.index("-d") + 1])
     assert body == {"sip_address": "10.244.1.7:5060", "http_address": "10.244.1.7:8080"}
     # the body is what the controller's hook accepts
@@ -559,6 +597,8 @@ def test_lifecycle_hooks_call_the_controllers_enable_and_disable(tmp_path: Path)
 
     disable = _run_hook(kamailio["lifecycle"]["preStop"]["exec"]["command"], tmp_path, hook_env)
     assert disable[-1] == f"{CONTROLLER_URL}/proxies/testbed-sip-proxy-3/disable"
+    headers = [disable[i + 1] for i, arg in enumerate(disable) if arg == "-H"]
+    assert headers == [f"Authorization: Bearer {token}"]
     # the drain fits in the grace period: DRAIN_GRACE_SECONDS + margin, curl gives up before
     drain = int(values()["global"]["sipController"]["drainGraceSeconds"])
     grace = pod_spec(sts)["terminationGracePeriodSeconds"]
@@ -860,7 +900,15 @@ LEFT_AT_DEFAULT = {
     "analyzer": {"ANALYZER_PCAP_FILE"},  # a sidecar captures live
     "csvgen": {"CSVGEN_DATA_DIR"},  # the data the package ships
     "scenario-controller": set(),
-    "sip-controller": set(),
+    # local mode's address source; the in-cluster API's address, token, CA and namespace files
+    # (the service account's, at their standard paths)
+    "sip-controller": {
+        "PROXY_REGISTRY_FILE",
+        "KUBERNETES_API_URL",
+        "KUBERNETES_TOKEN_FILE",
+        "KUBERNETES_CA_FILE",
+        "KUBERNETES_NAMESPACE_FILE",
+    },
 }
 # set for the hooks and the downward API, read by no service
 HELPER_VARIABLES = {"POD_NAME", "POD_IP", "SIP_CONTROLLER_URL"}
@@ -1050,9 +1098,12 @@ def test_database_job_and_hooks() -> None:
     secret = find(docs, "Secret", f"{RELEASE}-database")
     assert "annotations" not in secret["metadata"]
     url = secret["stringData"]["DATABASE_URL"]
-    assert (
-        url
-        == f"mysql+pymysql://testbed:testbed@{RELEASE}-mariadb.{NAMESPACE}.svc.cluster.local:3306/kamailio"
+    password = secret["stringData"]["MARIADB_PASSWORD"]
+    # a generated password (no default), the same in the URL and for MariaDB's user
+    assert re.fullmatch(r"[A-Za-z0-9]{32}", password), password
+    assert url == (
+        f"mysql+pymysql://testbed:{password}@{RELEASE}-mariadb.{NAMESPACE}.svc.cluster.local"
+        ":3306/kamailio"
     )
     mariadb = find(docs, "StatefulSet", f"{RELEASE}-mariadb")
     assert (
@@ -1435,11 +1486,22 @@ def free_port() -> int:
         return port
 
 
+# the components whose NetworkPolicy admits Prometheus (/metrics); mariadb has none
+SCRAPED_BY_POLICY = [
+    "sip-loadb",
+    "sip-proxy",
+    "sip-client",
+    "sip-controller",
+    "scenario-controller",
+    "csvgen",
+]
+
+
 def test_prometheus_is_left_out_unless_enabled() -> None:
     assert values()["prometheus"] == {"enabled": False}
-    default = {key(d): d for d in render()}
+    default = {key(d): stable(d) for d in render()}
     assert not [k for k, d in default.items() if made_by(d) == "prometheus"]
-    enabled = {key(d): d for d in render("prometheus")}
+    enabled = {key(d): stable(d) for d in render("prometheus")}
     own = {k for k, d in enabled.items() if made_by(d) == "prometheus"}
     assert own == {
         ("ServiceAccount", PROMETHEUS),
@@ -1454,7 +1516,14 @@ def test_prometheus_is_left_out_unless_enabled() -> None:
     # switching it on adds exactly its objects, and the umbrella's recording rules for it,
     # and changes nothing else
     assert set(enabled) - set(default) == own | {("ConfigMap", f"{PROMETHEUS}-rules")}
-    assert all(enabled[k] == d for k, d in default.items())
+    changed = {k for k, d in default.items() if enabled[k] != d}
+    # only the NetworkPolicies that let Prometheus scrape: they admit the release's own too
+    assert changed == {("NetworkPolicy", f"{RELEASE}-{c}") for c in SCRAPED_BY_POLICY}
+    own_prometheus = {"podSelector": {"matchLabels": selector_labels("prometheus")}}
+    for k in changed:
+        for rule in enabled[k]["spec"]["ingress"]:
+            extra = [p for p in rule["from"] if p not in _rule(default[k], rule["ports"])["from"]]
+            assert extra in ([], [own_prometheus]), (k, extra)
 
 
 def test_prometheus_runs_the_projects_image_as_the_other_pods_run() -> None:
@@ -2208,3 +2277,399 @@ def test_monitoring_stack_values_fit_the_chart() -> None:
     assert sidecar["searchNamespace"] == "ALL"
     spec = stack["prometheus"]["prometheusSpec"]
     assert spec["serviceMonitorSelectorNilUsesHelmValues"] is False
+
+
+# -- security: the generated secrets, the API token, the network policies ----------------------
+
+SECRET_VALUES = {
+    # Secret -> the keys the chart generates in it
+    f"{RELEASE}-api-token": ["api-token"],
+    f"{RELEASE}-subscribers": ["SUBSCRIBER_PASSWORD_TEMPLATE"],
+    f"{RELEASE}-sip-proxy": ["AUTH_SECRET"],
+    f"{RELEASE}-database": ["MARIADB_PASSWORD"],
+}
+# the defaults these secrets had before the chart generated them, and the usual well-known ones
+WELL_KNOWN = {"testbed", "ims-testbed-shared-secret", "{username}", "prom-operator", "admin"}
+# containers of the project's services and Kamailio: each reads API_TOKEN
+TOKEN_CONTAINERS = {
+    "sip-controller",
+    "scenario-controller",
+    "sip-client",
+    "csvgen",
+    "analyzer",
+    "sip-proxy",
+    "sip-loadb",
+}
+
+
+def selector_labels(component: str) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": "ims-testbed",
+        "app.kubernetes.io/instance": RELEASE,
+        "app.kubernetes.io/component": component,
+    }
+
+
+def _rule(policy: dict[str, Any], ports: list[dict[str, Any]]) -> dict[str, Any]:
+    matches = [r for r in policy["spec"]["ingress"] if r["ports"] == ports]
+    assert len(matches) == 1, (policy["metadata"]["name"], ports)
+    rule: dict[str, Any] = matches[0]
+    return rule
+
+
+def secret_values(docs: list[dict[str, Any]]) -> dict[tuple[str, str], str]:
+    """The generated secrets' values as the pods get them (decoded)."""
+    import base64
+
+    found = {}
+    for name, keys in SECRET_VALUES.items():
+        secret = find(docs, "Secret", name)
+        for k in keys:
+            if k in secret.get("data", {}):
+                found[(name, k)] = base64.b64decode(secret["data"][k]).decode()
+            else:
+                found[(name, k)] = secret["stringData"][k]
+    return found
+
+
+def scalars(node: Any) -> set[str]:
+    if isinstance(node, dict):
+        return set().union(*(scalars(v) for v in node.values()))
+    if isinstance(node, list):
+        return set().union(*(scalars(v) for v in node))
+    return {str(node)}
+
+
+def fresh_render(*flags: str) -> list[dict[str, Any]]:
+    """A render of its own (render() is cached, and the secrets are random per render)."""
+    out = helm(
+        "template", RELEASE, str(CHART), "-n", NAMESPACE, "--kube-version", KUBE_VERSION, *flags
+    ).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+def test_secrets_are_generated_random_and_never_a_default() -> None:
+    import api_token
+
+    first, second = secret_values(fresh_render()), secret_values(fresh_render())
+    assert set(first) == {(n, k) for n, keys in SECRET_VALUES.items() for k in keys}
+    # each render draws new ones (an install; an upgrade looks the installed ones up)
+    for item, value in first.items():
+        assert value != second[item], item
+    in_values = set().union(
+        scalars(values()), *(scalars(values(name)) for name in SUBCHARTS if name != "common")
+    )
+    monitoring = yaml.safe_load(
+        (ROOT / "helm/monitoring/kube-prometheus-stack.values.yaml").read_text()
+    )
+    for (name, k), value in first.items():
+        assert value not in WELL_KNOWN | in_values, (name, k)
+        assert len(value.replace("-{username}", "")) >= 24, (name, k, "too short")
+    # the token is one the services accept; the subscribers' passwords differ per user
+    assert api_token.validate(first[(f"{RELEASE}-api-token", "api-token")])
+    template = first[(f"{RELEASE}-subscribers", "SUBSCRIBER_PASSWORD_TEMPLATE")]
+    assert template.endswith("-{username}")
+    assert template.format(username="0100") != template.format(username="0101")
+    # and kube-prometheus-stack's Grafana gets no fixed admin password from our values either
+    assert not monitoring["grafana"]["adminPassword"]
+
+
+def test_given_secrets_are_used_as_they_are() -> None:
+    given = {
+        "global.apiToken": "my-own-token-0123456789",
+        "global.subscriberPasswordTemplate": "lab-{username}-pw",
+        "global.authSecret": "my-own-digest-secret",
+        "database.mariadb.password": "My.own-db_pw",
+    }
+    flags = [arg for k, v in given.items() for arg in ("--set-string", f"{k}={v}")]
+    found = secret_values(fresh_render(*flags))
+    assert found == {
+        (f"{RELEASE}-api-token", "api-token"): given["global.apiToken"],
+        (f"{RELEASE}-subscribers", "SUBSCRIBER_PASSWORD_TEMPLATE"): "lab-{username}-pw",
+        (f"{RELEASE}-sip-proxy", "AUTH_SECRET"): given["global.authSecret"],
+        (f"{RELEASE}-database", "MARIADB_PASSWORD"): given["database.mariadb.password"],
+    }
+    url = find(fresh_render(*flags), "Secret", f"{RELEASE}-database")["stringData"]
+    assert ":My.own-db_pw@" in url["DATABASE_URL"]
+
+
+@pytest.mark.parametrize(
+    ("setting", "path"),
+    [
+        ("global.apiToken", "/global/apiToken"),
+        ("global.authSecret", "/global/authSecret"),
+        ("global.subscriberPasswordTemplate", "/global/subscriberPasswordTemplate"),
+        ("database.mariadb.password", "/database/mariadb/password"),
+    ],
+)
+def test_an_empty_secret_is_refused_by_the_schema_naming_it(setting: str, path: str) -> None:
+    result = helm("template", RELEASE, str(CHART), "--set-string", f"{setting}=", check=False)
+    assert result.returncode != 0
+    assert "don't meet the specifications of the schema" in result.stderr, result.stderr
+    assert f"'{path}'" in result.stderr, result.stderr
+    # the same value given properly renders (the schema refuses the empty one only)
+    good = "x" * 20 + ("-{username}" if "Template" in setting else "")
+    assert helm("template", RELEASE, str(CHART), "--set-string", f"{setting}={good}").stdout
+
+
+def test_a_short_or_unusable_api_token_is_refused_by_the_schema() -> None:
+    for bad in ("short", "has a space in it 0123"):
+        result = helm(
+            "template", RELEASE, str(CHART), "--set-string", f"global.apiToken={bad}", check=False
+        )
+        assert result.returncode != 0
+        assert "'/global/apiToken'" in result.stderr, result.stderr
+
+
+def _token_containers(docs: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    found = []
+    for doc in docs:
+        if doc["kind"] not in ("Deployment", "StatefulSet", "Job"):
+            continue
+        spec = pod_spec(doc)
+        for c in [*spec.get("initContainers", []), *spec["containers"]]:
+            if c["name"] in TOKEN_CONTAINERS:
+                found.append((doc["metadata"]["name"], c))
+    return found
+
+
+@pytest.mark.parametrize("scenario", ["default", "classic-sidecar", "lb-statefulset"])
+def test_every_service_and_kamailio_container_reads_the_token_from_the_secret(
+    scenario: str,
+) -> None:
+    docs = render(scenario)
+    found = _token_containers(docs)
+    assert {c["name"] for _, c in found} == TOKEN_CONTAINERS
+    secret = find(docs, "Secret", f"{RELEASE}-api-token")
+    assert list(secret["data"]) == ["api-token"]
+    for workload, c in found:
+        assert env(c).get("API_TOKEN") == {
+            "secretKeyRef": {"name": f"{RELEASE}-api-token", "key": "api-token"}
+        }, (workload, c["name"])
+    # no container anywhere has a token or password as a plain value
+    for doc in docs:
+        if doc["kind"] in ("Deployment", "StatefulSet", "Job"):
+            spec = pod_spec(doc)
+            for c in [*spec.get("initContainers", []), *spec["containers"]]:
+                for name in ("API_TOKEN", "AUTH_SECRET", "SUBSCRIBER_PASSWORD_TEMPLATE"):
+                    assert "value" not in next(
+                        (e for e in c.get("env", []) if e["name"] == name), {}
+                    ), (doc["metadata"]["name"], c["name"], name)
+
+
+def test_a_token_in_a_components_env_map_does_not_replace_the_secret() -> None:
+    docs = render("default", "--set", "csvgen.env.API_TOKEN=plain-text-token-0123")
+    c = container(pod_spec(find(docs, "Deployment", f"{RELEASE}-csvgen")), "csvgen")
+    assert [e for e in c["env"] if e["name"] == "API_TOKEN"] == [
+        {
+            "name": "API_TOKEN",
+            "valueFrom": {"secretKeyRef": {"name": f"{RELEASE}-api-token", "key": "api-token"}},
+        }
+    ]
+
+
+def test_seeding_and_phones_read_the_subscribers_secret() -> None:
+    docs = render()
+    ref = {
+        "secretKeyRef": {"name": f"{RELEASE}-subscribers", "key": "SUBSCRIBER_PASSWORD_TEMPLATE"}
+    }
+    controller = container(
+        pod_spec(find(docs, "Deployment", f"{RELEASE}-sip-controller")), "sip-controller"
+    )
+    job = pod_spec(find(docs, "Job"))["containers"][0]
+    client = container(pod_spec(find(docs, "StatefulSet", f"{RELEASE}-sip-client")), "sip-client")
+    for c in (controller, job, client):
+        assert env(c)["SUBSCRIBER_PASSWORD_TEMPLATE"] == ref, c["name"]
+    assert "annotations" not in find(docs, "Secret", f"{RELEASE}-subscribers")["metadata"]
+    # with an external database the schema Job runs pre-install: the Secret is a hook before it
+    docs = render("external-db")
+    secret = find(docs, "Secret", f"{RELEASE}-subscribers")["metadata"]["annotations"]
+    job_meta = find(docs, "Job")["metadata"]["annotations"]
+    assert secret["helm.sh/hook"] == job_meta["helm.sh/hook"] == "pre-install,pre-upgrade"
+    assert int(secret["helm.sh/hook-weight"]) < int(job_meta["helm.sh/hook-weight"])
+
+
+def test_the_controller_takes_proxy_addresses_from_the_kubernetes_api() -> None:
+    from sip_controller.config import Settings
+
+    docs = render()
+    variables = env(
+        container(pod_spec(find(docs, "Deployment", f"{RELEASE}-sip-controller")), "sip-controller")
+    )
+    assert variables["PROXY_ADDRESS_SOURCE"] == "kubernetes"
+    assert variables["POD_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+    selector = dict(pair.split("=", 1) for pair in variables["PROXY_POD_SELECTOR"].split(","))
+    # exactly the proxies' pods of this release: the labels their workload selects them by
+    sts = proxy(docs)
+    assert selector == sts["spec"]["selector"]["matchLabels"] == selector_labels("sip-proxy")
+    assert selector.items() <= sts["spec"]["template"]["metadata"]["labels"].items()
+    for doc in docs:
+        if doc["kind"] in ("Deployment", "StatefulSet") and doc is not sts:
+            labels = doc["spec"]["template"]["metadata"]["labels"]
+            assert not selector.items() <= labels.items(), doc["metadata"]["name"]
+    # the controller accepts these settings, and its Role lets it get the pods
+    settings = Settings(
+        proxy_address_source=variables["PROXY_ADDRESS_SOURCE"],
+        proxy_pod_selector=variables["PROXY_POD_SELECTOR"],
+        pod_namespace=NAMESPACE,
+    )
+    assert settings.proxy_address_source == "kubernetes"
+    role = find(docs, "Role", f"{RELEASE}-sip-controller")
+    assert any("pods" in r["resources"] and "get" in r["verbs"] for r in role["rules"])
+
+
+# what each policy admits, port by port: a peer is a component of the release, "release" (any
+# pod of it), or "monitoring" (networkPolicy.metricsSources' default, kube-prometheus-stack)
+EXPECTED_POLICIES: dict[str, dict[tuple[str, int], set[str]]] = {
+    "sip-loadb": {
+        ("UDP", 5060): {"sip-client", "sip-proxy"},
+        ("TCP", 5060): {"sip-client", "sip-proxy"},
+        ("TCP", 8060): {"sip-controller", "monitoring"},
+    },
+    "sip-proxy": {
+        ("UDP", 5060): {"sip-loadb", "sip-proxy"},
+        ("TCP", 5060): {"sip-loadb", "sip-proxy"},
+        ("UDP", 5061): {"sip-proxy"},
+        ("TCP", 8080): {"sip-controller", "monitoring"},
+        ("TCP", 9101): {"monitoring"},
+    },
+    "sip-client": {
+        ("UDP", 5060): {"sip-loadb", "sip-proxy", "sip-client"},
+        ("TCP", 5060): {"sip-loadb", "sip-proxy", "sip-client"},
+        ("TCP", 8090): {"release", "monitoring"},
+    },
+    "sip-controller": {("TCP", 8000): {"release", "monitoring"}},
+    "scenario-controller": {("TCP", 8001): {"release", "monitoring"}},
+    "csvgen": {("TCP", 8070): {"release", "monitoring"}},
+    "mariadb": {("TCP", 3306): {"release"}},
+}
+MONITORING_PEER = {
+    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+    "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+}
+
+
+def _peer_name(peer: dict[str, Any]) -> str:
+    if peer == MONITORING_PEER:
+        return "monitoring"
+    assert set(peer) == {"podSelector"}, peer  # no namespaceSelector: the release's namespace
+    labels = peer["podSelector"]["matchLabels"]
+    if labels == {"app.kubernetes.io/name": "ims-testbed", "app.kubernetes.io/instance": RELEASE}:
+        return "release"
+    component: str = labels["app.kubernetes.io/component"]
+    assert labels == selector_labels(component), peer
+    return component
+
+
+def admitted(policy: dict[str, Any]) -> dict[tuple[str, int], set[str]]:
+    table: dict[tuple[str, int], set[str]] = {}
+    for rule in policy["spec"]["ingress"]:
+        # an empty or missing `from` would admit every source
+        assert rule.get("from"), (policy["metadata"]["name"], rule)
+        assert rule.get("ports"), (policy["metadata"]["name"], rule)
+        for port in rule["ports"]:
+            entry = table.setdefault((port["protocol"], port["port"]), set())
+            entry |= {_peer_name(p) for p in rule["from"]}
+    return table
+
+
+def _container_ports(docs: list[dict[str, Any]], component: str) -> set[tuple[str, int]]:
+    ports = set()
+    for doc in docs:
+        if doc["kind"] in ("Deployment", "StatefulSet") and doc["spec"]["selector"][
+            "matchLabels"
+        ] == selector_labels(component):
+            spec = pod_spec(doc)
+            for c in [*spec.get("initContainers", []), *spec["containers"]]:
+                for p in c.get("ports", []):
+                    ports.add((p.get("protocol", "TCP"), p["containerPort"]))
+    return ports
+
+
+def test_network_policies_admit_only_the_expected_peers_on_the_real_ports() -> None:
+    docs = render()
+    policies = {d["metadata"]["name"]: d for d in kinds(docs, "NetworkPolicy")}
+    assert set(policies) == {f"{RELEASE}-{c}" for c in EXPECTED_POLICIES}
+    for component, expected in EXPECTED_POLICIES.items():
+        policy = policies[f"{RELEASE}-{component}"]
+        assert policy["apiVersion"] == "networking.k8s.io/v1"
+        # ingress only: egress (DNS, the controller's calls) is left alone
+        assert policy["spec"]["policyTypes"] == ["Ingress"]
+        assert "egress" not in policy["spec"]
+        assert policy["spec"]["podSelector"] == {"matchLabels": selector_labels(component)}
+        assert admitted(policy) == expected, component
+        # every port a container of the component listens on is covered (SIP over TCP is
+        # allowed though the pods declare UDP only)
+        listening = _container_ports(docs, component)
+        assert listening, component
+        assert listening <= set(expected), (component, listening - set(expected))
+    # every pod of the release but the schema Job's is selected by a policy
+    selected = {
+        tuple(sorted(p["spec"]["podSelector"]["matchLabels"].items())) for p in policies.values()
+    }
+    for doc in docs:
+        if doc["kind"] in ("Deployment", "StatefulSet"):
+            labels = doc["spec"]["selector"]["matchLabels"]
+            assert tuple(sorted(labels.items())) in selected, doc["metadata"]["name"]
+
+
+def test_network_policies_follow_the_values(tmp_path: Path) -> None:
+    assert values()["networkPolicy"]["enabled"] is True
+    assert not kinds(render("default", "--set", "networkPolicy.enabled=false"), "NetworkPolicy")
+    ingress = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress"}}}
+    generator = {"ipBlock": {"cidr": "192.0.2.0/24"}}
+    extra = tmp_path / "extra.yaml"
+    extra.write_text(
+        yaml.safe_dump(
+            {
+                "networkPolicy": {
+                    "metricsSources": [],
+                    "httpSources": [ingress],
+                    "sipSources": [generator],
+                },
+                "prometheus": {"enabled": True},
+                "sip-proxy": {"outboundThroughLoadBalancer": False},
+            }
+        )
+    )
+    docs = fresh_render("-f", str(extra))
+    policies = {d["metadata"]["name"]: d for d in kinds(docs, "NetworkPolicy")}
+    own = {"podSelector": {"matchLabels": selector_labels("prometheus")}}
+    lb = policies[f"{RELEASE}-sip-loadb"]
+    # the extra SIP peer at the load balancer only; RPC from the controller and the release's
+    # own Prometheus, never from the extra HTTP peers
+    assert (
+        generator
+        in _rule(lb, [{"port": 5060, "protocol": "UDP"}, {"port": 5060, "protocol": "TCP"}])["from"]
+    )
+    assert _rule(lb, [{"port": 8060, "protocol": "TCP"}])["from"] == [
+        {"podSelector": {"matchLabels": selector_labels("sip-controller")}},
+        own,
+    ]
+    sip_proxy = policies[f"{RELEASE}-sip-proxy"]
+    proxy_sip = _rule(
+        sip_proxy, [{"port": 5060, "protocol": "UDP"}, {"port": 5060, "protocol": "TCP"}]
+    )
+    # the direct path: the phones send to the proxies too; the SIP generator does not
+    assert {"podSelector": {"matchLabels": selector_labels("sip-client")}} in proxy_sip["from"]
+    assert generator not in proxy_sip["from"]
+    assert _rule(sip_proxy, [{"port": 9101, "protocol": "TCP"}])["from"] == [own]
+    for component in ("sip-controller", "scenario-controller", "csvgen", "sip-client"):
+        for rule in policies[f"{RELEASE}-{component}"]["spec"]["ingress"]:
+            if rule["ports"][0]["protocol"] == "TCP" and rule["ports"][0]["port"] != 5060:
+                assert ingress in rule["from"], component
+    for doc in policies.values():
+        for version in SCHEMA_VERSIONS:
+            kubernetes_validate.validate(doc, version, strict=True)
+    # without any metrics source the analyzers' port admits nobody (no rule at all)
+    docs = fresh_render("--set", "networkPolicy.metricsSources=null")
+    sip_proxy = find(docs, "NetworkPolicy", f"{RELEASE}-sip-proxy")
+    assert (("TCP", 9101)) not in {
+        (p["protocol"], p["port"]) for r in sip_proxy["spec"]["ingress"] for p in r["ports"]
+    }
+
+
+def test_the_panels_ingress_is_off_by_default() -> None:
+    assert values("scenario-controller")["ingress"]["enabled"] is False
+    assert not kinds(render(), "Ingress")
+    assert find(render("exposed"), "Ingress")

@@ -147,3 +147,78 @@ sip-controller and sip-loadb charts both call it, so a bad global.sipLoadb fails
 {{- fail "global.sipLoadb.workload must be Deployment or StatefulSet" -}}
 {{- end -}}
 {{- end -}}
+
+{{/*
+A secret's value (dict "root" . "secret" <Secret name> "key" <key> "given" <the user's value>
+"length" <n>): the user's value when given; else the one the Secret of the installed release
+already holds (`lookup`), so an upgrade keeps it; else a new random one. `helm template` and
+--dry-run cannot look up, so each of their renders draws a new value.
+*/}}
+{{- define "ims-testbed.secretValue" -}}
+{{- if .given -}}
+{{- .given -}}
+{{- else -}}
+{{- $existing := lookup "v1" "Secret" .root.Release.Namespace .secret -}}
+{{- $data := dig "data" (dict) $existing -}}
+{{- if index $data .key -}}
+{{- index $data .key | b64dec -}}
+{{- else -}}
+{{- randAlphaNum (int .length) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The bearer token every mutating API call needs (API_TOKEN): the Secret <fullname>-api-token,
+key api-token, rendered by the umbrella (templates/secrets.yaml).
+*/}}
+{{- define "ims-testbed.apiTokenSecret" -}}
+{{- include "ims-testbed.name" (dict "root" . "component" "api-token") -}}
+{{- end -}}
+
+{{- define "ims-testbed.apiTokenEnv" -}}
+- name: API_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "ims-testbed.apiTokenSecret" . }}
+      key: api-token
+{{- end -}}
+
+{{/*
+SUBSCRIBER_PASSWORD_TEMPLATE, for the seeding (sip-controller, db-init) and the phones: the
+Secret <fullname>-subscribers, rendered by the umbrella (templates/secrets.yaml).
+*/}}
+{{- define "ims-testbed.subscribersSecret" -}}
+{{- include "ims-testbed.name" (dict "root" . "component" "subscribers") -}}
+{{- end -}}
+
+{{- define "ims-testbed.subscriberPasswordEnv" -}}
+- name: SUBSCRIBER_PASSWORD_TEMPLATE
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "ims-testbed.subscribersSecret" . }}
+      key: SUBSCRIBER_PASSWORD_TEMPLATE
+{{- end -}}
+
+{{/*
+Annotations of a Secret that the pre-install schema Job reads (an external database: the Job
+runs before the release's resources exist, so the Secret must be a hook before it). Empty with
+the bundled MariaDB, whose Job runs after install.
+*/}}
+{{- define "ims-testbed.preInstallSecretAnnotations" -}}
+{{- if include "ims-testbed.externalDatabase" . -}}
+annotations:
+  helm.sh/hook: pre-install,pre-upgrade
+  helm.sh/hook-weight: "-10"
+  helm.sh/hook-delete-policy: before-hook-creation
+{{- end -}}
+{{- end -}}
+
+{{/* a component's selector labels as a label selector string (k=v,k=v; keys sorted) */}}
+{{- define "ims-testbed.selectorString" -}}
+{{- $pairs := list -}}
+{{- range $k, $v := include "ims-testbed.selectorLabels" . | fromYaml -}}
+{{- $pairs = append $pairs (printf "%s=%s" $k $v) -}}
+{{- end -}}
+{{- join "," $pairs -}}
+{{- end -}}

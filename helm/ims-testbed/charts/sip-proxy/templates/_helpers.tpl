@@ -43,7 +43,8 @@
       value: "0.0.0.0"
     - name: ANALYZER_HTTP_PORT
       value: {{ $a.port | quote }}
-    {{- include "ims-testbed.env" (dict "env" $a.env "skip" (list "POD_NAME" "POD_IP" "ANALYZER_PROXY_ADDRESS" "ANALYZER_PROXY_NAME" "ANALYZER_INTERFACE" "ANALYZER_HTTP_HOST" "ANALYZER_HTTP_PORT")) | nindent 4 }}
+    {{- include "ims-testbed.apiTokenEnv" $root | nindent 4 }}
+    {{- include "ims-testbed.env" (dict "env" $a.env "skip" (list "POD_NAME" "POD_IP" "ANALYZER_PROXY_ADDRESS" "ANALYZER_PROXY_NAME" "ANALYZER_INTERFACE" "ANALYZER_HTTP_HOST" "ANALYZER_HTTP_PORT" "API_TOKEN")) | nindent 4 }}
   ports:
     - name: analyzer
       containerPort: {{ $a.port }}
