@@ -6,10 +6,13 @@ second controller in-process, with FastAPI's TestClient, against the same DB and
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import signal
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -28,19 +31,22 @@ def _proxy(sip_system: SipSystem, name: str) -> dict:
     return response.json()
 
 
-@pytest.fixture
-def side_controller(sip_system: SipSystem) -> Iterator[TestClient]:
-    """A second controller on the same DB and LB, with short timeouts and no reconciler."""
+@contextlib.contextmanager
+def side_controller(sip_system: SipSystem, **settings: object) -> Iterator[TestClient]:
+    """A second controller on the same DB and LB, with short timeouts and no reconciler; it
+    sends the testbed's token (its Kamailio checks it on /RPC, this controller on writes)."""
     state = sip_system.testbed.load_state()
     assert state is not None
-    settings = Settings(
-        database_url=state.database_url,
-        loadbalancer_rpc_urls=sip_system.testbed.settings.lb_rpc_url,
-        enable_timeout_seconds=1.5,
-        health_check_interval_seconds=3600,
-        proxy_host_template="{name}.invalid",
-    )
-    with TestClient(create_app(settings, CollectorRegistry())) as client:
+    values: dict[str, object] = {
+        "database_url": state.database_url,
+        "loadbalancer_rpc_urls": sip_system.testbed.settings.lb_rpc_url,
+        "enable_timeout_seconds": 1.5,
+        "health_check_interval_seconds": 3600,
+        "api_token": sip_system.token,
+        **settings,
+    }
+    app = create_app(Settings(**values), CollectorRegistry())  # type: ignore[arg-type]
+    with TestClient(app, headers=sip_system.auth) as client:
         yield client
 
 
@@ -82,7 +88,7 @@ def test_registrations_come_from_a_proxy_usrloc(sip_system: SipSystem):
 )
 def test_enable_with_malformed_address_is_422_with_reason(sip_system: SipSystem, body, fragment):
     response = sip_system.http.post(
-        f"{sip_system.controller}/proxies/sip-proxy-9/enable", json=body
+        f"{sip_system.controller}/proxies/sip-proxy-9/enable", json=body, headers=sip_system.auth
     )
     assert response.status_code == 422
     assert fragment in response.json()["detail"]
@@ -91,39 +97,49 @@ def test_enable_with_malformed_address_is_422_with_reason(sip_system: SipSystem,
 
 def test_enable_with_unknown_field_is_422(sip_system: SipSystem):
     response = sip_system.http.post(
-        f"{sip_system.controller}/proxies/sip-proxy-9/enable", json={"sip": "x"}
+        f"{sip_system.controller}/proxies/sip-proxy-9/enable",
+        json={"sip": "x"},
+        headers=sip_system.auth,
     )
     assert response.status_code == 422
 
 
 def test_bad_proxy_name_is_422(sip_system: SipSystem):
-    response = sip_system.http.post(f"{sip_system.controller}/proxies/Sip_Proxy/enable", json={})
+    response = sip_system.http.post(
+        f"{sip_system.controller}/proxies/Sip_Proxy/enable", json={}, headers=sip_system.auth
+    )
     assert response.status_code == 422
     assert "PROXY_NAME_PATTERN" in response.json()["detail"]
 
 
 def test_disable_of_unknown_proxy_is_404(sip_system: SipSystem):
-    response = sip_system.http.post(f"{sip_system.controller}/proxies/sip-proxy-77/disable")
+    response = sip_system.http.post(
+        f"{sip_system.controller}/proxies/sip-proxy-77/disable", headers=sip_system.auth
+    )
     assert response.status_code == 404
     assert "sip-proxy-77" in response.json()["detail"]
 
 
-def test_enable_by_unresolvable_name_is_404(side_controller: TestClient):
-    response = side_controller.post("/proxies/sip-proxy-42/enable")
+def test_enable_by_unresolvable_template_name_is_404(sip_system: SipSystem):
+    with side_controller(sip_system, proxy_host_template="{name}.invalid") as client:
+        response = client.post("/proxies/sip-proxy-42/enable")
     assert response.status_code == 404
     assert "cannot resolve 'sip-proxy-42.invalid'" in response.json()["detail"]
 
 
 def test_enable_of_a_proxy_that_is_not_up_is_503_and_writes_nothing(
-    side_controller: TestClient, sip_system: SipSystem
+    sip_system: SipSystem, tmp_path: Path
 ):
-    response = side_controller.post(
-        "/proxies/sip-proxy-42/enable",
-        json={"sip_address": "127.0.1.42:5060", "http_address": "127.0.1.42:8080"},
-    )
-    assert response.status_code == 503
-    assert "/health did not answer" in response.json()["detail"]
-    assert side_controller.get("/proxies/sip-proxy-42").status_code == 404
+    # the platform (a registry of its own) knows sip-proxy-42, but nothing runs there
+    registry = tmp_path / "proxies.json"
+    entry = {"sip_address": "127.0.1.42:5060", "http_address": "127.0.1.42:8080"}
+    registry.write_text(json.dumps({"proxies": {"sip-proxy-42": entry}}))
+    settings = {"proxy_address_source": "registry", "proxy_registry_file": registry}
+    with side_controller(sip_system, **settings) as client:
+        response = client.post("/proxies/sip-proxy-42/enable", json=entry)
+        assert response.status_code == 503
+        assert "/health did not answer" in response.json()["detail"]
+        assert client.get("/proxies/sip-proxy-42").status_code == 404
     assert all("127.0.1.42" not in t.uri for t in sip_system.lb_rpc().dispatcher_list())
 
 
@@ -135,9 +151,10 @@ def test_unreachable_lb_is_502_and_leaves_db_and_lb_as_they_were(sip_system: Sip
         loadbalancer_rpc_urls=f"{sip_system.testbed.settings.lb_rpc_url},http://127.0.0.1:9/RPC",
         health_check_interval_seconds=3600,
         rpc_timeout_seconds=2,
+        api_token=sip_system.token,
     )
     before = _proxy(sip_system, "sip-proxy-1")
-    with TestClient(create_app(settings, CollectorRegistry())) as client:
+    with TestClient(create_app(settings, CollectorRegistry()), headers=sip_system.auth) as client:
         response = client.post("/proxies/sip-proxy-1/disable", params={"grace_seconds": 0})
         assert response.status_code == 502
         detail = response.json()["detail"]
@@ -156,7 +173,7 @@ def test_unreachable_lb_is_502_and_leaves_db_and_lb_as_they_were(sip_system: Sip
 def test_paper_form_hooks_disable_and_enable(sip_system: SipSystem):
     base = sip_system.controller
     disabled = sip_system.http.post(
-        f"{base}/proxy/disable/sip-proxy-1", params={"grace_seconds": 5}
+        f"{base}/proxy/disable/sip-proxy-1", params={"grace_seconds": 5}, headers=sip_system.auth
     )
     try:
         assert disabled.status_code == 200, disabled.text
@@ -171,6 +188,7 @@ def test_paper_form_hooks_disable_and_enable(sip_system: SipSystem):
         enabled = sip_system.http.post(
             f"{base}/proxy/enable/sip-proxy-1",
             json={"sip_address": "127.0.1.2:5060", "http_address": "127.0.1.2:8080"},
+            headers=sip_system.auth,
         )
     assert enabled.status_code == 200, enabled.text
     assert enabled.json()["loadbalancers"][0]["flags"] == "AX"
