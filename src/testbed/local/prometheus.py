@@ -125,7 +125,8 @@ def command(prometheus: str, config_file: Path, data: Path, address: str) -> lis
         f"--storage.tsdb.path={data}",
         f"--storage.tsdb.retention.time={RETENTION}",
         f"--web.listen-address={address}",
-        "--web.enable-lifecycle",
+        # no --web.enable-lifecycle: nothing here uses /-/reload or /-/quit, and with it any
+        # page in a browser on this machine could stop a run's Prometheus with a plain POST
     ]
 
 
