@@ -35,14 +35,24 @@ def services() -> dict[str, dict[str, Any]]:
 
 
 def settings_env_names(module: str) -> set[str]:
+    """<prefix><field>, or the field's validation_alias (API_TOKEN in every service)."""
     settings_cls = __import__(module, fromlist=["Settings"]).Settings
     prefix = settings_cls.model_config.get("env_prefix", "")
-    return {f"{prefix}{name}".upper() for name in settings_cls.model_fields}
+    return {
+        (
+            info.validation_alias if isinstance(info.validation_alias, str) else f"{prefix}{name}"
+        ).upper()
+        for name, info in settings_cls.model_fields.items()
+    }
 
 
 def kamailio_env_names() -> set[str]:
+    """What Kamailio's image reads: the entrypoint's ${NAME}s and the cfgs' $env(NAME)s."""
     text = (ROOT / "kamailio" / "entrypoint.sh").read_text()
-    return set(re.findall(r"\$\{([A-Z_]+)(?::?[=-]|\})", text))
+    names = set(re.findall(r"\$\{([A-Z_]+)(?::?[=-]|\})", text))
+    for cfg in (ROOT / "kamailio").glob("*.cfg"):
+        names |= set(re.findall(r"\$env\(([A-Z_]+)\)", cfg.read_text()))
+    return names
 
 
 def depends(service: dict[str, Any]) -> dict[str, str]:
@@ -155,9 +165,10 @@ def test_client_pods_and_the_panel() -> None:
         assert env["POD_ID"] == name.rsplit("-", 1)[1]
         assert env["SCENARIO_CONTROLLER_URL"] == "ws://scenario-controller:8001/ws/clients"
         assert env["OUTBOUND_PROXY"] == "sip-loadb:5060"
-    # the panel on loopback only, its host port overridable (beside local mode's controller)
+    # the panel on loopback unless BIND_ADDRESS says otherwise, its host port overridable
+    # (beside local mode's controller)
     assert svc["scenario-controller"]["ports"] == [
-        "127.0.0.1:${SCENARIO_CONTROLLER_HOST_PORT:-8001}:8001"
+        "${BIND_ADDRESS:-127.0.0.1}:${SCENARIO_CONTROLLER_HOST_PORT:-8001}:8001"
     ]
     upload = svc["scenario-upload"]
     assert upload["volumes"] == ["./helm/ims-testbed/scenarios:/scenarios:ro"]
@@ -263,3 +274,182 @@ def test_prometheus_scrapes_every_metrics_endpoint_and_grafana_gets_the_dashboar
         "./monitoring/prometheus.yml:/etc/prometheus/prometheus.yml:ro"
         in (svc["prometheus"]["volumes"])
     )
+
+
+# -- security: secrets from .env, loopback ports, Grafana, the token ---------------------------
+
+SCRIPT = ROOT / "scripts" / "compose-env.sh"
+SECRETS = [
+    "API_TOKEN",
+    "DB_PASSWORD",
+    "AUTH_SECRET",
+    "SUBSCRIBER_PASSWORD_TEMPLATE",
+    "GRAFANA_ADMIN_PASSWORD",
+]
+# what the file held before, and the usual defaults
+WELL_KNOWN = ["ims-testbed-shared-secret", "testbed:testbed@", '"{username}"', "prom-operator"]
+# the containers of the project's services and Kamailio, each reading API_TOKEN
+TOKEN_SERVICES = [
+    "sip-controller",
+    "sip-loadb",
+    "sip-proxy-0",
+    "sip-proxy-1",
+    "sip-proxy-0-analyzer",
+    "sip-proxy-1-analyzer",
+    "scenario-controller",
+    "scenario-upload",
+    "csvgen",
+    "sip-client-00",
+    "sip-client-01",
+    "sip-proxy-0-enable",
+    "sip-proxy-1-enable",
+]
+
+
+def required(variable: str) -> str:
+    return f"${{{variable}:?run scripts/compose-env.sh}}"
+
+
+def generate_env(path: Path) -> dict[str, str]:
+    subprocess.run([str(SCRIPT), str(path)], check=True, capture_output=True, text=True)
+    found = {}
+    for line in path.read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.partition("=")
+            found[name] = value
+    return found
+
+
+def compose_config(directory: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`podman-compose config` of a copy of the file in `directory` (so no .env of the
+    checkout is read), with exactly these variables besides PATH."""
+    import os
+    import sys
+
+    (directory / "docker-compose.yml").write_text(COMPOSE.read_text())
+    return subprocess.run(
+        [sys.executable, "-m", "podman_compose", "-f", "docker-compose.yml", "config"],
+        cwd=directory,
+        env={"PATH": os.environ["PATH"], "HOME": str(directory), **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_the_env_script_writes_private_random_secrets_once(tmp_path: Path) -> None:
+    import api_token
+
+    first = generate_env(tmp_path / "a.env")
+    second = generate_env(tmp_path / "b.env")
+    assert list(first) == SECRETS
+    assert (tmp_path / "a.env").stat().st_mode & 0o777 == 0o600
+    for name in SECRETS:
+        assert first[name] != second[name], name
+        assert len(first[name].removesuffix("-{username}")) >= 24, name
+        assert first[name] not in {"testbed", "ims-testbed-shared-secret", "{username}"}, name
+    assert api_token.validate(first["API_TOKEN"])
+    assert first["SUBSCRIBER_PASSWORD_TEMPLATE"].endswith("-{username}")
+    # the database password goes into DATABASE_URL as it is
+    assert re.fullmatch(r"[A-Za-z0-9]+", first["DB_PASSWORD"])
+    # an existing file is kept (MariaDB's volume has its password)
+    before = (tmp_path / "a.env").read_text()
+    result = subprocess.run([str(SCRIPT), str(tmp_path / "a.env")], capture_output=True, text=True)
+    assert result.returncode == 0
+    assert "kept" in result.stderr
+    assert (tmp_path / "a.env").read_text() == before
+
+
+def test_no_secret_in_the_committed_file() -> None:
+    text = COMPOSE.read_text()
+    for known in WELL_KNOWN:
+        assert known not in text, known
+    svc = services()
+    for name, service in svc.items():
+        for key, value in (service.get("environment") or {}).items():
+            secret = any(word in key for word in ("PASSWORD", "SECRET", "TOKEN"))
+            # MariaDB's root password is random, a flag (1) and not a secret
+            if secret and key != "MARIADB_RANDOM_ROOT_PASSWORD":
+                variable = {
+                    "MARIADB_PASSWORD": "DB_PASSWORD",
+                    "GF_SECURITY_ADMIN_PASSWORD": "GRAFANA_ADMIN_PASSWORD",
+                }.get(key, key)
+                assert value == required(variable), (name, key, value)
+            if key == "DATABASE_URL":
+                assert value == (
+                    f"mysql+pymysql://testbed:{required('DB_PASSWORD')}@mariadb:3306/kamailio"
+                )
+    # the seeding and the phones use the same template
+    for name in ["db-init", "sip-controller", "sip-client-00", "sip-client-01"]:
+        env = svc[name]["environment"]
+        assert env["SUBSCRIBER_PASSWORD_TEMPLATE"] == required("SUBSCRIBER_PASSWORD_TEMPLATE")
+
+
+def test_compose_refuses_to_start_without_the_secrets(tmp_path: Path) -> None:
+    env = generate_env(tmp_path / "secrets.env")
+    assert compose_config(tmp_path, env).returncode == 0
+    for name in SECRETS:
+        result = compose_config(tmp_path, {k: v for k, v in env.items() if k != name})
+        assert result.returncode != 0, name
+        assert f"{name} is missing a value: run scripts/compose-env.sh" in result.stderr
+
+
+def _published(config: dict[str, Any]) -> dict[str, list[str]]:
+    return {
+        name: [str(p) for p in service.get("ports", [])]
+        for name, service in config["services"].items()
+        if service.get("ports")
+    }
+
+
+def test_published_ports_bind_to_loopback_unless_the_user_opts_in(tmp_path: Path) -> None:
+    for name, service in services().items():
+        for port in service.get("ports", []):
+            assert port.startswith("${BIND_ADDRESS:-127.0.0.1}:"), (name, port)
+    env = generate_env(tmp_path / "secrets.env")
+    result = compose_config(tmp_path, env)
+    assert result.returncode == 0, result.stderr
+    published = _published(yaml.safe_load(result.stdout))
+    # grafana and cadvisor are in profiles, the rest publish: all on 127.0.0.1
+    assert {"sip-loadb", "sip-controller", "scenario-controller", "csvgen"} <= set(published)
+    for name, ports in published.items():
+        for port in ports:
+            assert port.startswith("127.0.0.1:"), (name, port)
+    # the user's opt-in
+    exposed = _published(
+        yaml.safe_load(compose_config(tmp_path, {**env, "BIND_ADDRESS": "0.0.0.0"}).stdout)
+    )
+    assert all(p.startswith("0.0.0.0:") for ports in exposed.values() for p in ports)
+
+
+def test_grafana_has_no_anonymous_access_and_a_generated_admin_password() -> None:
+    env = services()["grafana"]["environment"]
+    assert env["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+    assert "GF_AUTH_ANONYMOUS_ORG_ROLE" not in env
+    assert env["GF_SECURITY_ADMIN_PASSWORD"] == required("GRAFANA_ADMIN_PASSWORD")
+    assert env["GF_USERS_ALLOW_SIGN_UP"] == "false"
+
+
+def test_every_service_reads_the_token_and_the_hooks_send_it() -> None:
+    svc = services()
+    for name in TOKEN_SERVICES:
+        assert svc[name]["environment"]["API_TOKEN"] == required("API_TOKEN"), name
+    for proxy in ("sip-proxy-0", "sip-proxy-1"):
+        command = " ".join(svc[f"{proxy}-enable"]["command"])
+        # $$: the container's shell expands it, not compose
+        assert '-H "Authorization: Bearer $$API_TOKEN"' in command
+
+
+def test_the_controller_admits_only_the_compose_proxies() -> None:
+    env = services()["sip-controller"]["environment"]
+    assert env["PROXY_ADDRESS_SOURCE"] == "template"
+    assert env["PROXY_HOST_TEMPLATE"] == "{name}"
+    pattern = env["PROXY_NAME_PATTERN"].replace("$$", "$")  # compose's escape
+    admitted = {name for name in services() if re.fullmatch(pattern, name)}
+    assert admitted == {"sip-proxy-0", "sip-proxy-1"}
+    for other in ("sip-proxy-2", "evil.example.com", "10.0.0.1", "sip-proxy-0.attacker"):
+        assert not re.fullmatch(pattern, other), other
+    from sip_controller.config import Settings
+
+    settings = Settings(proxy_address_source="template", proxy_name_pattern=pattern)
+    assert settings.proxy_name_pattern == pattern
