@@ -18,12 +18,14 @@ WORKDIR /src
 COPY pyproject.toml uv.lock ./
 COPY libs/testbed-db/pyproject.toml libs/testbed-db/
 COPY libs/kamailio-rpc/pyproject.toml libs/kamailio-rpc/
+COPY libs/api-token/pyproject.toml libs/api-token/
 COPY services/sip-controller/pyproject.toml services/sip-controller/
 RUN --mount=type=cache,target=/root/.cache/uv \
     /opt/uv/bin/uv sync --frozen --no-dev --no-install-workspace --package sip-controller
 # Then the workspace packages it uses, installed into the venv (not editable: /src stays here).
 COPY libs/testbed-db/src libs/testbed-db/src
 COPY libs/kamailio-rpc/src libs/kamailio-rpc/src
+COPY libs/api-token/src libs/api-token/src
 COPY services/sip-controller/src services/sip-controller/src
 RUN --mount=type=cache,target=/root/.cache/uv \
     /opt/uv/bin/uv sync --frozen --no-dev --no-editable --package sip-controller
