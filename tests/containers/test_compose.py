@@ -1,11 +1,12 @@
 """docker-compose.yml brought up for real (podman, a project name of its own, free host ports on
 127.0.0.1), used as the testbed is used, and taken down leaving nothing behind.
 
-The stack comes up once for the module; SIPp registers callees and places calls from the host
-through the containerised load balancer, then Prometheus, the dashboard's queries and the
-sip-controller are checked against it. The last test takes it down and compares the host with
-what it was before: containers, networks, volumes, the bridge, the CNI iptables chains and
-net.ipv4.ip_forward.
+The stack comes up once for the module with the secrets scripts/compose-env.sh generates (the
+test's own file, passed as variables); SIPp registers callees with the generated passwords and
+places calls from the host through the containerised load balancer, then Prometheus, the
+dashboard's queries and the sip-controller (its token and address checks) are checked against
+it. The last test takes it down and compares the host with what it was before: containers,
+networks, volumes, the bridge, the CNI iptables chains and net.ipv4.ip_forward.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ class HostState:
 @dataclass
 class Stack:
     project: ComposeProject
+    secrets: dict[str, str]
     ports: dict[str, int]
     gateway: str
     bridge: str
@@ -86,6 +88,13 @@ def network(engine: Engine, project: str) -> dict[str, Any]:
     return found
 
 
+def compose_secrets(path: Path) -> dict[str, str]:
+    """What scripts/compose-env.sh writes, read back as the variables compose interpolates."""
+    subprocess.run([str(ROOT / "scripts" / "compose-env.sh"), str(path)], check=True)
+    lines = path.read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+
+
 def free_udp_port(address: str) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind((address, 0))
@@ -105,8 +114,12 @@ def stack(
         "PROMETHEUS_HOST_PORT": free_port(),
     }
     name = f"tbcompose{uuid.uuid4().hex[:8]}"
+    secrets = compose_secrets(tmp_path_factory.mktemp("env") / ".env")
     project = ComposeProject(
-        engine, ROOT / "docker-compose.yml", name, env={k: str(v) for k, v in ports.items()}
+        engine,
+        ROOT / "docker-compose.yml",
+        name,
+        env={**secrets, **{k: str(v) for k, v in ports.items()}},
     )
     before = HostState.now()
     uas = None
@@ -123,7 +136,11 @@ def stack(
 
         # SIPp on the host, on the project network's gateway address (what the containers
         # reach the host by), sending to the load balancer's published port on 127.0.0.1
-        sipp = SippRunner(tmp_path_factory.mktemp("sipp"))
+        template = secrets["SUBSCRIBER_PASSWORD_TEMPLATE"]
+        sipp = SippRunner(
+            tmp_path_factory.mktemp("sipp"),
+            password_for=lambda user: template.format(username=user, domain="testbed.local"),
+        )
         uas_port = free_udp_port(gateway)
         uas = sipp.start_uas(gateway, uas_port)
         lb = f"127.0.0.1:{ports['LB_SIP_HOST_PORT']}"
@@ -142,6 +159,7 @@ def stack(
         traffic_end = time.time()
         stack = Stack(
             project,
+            secrets,
             ports,
             gateway,
             net["network_interface"],
@@ -178,6 +196,42 @@ def test_the_controller_lists_both_proxies_enabled_by_their_one_shots(stack: Sta
         assert proxy["state"] == "enabled", proxy
         # active (A...) at the one load balancer
         assert [lb["flags"][:1] for lb in proxy["loadbalancers"]] == ["A"], proxy
+
+
+def test_the_controller_refuses_changes_without_the_token_and_foreign_addresses(
+    stack: Stack,
+) -> None:
+    controller = stack.url("SIP_CONTROLLER_HOST_PORT")
+    token = {"Authorization": f"Bearer {stack.secrets['API_TOKEN']}"}
+
+    def states() -> dict[str, Any]:
+        listed = httpx.get(f"{controller}/proxies", timeout=10).json()
+        return {p["name"]: (p["state"], p["loadbalancers"]) for p in listed}
+
+    before = states()
+    missing = httpx.post(f"{controller}/proxies/sip-proxy-0/disable?grace_seconds=0", timeout=10)
+    assert missing.status_code == 401, missing.text
+    wrong = httpx.post(
+        f"{controller}/proxies/sip-proxy-0/disable?grace_seconds=0",
+        headers={"Authorization": "Bearer not-the-token-of-this-project"},
+        timeout=10,
+    )
+    assert wrong.status_code == 403, wrong.text
+    # the token does not let a foreign address in: the name's address is the platform's
+    foreign = httpx.post(
+        f"{controller}/proxies/sip-proxy-1/enable",
+        headers=token,
+        json={"sip_address": "192.0.2.10:5060", "http_address": "192.0.2.10:8080"},
+        timeout=30,
+    )
+    assert foreign.status_code == 403, foreign.text
+    # nor a name that is not one of the project's proxy services (outside PROXY_NAME_PATTERN:
+    # 422, a malformed name; a well-formed one the platform does not know: 403)
+    stranger = httpx.post(
+        f"{controller}/proxies/mariadb/enable", headers=token, json={}, timeout=30
+    )
+    assert stranger.status_code in (403, 422), stranger.text
+    assert states() == before
 
 
 def test_compose_status_command_shows_every_service(stack: Stack) -> None:
