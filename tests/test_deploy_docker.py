@@ -618,6 +618,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+UPLOAD_TOKEN = "upload-test-token-0123456789"
+
+
 @pytest.fixture
 def scenario_controller(tmp_path: Path) -> Iterator[str]:
     from scenario_controller.config import Settings
@@ -629,6 +632,7 @@ def scenario_controller(tmp_path: Path) -> Iterator[str]:
         scenario_dir=tmp_path / "scenarios",
         runs_dir=tmp_path / "runs",
         sip_controller_url="",
+        api_token=UPLOAD_TOKEN,
     )
     server = uvicorn.Server(
         uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
@@ -659,7 +663,10 @@ def test_upload_scenarios_stores_the_charts_scenarios_through_the_api(
         "--timeout",
         "30",
     ]
-    ok = subprocess.run([*script, str(scenarios)], capture_output=True, text=True, check=False)
+    env = {**os.environ, "API_TOKEN": UPLOAD_TOKEN}
+    ok = subprocess.run(
+        [*script, str(scenarios)], env=env, capture_output=True, text=True, check=False
+    )
     assert ok.returncode == 0, ok.stderr
     import httpx
 
@@ -668,7 +675,9 @@ def test_upload_scenarios_stores_the_charts_scenarios_through_the_api(
     assert expected
     assert expected <= set(stored)
     assert all(stored[name]["pods_needed"] <= 2 for name in expected)  # the chart's 2 clients
-    refused = subprocess.run([*script, str(bad)], capture_output=True, text=True, check=False)
+    refused = subprocess.run(
+        [*script, str(bad)], env=env, capture_output=True, text=True, check=False
+    )
     assert refused.returncode == 1
     assert "broken: refused (422)" in refused.stderr
     assert "broken" not in {s["name"] for s in httpx.get(f"{scenario_controller}/scenarios").json()}
@@ -687,6 +696,7 @@ def test_upload_scenarios_gives_up_when_the_controller_never_answers(tmp_path: P
             "1",
             str(tmp_path),
         ],
+        env={**os.environ, "API_TOKEN": UPLOAD_TOKEN},
         capture_output=True,
         text=True,
         check=False,
