@@ -288,14 +288,13 @@ SECRETS = [
 ]
 # what the file held before, and the usual defaults
 WELL_KNOWN = ["ims-testbed-shared-secret", "testbed:testbed@", '"{username}"', "prom-operator"]
-# the containers of the project's services and Kamailio, each reading API_TOKEN
+# the containers of the project's services and Kamailio, each reading API_TOKEN (the analyzers
+# serve only reads: they get no token)
 TOKEN_SERVICES = [
     "sip-controller",
     "sip-loadb",
     "sip-proxy-0",
     "sip-proxy-1",
-    "sip-proxy-0-analyzer",
-    "sip-proxy-1-analyzer",
     "scenario-controller",
     "scenario-upload",
     "csvgen",
@@ -434,6 +433,8 @@ def test_every_service_reads_the_token_and_the_hooks_send_it() -> None:
     svc = services()
     for name in TOKEN_SERVICES:
         assert svc[name]["environment"]["API_TOKEN"] == required("API_TOKEN"), name
+    for name in set(svc) - set(TOKEN_SERVICES):
+        assert "API_TOKEN" not in (svc[name].get("environment") or {}), name
     for proxy in ("sip-proxy-0", "sip-proxy-1"):
         command = " ".join(svc[f"{proxy}-enable"]["command"])
         # $$: the container's shell expands it, not compose

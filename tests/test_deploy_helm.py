@@ -2290,13 +2290,13 @@ SECRET_VALUES = {
 }
 # the defaults these secrets had before the chart generated them, and the usual well-known ones
 WELL_KNOWN = {"testbed", "ims-testbed-shared-secret", "{username}", "prom-operator", "admin"}
-# containers of the project's services and Kamailio: each reads API_TOKEN
+# containers of the project's services and Kamailio: each reads API_TOKEN (not the analyzer:
+# its API has only GET routes, and the sidecar with NET_RAW is better without the token)
 TOKEN_CONTAINERS = {
     "sip-controller",
     "scenario-controller",
     "sip-client",
     "csvgen",
-    "analyzer",
     "sip-proxy",
     "sip-loadb",
 }
@@ -2430,6 +2430,8 @@ def _token_containers(docs: list[dict[str, Any]]) -> list[tuple[str, dict[str, A
         for c in [*spec.get("initContainers", []), *spec["containers"]]:
             if c["name"] in TOKEN_CONTAINERS:
                 found.append((doc["metadata"]["name"], c))
+            else:
+                assert "API_TOKEN" not in env(c), (doc["metadata"]["name"], c["name"])
     return found
 
 

@@ -43,7 +43,7 @@
       value: "0.0.0.0"
     - name: ANALYZER_HTTP_PORT
       value: {{ $a.port | quote }}
-    {{- include "ims-testbed.apiTokenEnv" $root | nindent 4 }}
+    {{- /* no API_TOKEN: its API is read-only, and this container holds NET_RAW */}}
     {{- include "ims-testbed.env" (dict "env" $a.env "skip" (list "POD_NAME" "POD_IP" "ANALYZER_PROXY_ADDRESS" "ANALYZER_PROXY_NAME" "ANALYZER_INTERFACE" "ANALYZER_HTTP_HOST" "ANALYZER_HTTP_PORT" "API_TOKEN")) | nindent 4 }}
   ports:
     - name: analyzer
