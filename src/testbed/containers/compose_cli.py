@@ -7,6 +7,7 @@ e.g. beside a local-mode testbed that holds 5060 and 8000.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Annotated
@@ -84,6 +85,34 @@ def down(
             err.print(f"[red]{project}: {kind} left:[/red] {', '.join(names)}")
         raise typer.Exit(1)
     console.print(f"{project}: down in {time.monotonic() - start:.0f} s, nothing left")
+
+
+def env_file_value(path: Path, key: str) -> str | None:
+    """`key`'s value in a compose .env file (KEY=VALUE lines, # comments, optional quotes)."""
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        return None
+    for line in lines:
+        name, sep, value = line.strip().partition("=")
+        if sep and name.strip() == key:
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+                value = value[1:-1]
+            return value
+    return None
+
+
+@compose_app.command()
+def token(file: File = ROOT / "docker-compose.yml") -> None:
+    """Print the project's API token, as compose resolves it: API_TOKEN from the environment,
+    else from .env beside the compose file (scripts/compose-env.sh writes it)."""
+    env_file = file.resolve().parent / ".env"
+    value = os.environ.get("API_TOKEN") or env_file_value(env_file, "API_TOKEN")
+    if not value:
+        err.print(f"testbed compose token: no API_TOKEN in {env_file}; run scripts/compose-env.sh")
+        raise typer.Exit(1)
+    typer.echo(value)
 
 
 @compose_app.command()
