@@ -1462,6 +1462,12 @@ def test_notes_tell_how_to_open_the_panel_and_the_dashboard(tmp_path: Path) -> N
         json.loads((CHART / "dashboards" / "ims-testbed.json").read_text())["uid"] == "ims-testbed"
     )
     assert f"helm/fetch_results.py -n {NAMESPACE} -r {RELEASE}" in notes
+    # how to read the token every change needs: the Secret the pods read it from
+    assert (
+        f"kubectl -n {NAMESPACE} get secret {RELEASE}-api-token -o jsonpath='{{.data.api-token}}'"
+        " | base64 -d"
+    ) in notes
+    assert find(render(), "Secret", f"{RELEASE}-api-token")["data"]["api-token"]
     assert (ROOT / "helm" / "fetch_results.py").exists()
 
 

@@ -2,10 +2,17 @@
 postStart hooks enable them through the real controller and their preStop hooks drain them,
 `kubectl scale` is followed by the load balancer's dispatcher set, phones register and calls
 complete through the cluster's load balancer, and the real HPA scales the proxies' StatefulSet
-on CPU from metrics-server under load and back down with the chart's behavior policies."""
+on CPU from metrics-server under load and back down with the chart's behavior policies.
+
+Security: the chart's NetworkPolicies are accepted by the API server (this cluster's bridge
+network plugin does not enforce them, so only their validity is checked here); the
+sip-controller refuses a change without the release's token (401) and an enable whose address
+is not the pod's (403); `helm upgrade` keeps the generated secrets (lookup). The test reads the
+token and the subscribers' password template from the release's Secrets, as an operator does."""
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from collections.abc import Iterator
@@ -107,6 +114,26 @@ class Release:
         )
         assert result.returncode == 0, result.stderr + self.kubectl("get", "pods", "-o", "wide")
 
+    def secret(self, name: str, key: str) -> str:
+        """A key of one of the release's Secrets, decoded (what `kubectl get secret` shows)."""
+        data = json.loads(self.kubectl("get", "secret", f"{RELEASE}-{name}", "-o", "json"))
+        return base64.b64decode(data["data"][key]).decode()
+
+    @property
+    def token(self) -> str:
+        return self.secret("api-token", "api-token")
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def sipp(self, workdir: Path) -> SippRunner:
+        """SIPp with the subscribers' passwords the release generated."""
+        template = self.secret("subscribers", "SUBSCRIBER_PASSWORD_TEMPLATE")
+        return SippRunner(
+            workdir,
+            password_for=lambda user: template.format(username=user, domain="testbed.local"),
+        )
+
     def service_ip(self, component: str) -> str:
         return self.kubectl(
             "get", "svc", f"{RELEASE}-{component}", "-o", "jsonpath={.spec.clusterIP}"
@@ -123,7 +150,7 @@ class Release:
         }
 
     def dispatcher(self) -> set[str]:
-        rpc = KamailioRpc(f"http://{self.service_ip('sip-loadb')}:8060/RPC")
+        rpc = KamailioRpc(f"http://{self.service_ip('sip-loadb')}:8060/RPC", token=self.token)
         return {d.uri for d in rpc.dispatcher_list() if d.setid == 1}
 
 
@@ -201,6 +228,71 @@ def test_every_pod_is_ready_and_the_hooks_enabled_each_proxy(release: Release) -
     assert release.dispatcher() == {f"sip:{ip}:5060" for ip in proxies.values()}
 
 
+def test_network_policies_are_applied(release: Release) -> None:
+    listed = json.loads(release.kubectl("get", "networkpolicy", "-o", "json"))["items"]
+    names = {p["metadata"]["name"] for p in listed}
+    components = ["sip-loadb", "sip-proxy", "sip-client", "sip-controller"]
+    components += ["scenario-controller", "csvgen", "mariadb"]
+    assert names == {f"{RELEASE}-{c}" for c in components}
+    for policy in listed:
+        assert policy["spec"]["policyTypes"] == ["Ingress"]
+        assert all(rule.get("from") for rule in policy["spec"]["ingress"]), policy
+
+
+def test_the_controller_refuses_changes_without_the_token_and_foreign_addresses(
+    release: Release,
+) -> None:
+    controller = f"http://{release.service_ip('sip-controller')}:8000"
+    proxy = f"{RELEASE}-sip-proxy-0"
+    before = release.dispatcher()
+    missing = httpx.post(f"{controller}/proxies/{proxy}/disable?grace_seconds=0", timeout=10)
+    assert missing.status_code == 401, missing.text
+    wrong = httpx.post(
+        f"{controller}/proxies/{proxy}/disable?grace_seconds=0",
+        headers={"Authorization": "Bearer not-the-token-of-this-release"},
+        timeout=10,
+    )
+    assert wrong.status_code == 403, wrong.text
+    # with the token, an address that is not the pod's is refused before anything happens
+    foreign = httpx.post(
+        f"{controller}/proxies/{proxy}/enable",
+        headers=release.headers(),
+        json={"sip_address": "192.0.2.10:5060", "http_address": "192.0.2.10:8080"},
+        timeout=30,
+    )
+    assert foreign.status_code == 403, foreign.text
+    # and a name that is no proxy pod of the release (the database's pod) is unknown
+    stranger = httpx.post(
+        f"{controller}/proxies/{RELEASE}-mariadb-0/enable", headers=release.headers(), timeout=30
+    )
+    assert stranger.status_code == 403, stranger.text
+    # Kamailio's RPC wants the token too
+    rpc = httpx.post(
+        f"http://{release.service_ip('sip-loadb')}:8060/RPC",
+        json={"jsonrpc": "2.0", "method": "dispatcher.list", "id": 1},
+        timeout=10,
+    )
+    assert rpc.status_code == 401, rpc.text
+    assert release.dispatcher() == before
+
+
+def test_helm_upgrade_keeps_the_generated_secrets(release: Release) -> None:
+    keys = {
+        "api-token": "api-token",
+        "subscribers": "SUBSCRIBER_PASSWORD_TEMPLATE",
+        "sip-proxy": "AUTH_SECRET",
+        "database": "MARIADB_PASSWORD",
+    }
+    before = {name: release.secret(name, key) for name, key in keys.items()}
+    release.helm_run("upgrade", VALUES)
+    assert {name: release.secret(name, key) for name, key in keys.items()} == before
+    # the pods still agree with each other: the controller lists every proxy enabled
+    controller = f"http://{release.service_ip('sip-controller')}:8000"
+    listed = httpx.get(f"{controller}/proxies", timeout=10).json()
+    assert listed
+    assert all(p["state"] == "enabled" for p in listed), listed
+
+
 def test_kubectl_scale_is_followed_by_the_load_balancer(release: Release) -> None:
     release.kubectl("scale", "statefulset", f"{RELEASE}-sip-proxy", "--replicas=3")
     release.kubectl(
@@ -233,7 +325,7 @@ def test_phones_register_and_calls_complete_through_the_cluster_load_balancer(
 ) -> None:
     # the chart's own softphone pods, through the scenario controller
     panel = f"http://{release.service_ip('scenario-controller')}:8001"
-    httpx.post(f"{panel}/register", timeout=10).raise_for_status()
+    httpx.post(f"{panel}/register", headers=release.headers(), timeout=10).raise_for_status()
 
     def registered() -> bool:
         pods = httpx.get(f"{panel}/clients", timeout=10).json()["pods"]
@@ -243,7 +335,7 @@ def test_phones_register_and_calls_complete_through_the_cluster_load_balancer(
     # SIPp, an independent peer, on the node's address of the cluster network
     lb = f"{release.service_ip('sip-loadb')}:5060"
     node = cluster.settings.node_ip
-    sipp = SippRunner(tmp_path)
+    sipp = release.sipp(tmp_path)
     uas = sipp.start_uas(node, UAS_PORT)
     try:
         callees = [f"50{n:02d}" for n in range(20)]
@@ -273,7 +365,7 @@ def test_the_hpa_scales_the_proxies_on_cpu_under_load_and_back(
     _wait(lambda: replicas() == 1, 120, "the HPA at its minimum")
     lb = f"{release.service_ip('sip-loadb')}:5060"
     node = cluster.settings.node_ip
-    sipp = SippRunner(tmp_path)
+    sipp = release.sipp(tmp_path)
     uas = sipp.start_uas(node, UAS_PORT)
     try:
         callees = [f"50{n:02d}" for n in range(100)]
