@@ -8,6 +8,7 @@ import os
 import stat
 import threading
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -106,3 +107,17 @@ def test_processes_get_the_testbeds_token_not_the_callers(
         }
     finally:
         testbed.close()
+
+
+def test_the_local_mariadb_gets_a_password_of_its_own(tmp_path: Path) -> None:
+    """The server listens on 127.0.0.1: a well-known password would let any local user
+    rewrite the dispatcher table. Each testbed draws one; it lives in the private state."""
+    testbed = LocalTestbed(TestbedSettings(testbed_state_dir=tmp_path, database_url=None))
+    try:
+        first, second = (testbed._new_state("mariadb", None) for _ in range(2))
+    finally:
+        testbed.close()
+    passwords = {urlsplit(s.database_url).password for s in (first, second)}
+    assert len(passwords) == 2
+    assert all(p and len(p) >= 24 and p != "testbed" for p in passwords)
+    assert testbed._state_mariadb(first).url == first.database_url

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import subprocess
 import time
@@ -12,7 +13,12 @@ import pymysql
 
 DATABASE = "kamailio"
 USER = "testbed"
-PASSWORD = "testbed"
+
+
+def new_password() -> str:
+    """A password per testbed: the server listens on 127.0.0.1, where every local user (and a
+    well-known default) could otherwise rewrite the dispatcher table. URL- and SQL-safe."""
+    return secrets.token_urlsafe(24)
 
 
 def _binary(name: str) -> str:
@@ -28,6 +34,7 @@ def _binary(name: str) -> str:
 class LocalMariaDB:
     directory: Path
     port: int
+    password: str  # of USER, kept in the testbed's state file (database_url, mode 0600)
 
     @property
     def datadir(self) -> Path:
@@ -39,7 +46,7 @@ class LocalMariaDB:
 
     @property
     def url(self) -> str:
-        return f"mysql+pymysql://{USER}:{PASSWORD}@127.0.0.1:{self.port}/{DATABASE}"
+        return f"mysql+pymysql://{USER}:{self.password}@127.0.0.1:{self.port}/{DATABASE}"
 
     def initialise(self) -> None:
         """Create the system tables once (mariadb-install-db); later starts reuse the datadir."""
@@ -98,10 +105,12 @@ class LocalMariaDB:
             with conn.cursor() as cur:
                 cur.execute(f"CREATE DATABASE IF NOT EXISTS `{DATABASE}`")
                 for host in ("127.0.0.1", "localhost"):
+                    # OR REPLACE: a datadir kept from an earlier testbed has its old password
                     cur.execute(
-                        f"CREATE USER IF NOT EXISTS '{USER}'@'{host}' IDENTIFIED BY '{PASSWORD}'"
+                        "CREATE OR REPLACE USER %s@%s IDENTIFIED BY %s",
+                        (USER, host, self.password),
                     )
-                    cur.execute(f"GRANT ALL PRIVILEGES ON `{DATABASE}`.* TO '{USER}'@'{host}'")
+                    cur.execute(f"GRANT ALL PRIVILEGES ON `{DATABASE}`.* TO %s@%s", (USER, host))
         finally:
             conn.close()
 
@@ -111,7 +120,7 @@ class LocalMariaDB:
                 host="127.0.0.1",
                 port=self.port,
                 user=USER,
-                password=PASSWORD,
+                password=self.password,
                 database=DATABASE,
                 connect_timeout=2,
             ).close()

@@ -21,13 +21,14 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import httpx
 
 import api_token
 from testbed.config import TestbedSettings
 from testbed.local import cgroups, cpusets, processes
-from testbed.local.mariadb import LocalMariaDB
+from testbed.local.mariadb import LocalMariaDB, new_password
 from testbed.local.packet_rules import remove_stale_rules
 from testbed.local.state import (
     CgroupRecord,
@@ -399,7 +400,7 @@ class LocalTestbed:
         elif db == "sqlite":
             kind, url = "sqlite", f"sqlite:///{self.state_dir / 'testbed.sqlite'}"
         elif db == "mariadb":
-            kind, url = "mariadb", self._mariadb().url
+            kind, url = "mariadb", self._mariadb(new_password()).url
         else:
             raise ValueError(f"--db must be sqlite or mariadb, got '{db}'")
         return TestbedState(
@@ -409,8 +410,15 @@ class LocalTestbed:
             api_token=api_token.generate(),  # one per testbed, in its state file only
         )
 
-    def _mariadb(self) -> LocalMariaDB:
-        return LocalMariaDB(self.state_dir / "mariadb", self.settings.mariadb_port)
+    def _mariadb(self, password: str) -> LocalMariaDB:
+        return LocalMariaDB(self.state_dir / "mariadb", self.settings.mariadb_port, password)
+
+    def _state_mariadb(self, state: TestbedState) -> LocalMariaDB:
+        """The testbed's server, with the password `up` chose (in its database_url)."""
+        password = urlsplit(state.database_url).password
+        if password is None:
+            raise StartupError("the state's MariaDB URL has no password; run `testbed down`")
+        return self._mariadb(unquote(password))
 
     def _start_database(self, state: TestbedState) -> None:
         if state.database_kind != "mariadb":
@@ -421,7 +429,7 @@ class LocalTestbed:
             )
             self.store.save(state)
             return
-        server = self._mariadb()
+        server = self._state_mariadb(state)
         self._notify(f"starting MariaDB on 127.0.0.1:{server.port}")
         server.initialise()
         component = Component(
@@ -890,7 +898,7 @@ class LocalTestbed:
         elif not c.handle.alive():
             health = "dead"
         elif c.kind == "database":
-            health = "healthy" if self._mariadb().ping() else "not answering"
+            health = "healthy" if self._state_mariadb(state).ping() else "not answering"
         else:
             reason = self._healthy(c.health_url) if c.health_url else None
             health = "healthy" if reason is None else reason
