@@ -11,10 +11,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-TESTBED_STATE_DIR="$(mktemp -d /tmp/ims-testbed-security.XXXXXX)/state"
-export TESTBED_STATE_DIR
+workdir="$(mktemp -d /tmp/ims-testbed-security.XXXXXX)"
+export TESTBED_STATE_DIR="$workdir/state"
 testbed() { uv run --frozen testbed "$@"; }
-trap 'testbed down >/dev/null 2>&1 || true' EXIT
+trap 'testbed down >/dev/null 2>&1 || true; rm -rf "$workdir"' EXIT
 
 testbed up --proxies 2 --clients 1 --phones 2 >/dev/null
 TOKEN="$(testbed token)"
