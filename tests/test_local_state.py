@@ -87,6 +87,7 @@ def test_processes_get_the_testbeds_token_not_the_callers(
     try:
         state = _state()
         assert testbed._env(state)["API_TOKEN"] == state.api_token
+        assert "API_TOKEN" not in testbed._env(state, with_token=False)  # the analyzers
         state.api_token = None
         assert "API_TOKEN" not in testbed._env(state)
         state.api_token = api_token.generate()

@@ -646,7 +646,9 @@ class LocalTestbed:
             health_url=f"http://{address}:{s.analyzer_http_port}/health",
         )
         env = {
-            **self._env(state),
+            # no API_TOKEN: the analyzer serves only GET routes and calls nothing that needs
+            # it, and a process with raw packet capture is better off without the token
+            **self._env(state, with_token=False),
             "ANALYZER_PROXY_ADDRESS": f"{address}:{s.proxy_sip_port}",
             "ANALYZER_PROXY_NAME": proxy.name,
             "ANALYZER_INTERFACE": "lo",
@@ -739,12 +741,12 @@ class LocalTestbed:
                 f"sip-controller refused to {action} {name}: HTTP {response.status_code}: {detail}"
             )
 
-    def _env(self, state: TestbedState) -> dict[str, str]:
+    def _env(self, state: TestbedState, with_token: bool = True) -> dict[str, str]:
         """The environment of a process of this testbed: ours with its API token (never a token
         the caller's environment happens to hold)."""
         env = dict(os.environ)
         env.pop(api_token.ENV_NAME, None)
-        if state.api_token:
+        if with_token and state.api_token:
             env[api_token.ENV_NAME] = state.api_token
         return env
 
