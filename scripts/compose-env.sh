@@ -30,7 +30,7 @@ cat >"$target" <<ENV
 # Secrets of the compose project, written by scripts/compose-env.sh on $(date -u +%Y-%m-%dT%H:%M:%SZ).
 # Keep this file private (mode 0600); docs/kubernetes.md, "Docker Compose".
 # the bearer token of every mutating API call (sip-controller, scenario-controller, csvgen,
-# sip-client, analyzer, Kamailio's /RPC)
+# sip-client, Kamailio's /RPC; the analyzers serve only reads)
 API_TOKEN=$(random 48)
 # MariaDB's testbed user (DATABASE_URL of every service)
 DB_PASSWORD=$(random 32)

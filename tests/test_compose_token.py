@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from testbed.containers.compose_cli import compose_app
+from testbed.containers.compose_cli import compose_app, ensure_env_file, env_file_value
 
 
 @pytest.fixture
@@ -41,3 +41,22 @@ def test_no_env_file_names_the_script(compose_file: Path, monkeypatch: pytest.Mo
     result = CliRunner().invoke(compose_app, ["token", "--file", str(compose_file)])
     assert result.exit_code == 1
     assert "compose-env.sh" in result.output
+
+
+def test_compose_up_generates_the_env_file_once(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    ensure_env_file(env_file)
+    first = env_file.read_text()
+    assert env_file.stat().st_mode & 0o777 == 0o600
+    token = env_file_value(env_file, "API_TOKEN")
+    assert token is not None
+    assert len(token) >= 16
+    template = env_file_value(env_file, "SUBSCRIBER_PASSWORD_TEMPLATE")
+    assert template is not None
+    assert template.endswith("-{username}")
+    assert len(template) > len("-{username}")
+    ensure_env_file(env_file)  # never overwrites: MariaDB's volume keeps the first password
+    assert env_file.read_text() == first
+    other = tmp_path / "other.env"
+    ensure_env_file(other)
+    assert env_file_value(other, "API_TOKEN") != token

@@ -8,6 +8,7 @@ e.g. beside a local-mode testbed that holds 5060 and 8000.
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from pathlib import Path
 from typing import Annotated
@@ -48,7 +49,15 @@ def up(
     profile: Profiles = None,
     timeout: Annotated[float, typer.Option(help="seconds for everything to be healthy")] = 300.0,
 ) -> None:
-    """Start every service in dependency order; return once all are healthy and one-shots done."""
+    """Start every service in dependency order; return once all are healthy and one-shots done.
+
+    The project's secrets come from .env beside the compose file: generated on first use
+    (scripts/compose-env.sh) unless the environment already carries API_TOKEN.
+    """
+    env_file = file.resolve().parent / ".env"
+    if "API_TOKEN" not in os.environ and not env_file.exists():
+        ensure_env_file(env_file)
+        err.print(f"[dim]secrets generated in {env_file} (mode 0600)[/dim]")
     compose = _project(project, file, profile)
     start = time.monotonic()
     try:
@@ -85,6 +94,15 @@ def down(
             err.print(f"[red]{project}: {kind} left:[/red] {', '.join(names)}")
         raise typer.Exit(1)
     console.print(f"{project}: down in {time.monotonic() - start:.0f} s, nothing left")
+
+
+def ensure_env_file(path: Path) -> None:
+    """Write the compose secrets to `path` with scripts/compose-env.sh (never overwrites)."""
+    script = ROOT / "scripts" / "compose-env.sh"
+    done = subprocess.run([str(script), str(path)], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        err.print(f"[red]testbed compose:[/red] {script} failed: {done.stderr.strip()}")
+        raise typer.Exit(1)
 
 
 def env_file_value(path: Path, key: str) -> str | None:
