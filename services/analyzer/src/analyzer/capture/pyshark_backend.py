@@ -68,6 +68,16 @@ def _tshark_error(exc: Exception) -> str:
     return str(exc)
 
 
+def _current_event_loop() -> None:
+    """pyshark runs tshark on the thread's current event loop (get_event_loop). After an
+    asyncio.run() or anyio.run() in the main thread there is none, and asyncio no longer makes
+    one on demand: give the thread a loop when it has none."""
+    try:
+        asyncio.get_event_loop_policy().get_event_loop()
+    except RuntimeError:
+        asyncio.set_event_loop(asyncio.new_event_loop())
+
+
 def _thread_safe_child_watcher() -> None:
     """pyshark installs asyncio's SafeChildWatcher, bound to its loop, when it runs in the
     main thread; a later capture in another thread then cannot start tshark ("child watcher
@@ -104,6 +114,7 @@ class PysharkFileSource(PacketSource):
         self._capture: Any = None
 
     def frames(self) -> Iterator[Frame]:
+        _current_event_loop()
         capture = pyshark.FileCapture(
             str(self.path), use_json=True, include_raw=True, keep_packets=False
         )
@@ -170,6 +181,7 @@ class PysharkLiveSource(PacketSource):
         self._capture: Any = None
 
     def frames(self) -> Iterator[Frame]:
+        _current_event_loop()
         capture = pyshark.LiveCapture(
             interface=self.interface,
             bpf_filter=capture_filter(self.proxy),
