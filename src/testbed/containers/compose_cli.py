@@ -8,6 +8,7 @@ e.g. beside a local-mode testbed that holds 5060 and 8000.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -75,6 +76,7 @@ def down(
     profile: Profiles = None,
 ) -> None:
     """Remove the project's containers, networks, volumes and host network changes."""
+    _placeholders_for_missing_secrets(file.resolve())
     compose = _project(project, file, profile)
     start = time.monotonic()
     try:
@@ -103,6 +105,15 @@ def ensure_env_file(path: Path) -> None:
     if done.returncode != 0:
         err.print(f"[red]testbed compose:[/red] {script} failed: {done.stderr.strip()}")
         raise typer.Exit(1)
+
+
+def _placeholders_for_missing_secrets(file: Path) -> None:
+    """Removing needs no secret, but compose interpolates the whole file first and refuses a
+    required variable (${VAR:?...}) that is unset: without an .env, give those a placeholder."""
+    if (file.parent / ".env").exists():
+        return
+    for name in re.findall(r"\$\{(\w+):\?", file.read_text()):
+        os.environ.setdefault(name, "unused-by-down")
 
 
 def env_file_value(path: Path, key: str) -> str | None:
