@@ -35,9 +35,11 @@ Profiles = Annotated[
 ]
 
 
-def _project(project: str, file: Path, profiles: list[str] | None) -> ComposeProject:
+def _project(
+    project: str, file: Path, profiles: list[str] | None, env: dict[str, str] | None = None
+) -> ComposeProject:
     try:
-        return ComposeProject(engine(), file.resolve(), project, tuple(profiles or ()))
+        return ComposeProject(engine(), file.resolve(), project, tuple(profiles or ()), env)
     except (EngineError, ComposeError) as exc:
         err.print(f"[red]testbed compose:[/red] {exc}")
         raise typer.Exit(1) from None
@@ -76,8 +78,7 @@ def down(
     profile: Profiles = None,
 ) -> None:
     """Remove the project's containers, networks, volumes and host network changes."""
-    _placeholders_for_missing_secrets(file.resolve())
-    compose = _project(project, file, profile)
+    compose = _project(project, file, profile, _placeholders_for_missing_secrets(file.resolve()))
     start = time.monotonic()
     try:
         left = compose.down()
@@ -107,13 +108,14 @@ def ensure_env_file(path: Path) -> None:
         raise typer.Exit(1)
 
 
-def _placeholders_for_missing_secrets(file: Path) -> None:
+def _placeholders_for_missing_secrets(file: Path) -> dict[str, str]:
     """Removing needs no secret, but compose interpolates the whole file first and refuses a
-    required variable (${VAR:?...}) that is unset: without an .env, give those a placeholder."""
+    required variable (${VAR:?...}) that is unset: without an .env, give those a placeholder
+    (in the compose tool's environment only)."""
     if (file.parent / ".env").exists():
-        return
-    for name in re.findall(r"\$\{(\w+):\?", file.read_text()):
-        os.environ.setdefault(name, "unused-by-down")
+        return {}
+    required = re.findall(r"\$\{(\w+):\?", file.read_text())
+    return {name: "unused-by-down" for name in required if name not in os.environ}
 
 
 def env_file_value(path: Path, key: str) -> str | None:
