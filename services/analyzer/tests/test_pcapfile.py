@@ -167,3 +167,23 @@ def test_both_backends_read_the_same_frames(h, tmp_path):
     assert [f.data for f in slow] == [f.data for f in fast]
     assert [f.linktype for f in slow] == [f.linktype for f in fast]
     assert [round(f.timestamp, 6) for f in slow] == [round(f.timestamp, 6) for f in fast]
+
+
+def test_a_pyshark_read_leaves_asyncio_able_to_start_processes(h, tmp_path):
+    """pyshark binds a SafeChildWatcher to its own loop in the main thread; once that loop is
+    gone, no asyncio subprocess could start in this process (Playwright's driver, for one)."""
+    import asyncio
+
+    path = h.write_pcapng(tmp_path / "c.pcapng", _records(h, 3), tsresol=6)
+    assert len(list(open_file("pyshark", path).frames())) == 3
+    asyncio.get_event_loop_policy().get_event_loop().close()  # pyshark's loop, closed
+
+    async def run_true() -> int:
+        process = await asyncio.create_subprocess_exec("true")
+        return await process.wait()
+
+    loop = asyncio.new_event_loop()  # as Playwright's sync API does: not made current
+    try:
+        assert loop.run_until_complete(run_true()) == 0
+    finally:
+        loop.close()

@@ -139,6 +139,7 @@ class PysharkFileSource(PacketSource):
                 pass
             # reported here: pyshark's __del__ would close (and raise) once more
             getattr(capture, "_running_processes", set()).clear()
+            _thread_safe_child_watcher()  # pyshark's SafeChildWatcher dies with its loop
         if crash is not None:
             raise CaptureError(
                 f"{self.path}: tshark stopped: {_tshark_error(crash)}; "
@@ -201,6 +202,7 @@ class PysharkLiveSource(PacketSource):
             self._finished = True
             with contextlib.suppress(Exception):
                 capture.close()
+            _thread_safe_child_watcher()  # pyshark's SafeChildWatcher dies with its loop
 
     def stats(self) -> CaptureStats:
         seen, _ = self._counter.update()
