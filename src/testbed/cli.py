@@ -509,15 +509,24 @@ def _summaries(folder: Path, group: Any) -> list[dict[str, Any]]:
 def compare(
     folders: Annotated[list[Path], typer.Argument(help="results folders of earlier runs")],
     out: Annotated[Path, typer.Option(help="where compare.html goes")] = Path("results/compare"),
+    allowed_share: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="a run met P0 with no failed call and at most this share of windows over P0",
+        ),
+    ] = 0.05,
 ) -> None:
     """Several runs or groups of repetitions (`run --repeat`) side by side: a table here (a
-    group's figures as mean ± 95% CI, differences from the first entry marked), and
-    OUT/compare.html, compare.csv (n, mean, sd, CI) and compare_tests.csv (every pair)."""
+    group's figures as mean ± 95% CI, differences from the first entry marked), which met P0
+    and the cheapest of those (also OUT/verdict.txt), and OUT/compare.html, compare.csv (n,
+    mean, sd, CI) and compare_tests.csv (every pair)."""
     from testbed.experiment.compare import COLUMNS
     from testbed.experiment.compare import compare as compare_runs
 
     try:
-        comparison = compare_runs(folders, out)
+        comparison = compare_runs(folders, out, allowed_share)
     except FileNotFoundError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
@@ -535,6 +544,8 @@ def compare(
             f"p {'< 0.001' if p is not None and p < 0.001 else f'= {p:.3f}'}",
             highlight=False,
         )
+    for line in comparison.verdict.lines():
+        console.print(line, highlight=False)
     console.print(str(comparison.page))
 
 

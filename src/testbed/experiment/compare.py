@@ -23,6 +23,7 @@ import pandas as pd
 from testbed.experiment.group import fmt, is_group, load_group, mean_ci
 from testbed.experiment.report import STYLE, load_summary
 from testbed.experiment.stats import ALPHA, Estimate, Welch, estimate, welch
+from testbed.experiment.verdict import DEFAULT_ALLOWED_SHARE, Verdict, judge
 
 COLUMNS = (
     ("experiment", "experiment"),
@@ -78,6 +79,7 @@ class Comparison:
     page: Path
     table_csv: Path
     tests_csv: Path
+    verdict: Verdict
     legend: str = LEGEND
 
     @property
@@ -103,7 +105,9 @@ def load_entry(folder: Path) -> Entry:
     return Entry(folder, folder.name, [load_summary(folder)], [folder])
 
 
-def compare(folders: list[Path], out: Path) -> Comparison:
+def compare(
+    folders: list[Path], out: Path, allowed_share: float = DEFAULT_ALLOWED_SHARE
+) -> Comparison:
     entries = [load_entry(f) for f in folders]
     out.mkdir(parents=True, exist_ok=True)
     for entry in entries:
@@ -115,11 +119,20 @@ def compare(folders: list[Path], out: Path) -> Comparison:
         for key in NUMERIC
     ]
     rows = [_row(entry, entries[0], index) for index, entry in enumerate(entries)]
+    verdict = judge(
+        ((_label(entry), entry.summaries) for entry in entries), allowed_share=allowed_share
+    )
     images = _figures(entries, out)
     table_csv = _write_table_csv(out / "compare.csv", entries, entries[0])
     tests_csv = _write_tests_csv(out / "compare_tests.csv", tests)
-    page = _write_page(out / "compare.html", rows, tests, images)
-    return Comparison(entries, rows, tests, page, table_csv, tests_csv)
+    page = _write_page(out / "compare.html", rows, tests, images, verdict)
+    (out / "verdict.txt").write_text("\n".join(verdict.lines()) + "\n")
+    return Comparison(entries, rows, tests, page, table_csv, tests_csv, verdict)
+
+
+def _label(entry: Entry) -> str:
+    first = entry.summaries[0] if entry.summaries else {}
+    return str(first.get("experiment", entry.label))
 
 
 def _row(entry: Entry, reference: Entry, index: int) -> dict[str, str]:
@@ -230,7 +243,11 @@ def _write_tests_csv(path: Path, tests: list[Test]) -> Path:
 
 
 def _write_page(
-    path: Path, rows: list[dict[str, str]], tests: list[Test], images: list[str]
+    path: Path,
+    rows: list[dict[str, str]],
+    tests: list[Test],
+    images: list[str],
+    verdict: Verdict,
 ) -> Path:
     header = "".join(f"<th>{html.escape(label)}</th>" for _key, label in COLUMNS)
     body = "".join(
@@ -252,7 +269,9 @@ def _write_page(
     )
     page = (
         '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>comparison</title>'
-        f"<style>{STYLE}</style></head><body><h1>Comparison</h1><table><tr>{header}</tr>"
+        f"<style>{STYLE}</style></head><body><h1>Comparison</h1>"
+        + "".join(f"<p>{html.escape(line)}</p>" for line in verdict.lines())
+        + f"<table><tr>{header}</tr>"
         f"{body}</table><p>{html.escape(LEGEND)}. Every pair and figure: compare_tests.csv; "
         f"each entry's n, mean, sd and CI: compare.csv.</p>{differences}"
         + "".join(f'<img src="{name}" alt="{name}">' for name in images)
