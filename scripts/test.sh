@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 step() { printf 'test.sh: %-34s %5d s\n' "$1" "$2"; }
 start=$SECONDS
-scripts/setup.sh
+scripts/setup.sh --tests
 step "setup (packages, Python env, helm)" $((SECONDS - start))
 start=$SECONDS
 scripts/setup-containers.sh
