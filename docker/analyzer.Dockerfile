@@ -28,6 +28,7 @@ RUN --mount=type=cache,target=/root/.cache/uv \
     /opt/uv/bin/uv sync --frozen --no-dev --no-install-workspace --package analyzer
 COPY libs/sip-core/src libs/sip-core/src
 COPY services/analyzer/src services/analyzer/src
+# no extras: the pyshark backend (analyzer[pyshark]) needs tshark, which the image leaves out
 RUN --mount=type=cache,target=/root/.cache/uv \
     /opt/uv/bin/uv sync --frozen --no-dev --no-editable --package analyzer
 

@@ -13,7 +13,7 @@ import uvicorn
 from pydantic import ValidationError
 
 from analyzer.analysis import Analyzer, pair_log
-from analyzer.capture import DEFAULT_BACKEND, Backend, CaptureError, open_file
+from analyzer.capture import DEFAULT_BACKEND, Backend, CaptureError, open_file, require_backend
 from analyzer.endpoints import parse_endpoint
 from analyzer.samples import OFFLINE_CSV_FIELDS, offline_csv_line
 
@@ -105,6 +105,10 @@ def serve() -> None:
         settings = Settings()
     except ValidationError as exc:
         sys.exit(f"analyzer: bad settings:\n{exc}")
+    try:  # before the server: a missing extra is one line, not a failed startup's traceback
+        require_backend(settings.backend)
+    except CaptureError as exc:
+        sys.exit(f"analyzer: {exc}")
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
