@@ -98,7 +98,7 @@ def test_up_status_scale_down_with_cpu_limits(cli_env: dict[str, str]):
 
         again = run(cli_env, "up", "--proxies", "1", check=False)
         assert again.returncode == 1
-        assert "already running" in again.stdout
+        assert "already running" in again.stderr  # errors go to stderr
 
         scaled = run(cli_env, "scale", "sip-proxy", "3")
         assert "sip-proxy-2" in scaled.stdout
@@ -136,7 +136,7 @@ def test_scale_of_something_else_is_refused(cli_env: dict[str, str]):
     run(cli_env, "up", "--proxies", "0")
     result = run(cli_env, "scale", "sip-loadb", "2", check=False)
     assert result.returncode == 1
-    assert "only sip-proxy" in result.stdout
+    assert "only sip-proxy" in result.stderr
 
 
 def _lb_set(token: str) -> dict[str, str]:

@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Callable
+from enum import StrEnum
+from importlib import metadata
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from testbed import exit_codes
 from testbed.cluster.cli import cluster_app
 from testbed.config import TestbedSettings
 from testbed.containers.compose_cli import compose_app
+from testbed.experiment.lifecycle import describe
+from testbed.experiment.plain_progress import DEFAULT_EVERY_S, PlainProgress
+from testbed.experiment.progress import ProgressView
 from testbed.local import cpusets, processes
 from testbed.local.cgroups import parse_millicores
-from testbed.local.state import RunRegistry
+from testbed.local.state import IsolationRecord, RunRegistry
 from testbed.local.testbed import ComponentStatus, LocalTestbed, StartupError
 
 app = typer.Typer(
@@ -25,12 +34,48 @@ app = typer.Typer(
 )
 app.add_typer(cluster_app, name="cluster")
 app.add_typer(compose_app, name="compose")
+# a run's progress callback: (phase, row); row None for a phase message
+Progress = Callable[[str, dict[str, Any] | None], None]
 # how long `testbed down` lets a live run stop its own testbed and write its results
 RUN_STOP_TIMEOUT_S = 420.0
-# exit status of `testbed run` by the summary's status
-RUN_EXIT = {"completed": 0, "deadline": 1, "failed": 1, "interrupted": 130}
 # wide enough for the status table when output is not a terminal (CI logs, pipes)
 console = Console(width=None if Console().is_terminal else 160)
+# errors go to stderr, one line each, so stdout stays the command's output (a results folder,
+# a table, JSON) for pipes and $(...)
+err_console = Console(stderr=True, width=None if Console(stderr=True).is_terminal else 160)
+
+
+def _error(message: str, details: str = "") -> None:
+    """An expected error: one red line on stderr (its text is not read as markup); `details`
+    (a log's tail) follow it, dim."""
+    err_console.print(f"[red]{escape(message)}[/red]", soft_wrap=True, highlight=False)
+    if details:
+        err_console.print(escape(details), style="dim", soft_wrap=True, highlight=False)
+
+
+def _failed(what: str, exc: BaseException) -> None:
+    """`<what>: <the first line of exc>`, and its further lines (a log's tail) below."""
+    first, _, rest = str(exc).strip().partition("\n")
+    first = first or type(exc).__name__
+    _error(f"{what}: {first}" if what else first, rest.strip())
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"testbed {metadata.version('ims-testbed')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="print the version and exit"
+        ),
+    ] = False,
+) -> None:
+    """Local testbed for scaling SIP proxies (Kamailio) under a response-time target."""
 
 
 def _testbed() -> LocalTestbed:
@@ -135,24 +180,62 @@ def up(
             _isolation_text(testbed),
         )
     except (StartupError, ValueError, OSError) as exc:
-        console.print(f"[red]testbed up failed:[/red] {exc}")
+        _failed("testbed up failed", exc)
         raise typer.Exit(1) from None
     finally:
         testbed.close()
 
 
+class Output(StrEnum):
+    table = "table"
+    json = "json"
+
+
 @app.command()
-def status() -> None:
-    """Every component with its PID, endpoints and health."""
+def status(
+    output: Annotated[
+        Output,
+        typer.Option("--output", "-o", help="table, or json (machine-readable, on stdout)"),
+    ] = Output.table,
+) -> None:
+    """Every component with its PID, endpoints, CPU limit, CPUs and health. Exit status 1 when
+    any component is not healthy."""
     testbed = _testbed()
     try:
         rows = testbed.status()
-        isolation = _isolation_text(testbed)
+        record = testbed.isolation()
     finally:
         testbed.close()
-    _print_status(rows, isolation)
+    if output is Output.json:
+        typer.echo(json.dumps(status_json(rows, record), indent=2))
+    else:
+        _print_status(rows, record.describe() if record is not None else None)
     if any(r.health != "healthy" for r in rows):
         raise typer.Exit(1)
+
+
+def status_json(rows: list[ComponentStatus], isolation: IsolationRecord | None) -> dict[str, Any]:
+    """`testbed status -o json`: running (false: no testbed), healthy (every component),
+    isolation (the CPU split applied, null when not running) and the components."""
+    return {
+        "running": bool(rows),
+        "healthy": all(r.health == "healthy" for r in rows) if rows else None,
+        "isolation": None
+        if isolation is None
+        else {**isolation.model_dump(), "description": isolation.describe()},
+        "components": [
+            {
+                "name": r.name,
+                "kind": r.kind,
+                "pid": r.pid,
+                "endpoints": r.endpoints,
+                "health": r.health,
+                "cpu_limit": r.cpu_limit,
+                "cpus": r.cpus,
+            }
+            for r in rows
+        ],
+    }
 
 
 @app.command()
@@ -167,9 +250,71 @@ def token() -> None:
     if state is None or not state.api_token:
         where = testbed.state_dir
         problem = "no testbed is running" if state is None else "this testbed has no API token"
-        typer.echo(f"testbed token: {problem} (state in {where})", err=True)
+        _error(f"testbed token: {problem} (state in {where})")
         raise typer.Exit(1)
     typer.echo(state.api_token)  # alone on stdout, for $(testbed token)
+
+
+@app.command()
+def logs(
+    component: Annotated[
+        str, typer.Argument(help="a component of `testbed status` (sip-proxy-0, sip-loadb ...)")
+    ],
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="keep printing what is added, until Ctrl-C")
+    ] = False,
+    tail: Annotated[
+        int | None,
+        typer.Option("--tail", "-n", min=0, help="only the last N lines (default: all)"),
+    ] = None,
+) -> None:
+    """Print a component's log file (<state dir>/logs/<name>.log; it stays after `down`), or
+    follow it as tail -f does. An unknown component is refused with the known ones (exit 2)."""
+    import contextlib
+    import signal
+    import threading
+
+    from testbed import logs as logfiles
+
+    settings = TestbedSettings()
+    state_dir = settings.testbed_state_dir.resolve()
+    testbed = _testbed()
+    try:
+        state = testbed.load_state()
+    finally:
+        testbed.close()
+    known = logfiles.known_logs(state_dir, state)
+    if not known:
+        _error(f"testbed logs: no testbed is running and no logs are kept (state in {state_dir})")
+        raise typer.Exit(1)
+    path = known.get(component)
+    if path is None:
+        _error(f"testbed logs: unknown component {component!r}; known: {', '.join(known)}")
+        raise typer.Exit(exit_codes.USAGE)
+    if not path.exists() and not follow:
+        _error(f"testbed logs: {component} has no log file ({path})")
+        raise typer.Exit(1)
+    out = typer.get_binary_stream("stdout")
+
+    def write(chunk: bytes) -> None:
+        out.write(chunk)
+        out.flush()
+
+    start = 0
+    if path.exists():
+        start = logfiles.tail_offset(path, tail) if tail is not None else 0
+        start = logfiles.copy(path, write, start)
+    if not follow:
+        return
+
+    def stop_following(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt  # SIGTERM and SIGHUP end it as Ctrl-C does
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, stop_following)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even as a background job
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how it ends
+        logfiles.follow(path, write, start, threading.Event())
 
 
 @app.command()
@@ -182,7 +327,7 @@ def scale(
     try:
         _print_status(testbed.scale(component, replicas))
     except (StartupError, ValueError) as exc:
-        console.print(f"[red]testbed scale failed:[/red] {exc}")
+        _failed("testbed scale failed", exc)
         raise typer.Exit(1) from None
     finally:
         testbed.close()
@@ -245,11 +390,11 @@ def demo(
         for line in report.lines():
             console.print(line)
         if report.calls.failed or report.calls.successful < calls:
-            console.print("[red]some calls failed[/red]")
+            _error("some calls failed")
             raise typer.Exit(1)
         console.print("[green]all calls completed through the load balancer and proxies[/green]")
     except (StartupError, ValueError) as exc:
-        console.print(f"[red]testbed demo failed:[/red] {exc}")
+        _failed("testbed demo failed", exc)
         raise typer.Exit(1) from None
     finally:
         if not keep:
@@ -291,94 +436,184 @@ def run(
             "CI of every summary figure (local testbed only)",
         ),
     ] = 1,
+    fail_on_qos: Annotated[
+        bool,
+        typer.Option(
+            "--fail-on-qos",
+            help="exit 4 when any window's percentile was above P0 (qos.p0_ms), even though "
+            "the run completed and no call failed",
+        ),
+    ] = False,
+    progress_every: Annotated[
+        float,
+        typer.Option(
+            min=1.0,
+            help="seconds of run time between progress lines when stdout is not a terminal "
+            "(tee, CI, a pipe); a terminal gets the live view",
+        ),
+    ] = DEFAULT_EVERY_S,
 ) -> None:
     """Run an experiment on the local testbed or, with --kubeconfig, on a cluster; the last line
-    printed is its results folder. Exit status: 0 completed, 1 failed or ended at its deadline,
-    130 interrupted (Ctrl-C, SIGTERM, SIGHUP); summary.json says why. With --repeat N, the
-    folder is a group of run-1..run-N; exit 0 only when every repetition completed."""
-    from rich.live import Live
+    printed is its results folder (errors go to stderr).
 
-    from testbed.experiment.lifecycle import describe
-    from testbed.experiment.progress import ProgressView
-    from testbed.experiment.runner import ExperimentFailed, run_experiment
+    \b
+    Exit status (summary.json says why):
+      0    completed, no call failed (--fail-on-qos: and no window above P0)
+      1    failed, or ended at its deadline
+      2    bad usage or experiment file (nothing ran)
+      3    completed, but calls failed or were undeliverable (no client pod)
+      4    --fail-on-qos: no call failed, but a window's percentile was above P0
+      130  interrupted (Ctrl-C, SIGTERM, SIGHUP, a stop from the panel or API)
+
+    \b
+    With --repeat N the folder is a group of run-1..run-N, and the exit status
+    the most serious of its repetitions' (in the order 130, 1, 3, 4)."""
     from testbed.experiment.spec import ExperimentError, load
 
     try:
         experiment = load(experiment_file, set_)
     except ExperimentError as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from None
+        _failed("", exc)
+        raise typer.Exit(exit_codes.USAGE) from None
     if repeat > 1:
         if kubeconfig is not None:
-            console.print("[red]--repeat runs on the local testbed only (not with --kubeconfig)")
-            raise typer.Exit(2)
-        _run_group(experiment, experiment_file, results, repeat)
+            _error("--repeat runs on the local testbed only (not with --kubeconfig)")
+            raise typer.Exit(exit_codes.USAGE)
+        _run_group(experiment, experiment_file, results, repeat, fail_on_qos, progress_every)
         return
-    view = ProgressView(experiment)
+    folder = _run_one(experiment, experiment_file, results, kubeconfig, values, progress_every)
+    summary = _summary(folder)
     try:
+        console.print(ProgressView.summary_text(folder), soft_wrap=True, highlight=False)
+    except (OSError, KeyError, ValueError, TypeError) as exc:
+        _error(f"summary.json unreadable: {describe(exc)}")
+    code = exit_codes.run_exit_code(summary, fail_on_qos)
+    if summary.get("status") != "completed":
+        _error(f"{summary.get('status')}: {summary.get('end_reason', '')}")
+    elif code != exit_codes.OK:
+        _error(f"exit status {code}: {_why(summary, code)}")
+    console.print(str(folder), soft_wrap=True, highlight=False)
+    if code != exit_codes.OK:
+        raise typer.Exit(code)
+
+
+def _run_one(
+    experiment: Any,
+    experiment_file: Path,
+    results: Path,
+    kubeconfig: Path | None,
+    values: list[Path] | None,
+    progress_every: float,
+) -> Path:
+    """One run with its progress (the live view on a terminal, lines otherwise); its results
+    folder. A run that failed or was interrupted ends the command here (exit 1 or 130)."""
+    from rich.live import Live
+
+    from testbed.experiment.runner import ExperimentFailed, run_experiment
+
+    def play(report: Progress) -> Path:
+        if kubeconfig is None:
+            return run_experiment(experiment, experiment_file, results, report)
+        from testbed.cluster.tools import cluster_tools
+        from testbed.experiment.cluster_runner import run_on_cluster
+
+        tools, local_images = cluster_tools(kubeconfig)
+        return run_on_cluster(
+            experiment, experiment_file, results, report, tools, local_images, values
+        )
+
+    try:
+        if not console.is_terminal:  # tee, CI, a pipe: Live would show nothing until the end
+            return play(PlainProgress(experiment, _plain_line, progress_every))
+        view = ProgressView(experiment)
         with Live(view.render(), console=console, refresh_per_second=2, transient=False) as live:
-
-            def report(phase: str, row: dict[str, object] | None) -> None:
-                live.update(view.update(phase, row))
-
-            if kubeconfig is None:
-                folder = run_experiment(experiment, experiment_file, results, report)
-            else:
-                from testbed.cluster.tools import cluster_tools
-
-                tools, local_images = cluster_tools(kubeconfig)
-                from testbed.experiment.cluster_runner import run_on_cluster
-
-                folder = run_on_cluster(
-                    experiment, experiment_file, results, report, tools, local_images, values
-                )
+            return play(lambda phase, row: live.update(view.update(phase, row)))
     except ExperimentFailed as exc:
         details = exc.folder and (exc.folder / "error.txt")
         more = f" (details: {details})" if details and details.exists() else ""
-        console.print(f"[red]experiment failed:[/red] {describe(exc).split(': ', 1)[-1]}{more}")
+        _error(f"experiment failed: {describe(exc).split(': ', 1)[-1]}{more}")
         if exc.folder is not None:
             console.print(str(exc.folder), soft_wrap=True, highlight=False)
-        raise typer.Exit(1) from None
+        raise typer.Exit(exit_codes.RUN_FAILED) from None
     except KeyboardInterrupt:
-        console.print("[red]interrupted[/red]")
-        raise typer.Exit(130) from None
+        _error("interrupted")
+        raise typer.Exit(exit_codes.INTERRUPTED) from None
     except Exception as exc:  # one line, not a traceback
-        console.print(f"[red]experiment failed:[/red] {describe(exc)}")
-        raise typer.Exit(1) from None
-    status, reason = view.status(folder)
+        _error(f"experiment failed: {describe(exc)}")
+        raise typer.Exit(exit_codes.RUN_FAILED) from None
+
+
+def _summary(folder: Path) -> dict[str, Any]:
+    """A run's summary.json; an unreadable one is a failed run's."""
     try:
-        console.print(view.summary_text(folder))
-    except (OSError, KeyError, ValueError, TypeError) as exc:
-        console.print(f"[red]summary.json unreadable:[/red] {describe(exc)}")
-    if status != "completed":
-        console.print(f"[red]{status}:[/red] {reason}", highlight=False)
-    console.print(str(folder), soft_wrap=True, highlight=False)
-    if RUN_EXIT.get(status, 1):
-        raise typer.Exit(RUN_EXIT.get(status, 1))
+        data = json.loads((folder / "summary.json").read_text())
+    except (OSError, ValueError) as exc:
+        return {"status": "failed", "end_reason": f"summary.json unreadable: {describe(exc)}"}
+    return data if isinstance(data, dict) else {"status": "failed", "end_reason": "bad summary"}
 
 
-def _run_group(experiment: Any, experiment_file: Path, results: Path, repeat: int) -> None:
-    """`testbed run --repeat N`: the repetitions one after the other, then the group's table."""
+def _why(summary: dict[str, Any], code: int) -> str:
+    """Why a completed run exits non-zero, in figures."""
+    if code == exit_codes.CALLS_FAILED:
+        failed, lost = summary.get("calls_failed", 0), summary.get("calls_undeliverable", 0)
+        return f"{failed} of {summary.get('calls_attempted', 0)} calls failed" + (
+            f", {lost} could not be delivered to a client pod" if lost else ""
+        )
+    share = float(summary.get("p99_violation_share", 0.0))
+    return (
+        f"p{summary.get('percentile', 99):g} above P0 ({summary.get('p0_ms', 0):g} ms) in "
+        f"{share:.1%} of windows (--fail-on-qos)"
+    )
+
+
+def _plain_line(line: str) -> None:
+    console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def _run_group(
+    experiment: Any,
+    experiment_file: Path,
+    results: Path,
+    repeat: int,
+    fail_on_qos: bool,
+    progress_every: float,
+) -> None:
+    """`testbed run --repeat N`: the repetitions one after the other (progress as lines), then
+    the group's table; the exit status is the most serious of the repetitions'."""
     from testbed.experiment.group import GroupInterrupted, load_group, run_group
     from testbed.experiment.runner import run_experiment
 
     def run_one(run: Any, group: Path, folder_name: str, extra: dict[str, Any]) -> Path:
+        progress = PlainProgress(run, _plain_line, progress_every)
         return run_experiment(
-            run, experiment_file, group, _print_phase, folder_name=folder_name, summary_extra=extra
+            run, experiment_file, group, progress, folder_name=folder_name, summary_extra=extra
         )
 
-    exit_code = 0
+    interrupted = False
     try:
         folder = run_group(experiment, experiment_file, results, repeat, run_one, _note)
     except GroupInterrupted as exc:
-        console.print(f"[red]interrupted:[/red] {exc}")
-        folder, exit_code = exc.folder, RUN_EXIT["interrupted"]
+        _error(f"interrupted: {exc}")
+        folder, interrupted = exc.folder, True
     _print_group(folder)
-    if exit_code == 0 and any(r.status != "completed" for r in load_group(folder).repetitions):
-        exit_code = 1
+    repetitions = load_group(folder).repetitions
+    summaries = [
+        {"status": r.status, **_summary(folder / r.folder)}
+        if (folder / r.folder / "summary.json").exists()
+        else {"status": r.status}
+        for r in repetitions
+    ]
+    code = exit_codes.group_exit_code(summaries, fail_on_qos, interrupted)
+    if code in (exit_codes.CALLS_FAILED, exit_codes.QOS_EXCEEDED):
+        bad = [
+            r.folder
+            for r, s in zip(repetitions, summaries, strict=True)
+            if exit_codes.run_exit_code(s, fail_on_qos) == code
+        ]
+        _error(f"exit status {code}: {exit_codes.describe(code)} in {', '.join(bad)}")
     console.print(str(folder), soft_wrap=True, highlight=False)
-    if exit_code:
-        raise typer.Exit(exit_code)
+    if code != exit_codes.OK:
+        raise typer.Exit(code)
 
 
 def _note(message: str) -> None:
@@ -439,23 +674,23 @@ def benchmark(
     try:
         spec = load_benchmark(spec_file, set_)
     except ExperimentError as exc:
-        console.print(f"[red]{exc}[/red]")
+        _failed("", exc)
         raise typer.Exit(2) from None
     if repeat > 1:
         try:
             folder = run_benchmark_group(spec, results, repeat, _print_phase)
         except GroupInterrupted as exc:
-            console.print(f"[red]interrupted:[/red] {exc}")
+            _error(f"interrupted: {exc}")
             _print_capacity(exc.folder)
             console.print(str(exc.folder), soft_wrap=True, highlight=False)
-            raise typer.Exit(RUN_EXIT["interrupted"]) from None
+            raise typer.Exit(exit_codes.INTERRUPTED) from None
         _print_capacity(folder)
         console.print(str(folder), soft_wrap=True, highlight=False)
         return
     try:
         folder = run_benchmark(spec, results, _print_phase)
     except (ExperimentFailed, StartupError, ValueError) as exc:
-        console.print(f"[red]benchmark failed:[/red] {exc}")
+        _failed("benchmark failed", exc)
         raise typer.Exit(1) from None
     console.print((folder / "benchmark.csv").read_text())
     console.print((folder / "summary.json").read_text())
@@ -464,8 +699,6 @@ def benchmark(
 
 def _print_capacity(folder: Path) -> None:
     """A benchmark group's repetitions and the capacity per CPU limit with its spread."""
-    import json
-
     from testbed.experiment.group import fmt, load_group
 
     group = load_group(folder)
@@ -496,8 +729,6 @@ def _print_capacity(folder: Path) -> None:
 
 
 def _summaries(folder: Path, group: Any) -> list[dict[str, Any]]:
-    import json
-
     out = []
     for r in group.repetitions:
         path = folder / r.folder / "summary.json"
@@ -568,7 +799,7 @@ def prometheus(
         with httpx.Client() as http:
             server = serve(run, port, http, settings.prometheus_binary)
     except PrometheusError as exc:
-        console.print(f"[red]{exc}[/red]")
+        _failed("", exc)
         raise typer.Exit(2) from None
 
     def stop_serving(signum: int, _frame: object) -> None:
@@ -597,7 +828,7 @@ def prometheus(
         console.print("Ctrl-C stops it")
         while server.handle is not None and server.handle.alive():
             time.sleep(0.5)
-        console.print("[red]Prometheus exited[/red] (see prometheus/serve.log)")
+        _error("Prometheus exited (see prometheus/serve.log)")
         raise typer.Exit(1)
     except KeyboardInterrupt:
         pass

@@ -68,15 +68,8 @@ class ProgressView:
         return Group(table, log)
 
     @staticmethod
-    def status(folder: Path) -> tuple[str, str]:
-        """The run's status and why it ended, from its summary.json."""
-        try:
-            data = json.loads((folder / "summary.json").read_text())
-            return str(data.get("status", "completed")), str(data.get("end_reason", ""))
-        except (OSError, ValueError, AttributeError) as exc:
-            return "failed", f"summary.json unreadable: {exc}"
-
-    def summary_text(self, folder: Path) -> str:
+    def summary_text(folder: Path) -> str:
+        """The summary's figures in a sentence, printed after the run."""
         data = json.loads((folder / "summary.json").read_text())
         worst = data.get("worst_p99_ms")
         worst_text = "-" if worst is None else f"{worst:.0f} ms"
