@@ -39,7 +39,8 @@ mkdir -p "$root"
 folders=()
 for name in "${names[@]}"; do
   folder=$(uv run --frozen testbed run "experiments/$name.yaml" --results "$root" \
-    --set "scenario.generate.shape.step_every_s=$step_every" --set "name=$name$suffix" --repeat "$repeat" "${extra[@]}" | tail -n 1)
+    --set "scenario.generate.shape.step_every_s=$step_every" --set "name=$name$suffix" --repeat "$repeat" "${extra[@]}" | tail -n 1) \
+    || [[ $? -eq 3 ]]  # 3: completed with failed calls, a result to compare like the others
   echo "$name: $folder"
   folders+=("$root/$(basename "$folder")")
 done
