@@ -253,6 +253,7 @@ def test_every_route_that_is_not_a_get_requires_the_token(tmp_path: Path):
             ("POST", "/runs/{run_id}/resume"),
             ("POST", "/runs/{run_id}/stop"),
             ("POST", "/register"),
+            ("POST", "/experiment/samples"),
         }
         for method, path in operations:
             answer = client.request(method, re.sub(r"\{\w+\}", "x", path))

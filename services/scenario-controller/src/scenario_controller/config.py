@@ -23,6 +23,11 @@ class Settings(BaseSettings):
     default_hold_ms: int = Field(0, ge=0)
     progress_interval_seconds: float = Field(1.0, gt=0)
     log_level: str = "info"
+    # samples of a pushed experiment kept for the panel (an hour at one a second)
+    experiment_keep_rows: int = Field(3600, ge=10, le=100_000)
+    # a recorded experiment (JSON, the ExperimentRecord model) to show read-only instead of a
+    # pushed one: `testbed view RESULTS` sets it
+    experiment_replay: Path | None = None
     # the bearer token of every mutating route and of /ws/clients (env API_TOKEN); unset:
     # those are refused (503, WebSocket 1008), never open
     api_token: str | None = None

@@ -15,6 +15,7 @@ from prometheus_fastapi_instrumentator import Instrumentator
 from api_token.guard import TokenGuard
 from scenario_controller import __version__
 from scenario_controller.api.routes import clients, health, panel, runs, scenarios
+from scenario_controller.api.routes import experiment as experiment_routes
 from scenario_controller.config import Settings
 from scenario_controller.metrics import ControllerMetrics
 from scenario_controller.state import Controller
@@ -48,6 +49,7 @@ def create_app(
     app.include_router(clients.router)
     app.include_router(scenarios.router)
     app.include_router(runs.router)
+    app.include_router(experiment_routes.router)
     app.include_router(panel.router)
     app.mount("/static", StaticFiles(directory=panel.PANEL), name="static")
     Instrumentator(registry=registry, excluded_handlers=["/metrics"]).instrument(app).expose(

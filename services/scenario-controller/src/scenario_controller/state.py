@@ -14,6 +14,7 @@ import httpx
 from fastapi import WebSocket
 
 from scenario_controller.config import Settings
+from scenario_controller.experiment import ExperimentFeed, load_replay
 from scenario_controller.history import PastRun, load_runs
 from scenario_controller.hub import ClientHub
 from scenario_controller.metrics import ControllerMetrics
@@ -48,6 +49,14 @@ class Controller:
         self.progress = ProgressTracker(self.hub)
         self.panels: set[WebSocket] = set()
         self.register_requested_at: float | None = None
+        replay = load_replay(settings.experiment_replay) if settings.experiment_replay else None
+        self.experiment = ExperimentFeed(settings.experiment_keep_rows, replay)
+        # what the panels were last sent of it: (epoch, last sample's seq, version)
+        self._experiment_sent = (
+            self.experiment.epoch,
+            self.experiment.seq,
+            self.experiment.version,
+        )
         metrics.clients.set_function(lambda: self.hub.connected)
 
     # -- commands --------------------------------------------------------------------------
@@ -118,13 +127,30 @@ class Controller:
     async def publish_forever(self) -> None:
         while True:
             snapshot = self.progress.tick(self.current)
-            text = json.dumps(snapshot)
+            texts = [json.dumps(snapshot)]
+            experiment = self._experiment_delta()
+            if experiment is not None:
+                texts.append(experiment)
+            # one sender for every message: a socket is never written from two tasks at once
             for socket in list(self.panels):
                 try:
-                    await asyncio.wait_for(socket.send_text(text), timeout=2)
+                    for text in texts:
+                        await asyncio.wait_for(socket.send_text(text), timeout=2)
                 except Exception:  # a closed or stuck browser: forget it
                     self.panels.discard(socket)
             await asyncio.sleep(self.settings.progress_interval_seconds)
+
+    def _experiment_delta(self) -> str | None:
+        """The experiment's samples since the last tick (and its proxies, events and
+        description), or None when nothing changed. A panel that missed some (it connected
+        in between, or the epoch moved) sees the gap in `seq` and reads GET /experiment."""
+        feed = self.experiment
+        epoch, seq, version = self._experiment_sent
+        if (feed.epoch, feed.version) == (epoch, version):
+            return None
+        view = feed.view(after=seq if feed.epoch == epoch else 0)
+        self._experiment_sent = (view["epoch"], feed.seq, view["version"])
+        return json.dumps(view)
 
     async def serve_panel(self, socket: WebSocket) -> None:
         await socket.accept()
