@@ -22,6 +22,7 @@ import api_token
 from csvgen.output import write_file
 from csvgen.scenario import Scenario
 from csvgen.spec import StepShape, TableShape
+from scenario_controller.experiment import ExperimentInfo, ProxyStateName
 from scenario_csv import ScenarioSummary, text_lines, validate
 from testbed.autoscale.local import LocalAutoscaler
 from testbed.autoscale.prom_metrics import PrometheusMetrics
@@ -43,6 +44,7 @@ from testbed.experiment.faults.inject import FaultInjector
 from testbed.experiment.group import scenario_seed
 from testbed.experiment.host_cpu import PROC_STAT
 from testbed.experiment.lifecycle import Interrupts, bounded, describe
+from testbed.experiment.panel_feed import PanelFeed, proxy_states, scaling_events
 from testbed.experiment.report import write_report
 from testbed.experiment.sampler import PromQuantiles, Sampler
 from testbed.experiment.spec import Experiment
@@ -252,6 +254,9 @@ class LocalRun:
         self.rows: list[dict[str, Any]] = []
         self.timeseries: CsvStream | None = None
         self.autoscaler_log: CsvStream | None = None
+        # the panel's Experiment tab (best effort: panel_feed.py); autoscaler.csv rows offered
+        self.panel: PanelFeed | None = None
+        self._events_offered = 0
         self.tick_hooks: list[TickHook] = []
         self.end: RunEnd | None = None
         self.calls: list[dict[str, Any]] = []
@@ -386,6 +391,7 @@ class LocalRun:
         run.raise_for_status()
         self.run_id = sampler.run_id = str(run.json()["id"])
         duration = prepared.summary.duration_s / experiment.scenario.speed
+        self._start_panel_feed(scenario_url, duration)
         drain = experiment.drain_s + experiment.scenario.hold_ms / 1000
         watch = EndWatch(
             time.monotonic(),
@@ -404,6 +410,41 @@ class LocalRun:
                 return end
             due = experiment.sample_interval_s - (now - sampler.start - row["t_s"])
             time.sleep(max(0.0, min(due, watch.remaining(now))))
+
+    def _start_panel_feed(self, scenario_url: str, duration: float) -> None:
+        experiment = self.experiment
+        info = ExperimentInfo(
+            name=experiment.name,
+            run_id=str(self.out),
+            source="run",
+            p0_ms=experiment.qos.p0_ms,
+            percentile=experiment.qos.percentile,
+            cpu_millicores=experiment.proxies.millicores,
+            duration_s=duration,
+            folder=str(self.out),
+        )
+        self.panel = PanelFeed(scenario_url, self.auth, info, self._proxy_states)
+        self.panel.start()
+
+    def _proxy_states(self) -> dict[str, ProxyStateName]:
+        """The panel feed's thread asks: the pool's file and the scaler's view, no request."""
+        state = self.testbed.load_state()
+        proxies = state.of_kind(PROXY_KIND) if state is not None else []
+        readiness = self.autoscaler.scaler.readiness() if self.autoscaler is not None else None
+        return proxy_states(proxies, readiness)
+
+    def _offer_to_panel(self, row: dict[str, Any]) -> None:
+        if self.panel is None:
+            return
+        try:
+            events = []
+            if self.autoscaler_log is not None:
+                new = self.autoscaler_log.rows[self._events_offered :]
+                self._events_offered += len(new)
+                events = scaling_events(new)
+            self.panel.offer(row, events)
+        except Exception as exc:  # the panel is a view: it never costs the run anything
+            log.debug("panel feed: %s", describe(exc))
 
     def _start_prometheus(self) -> None:
         """The run's Prometheus (testbed.local.prometheus): the chart's recording rules over
@@ -531,6 +572,7 @@ class LocalRun:
         self.rows.append(row)
         assert self.timeseries is not None
         self.timeseries.append(row)
+        self._offer_to_panel(row)
         self.show("running", {**row, "duration_s": duration})
         return row
 
@@ -561,6 +603,10 @@ class LocalRun:
 
     def _clean_up(self) -> None:
         scenario_url = self.settings.scenario_controller_url
+        panel = self.panel
+        if panel is not None:  # the end shown while the controller still runs
+            end = self.end or RunEnd(FAILED, "unknown")
+            self._step("closing the panel feed", lambda: panel.close(end.status, end.reason))
         faults = self.faults
         if faults is not None:  # first: stopped processes resumed, packet rules removed
 

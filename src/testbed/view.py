@@ -1,0 +1,239 @@
+"""`testbed view RESULTS [--port P]`: a results folder in the panel's Experiment tab, afterwards.
+
+The folder's timeseries.csv, autoscaler.csv (when the run was autoscaled) and summary.json
+become the same view `testbed run` pushes live (testbed.experiment.panel_feed), served by a
+read-only scenario controller on 127.0.0.1: it has no API token, so every route that changes
+something answers 503, and its Experiment tab refuses pushes. Ctrl-C stops it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import socket
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from scenario_controller.experiment import ExperimentInfo, ExperimentRecord, ProxyView, Sample
+from testbed.experiment.panel_feed import BadValue, scaling_events, to_sample
+
+DEFAULT_PORT = 8002  # beside a running testbed's scenario controller (8001)
+
+
+class FolderError(ValueError):
+    """A results folder that cannot be shown; the message names the file (and line)."""
+
+
+def load_folder(folder: Path) -> ExperimentRecord:
+    """The experiment a results folder holds, as the panel shows it."""
+    if not folder.is_dir():
+        raise FolderError(f"{folder}: not a folder")
+    series = folder / "timeseries.csv"
+    if not series.is_file():
+        runs = sorted(p.name for p in folder.glob("run-*") if (p / "timeseries.csv").is_file())
+        hint = (
+            f" (a group of repetitions: view one of its runs, {folder / runs[0]})" if runs else ""
+        )
+        raise FolderError(f"{series}: missing; not the results folder of a run{hint}")
+    summary = _summary(folder / "summary.json")
+    samples = _samples(series)
+    autoscaler = folder / "autoscaler.csv"
+    events = []
+    if autoscaler.is_file():
+        rows = _csv_rows(autoscaler)
+        for line, row in rows:
+            try:
+                events += scaling_events([row])
+            except BadValue as exc:
+                raise FolderError(f"{autoscaler}: line {line}: {exc}") from None
+    return ExperimentRecord(
+        experiment=_info(folder, summary), samples=samples, proxies=_proxies(samples), events=events
+    )
+
+
+def _summary(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FolderError(f"{path}: missing (every run writes it, however it ended)") from None
+    except OSError as exc:
+        raise FolderError(f"{path}: {exc.strerror or exc}") from None
+    except json.JSONDecodeError as exc:
+        raise FolderError(f"{path}: line {exc.lineno}: not JSON ({exc.msg})") from None
+    if not isinstance(data, dict):
+        raise FolderError(f"{path}: line 1: not a JSON object")
+    return data
+
+
+def _info(folder: Path, summary: dict[str, Any]) -> ExperimentInfo:
+    path = folder / "summary.json"
+
+    def number(key: str) -> float | None:
+        value = summary.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise FolderError(f"{path}: {key}: {value!r} is not a number")
+        return float(value) if math.isfinite(value) else None
+
+    def count(key: str) -> int | None:
+        value = number(key)
+        return None if value is None else int(value)
+
+    name = summary.get("experiment")
+    if not isinstance(name, str) or not name:
+        raise FolderError(f"{path}: no experiment name ('experiment')")
+    p0 = number("p0_ms")
+    if p0 is None or p0 <= 0:
+        raise FolderError(f"{path}: no positive p0_ms (the run's QoS target)")
+    cpu = summary.get("cpu")
+    return ExperimentInfo(
+        name=name,
+        run_id=str(folder),
+        source="folder",
+        p0_ms=p0,
+        percentile=number("percentile") or 99.0,
+        cpu_millicores=_millicores(path, cpu),
+        duration_s=number("duration_s"),
+        status=str(summary.get("status") or "unknown")[:40],
+        end_reason=str(summary.get("end_reason") or "")[:1000] or None,
+        calls_attempted=count("calls_attempted"),
+        calls_succeeded=count("calls_succeeded"),
+        calls_failed=count("calls_failed"),
+        worst_p99_ms=number("worst_p99_ms"),
+        folder=str(folder),
+    )
+
+
+def _millicores(path: Path, cpu: object) -> int | None:
+    from testbed.local.cgroups import parse_millicores
+
+    if cpu is None:
+        return None
+    try:
+        return parse_millicores(str(cpu))
+    except ValueError as exc:
+        raise FolderError(f"{path}: cpu: {exc}") from None
+
+
+def _csv_rows(path: Path) -> list[tuple[int, dict[str, str]]]:
+    """(line, row) of a CSV file with a header; a row with more cells than the header has
+    columns is an error naming its line."""
+    try:
+        with path.open(newline="") as f:
+            reader = csv.DictReader(f)
+            if reader.fieldnames is None:
+                raise FolderError(f"{path}: line 1: empty, no header")
+            rows = []
+            for row in reader:
+                if None in row:
+                    raise FolderError(
+                        f"{path}: line {reader.line_num}: more cells than the header's "
+                        f"{len(reader.fieldnames)} columns"
+                    )
+                rows.append((reader.line_num, row))
+            return rows
+    except UnicodeDecodeError as exc:
+        raise FolderError(f"{path}: not text ({exc.reason})") from None
+    except csv.Error as exc:
+        raise FolderError(f"{path}: {exc}") from None
+    except OSError as exc:
+        raise FolderError(f"{path}: {exc.strerror or exc}") from None
+
+
+def _samples(path: Path) -> list[Sample]:
+    samples = []
+    for line, row in _csv_rows(path):
+        try:
+            samples.append(to_sample(row))
+        except BadValue as exc:
+            raise FolderError(f"{path}: line {line}: {exc}") from None
+    return samples
+
+
+def _proxies(samples: list[Sample]) -> list[ProxyView]:
+    """Every proxy with the first and last sample it had data in (states are not recorded)."""
+    seen: dict[str, tuple[float, float]] = {}
+    for sample in samples:
+        for name in sample.per_proxy:
+            first = seen[name][0] if name in seen else sample.t_s
+            seen[name] = (first, sample.t_s)
+    return [
+        ProxyView(name=name, first_t_s=first, last_t_s=last)
+        for name, (first, last) in sorted(seen.items())
+    ]
+
+
+def _listen(port: int) -> socket.socket:
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(("127.0.0.1", port))  # loopback only: nothing listens beyond this machine
+        sock.listen(128)  # from now on: a browser opened at once waits for the app's start
+    except OSError as exc:
+        sock.close()
+        raise FolderError(
+            f"port {port} on 127.0.0.1: {exc.strerror or exc} (choose another with --port)"
+        ) from None
+    return sock
+
+
+def serve_folder(folder: Path, port: int, announce: Callable[[str], object] = print) -> None:
+    """Serve `folder` read-only on 127.0.0.1:`port` until SIGINT or SIGTERM."""
+    import uvicorn
+    from prometheus_client import CollectorRegistry
+
+    from scenario_controller.config import Settings
+    from scenario_controller.main import create_app
+
+    record = load_folder(folder.resolve())
+    sock = _listen(port)
+    with tempfile.TemporaryDirectory(prefix="testbed-view-") as tmp:
+        base = Path(tmp)
+        (base / "experiment.json").write_text(record.model_dump_json())
+        settings = Settings(
+            scenario_controller_host="127.0.0.1",
+            scenario_controller_port=sock.getsockname()[1],
+            scenario_dir=base / "scenarios",
+            runs_dir=base / "runs",
+            sip_controller_url="",
+            api_token=None,  # read-only: every mutating route answers 503
+            experiment_replay=base / "experiment.json",
+        )
+        config = uvicorn.Config(
+            create_app(settings, CollectorRegistry()),
+            ws="websockets-sansio",  # the panel's feed; the legacy one warns it is deprecated
+            ws_per_message_deflate=False,
+            log_level="warning",
+            access_log=False,
+        )
+        server = uvicorn.Server(config)
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}/#experiment"
+        announce(
+            f"{record.experiment.name}: {len(record.samples)} samples, "
+            f"{len(record.events)} scaling events, on {url} (read-only); Ctrl-C stops it"
+        )
+        server.run(sockets=[sock])  # uvicorn stops on SIGINT and SIGTERM
+
+
+def view(
+    results: Annotated[Path, typer.Argument(help="a results folder of a run")],
+    port: Annotated[
+        int, typer.Option(min=0, max=65535, help="port on 127.0.0.1 (0: any free one)")
+    ] = DEFAULT_PORT,
+) -> None:
+    """Show a results folder in the scenario controller's panel (its Experiment tab): proxies,
+    scaling events, p99 per proxy against P0, CPU against the limit, arrivals, calls; read-only,
+    on 127.0.0.1, until Ctrl-C."""
+    try:
+        serve_folder(results, port, announce=typer.echo)
+    except KeyboardInterrupt:  # Ctrl-C: uvicorn stopped, then passed the signal on
+        pass
+    except FolderError as exc:
+        typer.echo(f"testbed view: {exc}", err=True)
+        raise typer.Exit(2) from None
