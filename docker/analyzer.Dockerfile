@@ -23,10 +23,12 @@ WORKDIR /src
 # third-party dependencies first (rebuilt only when uv.lock or these pyproject files change)
 COPY pyproject.toml uv.lock ./
 COPY libs/sip-core/pyproject.toml libs/sip-core/
+COPY libs/service-kit/pyproject.toml libs/service-kit/
 COPY services/analyzer/pyproject.toml services/analyzer/
 RUN --mount=type=cache,target=/root/.cache/uv \
     /opt/uv/bin/uv sync --frozen --no-dev --no-install-workspace --package analyzer
 COPY libs/sip-core/src libs/sip-core/src
+COPY libs/service-kit/src libs/service-kit/src
 COPY services/analyzer/src services/analyzer/src
 # no extras: the pyshark backend (analyzer[pyshark]) needs tshark, which the image leaves out
 RUN --mount=type=cache,target=/root/.cache/uv \

@@ -19,6 +19,7 @@ COPY libs/scenario-csv/pyproject.toml libs/scenario-csv/
 COPY libs/sip-core/pyproject.toml libs/sip-core/
 COPY libs/testbed-messages/pyproject.toml libs/testbed-messages/
 COPY libs/api-token/pyproject.toml libs/api-token/
+COPY libs/service-kit/pyproject.toml libs/service-kit/
 COPY services/scenario-controller/pyproject.toml services/scenario-controller/
 RUN --mount=type=cache,target=/root/.cache/uv \
     /opt/uv/bin/uv sync --frozen --no-dev --no-install-workspace --package scenario-controller
@@ -26,6 +27,7 @@ COPY libs/scenario-csv/src libs/scenario-csv/src
 COPY libs/sip-core/src libs/sip-core/src
 COPY libs/testbed-messages/src libs/testbed-messages/src
 COPY libs/api-token/src libs/api-token/src
+COPY libs/service-kit/src libs/service-kit/src
 COPY services/scenario-controller/src services/scenario-controller/src
 RUN --mount=type=cache,target=/root/.cache/uv \
     /opt/uv/bin/uv sync --frozen --no-dev --no-editable --package scenario-controller

@@ -18,12 +18,14 @@ COPY pyproject.toml uv.lock ./
 COPY libs/sip-core/pyproject.toml libs/sip-core/
 COPY libs/testbed-messages/pyproject.toml libs/testbed-messages/
 COPY libs/api-token/pyproject.toml libs/api-token/
+COPY libs/service-kit/pyproject.toml libs/service-kit/
 COPY services/sip-client/pyproject.toml services/sip-client/
 RUN --mount=type=cache,target=/root/.cache/uv \
     /opt/uv/bin/uv sync --frozen --no-dev --no-install-workspace --package sip-client
 COPY libs/sip-core/src libs/sip-core/src
 COPY libs/testbed-messages/src libs/testbed-messages/src
 COPY libs/api-token/src libs/api-token/src
+COPY libs/service-kit/src libs/service-kit/src
 COPY services/sip-client/src services/sip-client/src
 RUN --mount=type=cache,target=/root/.cache/uv \
     /opt/uv/bin/uv sync --frozen --no-dev --no-editable --package sip-client

@@ -19,6 +19,7 @@ COPY pyproject.toml uv.lock ./
 COPY libs/testbed-db/pyproject.toml libs/testbed-db/
 COPY libs/kamailio-rpc/pyproject.toml libs/kamailio-rpc/
 COPY libs/api-token/pyproject.toml libs/api-token/
+COPY libs/service-kit/pyproject.toml libs/service-kit/
 COPY services/sip-controller/pyproject.toml services/sip-controller/
 RUN --mount=type=cache,target=/root/.cache/uv \
     /opt/uv/bin/uv sync --frozen --no-dev --no-install-workspace --package sip-controller
@@ -26,6 +27,7 @@ RUN --mount=type=cache,target=/root/.cache/uv \
 COPY libs/testbed-db/src libs/testbed-db/src
 COPY libs/kamailio-rpc/src libs/kamailio-rpc/src
 COPY libs/api-token/src libs/api-token/src
+COPY libs/service-kit/src libs/service-kit/src
 COPY services/sip-controller/src services/sip-controller/src
 RUN --mount=type=cache,target=/root/.cache/uv \
     /opt/uv/bin/uv sync --frozen --no-dev --no-editable --package sip-controller

@@ -580,7 +580,7 @@ def test_analyzer_entrypoint_defaults_to_its_own_address() -> None:
     env = _wrapper_env("analyzer-entrypoint.sh", {})
     from analyzer.config import Settings
 
-    assert Settings(proxy_address=env["ANALYZER_PROXY_ADDRESS"]).proxy[1] == 5060
+    assert Settings(analyzer_proxy_address=env["ANALYZER_PROXY_ADDRESS"]).proxy[1] == 5060
     assert (
         _wrapper_env("analyzer-entrypoint.sh", {"ANALYZER_PROXY_ADDRESS": "10.0.0.9:5070"})[
             "ANALYZER_PROXY_ADDRESS"

@@ -20,11 +20,15 @@ def test_settings_come_from_analyzer_variables(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("ANALYZER_PCAP_FILE", "/tmp/x.pcap")
     s = Settings()
     assert s.proxy == ("127.0.1.2", 5070)
-    assert (s.interface, s.backend, s.pair_timeout_seconds) == ("eth0", "pyshark", 10.0)
+    assert (s.analyzer_interface, s.analyzer_backend, s.analyzer_pair_timeout_seconds) == (
+        "eth0",
+        "pyshark",
+        10.0,
+    )
     assert s.bucket_bounds == (0.001, 0.01, 1.0)
-    assert s.debug
-    assert s.samples_limit == 5
-    assert s.pcap_file == Path("/tmp/x.pcap")
+    assert s.analyzer_debug
+    assert s.analyzer_samples_limit == 5
+    assert s.analyzer_pcap_file == Path("/tmp/x.pcap")
     assert s.proxy_label == "127.0.1.2:5070"
 
 
@@ -32,9 +36,9 @@ def test_defaults_cover_half_a_millisecond_to_ten_seconds(monkeypatch: pytest.Mo
     for name in ("ANALYZER_PROXY_ADDRESS", "ANALYZER_BUCKETS", "ANALYZER_PCAP_FILE"):
         monkeypatch.delenv(name, raising=False)
     s = Settings()
-    assert s.http_port == 9101
-    assert s.backend == "fast"
-    assert s.pcap_file is None
+    assert s.analyzer_http_port == 9101
+    assert s.analyzer_backend == "fast"
+    assert s.analyzer_pcap_file is None
     bounds = s.bucket_bounds
     assert (bounds[0], bounds[-1]) == (0.0005, 10.0)
     assert sum(0.5 <= b <= 1.5 for b in bounds) >= 8  # dense around the 1 s QoS target

@@ -17,7 +17,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 @pytest.fixture
 def client() -> Iterator[TestClient]:
-    settings = Settings(max_rows=1_000_000, API_TOKEN=TOKEN)
+    settings = Settings(csvgen_max_rows=1_000_000, api_token=TOKEN)
     # with the API token: these tests are about the routes (tests/test_auth.py: without it)
     with TestClient(create_app(settings, CollectorRegistry()), headers=bearer(TOKEN)) as client:
         yield client

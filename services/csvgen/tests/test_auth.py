@@ -29,7 +29,7 @@ ROUTES = [
 
 
 def app_client(token: str | None) -> Iterator[TestClient]:
-    with TestClient(create_app(Settings(API_TOKEN=token), CollectorRegistry())) as client:
+    with TestClient(create_app(Settings(api_token=token), CollectorRegistry())) as client:
         yield client
 
 
@@ -125,6 +125,6 @@ def test_the_token_is_read_from_api_token_not_a_prefixed_name(monkeypatch: pytes
 
 
 def test_a_malformed_api_token_stops_the_service_at_startup():
-    app = create_app(Settings(API_TOKEN="tiny-token"), CollectorRegistry())
+    app = create_app(Settings(api_token="tiny-token"), CollectorRegistry())
     with pytest.raises(ValueError, match="API_TOKEN is too short"), TestClient(app):
         pass

@@ -11,13 +11,18 @@ def test_settings_come_from_csvgen_variables(monkeypatch: pytest.MonkeyPatch, tm
     monkeypatch.setenv("CSVGEN_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("CSVGEN_MAX_ROWS", "1000")
     settings = Settings()
-    assert (settings.host, settings.port, settings.data_dir, settings.max_rows) == (
+    assert (
+        settings.csvgen_host,
+        settings.csvgen_port,
+        settings.csvgen_data_dir,
+        settings.csvgen_max_rows,
+    ) == (
         "0.0.0.0",
         9000,
         tmp_path,
         1000,
     )
-    assert Settings.model_fields["data_dir"].default == PACKAGED_DATA
+    assert Settings.model_fields["csvgen_data_dir"].default == PACKAGED_DATA
 
 
 @pytest.mark.parametrize(("name", "value"), [("CSVGEN_PORT", "70000"), ("CSVGEN_MAX_ROWS", "0")])

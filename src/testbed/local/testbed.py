@@ -456,8 +456,21 @@ class LocalTestbed:
         s = self.settings
         with self._state_lock:  # the controller reads it on every enable: it must exist
             self._write_registry(state)
-        env = {
-            **self._env(state),
+        env = {**self._env(state), **self.controller_env(state)}
+        component = Component(
+            name="sip-controller",
+            kind="sip-controller",
+            endpoints={"http": f"{s.sip_controller_host}:{s.sip_controller_port}"},
+            health_url=f"{s.controller_url}/health",
+        )
+        self._start_service(state, component, "sip_controller", env)
+
+    # The variables each service gets on top of this process's environment, by the names of
+    # its settings (docs/configuration.md; tests/test_service_settings.py checks them).
+
+    def controller_env(self, state: TestbedState) -> dict[str, str]:
+        s = self.settings
+        return {
             # addresses of the proxies come from what this testbed started, not the request
             "PROXY_ADDRESS_SOURCE": "registry",
             "PROXY_REGISTRY_FILE": str(self.store.registry_path),
@@ -469,13 +482,44 @@ class LocalTestbed:
             "PROXY_SIP_PORT": str(s.proxy_sip_port),
             "PROXY_HTTP_PORT": str(s.proxy_http_port),
         }
-        component = Component(
-            name="sip-controller",
-            kind="sip-controller",
-            endpoints={"http": f"{s.sip_controller_host}:{s.sip_controller_port}"},
-            health_url=f"{s.controller_url}/health",
-        )
-        self._start_service(state, component, "sip_controller", env)
+
+    def analyzer_env(self, proxy: Component) -> dict[str, str]:
+        s = self.settings
+        address = s.proxy_address(proxy.index or 0)
+        return {
+            "ANALYZER_PROXY_ADDRESS": f"{address}:{s.proxy_sip_port}",
+            "ANALYZER_PROXY_NAME": proxy.name,
+            "ANALYZER_INTERFACE": "lo",
+            "ANALYZER_HTTP_HOST": address,
+            "ANALYZER_HTTP_PORT": str(s.analyzer_http_port),
+        }
+
+    def scenario_controller_env(self) -> dict[str, str]:
+        s = self.settings
+        return {
+            "SCENARIO_CONTROLLER_HOST": s.scenario_controller_host,
+            "SCENARIO_CONTROLLER_PORT": str(s.scenario_controller_port),
+            "SCENARIO_DIR": str(self.state_dir / "scenarios"),
+            "RUNS_DIR": str(self.state_dir / "runs"),
+            "SIP_CONTROLLER_URL": s.controller_url,
+        }
+
+    def client_env(self, pod: int, phones: int) -> dict[str, str]:
+        s = self.settings
+        address = s.client_address(pod)
+        ws = f"ws://{s.scenario_controller_host}:{s.scenario_controller_port}/ws/clients"
+        return {
+            "POD_ID": f"{pod:02d}",
+            "PHONES": str(phones),
+            "SIP_DOMAIN": s.sip_domain,
+            "SIP_CLIENT_ADDRESS": address,
+            "SIP_CLIENT_PORT": str(s.client_sip_port),
+            "SIP_CLIENT_HTTP_HOST": address,
+            "SIP_CLIENT_HTTP_PORT": str(s.client_http_port),
+            "OUTBOUND_PROXY": f"{s.lb_address}:{s.lb_sip_port}",
+            "SCENARIO_CONTROLLER_URL": ws,
+            "LOG_LEVEL": os.environ.get("SIP_CLIENT_LOG_LEVEL", "warning"),
+        }
 
     def _kamailio_env(
         self, state: TestbedState, name: str, address: str, sip_port: int, http_port: int
@@ -649,25 +693,14 @@ class LocalTestbed:
             # no API_TOKEN: the analyzer serves only GET routes and calls nothing that needs
             # it, and a process with raw packet capture is better off without the token
             **self._env(state, with_token=False),
-            "ANALYZER_PROXY_ADDRESS": f"{address}:{s.proxy_sip_port}",
-            "ANALYZER_PROXY_NAME": proxy.name,
-            "ANALYZER_INTERFACE": "lo",
-            "ANALYZER_HTTP_HOST": address,
-            "ANALYZER_HTTP_PORT": str(s.analyzer_http_port),
+            **self.analyzer_env(proxy),
         }
         self._start_service(state, component, "analyzer", env)
         return component
 
     def _start_scenario_controller(self, state: TestbedState) -> Component:
         s = self.settings
-        env = {
-            **self._env(state),
-            "SCENARIO_CONTROLLER_HOST": s.scenario_controller_host,
-            "SCENARIO_CONTROLLER_PORT": str(s.scenario_controller_port),
-            "SCENARIO_DIR": str(self.state_dir / "scenarios"),
-            "RUNS_DIR": str(self.state_dir / "runs"),
-            "SIP_CONTROLLER_URL": s.controller_url,
-        }
+        env = {**self._env(state), **self.scenario_controller_env()}
         component = Component(
             name=SCENARIO_CONTROLLER_KIND,
             kind=SCENARIO_CONTROLLER_KIND,
@@ -680,20 +713,7 @@ class LocalTestbed:
     def _start_client(self, state: TestbedState, pod: int, phones: int) -> Component:
         s = self.settings
         address = s.client_address(pod)
-        ws = f"ws://{s.scenario_controller_host}:{s.scenario_controller_port}/ws/clients"
-        env = {
-            **self._env(state),
-            "POD_ID": f"{pod:02d}",
-            "PHONES": str(phones),
-            "SIP_DOMAIN": s.sip_domain,
-            "SIP_CLIENT_ADDRESS": address,
-            "SIP_CLIENT_PORT": str(s.client_sip_port),
-            "SIP_CLIENT_HTTP_HOST": address,
-            "SIP_CLIENT_HTTP_PORT": str(s.client_http_port),
-            "OUTBOUND_PROXY": f"{s.lb_address}:{s.lb_sip_port}",
-            "SCENARIO_CONTROLLER_URL": ws,
-            "LOG_LEVEL": os.environ.get("SIP_CLIENT_LOG_LEVEL", "warning"),
-        }
+        env = {**self._env(state), **self.client_env(pod, phones)}
         component = Component(
             name=f"{CLIENT_KIND}-{pod:02d}",
             kind=CLIENT_KIND,

@@ -10,12 +10,13 @@ from typing import Annotated
 
 import typer
 import uvicorn
-from pydantic import ValidationError
 
 from analyzer.analysis import Analyzer, pair_log
 from analyzer.capture import DEFAULT_BACKEND, Backend, CaptureError, open_file, require_backend
+from analyzer.config import Settings
 from analyzer.endpoints import parse_endpoint
 from analyzer.samples import OFFLINE_CSV_FIELDS, offline_csv_line
+from service_kit import listen_address, load_settings
 
 app = typer.Typer(
     add_completion=False,
@@ -92,32 +93,36 @@ def _summary(analyzer: Analyzer) -> None:
 
 
 @app.command("serve")
-def serve_command() -> None:
-    """Run the HTTP service (settings from ANALYZER_* variables)."""
-    serve()
+def serve_command(
+    host: Annotated[str | None, typer.Option(help="default: $ANALYZER_HTTP_HOST")] = None,
+    port: Annotated[
+        int | None, typer.Option(help="default: $ANALYZER_HTTP_PORT", min=1, max=65535)
+    ] = None,
+) -> None:
+    """Run the HTTP service (settings from ANALYZER_* variables; docs/configuration.md)."""
+    serve(load_settings(Settings, "analyzer", host, port))
 
 
-def serve() -> None:
-    from analyzer.config import Settings
-    from analyzer.main import create_app
+def serve(settings: Settings | None = None) -> None:
+    """Serve with these settings (default: the environment's; bad ones exit 2, one line each)."""
+    from analyzer.main import create_app  # FastAPI and the rest: not for `analyzer offline`
 
-    try:
-        settings = Settings()
-    except ValidationError as exc:
-        sys.exit(f"analyzer: bad settings:\n{exc}")
+    if settings is None:
+        settings = load_settings(Settings, "analyzer")
     try:  # before the server: a missing extra is one line, not a failed startup's traceback
-        require_backend(settings.backend)
+        require_backend(settings.analyzer_backend)
     except CaptureError as exc:
         sys.exit(f"analyzer: {exc}")
     logging.basicConfig(
-        level=settings.log_level.upper(),
+        level=settings.analyzer_log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    host, port = listen_address(settings)
     uvicorn.run(
         create_app(settings),
-        host=settings.http_host,
-        port=settings.http_port,
-        log_level=settings.log_level.lower(),
+        host=host,
+        port=port,
+        log_level=settings.analyzer_log_level.lower(),
         access_log=False,
     )
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from analyzer.capture import DEFAULT_BACKEND, Backend
 from analyzer.endpoints import Endpoint, parse_endpoint
+from service_kit import ServiceSettings
 
 # 0.5 ms to 10 s, dense around the 1000 ms QoS target so its p99 is resolvable
 DEFAULT_BUCKETS = (
@@ -31,51 +31,57 @@ def parse_buckets(text: str) -> tuple[float, ...]:
     return values
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="analyzer_", extra="ignore", case_sensitive=False)
+class Settings(ServiceSettings):
+    # each field is read from its name in capitals (service_kit, docs/configuration.md); every
+    # name starts with ANALYZER_ because bare ones (INTERFACE, DEBUG) would say nothing
+    listen_fields = ("analyzer_http_host", "analyzer_http_port")
 
-    proxy_address: str = Field("127.0.1.1:5060", description="IPv4:port of the proxy's SIP socket")
-    proxy_name: str = Field("", description="the proxy's name in /samples; empty: its address")
-    interface: str = "lo"
-    backend: Backend = DEFAULT_BACKEND
-    pcap_file: Path | None = Field(
+    analyzer_proxy_address: str = Field(
+        "127.0.1.1:5060", description="IPv4:port of the proxy's SIP socket"
+    )
+    analyzer_proxy_name: str = Field(
+        "", description="the proxy's name in /samples; empty: its address"
+    )
+    analyzer_interface: str = "lo"
+    analyzer_backend: Backend = DEFAULT_BACKEND
+    analyzer_pcap_file: Path | None = Field(
         None, description="analyze this pcap/pcapng file instead of capturing live"
     )
-    socket_buffer_bytes: int = Field(32 << 20, ge=65536)
-    pair_timeout_seconds: float = Field(32.0, gt=0)
-    buckets: str = DEFAULT_BUCKETS
-    samples_limit: int = Field(1_000_000, ge=1)
-    debug: bool = False
+    analyzer_socket_buffer_bytes: int = Field(32 << 20, ge=65536)
+    analyzer_pair_timeout_seconds: float = Field(32.0, gt=0)
+    analyzer_buckets: str = DEFAULT_BUCKETS
+    analyzer_samples_limit: int = Field(1_000_000, ge=1)
+    analyzer_debug: bool = False
 
-    http_host: str = "127.0.0.1"
-    http_port: int = Field(9101, gt=0, lt=65536)
-    log_level: str = "info"
+    analyzer_http_host: str = "127.0.0.1"
+    analyzer_http_port: int = Field(9101, gt=0, lt=65536)
+    analyzer_log_level: str = "info"
 
-    @field_validator("proxy_address")
+    @field_validator("analyzer_proxy_address")
     @classmethod
     def _endpoint(cls, value: str) -> str:
         parse_endpoint(value, "ANALYZER_PROXY_ADDRESS")
         return value
 
-    @field_validator("buckets")
+    @field_validator("analyzer_buckets")
     @classmethod
     def _buckets(cls, value: str) -> str:
         parse_buckets(value)
         return value
 
-    @field_validator("pcap_file", mode="before")
+    @field_validator("analyzer_pcap_file", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value
 
     @property
     def proxy(self) -> Endpoint:
-        return parse_endpoint(self.proxy_address, "ANALYZER_PROXY_ADDRESS")
+        return parse_endpoint(self.analyzer_proxy_address, "ANALYZER_PROXY_ADDRESS")
 
     @property
     def proxy_label(self) -> str:
-        return self.proxy_name or self.proxy_address
+        return self.analyzer_proxy_name or self.analyzer_proxy_address
 
     @property
     def bucket_bounds(self) -> tuple[float, ...]:
-        return parse_buckets(self.buckets)
+        return parse_buckets(self.analyzer_buckets)

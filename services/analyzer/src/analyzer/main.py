@@ -26,10 +26,13 @@ EXPIRY_INTERVAL_SECONDS = 1.0
 
 
 def open_source(settings: Settings) -> PacketSource:
-    if settings.pcap_file is not None:
-        return open_file(settings.backend, settings.pcap_file)
+    if settings.analyzer_pcap_file is not None:
+        return open_file(settings.analyzer_backend, settings.analyzer_pcap_file)
     return open_live(
-        settings.backend, settings.interface, settings.proxy, settings.socket_buffer_bytes
+        settings.analyzer_backend,
+        settings.analyzer_interface,
+        settings.proxy,
+        settings.analyzer_socket_buffer_bytes,
     )
 
 
@@ -38,10 +41,14 @@ def create_app(
 ) -> FastAPI:
     settings = settings or Settings()
     registry = registry or CollectorRegistry()
-    store = SampleStore(settings.samples_limit)
+    store = SampleStore(settings.analyzer_samples_limit)
     times = ResponseTimes(registry, settings.bucket_bounds)
     analyzer = Analyzer(
-        settings.proxy, settings.pair_timeout_seconds, store, times.observe, settings.debug
+        settings.proxy,
+        settings.analyzer_pair_timeout_seconds,
+        store,
+        times.observe,
+        settings.analyzer_debug,
     )
     runners: list[CaptureRunner] = []
     registry.register(
@@ -55,12 +62,12 @@ def create_app(
         runners.append(runner)
         app.state.runner = runner
         runner.start()
-        what = settings.pcap_file or f"interface {settings.interface}"
+        what = settings.analyzer_pcap_file or f"interface {settings.analyzer_interface}"
         log.info(
             "analyzing %s for proxy %s with the %s backend",
             what,
-            settings.proxy_address,
-            settings.backend,
+            settings.analyzer_proxy_address,
+            settings.analyzer_backend,
         )
 
         async def expire_forever() -> None:
@@ -69,7 +76,8 @@ def create_app(
                 await asyncio.sleep(EXPIRY_INTERVAL_SECONDS)
                 analyzer.expire(time.time())
 
-        task = asyncio.create_task(expire_forever()) if settings.pcap_file is None else None
+        live = settings.analyzer_pcap_file is None
+        task = asyncio.create_task(expire_forever()) if live else None
         try:
             yield
         finally:
@@ -79,7 +87,15 @@ def create_app(
                     await task
             await asyncio.to_thread(runner.stop)
 
-    app = FastAPI(title="analyzer", version=__version__, lifespan=lifespan)
+    # no Swagger UI or ReDoc: FastAPI loads them from a CDN; the document is /openapi.json
+    # and services/<name>/openapi.json (scripts/openapi.sh)
+    app = FastAPI(
+        title="analyzer",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
     app.state.settings = settings
     app.state.samples = store
     app.state.analyzer = analyzer

@@ -138,7 +138,7 @@ def _pydantic_message(error: ValidationError, names: dict[str, str]) -> str:
 
 
 def _json_message(error: ValidationError) -> str:
-    """Pydantic's errors with the JSON path of each field (for --spec files, settings)."""
+    """Pydantic's errors with the JSON path of each field (for --spec files)."""
     return "; ".join(
         f"{'.'.join(str(p) for p in item['loc']) or 'body'}: {item['msg']}"
         for item in error.errors()
@@ -472,30 +472,32 @@ def _first_line(path: Path) -> str:
 
 @app.command()
 def serve(
-    host: Annotated[str | None, typer.Option(help="default CSVGEN_HOST")] = None,
-    port: Annotated[int | None, typer.Option(help="default CSVGEN_PORT")] = None,
+    host: Annotated[str | None, typer.Option(help="default: $CSVGEN_HOST")] = None,
+    port: Annotated[
+        int | None, typer.Option(help="default: $CSVGEN_PORT", min=1, max=65535)
+    ] = None,
 ) -> None:
-    """Run the HTTP service (settings from CSVGEN_* environment variables)."""
+    """Run the HTTP service (settings from CSVGEN_* variables and API_TOKEN;
+    docs/configuration.md). Bad settings: one line each, exit code 2."""
     import logging
 
     import uvicorn
 
     from csvgen.config import Settings
     from csvgen.main import create_app
+    from service_kit import listen_address, load_settings
 
-    try:
-        settings = Settings()
-    except ValidationError as exc:
-        _fail(f"settings: {_json_message(exc)}")
+    settings = load_settings(Settings, "csvgen", host, port)
     logging.basicConfig(
-        level=settings.log_level.upper(),
+        level=settings.csvgen_log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    host, port = listen_address(settings)
     uvicorn.run(
         create_app(settings),
-        host=host or settings.host,
-        port=port or settings.port,
-        log_level=settings.log_level.lower(),
+        host=host,
+        port=port,
+        log_level=settings.csvgen_log_level.lower(),
     )
 
 

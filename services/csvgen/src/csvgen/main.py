@@ -34,7 +34,15 @@ def create_app(
         app.state.metrics = metrics
         yield
 
-    app = FastAPI(title="csvgen", version=__version__, lifespan=lifespan)
+    # no Swagger UI or ReDoc: FastAPI loads them from a CDN; the document is /openapi.json
+    # and services/<name>/openapi.json (scripts/openapi.sh)
+    app = FastAPI(
+        title="csvgen",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
 
     @app.exception_handler(CsvgenError)
     async def _user_error(_request: Request, exc: CsvgenError) -> JSONResponse:

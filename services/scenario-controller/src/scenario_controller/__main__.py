@@ -1,24 +1,31 @@
-"""`python -m scenario_controller`: serve on SCENARIO_CONTROLLER_HOST:PORT, on uvloop."""
+"""`python -m scenario_controller [--host H] [--port P]` (or `scenario-controller`): serve on
+SCENARIO_CONTROLLER_HOST:PORT, on uvloop; the other settings come from the environment
+(docs/configuration.md)."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import uvicorn
 
 from scenario_controller.config import Settings
 from scenario_controller.main import create_app
+from service_kit import command_line, listen_address
+
+DESCRIPTION = "Replays a scenario CSV to the sip-client pods over WebSocket; web control panel."
 
 
-def main() -> None:
-    settings = Settings()
+def main(argv: Sequence[str] | None = None) -> None:
+    settings = command_line(Settings, "scenario-controller", DESCRIPTION, argv)
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    host, port = listen_address(settings)
     uvicorn.run(
         create_app(settings),
-        host=settings.scenario_controller_host,
-        port=settings.scenario_controller_port,
+        host=host,
+        port=port,
         log_level=settings.log_level.lower(),
         loop="uvloop",
         ws="websockets",

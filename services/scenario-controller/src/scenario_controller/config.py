@@ -5,13 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from service_kit import ServiceSettings
 
 _STATE = Path.home() / ".local" / "state" / "ims-testbed" / "scenario-controller"
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
+class Settings(ServiceSettings):
+    # each field is read from its name in capitals (service_kit, docs/configuration.md)
+    listen_fields = ("scenario_controller_host", "scenario_controller_port")
 
     scenario_controller_host: str = "127.0.0.1"
     scenario_controller_port: int = Field(8001, gt=0, lt=65536)

@@ -44,7 +44,15 @@ def create_app(
                     await publisher
                 await controller.stop_runs()
 
-    app = FastAPI(title="scenario-controller", version=__version__, lifespan=lifespan)
+    # no Swagger UI or ReDoc: FastAPI loads them from a CDN; the document is /openapi.json
+    # and services/<name>/openapi.json (scripts/openapi.sh)
+    app = FastAPI(
+        title="scenario-controller",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
     app.include_router(health.router)
     app.include_router(clients.router)
     app.include_router(scenarios.router)

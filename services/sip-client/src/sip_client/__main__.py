@@ -1,25 +1,32 @@
-"""`python -m sip_client`: one pod and its HTTP API on SIP_CLIENT_HTTP_HOST:PORT, on uvloop."""
+"""`python -m sip_client [--host H] [--port P]` (or `sip-client`): one pod and its HTTP API on
+SIP_CLIENT_HTTP_HOST:PORT, on uvloop; the other settings come from the environment
+(docs/configuration.md)."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import uvicorn
 
+from service_kit import command_line, listen_address
 from sip_client.config import Settings
 from sip_client.main import create_app
 
+DESCRIPTION = "A pod of up to 100 softphones on one UDP socket, driven by the scenario controller."
 
-def main() -> None:
-    settings = Settings()
+
+def main(argv: Sequence[str] | None = None) -> None:
+    settings = command_line(Settings, "sip-client", DESCRIPTION, argv)
     logging.basicConfig(
         level=settings.log_level.upper(),
         format=f"%(asctime)s pod {settings.pod_id} %(levelname)s %(name)s: %(message)s",
     )
+    host, port = listen_address(settings)
     uvicorn.run(
         create_app(settings),
-        host=settings.sip_client_http_host,
-        port=settings.sip_client_http_port,
+        host=host,
+        port=port,
         log_level=settings.log_level.lower(),
         loop="uvloop",
         access_log=False,

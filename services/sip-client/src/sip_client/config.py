@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from service_kit import ServiceSettings
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
+class Settings(ServiceSettings):
+    # each field is read from its name in capitals (service_kit, docs/configuration.md)
+    listen_fields = ("sip_client_http_host", "sip_client_http_port")
 
     pod_id: str = Field("00", description="two-digit pod id; the phones are PP00..PP(N-1)")
     phones: int = Field(100, ge=1, le=100)

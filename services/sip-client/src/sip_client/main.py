@@ -99,7 +99,16 @@ def create_app(
                     await task
             runtime.close()
 
-    app = FastAPI(title=f"sip-client pod {settings.pod_id}", version=__version__, lifespan=lifespan)
+    # no Swagger UI or ReDoc: FastAPI loads them from a CDN; the document is /openapi.json
+    # and services/<name>/openapi.json (scripts/openapi.sh). One title for every pod, so the
+    # document does not depend on POD_ID.
+    app = FastAPI(
+        title="sip-client",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
     app.include_router(health.router)
     app.include_router(phones.router)
     app.include_router(calls.router)

@@ -6,18 +6,17 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 import api_token
+from service_kit import ServiceSettings
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
 
-class Settings(BaseSettings):
-    # hide_input_in_errors: a rejected API_TOKEN (or DATABASE_URL) never reaches the log
-    model_config = SettingsConfigDict(
-        env_prefix="", extra="ignore", case_sensitive=False, hide_input_in_errors=True
-    )
+class Settings(ServiceSettings):
+    # each field is read from its name in capitals (service_kit, docs/configuration.md); a
+    # rejected API_TOKEN (or DATABASE_URL) never reaches the log
+    listen_fields = ("sip_controller_host", "sip_controller_port")
 
     database_url: str = "sqlite:////var/lib/testbed/testbed.sqlite"
     sip_domain: str = "testbed.local"

@@ -107,7 +107,15 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
 
-    app = FastAPI(title="sip-controller", version=__version__, lifespan=lifespan)
+    # no Swagger UI or ReDoc: FastAPI loads them from a CDN; the document is /openapi.json
+    # and services/<name>/openapi.json (scripts/openapi.sh)
+    app = FastAPI(
+        title="sip-controller",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
 
     @app.exception_handler(ControllerError)
     async def _controller_error(_request: Request, exc: ControllerError) -> JSONResponse:

@@ -19,7 +19,7 @@ async def health(settings: SettingsDep, analyzer: AnalyzerDep, runner: RunnerDep
         "status": "unhealthy" if failed else "ok",
         "version": __version__,
         "proxy": settings.proxy_label,
-        "proxy_address": settings.proxy_address,
+        "proxy_address": settings.analyzer_proxy_address,
         "capture": capture.as_dict(),
         "pairs": dict(stats.pairs),
         "open_entries": open_entries,

@@ -24,10 +24,10 @@ def _prepare(request: GenerateRequest, settings: Settings) -> Scenario:
     """Everything that can fail, before the first byte is sent (a streamed answer cannot turn
     into a 4xx any more)."""
     scenario = Scenario(request, resolve=settings.data_file)
-    if scenario.expected_rows > settings.max_rows:
+    if scenario.expected_rows > settings.csvgen_max_rows:
         raise ScenarioTooLarge(
             f"the scenario has about {scenario.expected_rows:.0f} rows, more than "
-            f"CSVGEN_MAX_ROWS={settings.max_rows}; use the csvgen command for it"
+            f"CSVGEN_MAX_ROWS={settings.csvgen_max_rows}; use the csvgen command for it"
         )
     scenario.check_capacity()
     return scenario

@@ -32,7 +32,7 @@ async def validate_upload(
     ] = None,
 ) -> ValidationReport:
     """200 with `valid: false` and the defects when the file has any; 422 for bad parameters."""
-    limit = settings.max_defects if max_defects is None else max_defects
+    limit = settings.csvgen_max_defects if max_defects is None else max_defects
 
     def run() -> ValidationReport:
         return validation_report(
