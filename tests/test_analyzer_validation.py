@@ -121,7 +121,7 @@ def _options(call_id: str, proxy: str, sock: socket.socket) -> None:
 
 def _options_seen(analyzer: Analyzer) -> bool:
     metrics = httpx.get(f"{analyzer.url}/metrics", timeout=5).text
-    return 'sip_messages_total{direction="in",method="OPTIONS",status=""}' in metrics
+    return 'analyzer_sip_messages_total{direction="in",method="OPTIONS",status=""}' in metrics
 
 
 def _inject_junk(proxy: str) -> None:
@@ -401,10 +401,16 @@ def test_metrics_count_messages_by_direction_method_and_status(run: Run):
     for index in range(len(PROXIES)):
         metrics = run.metrics[f"fast-{index}"]
         for line in metrics.splitlines():
-            if line.startswith('sip_messages_total{direction="out",method="INVITE",status="407"}'):
+            if line.startswith(
+                'analyzer_sip_messages_total{direction="out",method="INVITE",status="407"}'
+            ):
                 totals["out_407"] += float(line.split()[-1])
-            if line.startswith('sip_messages_total{direction="in",method="INVITE",status=""}'):
+            if line.startswith(
+                'analyzer_sip_messages_total{direction="in",method="INVITE",status=""}'
+            ):
                 totals["in_invite"] += float(line.split()[-1])
-        assert 'sip_response_time_seconds_bucket{le="1.0",pair="invite_forward"}' in metrics
+        assert (
+            'analyzer_sip_response_time_seconds_bucket{le="1.0",pair="invite_forward"}' in metrics
+        )
     assert totals["out_407"] >= CALLS
     assert totals["in_invite"] >= 2 * CALLS

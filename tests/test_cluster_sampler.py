@@ -16,13 +16,13 @@ class CannedPrometheus:
         self.buckets: dict[str, dict[float, float]] = {}
 
     def query(self, expr: str) -> list[dict[str, Any]]:
-        if expr.startswith("sum by (pod, le) (sip_response_time_seconds_bucket"):
+        if expr.startswith("sum by (pod, le) (analyzer_sip_response_time_seconds_bucket"):
             return [
                 {"pod": pod, "le": str(le), "value": count}
                 for pod, buckets in self.buckets.items()
                 for le, count in buckets.items()
             ]
-        if "irate(sip_messages_total" in expr and 'status="407"' in expr:
+        if "irate(analyzer_sip_messages_total" in expr and 'status="407"' in expr:
             return [{"pod": "tb-sip-proxy-0", "value": 4.0}, {"pod": "tb-sip-loadb-x", "value": 9}]
         return []
 

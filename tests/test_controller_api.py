@@ -220,7 +220,7 @@ def test_reconciler_takes_an_unhealthy_proxy_out_and_brings_it_back(sip_system: 
 
 def test_metrics_export_proxy_states_and_http_stats(sip_system: SipSystem):
     text = sip_system.http.get(f"{sip_system.controller}/metrics").text
-    assert 'testbed_proxies{state="enabled"} 2.0' in text
+    assert 'sip_controller_proxies{state="enabled"} 2.0' in text
     assert "http_requests_total" in text or "http_request_duration_seconds" in text
 
 

@@ -33,8 +33,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.parser import text_string_to_metric_families
+from metric_catalog import exported_metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 CHART = ROOT / "helm" / "ims-testbed"
@@ -808,7 +807,7 @@ def test_custom_metric_hpas_are_served_by_the_adapter_rules(
             }
     # every rule reads a series that exists: the analyzer's histogram, the LB's new_invites
     # counter (xhttp_prom: kamailio_<group>_<name>), cAdvisor's CPU counter
-    exported = exported_metrics() | KAMAILIO_METRICS | CLUSTER_METRICS
+    exported = exported_metrics()
     for rule in [*rules["rules"], *rules["externalRules"]]:
         series = re.match(r"([a-zA-Z_:]+)", rule["seriesQuery"])
         assert series is not None
@@ -886,7 +885,7 @@ def test_keda_scaled_object_alternative() -> None:
         assert f'namespace="{NAMESPACE}"' in query  # templated
         assert trigger["metadata"]["serverAddress"] == values()["keda"]["prometheusServer"]
         float(trigger["metadata"]["threshold"])
-    assert "sip_response_time_seconds_bucket" in triggers[0]["metadata"]["query"]
+    assert "analyzer_sip_response_time_seconds_bucket" in triggers[0]["metadata"]["query"]
     assert triggers[0]["metricType"] == "Value"
     assert "kamailio_script_new_invites" in triggers[1]["metadata"]["query"]
     assert "replicas" not in proxy(docs)["spec"]
@@ -1268,49 +1267,6 @@ def test_database_chart_runs_the_projects_mariadb_image(tmp_path: Path) -> None:
 
 # -- observability -----------------------------------------------------------------------------
 
-# xhttp_prom names Kamailio's statistics kamailio_<group>_<name> (seen on Kamailio 5.6.3)
-KAMAILIO_METRICS = {
-    "kamailio_core_rcv_requests_invite",
-    "kamailio_core_rcv_requests_register",
-    "kamailio_script_new_invites",
-}
-# exported by the cluster's own exporters: cAdvisor (kubelet) and kube-state-metrics
-CLUSTER_METRICS = {
-    "container_cpu_usage_seconds_total",
-    "kube_pod_container_resource_limits",
-    "kube_statefulset_status_replicas_ready",
-    "kube_horizontalpodautoscaler_status_desired_replicas",
-}
-
-
-def exported_metrics() -> set[str]:
-    """Every series name the testbed's services export, from their own metric code."""
-    from analyzer.config import Settings as AnalyzerSettings
-    from analyzer.main import create_app as analyzer_app
-    from csvgen.metrics import CsvgenMetrics
-    from scenario_controller.metrics import ControllerMetrics as ScenarioMetrics
-    from sip_client.metrics import PodMetrics
-    from sip_controller.metrics import ControllerMetrics
-
-    registry = CollectorRegistry()
-    ControllerMetrics(registry)
-    PodMetrics(registry)
-    ScenarioMetrics(registry)
-    CsvgenMetrics(registry)
-    analyzer_app(AnalyzerSettings(), registry=registry)  # metrics only; no capture starts
-    names: set[str] = set()
-    for family in text_string_to_metric_families(generate_latest(registry).decode()):
-        suffixes = {
-            "counter": ["_total"],
-            "histogram": ["_bucket", "_sum", "_count"],
-        }.get(family.type, [""])
-        names |= {family.name + s for s in suffixes}
-        names |= {s.name for s in family.samples}
-    # the autoscaler's gauges (testbed_replicas, testbed_desired_replicas), when it runs
-    exporter = ROOT / "src" / "testbed" / "autoscale" / "exporter.py"
-    names |= set(re.findall(r'"(testbed_(?:desired_)?replicas)"', exporter.read_text()))
-    return names
-
 
 def test_kamailio_metric_names_come_from_the_configs() -> None:
     loadb = (ROOT / "kamailio" / "sip-loadb.cfg").read_text()
@@ -1328,16 +1284,16 @@ def test_dashboard_queries_use_the_metric_names_the_services_export() -> None:
     # REGISTER rate, replicas
     for needed in ["INVITE rate", "CPU", "p99", "200 OK", "REGISTER", "Proxies"]:
         assert needed in titles, needed
-    known = exported_metrics() | KAMAILIO_METRICS | CLUSTER_METRICS
+    known = exported_metrics()
     assert {
-        "sip_messages_total",
-        "sip_response_time_seconds_bucket",
-        "sip_calls_total",
-        "sip_call_setup_seconds_bucket",
-        "scenario_invites_sent_total",
-        "scenario_schedule_lag_seconds_bucket",
-        "scenario_clients_connected",
-        "testbed_proxies",
+        "analyzer_sip_messages_total",
+        "analyzer_sip_response_time_seconds_bucket",
+        "sip_client_calls_total",
+        "sip_client_call_setup_seconds_bucket",
+        "scenario_controller_invites_sent_total",
+        "scenario_controller_schedule_lag_seconds_bucket",
+        "scenario_controller_clients_connected",
+        "sip_controller_proxies",
         "testbed_replicas",
     } <= known
     functions = {
@@ -1376,9 +1332,9 @@ def test_dashboard_queries_use_the_metric_names_the_services_export() -> None:
     assert not unknown, f"dashboard metrics nobody exports: {sorted(unknown)}"
     assert {
         "kamailio_core_rcv_requests_invite",
-        "sip_response_time_seconds_bucket",
-        "sip_messages_total",
-        "testbed_proxies",
+        "analyzer_sip_response_time_seconds_bucket",
+        "analyzer_sip_messages_total",
+        "sip_controller_proxies",
     } <= used
 
 

@@ -15,24 +15,24 @@ from testbed.experiment.spec import CapacityPlan, ExperimentError, load
 from testbed.experiment.summary import summarize
 
 METRICS = """\
-# TYPE sip_response_time_seconds histogram
-sip_response_time_seconds_bucket{pair="invite_forward",le="0.01"} 90.0
-sip_response_time_seconds_bucket{pair="invite_forward",le="0.1"} 99.0
-sip_response_time_seconds_bucket{pair="invite_forward",le="1.0"} 100.0
-sip_response_time_seconds_bucket{pair="invite_forward",le="+Inf"} 100.0
-sip_response_time_seconds_count{pair="invite_forward"} 100.0
-sip_response_time_seconds_bucket{pair="ok_forward",le="0.01"} 100.0
-sip_response_time_seconds_bucket{pair="ok_forward",le="0.1"} 100.0
-sip_response_time_seconds_bucket{pair="ok_forward",le="1.0"} 100.0
-sip_response_time_seconds_bucket{pair="ok_forward",le="+Inf"} 100.0
-# TYPE sip_messages_total counter
-sip_messages_total{direction="out",method="INVITE",status="200"} 42.0
-sip_messages_total{direction="in",method="INVITE",status="200"} 40.0
+# TYPE analyzer_sip_response_time_seconds histogram
+analyzer_sip_response_time_seconds_bucket{pair="invite_forward",le="0.01"} 90.0
+analyzer_sip_response_time_seconds_bucket{pair="invite_forward",le="0.1"} 99.0
+analyzer_sip_response_time_seconds_bucket{pair="invite_forward",le="1.0"} 100.0
+analyzer_sip_response_time_seconds_bucket{pair="invite_forward",le="+Inf"} 100.0
+analyzer_sip_response_time_seconds_count{pair="invite_forward"} 100.0
+analyzer_sip_response_time_seconds_bucket{pair="ok_forward",le="0.01"} 100.0
+analyzer_sip_response_time_seconds_bucket{pair="ok_forward",le="0.1"} 100.0
+analyzer_sip_response_time_seconds_bucket{pair="ok_forward",le="1.0"} 100.0
+analyzer_sip_response_time_seconds_bucket{pair="ok_forward",le="+Inf"} 100.0
+# TYPE analyzer_sip_messages_total counter
+analyzer_sip_messages_total{direction="out",method="INVITE",status="200"} 42.0
+analyzer_sip_messages_total{direction="in",method="INVITE",status="200"} 40.0
 """
 
 
 def test_histogram_is_summed_over_label_sets_and_the_quantile_interpolates():
-    buckets = histogram.parse_histogram(METRICS, "sip_response_time_seconds")
+    buckets = histogram.parse_histogram(METRICS, "analyzer_sip_response_time_seconds")
     assert buckets == {0.01: 190.0, 0.1: 199.0, 1.0: 200.0, math.inf: 200.0}
     # rank 0.99 * 200 = 198 falls in (0.01, 0.1]: 8 of its 9 observations
     assert histogram.quantile(0.99, buckets) == pytest.approx(0.01 + 0.09 * 8 / 9)
@@ -48,7 +48,9 @@ def test_window_difference_and_counter():
     new = {0.01: 15.0, math.inf: 30.0}
     assert histogram.difference(new, old) == {0.01: 5.0, math.inf: 20.0}
     assert (
-        histogram.parse_counter(METRICS, "sip_messages", {"direction": "out", "status": "200"})
+        histogram.parse_counter(
+            METRICS, "analyzer_sip_messages", {"direction": "out", "status": "200"}
+        )
         == 42.0
     )
 

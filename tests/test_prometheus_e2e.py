@@ -24,6 +24,7 @@ from support import own_addresses
 
 from testbed.config import TestbedSettings
 from testbed.experiment.runner import run_experiment
+from testbed.experiment.sampler import HISTOGRAM
 from testbed.experiment.spec import Experiment
 from testbed.local.prometheus import LocalPrometheus, PromQuery, free_port, kept_run, serve
 
@@ -147,7 +148,7 @@ def test_promql_p99_agrees_with_the_raw_samples_of_the_same_window(
         scrapes = client.http.get(
             f"{client.url}/api/v1/query",
             params={
-                "query": f'sip_response_time_seconds_count{{namespace="local"}}[{WINDOW_S:.0f}s]',
+                "query": f'{HISTOGRAM}_count{{namespace="local"}}[{WINDOW_S:.0f}s]',
                 "time": f"{at:.3f}",
             },
         ).json()["data"]["result"]
@@ -166,7 +167,9 @@ def test_promql_p99_agrees_with_the_raw_samples_of_the_same_window(
         bounds = sorted(
             {
                 float(s.labels["le"])
-                for s in client.query('sip_response_time_seconds_bucket{namespace="local"}', at)
+                for s in client.query(
+                    'analyzer_sip_response_time_seconds_bucket{namespace="local"}', at
+                )
             }
         )
         raw_p99 = _raw_p99(window) / 1000
@@ -210,7 +213,7 @@ def test_the_kept_tsdb_answers_rules_and_cpu(
     assert ("sip-loadb", "sip-loadb") in components
     assert all(s.value == 1 for s in up)
     # the recording rules were evaluated; the CPU and the LB's rate are there
-    assert client.value("ims_testbed:sip_response_time_seconds:p99", middle) is not None
+    assert client.value("ims_testbed:analyzer_sip_response_time_seconds:p99", middle) is not None
     rate = client.value("ims_testbed:sip_new_invites:rate", middle)
     assert rate == pytest.approx(15, rel=0.3)
     cpu = client.by_label("ims_testbed:sip_proxy_cpu_cores:rate_by_pod", "pod", middle)

@@ -37,7 +37,11 @@ class Analyzer:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.histogram = Histogram(
-            "sip_response_time_seconds", "test", ["pair"], buckets=BUCKETS, registry=self.registry
+            "analyzer_sip_response_time_seconds",
+            "test",
+            ["pair"],
+            buckets=BUCKETS,
+            registry=self.registry,
         )
         self.port = free_port()
         self.server, _thread = start_http_server(self.port, "127.0.0.1", self.registry)

@@ -33,11 +33,11 @@ def test_recording_rules_render_with_the_window_and_namespace() -> None:
     assert queries.window == "12s"
     assert queries.recorded[P99_RULE] == (
         "histogram_quantile(0.99, sum by (le) "
-        '(rate(sip_response_time_seconds_bucket{namespace="lab"}[12s])))'
+        '(rate(analyzer_sip_response_time_seconds_bucket{namespace="lab"}[12s])))'
     )
     assert queries.recorded[P99_BY_POD_RULE] == (
         "histogram_quantile(0.99, sum by (le, pod) "
-        '(rate(sip_response_time_seconds_bucket{namespace="lab"}[12s])))'
+        '(rate(analyzer_sip_response_time_seconds_bucket{namespace="lab"}[12s])))'
     )
     # the file Prometheus loads is the chart's file with the two actions replaced
     source = (CHART / "files" / "recording-rules.yaml").read_text()
@@ -51,7 +51,7 @@ def test_recording_rules_render_with_the_window_and_namespace() -> None:
 def test_adapter_placeholders_expand_as_the_adapter_expands_them() -> None:
     queries = chart_queries(CHART, 10, "local")
     assert queries.pods_query(P99_POD_METRIC, ["sip-proxy-1", "sip-proxy-0"]) == (
-        "histogram_quantile(0.99, sum(rate(sip_response_time_seconds_bucket"
+        "histogram_quantile(0.99, sum(rate(analyzer_sip_response_time_seconds_bucket"
         '{namespace="local",pod=~"sip-proxy-0|sip-proxy-1"}[10s])) by (le, pod))'
     )
     assert queries.pods_query(CPU_POD_METRIC, ["sip-proxy-0"]) == (
@@ -61,9 +61,9 @@ def test_adapter_placeholders_expand_as_the_adapter_expands_them() -> None:
     assert queries.external_query(INVITE_RATE_METRIC, {"component": "sip-loadb"}) == (
         'sum(rate(kamailio_script_new_invites{component="sip-loadb",namespace="local"}[10s])) by ()'
     )
-    assert queries.keda_query("sip_response_time_seconds_bucket") == (
+    assert queries.keda_query("analyzer_sip_response_time_seconds_bucket") == (
         "histogram_quantile(0.99, sum by (le) "
-        '(rate(sip_response_time_seconds_bucket{namespace="local"}[10s])))'
+        '(rate(analyzer_sip_response_time_seconds_bucket{namespace="local"}[10s])))'
     )
 
 

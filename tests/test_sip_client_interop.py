@@ -114,7 +114,7 @@ def test_a_sipp_caller_against_our_callee_pod(
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     metrics = http.get(f"{callee.url}/metrics").text
-    assert "sip_calls_active 0.0" in metrics
+    assert "sip_client_calls_active 0.0" in metrics
 
 
 @SQLITE_ONLY
@@ -245,7 +245,7 @@ def test_malformed_datagrams_are_counted_and_calls_carry_on(
     records = _wait_calls(caller, http, 10)
     assert [r["outcome"] for r in records] == ["succeeded"] * 10
     for pod in (caller, callee):
-        assert "sip_malformed_datagrams_total 3.0" in http.get(f"{pod.url}/metrics").text
+        assert "sip_client_malformed_datagrams_total 3.0" in http.get(f"{pod.url}/metrics").text
         assert "malformed datagram" in pod.log.read_text()
 
 

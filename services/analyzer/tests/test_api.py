@@ -38,9 +38,9 @@ def capture_file(h, tmp_path_factory) -> Path:
 
 def _app(capture_file: Path, **extra):
     settings = Settings(
-        proxy_address="127.0.9.1:5060",
-        proxy_name="sip-proxy-0",
-        pcap_file=capture_file,
+        analyzer_proxy_address="127.0.9.1:5060",
+        analyzer_proxy_name="sip-proxy-0",
+        analyzer_pcap_file=capture_file,
         **extra,
     )
     return create_app(settings, CollectorRegistry())
@@ -148,25 +148,33 @@ def test_bad_sample_queries_are_refused(client, params, message):
 
 def test_metrics_export_messages_and_the_response_time_histogram(client):
     text = client.get("/metrics").text
-    assert f'sip_messages_total{{direction="in",method="INVITE",status=""}} {2.0 * CALLS}' in text
     assert (
-        f'sip_messages_total{{direction="out",method="INVITE",status="407"}} {float(CALLS)}' in text
+        f'analyzer_sip_messages_total{{direction="in",method="INVITE",status=""}} {2.0 * CALLS}'
+        in text
     )
+    challenges = 'analyzer_sip_messages_total{direction="out",method="INVITE",status="407"}'
+    assert f"{challenges} {float(CALLS)}" in text
     registers = float(REGISTRATIONS)
     assert (
-        f'sip_messages_total{{direction="out",method="REGISTER",status="401"}} {registers}' in text
+        f'analyzer_sip_messages_total{{direction="out",method="REGISTER",status="401"}} {registers}'
+        in text
     )
-    assert 'sip_response_time_seconds_bucket{le="0.0005",pair="invite_challenge"} 0.0' in text
-    bucket = 'sip_response_time_seconds_bucket{le="0.001",pair="invite_challenge"}'
+    assert (
+        'analyzer_sip_response_time_seconds_bucket{le="0.0005",pair="invite_challenge"} 0.0' in text
+    )
+    bucket = 'analyzer_sip_response_time_seconds_bucket{le="0.001",pair="invite_challenge"}'
     assert f"{bucket} {float(CALLS)}" in text
-    assert f'sip_response_time_seconds_count{{pair="register_ok"}} {float(REGISTRATIONS)}' in text
+    assert (
+        f'analyzer_sip_response_time_seconds_count{{pair="register_ok"}} {float(REGISTRATIONS)}'
+        in text
+    )
     assert 'analyzer_packets_skipped_total{reason="fragment"} 1.0' in text
     assert "analyzer_capture_delivered_total" in text
-    assert 'sip_retransmissions_total{pair="ok_forward"} 0.0' in text
+    assert 'analyzer_sip_retransmissions_total{pair="ok_forward"} 0.0' in text
 
 
 def test_the_samples_limit_drops_the_oldest_and_says_so(capture_file):
-    with TestClient(_app(capture_file, samples_limit=10)) as client:
+    with TestClient(_app(capture_file, analyzer_samples_limit=10)) as client:
         _finished(client)
         body = client.get("/samples").json()
         assert body["total"] == 10
@@ -176,7 +184,7 @@ def test_the_samples_limit_drops_the_oldest_and_says_so(capture_file):
 
 def test_debug_mode_logs_each_pair_with_both_packets(capture_file, caplog):
     caplog.set_level(logging.INFO, logger="analyzer.pairs")
-    with TestClient(_app(capture_file, debug=True)) as client:
+    with TestClient(_app(capture_file, analyzer_debug=True)) as client:
         _finished(client)
     lines = [r.getMessage() for r in caplog.records if r.name == "analyzer.pairs"]
     assert len(lines) == 3 * CALLS + 2 * REGISTRATIONS

@@ -122,9 +122,9 @@ def test_pods_connect_duplicates_are_refused_and_invites_reach_the_callers_pod(c
         assert len(log) == 21
         assert all(line.endswith(",sent") for line in log[1:])
     metrics = client.get("/metrics").text
-    assert "scenario_invites_sent_total 20.0" in metrics
-    assert "scenario_schedule_lag_seconds_bucket" in metrics
-    assert "scenario_clients_connected 0.0" in metrics
+    assert "scenario_controller_invites_sent_total 20.0" in metrics
+    assert "scenario_controller_schedule_lag_seconds_bucket" in metrics
+    assert "scenario_controller_clients_connected 0.0" in metrics
 
 
 def test_two_browsers_see_the_same_state(client: TestClient):

@@ -141,8 +141,8 @@ def test_a_pod_dropped_mid_run_is_marked_gone_its_invites_undeliverable_and_it_r
     assert all(status[seq] == "sent" for seq in seqs)  # what the reconnected pod got
     final = live.http.get(f"/runs/{run['id']}").json()
     assert final["undeliverable"] == list(status.values()).count("undeliverable")
-    assert metric(live, "scenario_invites_undeliverable_total") == final["undeliverable"]
-    assert metric(live, "scenario_client_disconnects_total") == 2
+    assert metric(live, "scenario_controller_invites_undeliverable_total") == final["undeliverable"]
+    assert metric(live, "scenario_controller_client_disconnects_total") == 2
 
 
 def test_hostile_frames_are_counted_and_the_link_goes_on(live, caplog: pytest.LogCaptureFixture):
@@ -164,7 +164,7 @@ def test_hostile_frames_are_counted_and_the_link_goes_on(live, caplog: pytest.Lo
         view = pod_view(live, "02")
         assert (view["connected"], view["connections"]) == (True, 1)
         assert view["malformed"] == len(hostile)
-        assert metric(live, "scenario_client_messages_malformed_total") == len(hostile)
+        assert metric(live, "scenario_controller_client_messages_malformed_total") == len(hostile)
         # and the other direction still works
         assert live.http.post("/register").json() == {"pods": ["02"]}
         assert isinstance(decode_controller(pod.recv(timeout=5)), RegisterAll)

@@ -135,9 +135,9 @@ def test_the_link_survives_invalid_messages_and_a_controller_restart():
         metrics = {
             line.split()[0]: float(line.split()[1])
             for line in generate_latest(registry).decode().splitlines()
-            if line.startswith("sip_controller_")
+            if line.startswith("sip_client_scenario_controller_")
         }
-        assert metrics["sip_controller_messages_malformed_total"] == 5
-        assert metrics["sip_controller_sessions_total"] == 2
+        assert metrics["sip_client_scenario_controller_messages_malformed_total"] == 5
+        assert metrics["sip_client_scenario_controller_sessions_total"] == 2
 
     asyncio.run(main())

@@ -19,7 +19,7 @@ from testbed.local.rules import (
 )
 
 LB_SELECTOR = {"component": "sip-loadb"}  # the HPA's External metric selector (the chart's)
-P99_SERIES = "sip_response_time_seconds_bucket"  # the KEDA trigger on the overall p99
+P99_SERIES = "analyzer_sip_response_time_seconds_bucket"  # the KEDA trigger on the overall p99
 
 
 class PrometheusMetrics:

@@ -21,7 +21,7 @@ import httpx
 from testbed.cluster.access import Prometheus
 from testbed.experiment import histogram
 from testbed.experiment.histogram import Buckets
-from testbed.experiment.sampler import counter_rate, sample_scenario
+from testbed.experiment.sampler import HISTOGRAM, MESSAGES, counter_rate, sample_scenario
 
 _ORDINAL = re.compile(r"-sip-proxy-(\d+)$")
 # counter rates over the last two scrapes at most this old
@@ -81,9 +81,7 @@ class ClusterSampler:
         them) kept over the window, the quantile of their difference; observations before the
         first sample (the registrations) are left out, as locally."""
         current: dict[str, Buckets] = {}
-        for item in self.prom.query(
-            f"sum by (pod, le) (sip_response_time_seconds_bucket{{{sel}}})"
-        ):
+        for item in self.prom.query(f"sum by (pod, le) ({HISTOGRAM}_bucket{{{sel}}})"):
             column = proxy_column(str(item.get("pod", "")))
             if column is not None:
                 current.setdefault(column, {})[float(item["le"])] = item["value"]
@@ -108,7 +106,7 @@ class ClusterSampler:
     def sample(self) -> dict[str, Any]:
         now = time.monotonic()
         row: dict[str, Any] = {"t_s": round(now - self.start, 3), "time": round(time.time(), 3)}
-        messages = "sip_messages_total"
+        messages = f"{MESSAGES}_total"
         sel = self._sel('component="sip-proxy"')
 
         def rate(labels: str) -> dict[str, float]:

@@ -29,7 +29,10 @@ from testbed.local.prometheus import PrometheusError, PromQuery, cpu_seconds
 from testbed.local.state import Component, TestbedState
 from testbed.local.testbed import ANALYZER_KIND, PROXY_KIND, serving_proxies
 
-HISTOGRAM = "sip_response_time_seconds"
+# the analyzer's response-time histogram and message counter (tests/test_metric_names.py
+# checks that the analyzer registers them)
+HISTOGRAM = "analyzer_sip_response_time_seconds"
+MESSAGES = "analyzer_sip_messages"
 # a counter difference over less than this is noise, not a rate (the first sample of a run
 # follows the baseline within milliseconds)
 MIN_SPAN_S = 0.5
@@ -214,7 +217,7 @@ class Sampler:
             counters = {
                 name: histogram.parse_counter(
                     text,
-                    "sip_messages",
+                    MESSAGES,
                     {"direction": direction, "method": method, "status": status},
                 )
                 for name, direction, method, status in (

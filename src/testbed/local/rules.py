@@ -22,8 +22,8 @@ RULES_FILE = Path("files/recording-rules.yaml")
 VALUES_FILE = Path("values.yaml")
 
 # recording rules the runner reads (their expressions, evaluated at each sample)
-P99_RULE = "ims_testbed:sip_response_time_seconds:p99"
-P99_BY_POD_RULE = "ims_testbed:sip_response_time_seconds:p99_by_pod"
+P99_RULE = "ims_testbed:analyzer_sip_response_time_seconds:p99"
+P99_BY_POD_RULE = "ims_testbed:analyzer_sip_response_time_seconds:p99_by_pod"
 # prometheus-adapter's metric names (values.yaml prometheusAdapter.rules ... name.as)
 P99_POD_METRIC = "sip_response_time_p99_seconds"
 CPU_POD_METRIC = "container_cpu_usage_per_second"

@@ -21,7 +21,7 @@ from analyzer.samples import SampleStore
 class ResponseTimes:
     def __init__(self, registry: CollectorRegistry, buckets: Sequence[float]) -> None:
         self.histogram = Histogram(
-            "sip_response_time_seconds",
+            "analyzer_sip_response_time_seconds",
             "Time from a message reaching the proxy to the proxy's answer or relay, by pair",
             ["pair"],
             buckets=buckets,
@@ -50,7 +50,7 @@ class AnalyzerCollector(Collector):
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
         stats, open_entries, remembered = self.analyzer.snapshot()
         messages = CounterMetricFamily(
-            "sip_messages",
+            "analyzer_sip_messages",
             "SIP messages at the proxy (status is empty for requests)",
             labels=["direction", "method", "status"],
         )
@@ -58,7 +58,7 @@ class AnalyzerCollector(Collector):
             messages.add_metric([direction, method, status], count)
         yield messages
         retransmissions = CounterMetricFamily(
-            "sip_retransmissions",
+            "analyzer_sip_retransmissions",
             "Messages recognised as retransmissions (not paired again), by pair",
             labels=["pair"],
         )
@@ -66,7 +66,7 @@ class AnalyzerCollector(Collector):
             retransmissions.add_metric([name], stats.retransmissions.get(name, 0))
         yield retransmissions
         unpaired = CounterMetricFamily(
-            "sip_unpaired",
+            "analyzer_sip_unpaired",
             "Entries that ended without a pair: expired, other_answer or unmatched",
             labels=["pair", "reason"],
         )

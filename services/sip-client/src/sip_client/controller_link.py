@@ -47,18 +47,18 @@ _WELCOME_TIMEOUT = 10.0
 class LinkMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.malformed = Counter(
-            "sip_controller_messages_malformed",
+            "sip_client_scenario_controller_messages_malformed",
             "Messages from the scenario controller that were not valid (ignored)",
             registry=registry,
         )
         self.sessions = Counter(
-            "sip_controller_sessions",
+            "sip_client_scenario_controller_sessions",
             "Times the scenario controller welcomed this pod (the first connection and every "
             "reconnection)",
             registry=registry,
         )
         self.connected = Gauge(
-            "sip_controller_connected",
+            "sip_client_scenario_controller_connected",
             "1 while the link to the scenario controller is up",
             registry=registry,
         )

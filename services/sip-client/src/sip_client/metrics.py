@@ -12,23 +12,26 @@ SETUP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 
 class PodMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.calls = Counter(
-            "sip_calls", "Calls finished, by outcome", ["outcome"], registry=registry
+            "sip_client_calls", "Calls finished, by outcome", ["outcome"], registry=registry
         )
         self.setup = Histogram(
-            "sip_call_setup_seconds",
+            "sip_client_call_setup_seconds",
             "First INVITE sent to 200 OK received",
             buckets=SETUP_BUCKETS,
             registry=registry,
         )
         self.registrations = Counter(
-            "sip_registrations", "REGISTER results, by outcome", ["outcome"], registry=registry
+            "sip_client_registrations",
+            "REGISTER results, by outcome",
+            ["outcome"],
+            registry=registry,
         )
         self.malformed = Counter(
-            "sip_malformed_datagrams", "Datagrams that did not parse", registry=registry
+            "sip_client_malformed_datagrams", "Datagrams that did not parse", registry=registry
         )
-        self.active = Gauge("sip_calls_active", "Calls in progress", registry=registry)
+        self.active = Gauge("sip_client_calls_active", "Calls in progress", registry=registry)
         self.registered = Gauge(
-            "sip_phones_registered", "Phones with a live binding", registry=registry
+            "sip_client_phones_registered", "Phones with a live binding", registry=registry
         )
 
     def call_finished(self, record: CallRecord) -> None:

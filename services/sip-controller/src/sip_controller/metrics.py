@@ -12,7 +12,7 @@ from testbed_db import ProxyState
 class ControllerMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.proxies = Gauge(
-            "testbed_proxies",
+            "sip_controller_proxies",
             "Proxies known to the controller, by state",
             ["state"],
             registry=registry,
