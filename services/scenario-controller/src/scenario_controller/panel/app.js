@@ -79,7 +79,8 @@ async function api(method, path, body, raw) {
 
 // series: arrays of numbers (null: no value); options (all optional): xs, the x of each point
 // (default: its index); refs, horizontal lines [{value, label, colour}] (P0, a CPU limit);
-// marks, vertical lines at x values [{x, label}] (scaling events); log, a log10 y axis
+// marks, vertical lines at x values [{x, label}] (scaling events); log, a log10 y axis;
+// widths and dashes per series, so lines that lie on each other stay apart
 function drawSeries(canvas, series, colours, labels, options) {
   const opts = options || {};
   const ctx = canvas.getContext("2d");
@@ -134,7 +135,8 @@ function drawSeries(canvas, series, colours, labels, options) {
   }
   let labelX = pad + 8;
   series.forEach((s, k) => {
-    ctx.strokeStyle = colours[k]; ctx.lineWidth = 1.5; ctx.beginPath();
+    ctx.strokeStyle = colours[k]; ctx.lineWidth = (opts.widths && opts.widths[k]) || 1.5; ctx.beginPath();
+    ctx.setLineDash((opts.dashes && opts.dashes[k]) || []);
     let started = false;
     s.forEach((v, i) => {
       if (v == null) { started = false; return; }  // a gap: the proxy was not there
@@ -142,7 +144,7 @@ function drawSeries(canvas, series, colours, labels, options) {
       const y = yOf(v);
       if (!started) { ctx.moveTo(x, y); started = true; } else { ctx.lineTo(x, y); }
     });
-    ctx.stroke();
+    ctx.stroke(); ctx.setLineDash([]);
     ctx.fillStyle = colours[k]; ctx.fillText(labels[k], labelX, xs ? h - 2 : h - 8);
     labelX += Math.max(120, ctx.measureText(labels[k]).width + 16);
   });
@@ -275,12 +277,16 @@ const PALETTE = ["#2b6cb0", "#38a169", "#d69e2e", "#805ad5", "#dd6b20", "#319795
 const exp = { epoch: null, seq: 0, data: null, samples: [], capacity: 3600, loading: false, shown: false };
 
 function showTab(name) {
+  if (name === "experiment") $("login").hidden = true;  // watching needs no token
   for (const page of document.querySelectorAll(".tab-page")) page.hidden = page.id !== `tab-${name}`;
   for (const button of document.querySelectorAll(".tabs .tab")) button.classList.toggle("active", button.dataset.tab === name);
   if (name === "experiment") renderExperiment();
 }
 for (const button of document.querySelectorAll(".tabs .tab")) {
-  button.addEventListener("click", () => { exp.shown = true; location.hash = button.dataset.tab; showTab(button.dataset.tab); });
+  button.addEventListener("click", () => {
+    exp.shown = true; location.hash = button.dataset.tab; showTab(button.dataset.tab);
+    if (button.dataset.tab === "control" && !storedToken()) askForToken("");
+  });
 }
 
 async function loadExperiment() {
@@ -372,7 +378,8 @@ function renderExperiment() {
   const colours = names.map((_n, i) => PALETTE[i % PALETTE.length]);
   const marks = data.events.map((e) => ({ x: e.t_s, label: `${e.before}->${e.after}` }));
   drawSeries($("exp-pool"), [col("replicas"), col("proxies"), col("ready_proxies"), col("desired_proxies")],
-    ["#4a5568", "#2b6cb0", "#38a169", "#dd6b20"], ["replicas", "serving", "ready", "desired"], { xs, marks });
+    ["#cbd5e0", "#2b6cb0", "#38a169", "#dd6b20"], ["replicas", "serving", "ready", "desired"],
+    { xs, marks, widths: [6, 3, 1.5, 1.5], dashes: [null, null, null, [5, 4]] });
   $("exp-p99-title").textContent = `p${info.percentile} response time per proxy (ms, log scale) against P0`;
   drawSeries($("exp-p99"), [...names.map((n) => per(n, "p99_ms")), col("p99_ms")], [...colours, "#1d2433"],
     [...names, "all proxies"], { xs, marks, log: true, refs: [{ value: info.p0_ms, label: `P0 ${info.p0_ms} ms` }] });
@@ -414,8 +421,8 @@ function connectFeed() {
 }
 
 showAuth();
-if (!storedToken()) askForToken("");
 if (location.hash === "#experiment") { exp.shown = true; showTab("experiment"); }
+else if (!storedToken()) askForToken("");
 connectFeed();
 loadScenarios();
 refreshClients();
