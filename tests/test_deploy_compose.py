@@ -20,6 +20,8 @@ import jsonschema
 import pytest
 import yaml
 
+from service_kit import env_variables
+
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
 
@@ -35,15 +37,8 @@ def services() -> dict[str, dict[str, Any]]:
 
 
 def settings_env_names(module: str) -> set[str]:
-    """<prefix><field>, or the field's validation_alias (API_TOKEN in every service)."""
-    settings_cls = __import__(module, fromlist=["Settings"]).Settings
-    prefix = settings_cls.model_config.get("env_prefix", "")
-    return {
-        (
-            info.validation_alias if isinstance(info.validation_alias, str) else f"{prefix}{name}"
-        ).upper()
-        for name, info in settings_cls.model_fields.items()
-    }
+    """The variables a service's settings read (docs/configuration.md: the field names)."""
+    return set(env_variables(__import__(module, fromlist=["Settings"]).Settings))
 
 
 def kamailio_env_names() -> set[str]:

@@ -32,6 +32,8 @@ import pytest
 import uvicorn
 from dockerfile_parse import DockerfileParser
 
+from service_kit import env_variables
+
 ROOT = Path(__file__).resolve().parent.parent
 DOCKER = ROOT / "docker"
 PYTHON_IMAGES = ["sip-controller", "sip-client", "scenario-controller", "csvgen", "analyzer"]
@@ -232,9 +234,7 @@ def test_images_run_as_a_fixed_non_root_user(image: str) -> None:
 def test_healthcheck_hits_the_services_health_path_and_port(image: str) -> None:
     module_name, host_var, port_var = SERVICE_SETTINGS[image]
     module = __import__(module_name, fromlist=["Settings"])
-    settings_cls = module.Settings
-    prefix = settings_cls.model_config.get("env_prefix", "")
-    fields = {f"{prefix}{name}".upper(): info for name, info in settings_cls.model_fields.items()}
+    fields = env_variables(module.Settings)
     final = stages(image)[-1]
     checks = [i["value"] for i in final if i["instruction"] == "HEALTHCHECK"]
     assert len(checks) == 1, f"{image}: one HEALTHCHECK expected"

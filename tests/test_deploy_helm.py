@@ -35,6 +35,8 @@ import pytest
 import yaml
 from metric_catalog import exported_metrics
 
+from service_kit import env_variables
+
 ROOT = Path(__file__).resolve().parent.parent
 CHART = ROOT / "helm" / "ims-testbed"
 RELEASE, NAMESPACE = "testbed", "lab"
@@ -227,16 +229,8 @@ def key(doc: dict[str, Any]) -> tuple[str, str]:
 
 
 def settings_env(module: str) -> dict[str, Any]:
-    """A service's settings by environment name: <prefix><field>, or the field's
-    validation_alias (API_TOKEN has no prefix in any service)."""
-    settings_cls = __import__(module, fromlist=["Settings"]).Settings
-    prefix = settings_cls.model_config.get("env_prefix", "")
-    return {
-        (
-            info.validation_alias if isinstance(info.validation_alias, str) else f"{prefix}{name}"
-        ).upper(): info
-        for name, info in settings_cls.model_fields.items()
-    }
+    """A service's settings by environment name (docs/configuration.md: the field names)."""
+    return dict(env_variables(__import__(module, fromlist=["Settings"]).Settings))
 
 
 def kamailio_env_names() -> set[str]:
@@ -2205,12 +2199,11 @@ def test_values_start_from_the_services_defaults(key: str, module: str) -> None:
     default, so a user sees every knob and the chart changes nothing by accident."""
     section = values("sip-proxy")["analyzer"] if key == "analyzer" else values(key)
     settings_cls = __import__(module, fromlist=["Settings"]).Settings
-    prefix = settings_cls.model_config.get("env_prefix", "").lower()
     fields = settings_env(module)
     for name, text in section["env"].items():
         if (key, name) in DELIBERATE:
             continue
-        attribute = name.lower().removeprefix(prefix)
+        attribute = name.lower()
         parsed = getattr(settings_cls.model_validate({attribute: text}), attribute)
         assert parsed == fields[name].default, f"{key}.env.{name}={text!r}"
 
