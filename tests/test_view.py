@@ -106,6 +106,10 @@ def test_a_folder_without_autoscaler_csv_has_no_events(tmp_path: Path):
             "summary.json: cpu:",
         ),
         (
+            lambda f: (f / "summary.json").write_text(json.dumps({**SUMMARY, "percentile": 100})),
+            "summary.json: percentile: Input should be less than 100",
+        ),
+        (
             lambda f: (f / "autoscaler.csv").write_text(AUTOSCALER + "3.0,two,3,2,x\n"),
             "autoscaler.csv: line 4: column target_before: 'two' is not a number",
         ),

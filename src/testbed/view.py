@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 
 from scenario_controller.experiment import ExperimentInfo, ExperimentRecord, ProxyView, Sample
 from testbed.experiment.panel_feed import BadValue, scaling_events, to_sample
@@ -51,9 +52,18 @@ def load_folder(folder: Path) -> ExperimentRecord:
                 events += scaling_events([row])
             except BadValue as exc:
                 raise FolderError(f"{autoscaler}: line {line}: {exc}") from None
-    return ExperimentRecord(
-        experiment=_info(folder, summary), samples=samples, proxies=_proxies(samples), events=events
-    )
+    try:
+        return ExperimentRecord(
+            experiment=_info(folder, summary),
+            samples=samples,
+            proxies=_proxies(samples),
+            events=events,
+        )
+    except ValidationError as exc:  # a figure of summary.json out of its range
+        first = exc.errors()[0]
+        loc = first["loc"][1:] if first["loc"][:1] == ("experiment",) else first["loc"]
+        where = ".".join(str(p) for p in loc)
+        raise FolderError(f"{folder / 'summary.json'}: {where}: {first['msg']}") from None
 
 
 def _summary(path: Path) -> dict[str, Any]:
@@ -93,7 +103,7 @@ def _info(folder: Path, summary: dict[str, Any]) -> ExperimentInfo:
         raise FolderError(f"{path}: no positive p0_ms (the run's QoS target)")
     cpu = summary.get("cpu")
     return ExperimentInfo(
-        name=name,
+        name=name[:100],
         run_id=str(folder),
         source="folder",
         p0_ms=p0,

@@ -413,16 +413,20 @@ class LocalRun:
 
     def _start_panel_feed(self, scenario_url: str, duration: float) -> None:
         experiment = self.experiment
-        info = ExperimentInfo(
-            name=experiment.name,
-            run_id=str(self.out),
-            source="run",
-            p0_ms=experiment.qos.p0_ms,
-            percentile=experiment.qos.percentile,
-            cpu_millicores=experiment.proxies.millicores,
-            duration_s=duration,
-            folder=str(self.out),
-        )
+        try:
+            info = ExperimentInfo(
+                name=experiment.name[:100],
+                run_id=str(self.out),
+                source="run",
+                p0_ms=experiment.qos.p0_ms,
+                percentile=experiment.qos.percentile,
+                cpu_millicores=experiment.proxies.millicores,
+                duration_s=duration,
+                folder=str(self.out),
+            )
+        except ValueError as exc:  # the panel is a view: the run goes on without it
+            self.note(f"warning: the panel will not show this run: {describe(exc)}")
+            return
         self.panel = PanelFeed(scenario_url, self.auth, info, self._proxy_states)
         self.panel.start()
 
