@@ -378,15 +378,17 @@ function renderExperiment() {
   const colours = names.map((_n, i) => PALETTE[i % PALETTE.length]);
   const marks = data.events.map((e) => ({ x: e.t_s, label: `${e.before}->${e.after}` }));
   drawSeries($("exp-pool"), [col("replicas"), col("proxies"), col("ready_proxies"), col("desired_proxies")],
-    ["#cbd5e0", "#2b6cb0", "#38a169", "#dd6b20"], ["replicas", "serving", "ready", "desired"],
+    ["#a0aec0", "#2b6cb0", "#38a169", "#dd6b20"], ["replicas", "serving", "ready", "desired"],
     { xs, marks, widths: [6, 3, 1.5, 1.5], dashes: [null, null, null, [5, 4]] });
   $("exp-p99-title").textContent = `p${info.percentile} response time per proxy (ms, log scale) against P0`;
-  drawSeries($("exp-p99"), [...names.map((n) => per(n, "p99_ms")), col("p99_ms")], [...colours, "#1d2433"],
-    [...names, "all proxies"], { xs, marks, log: true, refs: [{ value: info.p0_ms, label: `P0 ${info.p0_ms} ms` }] });
+  // over all proxies first, wide and light: the proxies' own lines stay visible on it
+  drawSeries($("exp-p99"), [col("p99_ms"), ...names.map((n) => per(n, "p99_ms"))], ["#a0aec0", ...colours],
+    ["all proxies", ...names], { xs, marks, log: true, widths: [4], refs: [{ value: info.p0_ms, label: `P0 ${info.p0_ms} ms` }] });
   drawSeries($("exp-cpu-chart"), names.map((n) => per(n, "cpu_mcpu")), colours, names,
     { xs, marks, refs: info.cpu_millicores ? [{ value: info.cpu_millicores, label: `limit ${info.cpu_millicores}m` }] : [] });
-  drawSeries($("exp-arrivals-chart"), [col("lb_invites_per_s"), col("sent_per_s")], ["#2b6cb0", "#a0aec0"],
-    ["new INVITEs/s at the LB", "invites sent/s"], { xs, marks });
+  // what the scenario controller sent under what reached the LB (they mostly coincide)
+  drawSeries($("exp-arrivals-chart"), [col("sent_per_s"), col("lb_invites_per_s")], ["#a0aec0", "#2b6cb0"],
+    ["invites sent/s", "new INVITEs/s at the LB"], { xs, marks, widths: [4, 1.5] });
   drawSeries($("exp-calls-chart"), [col("calls_succeeded_per_s"), col("calls_failed_per_s")], ["#38a169", "#c53030"],
     ["calls ok/s", "calls failed/s"], { xs, marks });
 
