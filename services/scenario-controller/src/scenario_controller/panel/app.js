@@ -129,8 +129,8 @@ function drawSeries(canvas, series, colours, labels, options) {
   for (const r of refs) {
     if (r.value == null) continue;
     const y = yOf(r.value);
-    ctx.strokeStyle = r.colour || "#c53030"; ctx.setLineDash([6, 4]);
-    ctx.beginPath(); ctx.moveTo(pad, y); ctx.lineTo(w - 4, y); ctx.stroke(); ctx.setLineDash([]);
+    ctx.strokeStyle = r.colour || "#c53030"; ctx.setLineDash([6, 4]); ctx.lineWidth = 1.5;
+    ctx.beginPath(); ctx.moveTo(pad, y); ctx.lineTo(w - 4, y); ctx.stroke(); ctx.setLineDash([]); ctx.lineWidth = 1;
     ctx.fillStyle = r.colour || "#c53030"; ctx.fillText(r.label, w - 8 - ctx.measureText(r.label).width, y - 3);
   }
   let labelX = pad + 8;
