@@ -96,8 +96,10 @@ def test_plain_progress_marks_a_percentile_over_p0_and_unknown_values():
     progress = PlainProgress(_experiment(), lines.append)
     progress("running", _row(0.0, p99_ms=812.4, proxies=3))
     progress("running", _row(5.0, p99_ms=None, lb_invites_per_s=float("nan")))
+    progress("running", _row(10.0, p99_ms=0.94))
     assert "proxies=3 p99=812ms (> P0 500ms)" in lines[0]
     assert "rate=- proxies=1 p99=- (P0 500ms)" in lines[1]
+    assert "p99=0.9ms (P0 500ms)" in lines[2]  # a loopback run's sub-millisecond times
 
 
 # -- exit codes -------------------------------------------------------------------------------

@@ -268,7 +268,7 @@ def test_testbed_prometheus_names_a_bad_folder(tmp_path: Path) -> None:
         timeout=60,
     )
     assert done.returncode == 2
-    assert "no Prometheus TSDB (prometheus/data)" in done.stdout
+    assert "no Prometheus TSDB (prometheus/data)" in done.stderr
 
 
 def test_an_autoscaler_reads_its_inputs_from_prometheus(tmp_path: Path) -> None:

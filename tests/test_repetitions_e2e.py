@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -60,7 +61,15 @@ def test_run_repeat_2_gives_two_seeded_runs_and_the_group_summary(
         )
     )
     done = _cli(["run", str(spec), "--repeat", "2", "--results", str(tmp_path / "results")], env)
+    # 0: both completed and no call failed (3 if one had)
     assert done.returncode == 0, done.stdout + done.stderr
+    # stdout is a pipe: progress lines every 5 s of run time instead of the live view
+    line = re.compile(
+        r"t=\d+s/1\ds rate=\S+ proxies=\d+ p99=\S+ \((> )?P0 1000ms\) calls ok=\d+ failed=0"
+    )
+    progress = [x for x in done.stdout.splitlines() if x.startswith("t=")]
+    assert len(progress) >= 6, done.stdout  # two runs of about 17 s
+    assert all(line.fullmatch(x) for x in progress), progress
     folder = Path(done.stdout.strip().splitlines()[-1])
     assert folder.parent == (tmp_path / "results").resolve()
     assert "mean ± 95% CI" in done.stdout

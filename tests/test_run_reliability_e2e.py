@@ -8,6 +8,7 @@ import contextlib
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -258,7 +259,13 @@ def test_a_run_whose_scenario_controller_is_killed_ends_and_says_so_with_every_f
 def test_a_run_sent_sigterm_half_way_stops_at_once_and_leaves_nothing(runs: Runs):
     run = runs.start(40)
     runs.running(run)
-    time.sleep(8)
+    time.sleep(6)
+    # the time series is on disk row by row while the run goes, and stdout (a file here) gets
+    # a progress line every 5 s of run time instead of the live view
+    rows_before = len(_rows(run.folder / "timeseries.csv"))
+    time.sleep(2)
+    assert len(_rows(run.folder / "timeseries.csv")) > rows_before > 3
+    assert re.search(r"^t=\d+s/40s rate=", run.text(), re.MULTILINE), run.text()
     sent = time.monotonic()
     run.proc.send_signal(signal.SIGTERM)
     code = runs.wait(run, timeout=90)

@@ -80,7 +80,7 @@ class PlainProgress:
         parts.append(f"proxies={'-' if proxies is None else proxies}")
         p99 = _number(row.get("p99_ms"))
         over = p99 is not None and p99 > qos.p0_ms
-        value = "-" if p99 is None else f"{p99:.0f}ms"
+        value = "-" if p99 is None else f"{p99:.{0 if p99 >= 10 else 1}f}ms"  # 0.9, not 1
         parts.append(f"p{qos.percentile:g}={value} ({'> ' if over else ''}P0 {qos.p0_ms:g}ms)")
         ok, failed = (round(self.totals[k]) for k in ("ok", "failed"))
         parts.append(f"calls ok={ok} failed={failed}")
