@@ -95,6 +95,27 @@ def test_python_service_image_answers_with_its_version(
     assert containers.healthcheck(container) == 0, containers.logs(container)
 
 
+def test_analyzer_image_leaves_out_the_pyshark_backend(
+    images: dict[str, Image], containers: Containers
+) -> None:
+    """No tshark in the image, so no pyshark either (the analyzer's optional extra): choosing
+    that backend stops the service at once with one line naming the extra."""
+    image = images["analyzer"]
+    probe = "command -v tshark; python -c 'import pyshark' 2>/dev/null && echo pyshark"
+    found = containers.engine.run(
+        "run", "--rm", "--network", "none", "--entrypoint", "sh", image.ref, "-c", probe,
+        check=False,
+    )  # fmt: skip
+    assert found.stdout.strip() == "", found.stdout
+    env = {"ANALYZER_BACKEND": "pyshark", "ANALYZER_PROXY_ADDRESS": "127.0.0.1:5060"}
+    container = containers.run(image, "--network", "none", *env_args(env))
+    waited = containers.engine.run("wait", container, timeout=120).stdout.strip()
+    lines = containers.logs(container).splitlines()
+    assert waited == "1", lines
+    assert len(lines) == 1, lines
+    assert "analyzer[pyshark]" in lines[0]
+
+
 @pytest.mark.parametrize("name", ["kamailio", "kamailio-debug"])
 def test_kamailio_image_runs_the_load_balancer_on_a_schema_it_did_not_make(
     name: str, images: dict[str, Image], containers: Containers, tmp_path: Path
