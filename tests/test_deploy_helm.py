@@ -892,7 +892,8 @@ LEFT_AT_DEFAULT = {
     "sip-client": {"POD_ID"},  # the image's entrypoint derives it from the StatefulSet ordinal
     "analyzer": {"ANALYZER_PCAP_FILE"},  # a sidecar captures live
     "csvgen": {"CSVGEN_DATA_DIR"},  # the data the package ships
-    "scenario-controller": set(),
+    # the experiment view's memory bound and `testbed view`'s read-only folder (local only)
+    "scenario-controller": {"EXPERIMENT_KEEP_ROWS", "EXPERIMENT_REPLAY"},
     # local mode's address source; the in-cluster API's address, token, CA and namespace files
     # (the service account's, at their standard paths)
     "sip-controller": {

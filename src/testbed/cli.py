@@ -26,6 +26,7 @@ from testbed.local import cpusets, processes
 from testbed.local.cgroups import parse_millicores
 from testbed.local.state import IsolationRecord, RunRegistry
 from testbed.local.testbed import ComponentStatus, LocalTestbed, StartupError
+from testbed.view import view as view_command
 
 app = typer.Typer(
     help="Local testbed for scaling SIP proxies (Kamailio) under a response-time target.",
@@ -834,6 +835,9 @@ def prometheus(
         pass
     finally:
         server.stop()
+
+
+app.command("view")(view_command)  # the panel's Experiment tab over a results folder
 
 
 def _print_phase(phase: str, row: dict[str, object] | None) -> None:
