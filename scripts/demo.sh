@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job: set everything up, then answer the testbed's question on the embedded local
-# testbed. The same load (4 -> 30 invites/s in 140 s, experiments/tour-*.yaml) is served three
+# testbed. The same load (4 -> 30 invites/s in 110 s, experiments/tour-*.yaml) is served three
 # times through real Kamailio proxies at 20m CPU each: by a static pool sized for where the load
 # starts (1 proxy), by the capacity plan (6 proxies, sized for the peak) and by the capacity
 # autoscaling policy (from 2 proxies). `testbed compare` then says which met P0 and at what cost
