@@ -151,16 +151,6 @@ def test_a_group_folder_points_to_its_runs(tmp_path: Path):
         load_folder(group)
 
 
-def test_a_shipped_results_folder_loads():
-    """The real thing: a results folder of an autoscaled run, if this checkout holds one."""
-    found = sorted(Path(__file__).resolve().parents[1].glob("results/**/autoscaler.csv"))
-    if not found:
-        pytest.skip("no results folder of an autoscaled run in this checkout")
-    record = load_folder(found[0].parent)
-    assert len(record.samples) > 10
-    assert record.proxies
-
-
 # -- serving --------------------------------------------------------------------------------
 
 VIEW = "import typer; from testbed.view import view; typer.run(view)"
