@@ -1,5 +1,6 @@
 """What every FastAPI service of the testbed shares at its entry point (see its README)."""
 
+from service_kit.app import service_app
 from service_kit.command import command_line, listen_address, load_settings, parser, port_number
 from service_kit.settings import (
     ServiceSettings,
@@ -20,4 +21,5 @@ __all__ = [
     "load_settings",
     "parser",
     "port_number",
+    "service_app",
 ]

@@ -20,6 +20,7 @@ from analyzer.config import Settings
 from analyzer.metrics import AnalyzerCollector, ResponseTimes
 from analyzer.runner import CaptureRunner
 from analyzer.samples import SampleStore
+from service_kit import service_app
 
 log = logging.getLogger(__name__)
 EXPIRY_INTERVAL_SECONDS = 1.0
@@ -87,15 +88,7 @@ def create_app(
                     await task
             await asyncio.to_thread(runner.stop)
 
-    # no Swagger UI or ReDoc: FastAPI loads them from a CDN; the document is /openapi.json
-    # and services/<name>/openapi.json (scripts/openapi.sh)
-    app = FastAPI(
-        title="analyzer",
-        version=__version__,
-        lifespan=lifespan,
-        docs_url=None,
-        redoc_url=None,
-    )
+    app = service_app("analyzer", __version__, lifespan)
     app.state.settings = settings
     app.state.samples = store
     app.state.analyzer = analyzer

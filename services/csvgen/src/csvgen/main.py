@@ -17,6 +17,7 @@ from csvgen.config import Settings
 from csvgen.errors import CsvgenError
 from csvgen.metrics import CsvgenMetrics
 from scenario_csv import ScenarioError
+from service_kit import service_app
 
 
 def create_app(
@@ -34,15 +35,7 @@ def create_app(
         app.state.metrics = metrics
         yield
 
-    # no Swagger UI or ReDoc: FastAPI loads them from a CDN; the document is /openapi.json
-    # and services/<name>/openapi.json (scripts/openapi.sh)
-    app = FastAPI(
-        title="csvgen",
-        version=__version__,
-        lifespan=lifespan,
-        docs_url=None,
-        redoc_url=None,
-    )
+    app = service_app("csvgen", __version__, lifespan)
 
     @app.exception_handler(CsvgenError)
     async def _user_error(_request: Request, exc: CsvgenError) -> JSONResponse:

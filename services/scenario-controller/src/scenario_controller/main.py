@@ -19,6 +19,7 @@ from scenario_controller.api.routes import experiment as experiment_routes
 from scenario_controller.config import Settings
 from scenario_controller.metrics import ControllerMetrics
 from scenario_controller.state import Controller
+from service_kit import service_app
 
 
 def create_app(
@@ -44,15 +45,7 @@ def create_app(
                     await publisher
                 await controller.stop_runs()
 
-    # no Swagger UI or ReDoc: FastAPI loads them from a CDN; the document is /openapi.json
-    # and services/<name>/openapi.json (scripts/openapi.sh)
-    app = FastAPI(
-        title="scenario-controller",
-        version=__version__,
-        lifespan=lifespan,
-        docs_url=None,
-        redoc_url=None,
-    )
+    app = service_app("scenario-controller", __version__, lifespan)
     app.include_router(health.router)
     app.include_router(clients.router)
     app.include_router(scenarios.router)

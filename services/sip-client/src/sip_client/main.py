@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_fastapi_instrumentator import Instrumentator
 
 from api_token.guard import TokenGuard
+from service_kit import service_app
 from sip_client import __version__
 from sip_client.api.routes import calls, health, phones
 from sip_client.config import Settings
@@ -102,13 +103,7 @@ def create_app(
     # no Swagger UI or ReDoc: FastAPI loads them from a CDN; the document is /openapi.json
     # and services/<name>/openapi.json (scripts/openapi.sh). One title for every pod, so the
     # document does not depend on POD_ID.
-    app = FastAPI(
-        title="sip-client",
-        version=__version__,
-        lifespan=lifespan,
-        docs_url=None,
-        redoc_url=None,
-    )
+    app = service_app("sip-client", __version__, lifespan)
     app.include_router(health.router)
     app.include_router(phones.router)
     app.include_router(calls.router)

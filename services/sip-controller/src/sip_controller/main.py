@@ -17,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from api_token.guard import TokenGuard
 from kamailio_rpc import AsyncKamailioRpc
+from service_kit import service_app
 from sip_controller import __version__
 from sip_controller.api.routes import health, proxies, registrations
 from sip_controller.config import Settings
@@ -107,15 +108,7 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
 
-    # no Swagger UI or ReDoc: FastAPI loads them from a CDN; the document is /openapi.json
-    # and services/<name>/openapi.json (scripts/openapi.sh)
-    app = FastAPI(
-        title="sip-controller",
-        version=__version__,
-        lifespan=lifespan,
-        docs_url=None,
-        redoc_url=None,
-    )
+    app = service_app("sip-controller", __version__, lifespan)
 
     @app.exception_handler(ControllerError)
     async def _controller_error(_request: Request, exc: ControllerError) -> JSONResponse:
