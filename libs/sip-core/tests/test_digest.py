@@ -6,6 +6,7 @@ import pytest
 
 from sip_core import (
     Challenge,
+    ChallengeError,
     DigestAuth,
     Headers,
     ParseError,
@@ -13,6 +14,7 @@ from sip_core import (
     Response,
     challenge_of,
     credentials,
+    next_request,
     parse_challenge,
 )
 from sip_core.digest import digest_response
@@ -148,6 +150,43 @@ def test_flow_gives_up_when_challenged_again_but_retries_a_stale_nonce_once():
     assert third.headers.get("authorization") is not None
     with pytest.raises(StopIteration):
         flow.send(_challenge_response(401, stale=True))
+
+
+def test_a_server_that_keeps_saying_stale_gets_one_stale_retry():
+    """Challenge, stale, stale ...: three requests in all, then the flow ends (no loop)."""
+    auth = DigestAuth("0100", "0100")
+    flow = auth.auth_flow(_request(), _renew)
+    sent = [next(flow)]
+    while (again := next_request(flow, _challenge_response(407, stale=True))) is not None:
+        sent.append(again)
+        assert len(sent) < 10, "the stale retries are not bounded"
+    assert [request.cseq.number for request in sent] == [1, 2, 3]
+
+
+def test_next_request_drives_the_flow_one_response_at_a_time():
+    auth = DigestAuth("0100", "0100", cnonce=lambda: "cafe")
+    flow = auth.auth_flow(_request(), _renew)
+    next(flow)
+    second = next_request(flow, _challenge_response(401))
+    assert second is not None
+    assert second.cseq.number == 2
+    assert "authorization" in second.headers
+    assert next_request(flow, Response(200, "OK", Headers())) is None
+    assert next_request(flow, Response(200, "OK", Headers())) is None  # done stays done
+
+    refused = auth.auth_flow(_request(), _renew)
+    next(refused)
+    assert next_request(refused, Response(486, "Busy Here", Headers())) is None
+
+
+def test_an_unusable_challenge_raises_out_of_the_flow_and_ends_it():
+    auth = DigestAuth("0100", "0100")
+    flow = auth.auth_flow(_request(), _renew)
+    next(flow)
+    aka = Headers([("Proxy-Authenticate", 'Digest realm="r", nonce="n", algorithm=AKAv1-MD5')])
+    with pytest.raises(ChallengeError, match="unsupported algorithm 'AKAv1-MD5'"):
+        next_request(flow, Response(407, "Proxy Authentication Required", aka))
+    assert next_request(flow, _challenge_response(407)) is None
 
 
 def test_nonce_count_increments_per_nonce():

@@ -1,7 +1,8 @@
 """sip-core: a sans-I/O SIP library. Bytes and the current time go in; events and bytes come out.
 
 - `parse_message` / `Message.to_bytes`: RFC 3261 messages (compact forms, folding, lists).
-- `digest`: Digest authentication for 401/407 (MD5, SHA-256, qop=auth, stale=true).
+- `digest`: Digest authentication for 401/407 (MD5, SHA-256, qop=auth, stale=true); the
+  httpx-shaped `DigestAuth.auth_flow` and `next_request` to drive it one response at a time.
 - `TransactionLayer`: RFC 3261 17 transactions over UDP with timers A-K and explicit `now`.
 - `Dialog`: tags, CSeq and remote target for in-dialog ACK and BYE.
 - `LogLimiter`: how often a receive loop logs about bad input; `RateLimitedLog` wraps a logger
@@ -10,7 +11,15 @@
 
 from sip_core.build import IdSource, make_request, make_response
 from sip_core.dialog import Dialog
-from sip_core.digest import Challenge, DigestAuth, challenge_of, credentials, parse_challenge
+from sip_core.digest import (
+    AuthFlow,
+    Challenge,
+    DigestAuth,
+    challenge_of,
+    credentials,
+    next_request,
+    parse_challenge,
+)
 from sip_core.errors import (
     ChallengeError,
     LocalProtocolError,
@@ -42,6 +51,7 @@ from sip_core.transaction import (
 __all__ = [
     "AckReceived",
     "Address",
+    "AuthFlow",
     "CSeq",
     "Challenge",
     "ChallengeError",
@@ -78,6 +88,7 @@ __all__ = [
     "held_note",
     "make_request",
     "make_response",
+    "next_request",
     "parse_challenge",
     "parse_message",
     "parse_name_addr",

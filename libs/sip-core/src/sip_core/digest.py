@@ -2,7 +2,9 @@
 
 The challenge is parsed into a small frozen value; credentials are computed by pure functions;
 `DigestAuth.auth_flow` is a generator in the shape of httpx's DigestAuth: it yields the request
-to send, receives the response, and yields the request again with credentials when challenged.
+to send, receives the final response, and yields the request again with credentials when
+challenged; `next_request` drives it one response at a time, for a transaction user that gets
+its responses as events.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ _HASHES: dict[str, Callable[[bytes], str]] = {
     "SHA-256": lambda data: hashlib.sha256(data).hexdigest(),
     "SHA-512-256": lambda data: hashlib.new("sha512_256", data).hexdigest(),
 }
+
+# yields the requests to send, is sent each one's final response (DigestAuth.auth_flow)
+AuthFlow = Generator[Request, Response, None]
 
 
 @dataclass(frozen=True)
@@ -224,11 +229,11 @@ class DigestAuth:
         )
         return request.with_headers(request.headers.replace(challenge.authorization_header, value))
 
-    def auth_flow(
-        self, request: Request, renew: Callable[[Request], Request]
-    ) -> Generator[Request, Response, None]:
+    def auth_flow(self, request: Request, renew: Callable[[Request], Request]) -> AuthFlow:
         """Yield the request; on a challenge yield it again (renewed: new CSeq and branch) with
-        credentials. A second challenge ends the flow unless it says stale=true (RFC 7616)."""
+        credentials. A second challenge ends the flow unless it says stale=true (RFC 7616), and
+        only one stale retry is made: a server that keeps saying stale cannot loop us. Send it
+        final responses only. A challenge that cannot be answered raises ChallengeError."""
         response = yield request
         answered_stale = False
         tries = 0
@@ -242,3 +247,13 @@ class DigestAuth:
             tries += 1
             request = self.authorize(renew(request), challenge)
             response = yield request
+
+
+def next_request(flow: AuthFlow, response: Response) -> Request | None:
+    """The flow's answer to a final response: the request again with credentials, or None when
+    the flow is done (not challenged, or challenged again after the credentials). Raises
+    ChallengeError for a challenge that cannot be answered; the flow is done after it."""
+    try:
+        return flow.send(response)
+    except StopIteration:
+        return None
