@@ -54,9 +54,9 @@ def _peak_rss_mb() -> float:
 
 
 def child_generate(duration_s: float, rate: float, arrivals: str, path: Path) -> None:
-    from csvgen.output import write_file
-    from csvgen.scenario import Scenario
-    from csvgen.spec import GenerateRequest
+    from scenario_gen.output import write_file
+    from scenario_gen.scenario import Scenario
+    from scenario_gen.spec import GenerateRequest
 
     request = GenerateRequest.model_validate(
         {

@@ -13,8 +13,8 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from csvgen.schedule import invite_times_ms
-from csvgen.shapes import RateShape
+from scenario_gen.schedule import invite_times_ms
+from scenario_gen.shapes import RateShape
 
 
 @st.composite

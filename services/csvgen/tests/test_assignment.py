@@ -5,10 +5,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from csvgen.assignment import HoldTimeGuard, PhonePlan
-from csvgen.errors import CapacityError
-from csvgen.scenario import Scenario
-from csvgen.spec import GenerateRequest
+from scenario_gen.assignment import HoldTimeGuard, PhonePlan
+from scenario_gen.errors import CapacityError
+from scenario_gen.scenario import Scenario
+from scenario_gen.spec import GenerateRequest
 
 
 def test_pairs_go_round_robin_over_pods_then_phones():

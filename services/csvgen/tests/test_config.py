@@ -2,7 +2,7 @@ import pytest
 from pydantic import ValidationError
 
 from csvgen.config import PACKAGED_DATA, Settings
-from csvgen.errors import MilanoError
+from scenario_gen.errors import MilanoError
 
 
 def test_settings_come_from_csvgen_variables(monkeypatch: pytest.MonkeyPatch, tmp_path):

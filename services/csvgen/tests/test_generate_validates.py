@@ -6,8 +6,6 @@ import numpy as np
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from csvgen.scenario import Scenario
-from csvgen.spec import GenerateRequest, StepShape
 from scenario_csv import (
     PARTNERS,
     ScenarioFormat,
@@ -16,6 +14,8 @@ from scenario_csv import (
     validate,
     write_ten_minute,
 )
+from scenario_gen.scenario import Scenario
+from scenario_gen.spec import GenerateRequest, StepShape
 
 MAX_RATE = 150.0
 

@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 
 from csvgen.config import PACKAGED_DATA
-from csvgen.errors import MilanoError
-from csvgen.milano import add_calls, day_series, load_calls, milano_shape
-from csvgen.scenario import Scenario, build_shape
-from csvgen.spec import GenerateRequest, MilanoShape
 from csvgen.synthetic import synthetic_lines
 from scenario_csv import validate
+from scenario_gen.errors import MilanoError
+from scenario_gen.milano import add_calls, day_series, load_calls, milano_shape
+from scenario_gen.scenario import Scenario, build_shape
+from scenario_gen.spec import GenerateRequest, MilanoShape
 
 FIXTURE = PACKAGED_DATA / "milano-synthetic-day.tsv"
 DAY = dt.date(2013, 11, 4)

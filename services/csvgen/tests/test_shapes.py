@@ -3,10 +3,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from csvgen.errors import ShapeError
-from csvgen.scenario import build_shape
-from csvgen.shapes import RateShape
-from csvgen.spec import RampShape, StepShape, TableShape
+from scenario_gen.errors import ShapeError
+from scenario_gen.scenario import build_shape
+from scenario_gen.shapes import RateShape
+from scenario_gen.spec import RampShape, StepShape, TableShape
 
 
 @st.composite

@@ -1,7 +1,7 @@
 import pytest
 
-from csvgen.errors import ShapeError
 from csvgen.table import parse_table, read_table
+from scenario_gen.errors import ShapeError
 
 
 def test_separators_header_and_comments():

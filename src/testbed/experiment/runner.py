@@ -19,11 +19,11 @@ import httpx
 import yaml
 
 import api_token
-from csvgen.output import write_file
-from csvgen.scenario import Scenario
-from csvgen.spec import StepShape, TableShape
 from scenario_controller.experiment import ExperimentInfo, ProxyStateName
 from scenario_csv import ScenarioSummary, text_lines, validate
+from scenario_gen.output import write_file
+from scenario_gen.scenario import Scenario
+from scenario_gen.spec import StepShape, TableShape
 from testbed.autoscale.local import LocalAutoscaler
 from testbed.autoscale.prom_metrics import PrometheusMetrics
 from testbed.config import TestbedSettings

@@ -16,7 +16,7 @@ from pydantic import (
     model_validator,
 )
 
-from csvgen.spec import GenerateRequest, MilanoShape
+from scenario_gen.spec import GenerateRequest, MilanoShape
 from testbed.experiment.faults.spec import FaultSpec, check_against
 from testbed.local import cpusets
 from testbed.local.cgroups import parse_millicores

@@ -19,10 +19,7 @@ import typer
 from pydantic import ValidationError
 
 from csvgen.errors import CsvgenError
-from csvgen.output import write_file, write_stream
 from csvgen.report import validation_report
-from csvgen.scenario import Scenario, build_shape
-from csvgen.spec import GenerateRequest
 from csvgen.table import read_table
 from scenario_csv import (
     ScenarioError,
@@ -35,6 +32,10 @@ from scenario_csv import (
     write_ten_minute,
 )
 from scenario_csv import read_ten_minute as read_as_ten_minute
+from scenario_gen.errors import GenerationError
+from scenario_gen.output import write_file, write_stream
+from scenario_gen.scenario import Scenario, build_shape
+from scenario_gen.spec import GenerateRequest
 
 app = typer.Typer(
     help="Generate, validate and plot scenario CSVs for the IMS testbed.",
@@ -114,7 +115,7 @@ def _user_errors() -> Iterator[None]:
     """Errors in what the user gave become one line on stderr and exit code 2."""
     try:
         yield
-    except (CsvgenError, ScenarioError) as exc:
+    except (CsvgenError, GenerationError, ScenarioError) as exc:
         _fail(str(exc))
     except BrokenPipeError:
         raise  # `csvgen generate | head`: click ends quietly

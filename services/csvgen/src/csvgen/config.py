@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from csvgen.errors import MilanoError
+from scenario_gen.errors import MilanoError
 from service_kit import ServiceSettings
 
 PACKAGED_DATA = Path(__file__).parent / "data"

@@ -17,6 +17,7 @@ from csvgen.config import Settings
 from csvgen.errors import CsvgenError
 from csvgen.metrics import CsvgenMetrics
 from scenario_csv import ScenarioError
+from scenario_gen.errors import GenerationError
 from service_kit import service_app
 
 
@@ -40,6 +41,10 @@ def create_app(
     @app.exception_handler(CsvgenError)
     async def _user_error(_request: Request, exc: CsvgenError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=exc.status_code)
+
+    @app.exception_handler(GenerationError)
+    async def _generation_error(_request: Request, exc: GenerationError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
 
     @app.exception_handler(ScenarioError)
     async def _scenario_error(_request: Request, exc: ScenarioError) -> JSONResponse:

@@ -15,8 +15,8 @@ matplotlib.use("Agg")  # no display; the service renders from worker threads
 import numpy as np
 from matplotlib.figure import Figure
 
-from csvgen.shapes import RateShape
 from scenario_csv import read_main
+from scenario_gen.shapes import RateShape
 
 MAX_POINTS = 2000
 

@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from csvgen.errors import ShapeError
+from scenario_gen.errors import ShapeError
 
 _SPLIT = re.compile(r"[;,\t ]+")
 _NAMES = ("seconds", "rate")

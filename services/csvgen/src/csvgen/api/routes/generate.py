@@ -13,8 +13,8 @@ from csvgen.config import Settings
 from csvgen.deps import MetricsDep, SettingsDep
 from csvgen.errors import ScenarioTooLarge
 from csvgen.metrics import CsvgenMetrics
-from csvgen.scenario import Scenario
-from csvgen.spec import GenerateRequest
+from scenario_gen.scenario import Scenario
+from scenario_gen.spec import GenerateRequest
 
 # every route here is a POST: the API token (they write nothing, but cost CPU)
 router = APIRouter(tags=["generate"], dependencies=[Depends(require_token)])

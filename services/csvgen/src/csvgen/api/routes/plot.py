@@ -10,9 +10,9 @@ from fastapi import APIRouter, Depends, Response, UploadFile
 
 from api_token.guard import require_token
 from csvgen.deps import SettingsDep
-from csvgen.scenario import build_shape
-from csvgen.spec import ShapeRequest
 from scenario_csv import text_lines
+from scenario_gen.scenario import build_shape
+from scenario_gen.spec import ShapeRequest
 
 # every route here is a POST: the API token (they write nothing, but cost CPU)
 router = APIRouter(tags=["plot"], dependencies=[Depends(require_token)])

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from csvgen.arrivals import CHUNK, Arrivals, unit_points
-from csvgen.assignment import HoldTimeGuard, IntArray
-from csvgen.shapes import RateShape
+from scenario_gen.arrivals import CHUNK, Arrivals, unit_points
+from scenario_gen.assignment import HoldTimeGuard, IntArray
+from scenario_gen.shapes import RateShape
 
 
 @dataclass(frozen=True, slots=True)

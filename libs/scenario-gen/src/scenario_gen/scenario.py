@@ -6,13 +6,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from csvgen.assignment import HoldTimeGuard, PhonePlan
-from csvgen.errors import ShapeError
-from csvgen.milano import day_series, load_calls, milano_shape
-from csvgen.render import MainRenderer, TenMinuteRenderer
-from csvgen.schedule import ScheduleChunk, schedule
-from csvgen.shapes import RateShape
-from csvgen.spec import (
+from scenario_csv import ScenarioFormat, ScenarioRow
+from scenario_gen.assignment import HoldTimeGuard, PhonePlan
+from scenario_gen.errors import ShapeError
+from scenario_gen.milano import day_series, load_calls, milano_shape
+from scenario_gen.render import MainRenderer, TenMinuteRenderer
+from scenario_gen.schedule import ScheduleChunk, schedule
+from scenario_gen.shapes import RateShape
+from scenario_gen.spec import (
     ConstantShape,
     GenerateRequest,
     MilanoShape,
@@ -21,7 +22,6 @@ from csvgen.spec import (
     StepShape,
     TableShape,
 )
-from scenario_csv import ScenarioFormat, ScenarioRow
 
 Resolve = Callable[[str], Path]
 

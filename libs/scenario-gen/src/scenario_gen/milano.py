@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from csvgen.errors import MilanoError
-from csvgen.shapes import FloatArray, Interpolation, RateShape
+from scenario_gen.errors import MilanoError
+from scenario_gen.shapes import FloatArray, Interpolation, RateShape
 
 SLOT_MS = 600_000
 SLOTS_PER_DAY = 144

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from csvgen.errors import CapacityError
 from scenario_csv import phone_id
 from scenario_csv.ids import PODS
+from scenario_gen.errors import CapacityError
 
 IntArray = npt.NDArray[np.int64]
 

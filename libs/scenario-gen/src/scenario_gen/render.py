@@ -7,9 +7,6 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from csvgen.assignment import IntArray
-from csvgen.schedule import ScheduleChunk
-from csvgen.shapes import RateShape
 from scenario_csv import (
     HEADERS,
     SEPARATOR,
@@ -18,6 +15,9 @@ from scenario_csv import (
     ScenarioRow,
     format_rate,
 )
+from scenario_gen.assignment import IntArray
+from scenario_gen.schedule import ScheduleChunk
+from scenario_gen.shapes import RateShape
 
 _WAIT_TEXTS = [str(w) for w in range(10_000)]
 

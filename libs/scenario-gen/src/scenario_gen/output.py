@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import TextIO
 
-from csvgen.scenario import Scenario
+from scenario_gen.scenario import Scenario
 
 
 def write_stream(scenario: Scenario, out: TextIO) -> int:

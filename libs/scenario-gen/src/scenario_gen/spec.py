@@ -9,9 +9,9 @@ from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from csvgen.arrivals import Arrivals
-from csvgen.shapes import Interpolation
 from scenario_csv import ScenarioFormat
+from scenario_gen.arrivals import Arrivals
+from scenario_gen.shapes import Interpolation
 
 
 class _Strict(BaseModel):

@@ -15,7 +15,7 @@ from typing import Literal
 
 import numpy as np
 
-from csvgen.shapes import FloatArray
+from scenario_gen.shapes import FloatArray
 
 Arrivals = Literal["deterministic", "poisson"]
 CHUNK = 1 << 16

@@ -11,7 +11,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from csvgen.errors import ShapeError
+from scenario_gen.errors import ShapeError
 
 FloatArray = npt.NDArray[np.float64]
 Interpolation = Literal["hold", "linear"]

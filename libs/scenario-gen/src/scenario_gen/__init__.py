@@ -1,0 +1,1 @@
+"""scenario_gen: scenario CSV generation (rate shapes, arrival processes, phone assignment)."""
