@@ -5,12 +5,25 @@
 # single-node Kubernetes cluster with the Helm chart installed and exercised (tests/cluster).
 # Extra arguments go to pytest, e.g. scripts/test.sh -k dmq -x
 #
+#   scripts/test.sh --unit [pytest args]   the fast part only (under a minute once set up): the
+#       members' tests (libs/, services/) and tests/unit/, no lint, no images, no cluster
+#
+# The tests live in libs/*/tests and services/*/tests (each member's own), tests/unit (the CLI
+# and runner's logic), tests/integration (real Kamailio, SIPp, MariaDB, Chromium; marker
+# `integration`) and tests/deploy (images, compose, the chart on a cluster; marker `deploy`).
+#
 # One-time builds are cached outside the clone (~/.cache/ims-testbed, TESTBED_CACHE_DIR): the
 # Debian base images, the image layers, the Kubernetes binaries (docs/kubernetes.md has the
 # times with an empty and a full cache).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 step() { printf 'test.sh: %-34s %5d s\n' "$1" "$2"; }
+if [[ "${1:-}" == "--unit" ]]; then
+  shift
+  scripts/setup.sh >/dev/null
+  source scripts/env.sh
+  exec uv run --frozen pytest libs services tests/unit -m "not integration and not deploy" -q "$@"
+fi
 start=$SECONDS
 scripts/setup.sh --tests
 step "setup (packages, Python env, helm)" $((SECONDS - start))

@@ -1,4 +1,4 @@
-"""Helpers shared by the integration tests (importable: pytest puts tests/ on sys.path)."""
+"""Helpers shared by the tests (importable everywhere: pytest puts tests/ on sys.path)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,9 @@ from kamailio_rpc import KamailioRpc
 from testbed.local import processes
 from testbed.local.testbed import PROXY_KIND, LocalTestbed
 from testbed.sipp import SippRunner
+
+# the repository's root, for the tests that read shipped files (experiments/, helm/, docs/)
+ROOT = Path(__file__).resolve().parent.parent
 
 UAS = ("127.0.0.1", 5090)
 # callees 0100..0149 registered at the SIPp UAS for the whole session
@@ -254,3 +257,10 @@ def own_addresses_env(block: int, state_dir: Path) -> dict[str, str]:
     }
     env.pop("DATABASE_URL", None)
     return env
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    """A port nothing on 127.0.0.1 listens on right now (the kernel's pick)."""
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import ROOT
 
 from testbed.experiment import histogram
 from testbed.experiment.benchmark import load_benchmark
@@ -105,7 +106,7 @@ def test_capacity_plan_is_the_papers_arithmetic():
 
 
 def test_shipped_experiments_load(tmp_path: Path):
-    folder = Path(__file__).resolve().parents[1] / "experiments"
+    folder = ROOT / "experiments"
     files = sorted(folder.glob("*.yaml"))
     assert {f.stem for f in files} >= {"demo"}
     for path in files:

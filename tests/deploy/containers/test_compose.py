@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 import pytest
-from containers.harness import ROOT, free_port
+from support import ROOT, free_port
 from typer.testing import CliRunner
 
 from testbed.containers.compose import ComposeProject

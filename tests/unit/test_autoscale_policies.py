@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import pytest
+from support import ROOT
 
 from testbed.autoscale.controller import Autoscaler
 from testbed.autoscale.metrics import MetricView, ScrapedMetrics
@@ -378,7 +379,7 @@ def test_shipped_hpa_file_builds_the_papers_policy(tmp_path: Any) -> None:
     from testbed.autoscale.factory import build_policy
     from testbed.experiment.spec import load
 
-    root = Path(__file__).resolve().parents[1]
+    root = ROOT
     path = Path(tmp_path) / "e.yaml"
     path.write_text(
         "name: x\nscenario: {generate: {shape: {kind: step}}}\n"

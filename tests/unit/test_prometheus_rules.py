@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from support import ROOT
 
 from testbed.experiment.spec import Experiment, ExperimentError, load
 from testbed.local.prometheus import PrometheusError, config, kept_run, targets
@@ -25,7 +26,7 @@ from testbed.local.rules import (
 )
 from testbed.local.state import Component, TestbedState
 
-CHART = Path(__file__).resolve().parents[1] / "helm" / "ims-testbed"
+CHART = ROOT / "helm" / "ims-testbed"
 
 
 def test_recording_rules_render_with_the_window_and_namespace() -> None:

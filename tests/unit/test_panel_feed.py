@@ -252,7 +252,9 @@ def test_a_controller_that_is_down_or_hung_never_slows_the_run(kind: str):
             started = time.perf_counter()
             feed.offer(row(float(t)))
             worst = max(worst, time.perf_counter() - started)
-        assert worst < 0.05
+        # blocking on the network would take the 1 s timeout; a loaded machine can stall a
+        # thread for a few hundred ms (CI measured 0.36 s), which is not what this checks
+        assert worst < 0.8
         time.sleep(1.5)  # pushes are being tried meanwhile
         started = time.monotonic()
         feed.close("completed", None, within_s=3.0)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from support import ROOT, free_port
 
 from service_kit import ServiceSettings, env_variables, envdoc
 from service_kit.services import Service, discover
@@ -24,7 +24,6 @@ from testbed.config import TestbedSettings
 from testbed.local.state import Component, TestbedState
 from testbed.local.testbed import LocalTestbed
 
-ROOT = Path(__file__).resolve().parent.parent
 SERVICES = {s.name: s for s in discover(ROOT)}
 TOKEN = "entry-point-test-token-0123456789"
 BIN = Path(sys.executable).parent
@@ -142,12 +141,6 @@ def test_bad_settings_are_one_line_each_and_exit_2(name: str, how: int) -> None:
     assert "not-a-port" not in result.stderr  # the value is not echoed (it may be a secret)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _service_env(name: str, tmp_path: Path) -> dict[str, str]:
     """What each service needs to start alone, on loopback, touching only tmp_path."""
     return {
@@ -155,7 +148,7 @@ def _service_env(name: str, tmp_path: Path) -> dict[str, str]:
             "DATABASE_URL": f"sqlite:///{tmp_path}/testbed.sqlite",
             "SUBSCRIBER_LAST": "0",
             # a closed port: never another testbed's load balancer
-            "LOADBALANCER_RPC_URLS": f"http://127.0.0.1:{_free_port()}/RPC",
+            "LOADBALANCER_RPC_URLS": f"http://127.0.0.1:{free_port()}/RPC",
         },
         "scenario-controller": {
             "SCENARIO_DIR": str(tmp_path / "scenarios"),
@@ -174,7 +167,7 @@ def test_the_command_line_beats_the_environment(name: str, tmp_path: Path) -> No
     service answers /health on the command line's."""
     (tmp_path / "empty.pcap").write_bytes(EMPTY_PCAP)
     host, port = _host_port(SERVICES[name])
-    cli_port, env_port = _free_port(), _free_port()
+    cli_port, env_port = free_port(), free_port()
     env = {
         **os.environ,
         **_service_env(name, tmp_path),

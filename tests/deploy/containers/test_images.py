@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx
 import pymysql
 import pytest
-from containers.harness import Containers, Image, free_port
-from support import RawSip
+from deploy.containers.harness import Containers, Image
+from support import RawSip, free_port
 
 pytestmark = pytest.mark.timeout(3600)  # the first test waits for docker/build.sh
 

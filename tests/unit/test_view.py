@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from support import free_port
 
 from api_token import bearer
 from testbed.view import FolderError, load_folder
@@ -164,12 +165,6 @@ def start_view(folder: Path, port: int) -> subprocess.Popen[str]:
         text=True,
         env={**os.environ, "API_TOKEN": "an-api-token-from-the-environment"},
     )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_view_serves_the_folder_read_only_on_loopback_until_sigint(tmp_path: Path):

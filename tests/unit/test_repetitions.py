@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from csvgen.output import write_file
-from csvgen.scenario import Scenario
+from scenario_gen.output import write_file
+from scenario_gen.scenario import Scenario
 from testbed.experiment.benchmark import BenchmarkSpec
 from testbed.experiment.benchmark_group import capacity_spread, write_benchmark_group
 from testbed.experiment.compare import MARK, compare

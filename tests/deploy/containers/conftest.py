@@ -14,7 +14,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from containers.harness import ROOT, Containers, Image, expected_version
+from deploy.containers.harness import Containers, Image, expected_version
+from support import ROOT
 
 from testbed.containers.engine import Engine
 from testbed.containers.engine import engine as find_engine

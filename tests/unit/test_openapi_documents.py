@@ -3,14 +3,12 @@ from its README, and no service serves Swagger UI or ReDoc (FastAPI loads them f
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from support import ROOT
 
 from service_kit import openapi
 from service_kit.services import Service, discover
 
-ROOT = Path(__file__).resolve().parent.parent
 SERVICES = discover(ROOT)
 
 

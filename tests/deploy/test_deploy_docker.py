@@ -17,7 +17,6 @@ import os
 import re
 import shlex
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -31,10 +30,10 @@ from typing import Any
 import pytest
 import uvicorn
 from dockerfile_parse import DockerfileParser
+from support import ROOT, free_port
 
 from service_kit import env_variables
 
-ROOT = Path(__file__).resolve().parent.parent
 DOCKER = ROOT / "docker"
 PYTHON_IMAGES = ["sip-controller", "sip-client", "scenario-controller", "csvgen", "analyzer"]
 ALL_IMAGES = [*PYTHON_IMAGES, "kamailio"]
@@ -612,12 +611,6 @@ def test_db_init_creates_the_schema_once_and_check_waits_for_it(tmp_path: Path) 
     assert versions == {"version": 1, "subscriber": 7, "dispatcher": 4}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 UPLOAD_TOKEN = "upload-test-token-0123456789"
 
 
@@ -626,7 +619,7 @@ def scenario_controller(tmp_path: Path) -> Iterator[str]:
     from scenario_controller.config import Settings
     from scenario_controller.main import create_app
 
-    port = _free_port()
+    port = free_port()
     settings = Settings(
         scenario_controller_port=port,
         scenario_dir=tmp_path / "scenarios",
@@ -691,7 +684,7 @@ def test_upload_scenarios_gives_up_when_the_controller_never_answers(tmp_path: P
             sys.executable,
             str(DOCKER / "upload_scenarios.py"),
             "--url",
-            f"http://127.0.0.1:{_free_port()}",
+            f"http://127.0.0.1:{free_port()}",
             "--timeout",
             "1",
             str(tmp_path),

@@ -23,7 +23,7 @@ import httpx
 import pytest
 import yaml
 from playwright.sync_api import Page, sync_playwright
-from support import own_addresses_env
+from support import ROOT, own_addresses_env
 
 from testbed.local import processes
 from testbed.local.state import Component, StateStore
@@ -205,7 +205,7 @@ def test_the_panel_shows_a_running_experiment(run: Run, tmp_path: Path):
         finally:
             browser.close()
     if os.environ.get("UPDATE_PANEL_SCREENSHOT"):
-        shot.replace(Path(__file__).resolve().parents[1] / "docs" / "panel-experiment.png")
+        shot.replace(ROOT / "docs" / "panel-experiment.png")
 
     deadline = time.monotonic() + 240
     while run.proc.poll() is None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 from prometheus_client import CollectorRegistry, Gauge, Histogram, start_http_server
+from support import ROOT
 
 from testbed.autoscale.prom_metrics import PrometheusMetrics
 from testbed.experiment.sampler import PROMETHEUS, PromQuantiles, Sampler
@@ -27,7 +28,7 @@ from testbed.local.prometheus import (
 from testbed.local.rules import LOCAL_NAMESPACE, P99_BY_POD_RULE, P99_RULE, chart_queries
 from testbed.local.state import CgroupRecord, Component, TestbedState
 
-CHART = Path(__file__).resolve().parents[1] / "helm" / "ims-testbed"
+CHART = ROOT / "helm" / "ims-testbed"
 BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1)
 
 

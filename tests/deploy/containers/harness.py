@@ -4,7 +4,6 @@ removed afterwards (importable as containers.harness: tests/ is on the path)."""
 from __future__ import annotations
 
 import json
-import socket
 import time
 import tomllib
 import uuid
@@ -13,10 +12,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from support import ROOT
 
 from testbed.containers.engine import Engine
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
@@ -40,13 +38,6 @@ def expected_version(name: str) -> str:
     if name == "prometheus":
         return "2.42"
     return project_version(ROOT / "services" / name / "pyproject.toml")
-
-
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass

@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import ROOT
 
 from testbed.experiment.benchmark import BenchmarkSpec
 from testbed.experiment.spec import ExperimentError, IsolationSpec, NoiseSpec, load
 from testbed.local import cpusets
 
-EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
+EXPERIMENTS = ROOT / "experiments"
 
 
 @pytest.mark.parametrize(
@@ -184,7 +185,7 @@ def test_a_cluster_run_refuses_isolation_and_noise_before_installing_anything(tm
 
 def _isolation_benchmark() -> Any:
     """benchmarks/isolation.py as a module (benchmarks/ is not a package)."""
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / "isolation.py"
+    path = ROOT / "benchmarks" / "isolation.py"
     spec = importlib.util.spec_from_file_location("isolation_benchmark", path)
     assert spec is not None
     assert spec.loader is not None

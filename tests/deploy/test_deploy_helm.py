@@ -18,7 +18,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -34,10 +33,10 @@ import kubernetes_validate
 import pytest
 import yaml
 from metric_catalog import exported_metrics
+from support import ROOT, free_port
 
 from service_kit import env_variables
 
-ROOT = Path(__file__).resolve().parent.parent
 CHART = ROOT / "helm" / "ims-testbed"
 RELEASE, NAMESPACE = "testbed", "lab"
 KUBE_VERSION = "1.30.0"
@@ -1434,13 +1433,6 @@ def debian_binary(name: str) -> str:
     if not found:
         pytest.fail(f"{name} is missing: scripts/setup.sh installs Debian's prometheus package")
     return found
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 # the components whose NetworkPolicy admits Prometheus (/metrics); mariadb has none

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from playwright.sync_api import sync_playwright
-from support import ClientProcess, SipSystem, start_sip_client, wait_for
+from support import ROOT, ClientProcess, SipSystem, start_sip_client, wait_for
 
 import api_token
 from testbed.local import processes
@@ -228,7 +228,7 @@ def test_the_panel_in_a_real_browser(sip_system: SipSystem, controller: str, pod
             shot = tmp_path / "panel.png"
             page.screenshot(path=str(shot), full_page=True)
             if os.environ.get("UPDATE_PANEL_SCREENSHOT"):
-                shot.replace(Path(__file__).resolve().parents[1] / "docs" / "panel.png")
+                shot.replace(ROOT / "docs" / "panel.png")
             page.wait_for_function(
                 "document.getElementById('run-state').textContent.startsWith('finished')",
                 timeout=20000,

@@ -19,10 +19,10 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
+from support import ROOT
 
 from service_kit import env_variables
 
-ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
 
 
