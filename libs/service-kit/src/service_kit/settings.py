@@ -11,6 +11,8 @@ from pydantic import ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from service_kit.validation import Location, problem_lines
+
 
 class SettingsRuleError(TypeError):
     """A settings class that breaks the naming rule (raised when the class is defined)."""
@@ -58,20 +60,18 @@ def env_variables(settings_cls: type[BaseSettings]) -> dict[str, FieldInfo]:
     return {env_name(name): info for name, info in settings_cls.model_fields.items()}
 
 
+# the settings' own words for two of pydantic's errors
+_SETTINGS_PROBLEMS = {
+    "missing": "required, not set",
+    "extra_forbidden": "not a setting of this service",
+}
+
+
+def _variable(loc: Location) -> str:
+    return env_name(str(loc[0])) + "".join(f"[{part}]" for part in loc[1:])
+
+
 def error_lines(error: ValidationError) -> list[str]:
     """One line per problem, each naming its variable: `NAME: problem`, or the problem alone
     when it names the variables itself (a check across several settings)."""
-    lines = []
-    for item in error.errors(include_url=False, include_input=False):
-        message = str(item["msg"]).removeprefix("Value error, ")
-        if item["type"] == "missing":
-            message = "required, not set"
-        elif item["type"] == "extra_forbidden":
-            message = "not a setting of this service"
-        loc = [str(part) for part in item["loc"]]
-        if not loc:
-            lines.append(message)
-            continue
-        name = env_name(loc[0]) + "".join(f"[{part}]" for part in loc[1:])
-        lines.append(message if message.startswith(name) else f"{name}: {message}")
-    return lines
+    return problem_lines(error, where=_variable, replace=_SETTINGS_PROBLEMS)
