@@ -16,12 +16,14 @@ WORKDIR /src
 # third-party dependencies first (rebuilt only when uv.lock or these pyproject files change)
 COPY pyproject.toml uv.lock ./
 COPY libs/scenario-csv/pyproject.toml libs/scenario-csv/
+COPY libs/scenario-gen/pyproject.toml libs/scenario-gen/
 COPY libs/api-token/pyproject.toml libs/api-token/
 COPY libs/service-kit/pyproject.toml libs/service-kit/
 COPY services/csvgen/pyproject.toml services/csvgen/
 RUN --mount=type=cache,target=/root/.cache/uv \
     /opt/uv/bin/uv sync --frozen --no-dev --no-install-workspace --package csvgen
 COPY libs/scenario-csv/src libs/scenario-csv/src
+COPY libs/scenario-gen/src libs/scenario-gen/src
 COPY libs/api-token/src libs/api-token/src
 COPY libs/service-kit/src libs/service-kit/src
 COPY services/csvgen/src services/csvgen/src
