@@ -212,6 +212,52 @@ def test_wrong_registration_password_is_reported():
     assert (result.ok, result.reason) == (False, "401 Unauthorized")
 
 
+STALE = 'Digest realm="testbed.local", nonce="n{}", qop="auth", stale=true'
+
+
+def _requests_until_given_up(p: SoftphonePod, status: int, header: str) -> list[Request]:
+    """Answer each request the pod sends with a challenge saying stale=true (a fresh nonce
+    each time) until it stops sending; at most 10 rounds."""
+    requests = [r for r in sent(p) if isinstance(r, Request) and r.method != "ACK"]
+    for n in range(10):
+        answer(
+            p, requests[-1], status, 0.1 * (n + 1), to_tag="p", extra=[(header, STALE.format(n))]
+        )
+        again = [r for r in sent(p) if isinstance(r, Request) and r.method != "ACK"]
+        if not again:
+            return requests
+        requests += again
+    raise AssertionError("the pod answers stale challenges without end")
+
+
+def test_an_invite_answers_one_stale_challenge_and_then_gives_up():
+    """RFC 7616: stale=true means "same credentials, new nonce"; a server that keeps saying so
+    gets one retry (sip-core's digest flow), not an endless loop of INVITEs."""
+    p = pod()
+    p.call("0001", "0100", now=0.0, call_id="stale")
+    invites = _requests_until_given_up(p, 407, "Proxy-Authenticate")
+    assert [i.cseq.number for i in invites] == [1, 2, 3]
+    assert [i.headers.get("proxy-authorization") is not None for i in invites] == [
+        False,
+        True,
+        True,
+    ]
+    (record,) = p.take_events()
+    assert isinstance(record, CallRecord)
+    assert (record.outcome, record.reason) == ("failed", "407 Proxy Authentication Required")
+    assert (record.challenge_at, record.authenticated_invite_at) == (0.1, 0.2)
+
+
+def test_a_register_answers_one_stale_challenge_and_then_gives_up():
+    p = pod(phones=1)
+    p.register_all(0.0)
+    registers = _requests_until_given_up(p, 401, "WWW-Authenticate")
+    assert [r.cseq.number for r in registers] == [1, 2, 3]
+    (result,) = p.take_events()
+    assert isinstance(result, RegistrationResult)
+    assert (result.ok, result.reason) == (False, "401 Unauthorized")
+
+
 def _run_timers(p: SoftphonePod, until: float) -> list[Request | Response]:
     """Every timer up to `until`, and what the pod sent meanwhile."""
     out: list[Request | Response] = []

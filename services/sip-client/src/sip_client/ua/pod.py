@@ -1,9 +1,11 @@
-"""The softphones of one pod as a sans-I/O user agent: bytes and time in, bytes and events out.
+"""`SoftphonePod`: the phones of one pod on sip-core's transaction layer and digest flow.
 
 Outgoing call (caller PPxx): INVITE -> 407 (the transaction ACKs it) -> INVITE with
 Proxy-Authorization -> 100/180 -> 200 -> ACK -> BYE after the hold time -> 200. Incoming call:
 180 at once, 200 after the ring delay, the transaction retransmits the 200 until the ACK, then
 the BYE is answered. Every request leaves through the outbound proxy (the load balancer).
+REGISTER and INVITE answer challenges with `DigestAuth.auth_flow`: once, plus one retry for a
+stale nonce.
 """
 
 from __future__ import annotations
@@ -11,19 +13,31 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from typing import assert_never
 
 from sip_client.records import CallRecord, MalformedInput, RegistrationResult
+from sip_client.ua.contexts import (
+    Answer,
+    ByeTx,
+    CallDeadline,
+    Forget,
+    HangUp,
+    InviteTx,
+    RegisterTx,
+    Reregister,
+    Timer,
+    TxContext,
+)
+from sip_client.ua.pod_config import PodConfig
+from sip_client.ua.state import IncomingCall, OutgoingCall, Registration
 from sip_core import (
     AckReceived,
     Address,
-    Challenge,
     ChallengeError,
     ClientTransaction,
     Dialog,
     DigestAuth,
+    Event,
     IdSource,
     LocalProtocolError,
     MalformedDatagram,
@@ -36,13 +50,12 @@ from sip_core import (
     ServerTransaction,
     SipError,
     StrayResponse,
-    TimerSettings,
     TransactionLayer,
     TransactionTimedOut,
     Via,
-    challenge_of,
     make_request,
     make_response,
+    next_request,
     parse_uri,
 )
 from sip_core.syntax import is_call_id, number
@@ -55,66 +68,6 @@ SDP_TEMPLATE = (
 PodEvent = CallRecord | RegistrationResult | MalformedInput
 _FORGET_ANSWERED_AFTER = 3600.0
 _MAX_EXPIRES = 2**32 - 1  # RFC 3261 20.19: delta-seconds up to 2**32-1
-
-
-@dataclass(frozen=True)
-class PodConfig:
-    pod: str
-    phones: int
-    local: Address
-    outbound: Address
-    domain: str = "testbed.local"
-    password_template: str = "{username}"
-    register_expires: int = 3600
-    reregister_interval: float = 3000.0
-    # a failed REGISTER (timeout, error answer) is tried again after this many seconds, spread
-    # up to 1.9x by the phone's number so that the failures of a burst do not return as one;
-    # 0: never (a real phone keeps trying; a CPU-starved proxy drops a burst's tail)
-    register_retry: float = 10.0
-    ring_delay: float = 0.0
-    call_timeout: float = 32.0
-    timers: TimerSettings = field(default_factory=TimerSettings)
-
-    def __post_init__(self) -> None:
-        if len(self.pod) != 2 or number(self.pod, 99) is None:
-            raise ValueError(f"pod id {self.pod!r} must be two digits (00-99)")
-        if not 1 <= self.phones <= 100:
-            raise ValueError(f"a pod holds 1 to 100 phones, not {self.phones}")
-
-    def phone_ids(self) -> list[str]:
-        return [f"{self.pod}{n:02d}" for n in range(self.phones)]
-
-
-@dataclass
-class _Registration:
-    phone: str
-    auth: DigestAuth
-    call_id: str
-    cseq: int = 0
-    registered_until: float = 0.0
-    started_at: float = 0.0
-    challenged: int = 0
-    last_reason: str = ""
-
-
-@dataclass
-class _OutgoingCall:
-    record: CallRecord
-    auth: DigestAuth
-    invite: Request
-    challenged: int = 0
-    dialog: Dialog | None = None
-    ack: Request | None = None
-    done: bool = False
-
-
-@dataclass
-class _IncomingCall:
-    request: Request
-    transaction: ServerTransaction
-    dialog: Dialog
-    answered: bool = False
-    confirmed: bool = False
 
 
 class SoftphonePod:
@@ -131,14 +84,14 @@ class SoftphonePod:
         self.layer = TransactionLayer(config.timers)
         self._phones = set(config.phone_ids())
         self._registrations = {
-            phone: _Registration(
+            phone: Registration(
                 phone, DigestAuth(phone, self._password(phone)), self.ids.call_id(config.local[0])
             )
             for phone in config.phone_ids()
         }
-        self._calls: dict[str, _OutgoingCall] = {}
-        self._incoming: dict[tuple[str, str], _IncomingCall] = {}  # (Call-ID, our tag)
-        self._timers: list[tuple[float, int, str, Any]] = []
+        self._calls: dict[str, OutgoingCall] = {}
+        self._incoming: dict[tuple[str, str], IncomingCall] = {}  # (Call-ID, our tag)
+        self._timers: list[tuple[float, int, Timer]] = []
         self._seq = itertools.count()
         self._events: list[PodEvent] = []
         self.records: deque[CallRecord] = deque(maxlen=records_limit)
@@ -161,7 +114,7 @@ class SoftphonePod:
     def registered(self, now: float) -> list[str]:
         return [p for p, r in self._registrations.items() if r.registered_until > now]
 
-    def registration_state(self, now: float) -> list[dict[str, Any]]:
+    def registration_state(self, now: float) -> list[dict[str, object]]:
         return [
             {
                 "phone": r.phone,
@@ -185,8 +138,12 @@ class SoftphonePod:
         if registration is None:
             raise ValueError(f"phone {phone} is not in pod {self.config.pod}")
         registration.started_at = now
-        registration.challenged = 0
-        self._send_register(registration, now, None)
+        # each try is a fresh REGISTER (CSeq + 1, new branch and From tag) with credentials
+        flow = registration.auth.auth_flow(
+            self._register_request(registration),
+            lambda _challenged: self._register_request(registration),
+        )
+        self._send(next(flow), RegisterTx(registration, flow), now)
 
     def call(
         self, caller: str, callee: str, now: float, hold_ms: int = 0, call_id: str | None = None
@@ -220,11 +177,12 @@ class SoftphonePod:
             content_type="application/sdp",
         )
         record = CallRecord(call_id, caller, callee, hold_ms, invite_at=self._wall(now))
-        call = _OutgoingCall(record, DigestAuth(caller, self._password(caller)), invite)
+        call = OutgoingCall(record, DigestAuth(caller, self._password(caller)))
         self._calls[call_id] = call
         self.counters["calls_started"] += 1
-        self.layer.send_request(invite, self.config.outbound, now, context=("invite", call))
-        self._schedule(now + self.config.call_timeout, "call_timeout", call)
+        flow = call.auth.auth_flow(invite, self._renew)
+        self._send(next(flow), InviteTx(call, flow), now)
+        self._schedule(now + self.config.call_timeout, CallDeadline(call))
         return record
 
     def receive_datagram(self, data: bytes, source: Address, now: float) -> None:
@@ -249,8 +207,8 @@ class SoftphonePod:
         for event in self.layer.handle_timer(now):
             self._dispatch(event, now)
         while self._timers and self._timers[0][0] <= now:
-            _when, _seq, kind, subject = heapq.heappop(self._timers)
-            self._fire(kind, subject, now)
+            _when, _seq, timer = heapq.heappop(self._timers)
+            self._fire(timer, now)
 
     def datagrams_to_send(self) -> list[tuple[bytes, Address]]:
         return self.layer.datagrams_to_send()
@@ -271,8 +229,11 @@ class SoftphonePod:
         ip, port = self.config.local
         return Via("UDP", ip, port, {"branch": self.ids.branch(), "rport": None})
 
-    def _schedule(self, when: float, kind: str, subject: Any) -> None:
-        heapq.heappush(self._timers, (when, next(self._seq), kind, subject))
+    def _send(self, request: Request, context: TxContext, now: float) -> None:
+        self.layer.send_request(request, self.config.outbound, now, context=context)
+
+    def _schedule(self, when: float, timer: Timer) -> None:
+        heapq.heappush(self._timers, (when, next(self._seq), timer))
 
     def _own_timer(self) -> float | None:
         return self._timers[0][0] if self._timers else None
@@ -287,13 +248,11 @@ class SoftphonePod:
 
     # -- registration ----------------------------------------------------------------------
 
-    def _send_register(
-        self, registration: _Registration, now: float, challenge: Challenge | None
-    ) -> None:
+    def _register_request(self, registration: Registration) -> Request:
         ip, port = self.config.local
         domain = self.config.domain
         registration.cseq += 1
-        request = make_request(
+        return make_request(
             "REGISTER",
             f"sip:{domain}",
             via=self._via(),
@@ -304,34 +263,27 @@ class SoftphonePod:
             contact=NameAddr(f"sip:{registration.phone}@{ip}:{port}"),
             extra=[("Expires", str(self.config.register_expires))],
         )
-        if challenge is not None:
-            request = registration.auth.authorize(request, challenge)
-        self.layer.send_request(
-            request, self.config.outbound, now, context=("register", registration)
-        )
 
-    def _on_register_response(
-        self, registration: _Registration, response: Response, now: float
-    ) -> None:
+    def _on_register_response(self, tx: RegisterTx, response: Response, now: float) -> None:
         status = response.status
         if status < 200:
             return
+        registration = tx.registration
         try:
-            challenge = challenge_of(response)
+            again = next_request(tx.flow, response)
         except ChallengeError as exc:
             reason = f"{status} {response.reason}".strip()
             self._registration_done(registration, False, f"{reason}: {exc.reason}", now)
             return
-        if challenge is not None and (registration.challenged == 0 or challenge.stale):
-            registration.challenged += 1
-            self._send_register(registration, now, challenge)
+        if again is not None:  # challenged: the REGISTER with credentials
+            self._send(again, tx, now)
             return
         ok = 200 <= status < 300
         if ok:
             granted = self._granted_expiry(response)
             registration.registered_until = now + granted
             refresh = min(self.config.reregister_interval, granted * 0.9)
-            self._schedule(now + refresh, "reregister", registration)
+            self._schedule(now + refresh, Reregister(registration))
         self._registration_done(registration, ok, f"{status} {response.reason}".strip(), now)
 
     def _granted_expiry(self, response: Response) -> float:
@@ -343,14 +295,14 @@ class SoftphonePod:
         return float(self.config.register_expires if granted is None else granted)
 
     def _registration_done(
-        self, registration: _Registration, ok: bool, reason: str, now: float
+        self, registration: Registration, ok: bool, reason: str, now: float
     ) -> None:
         registration.last_reason = reason
         self.counters["registrations_ok" if ok else "registrations_failed"] += 1
         if not ok and self.config.register_retry > 0:
             spread = (number(registration.phone, 9999) or 0) % 10 / 10
             self._schedule(
-                now + self.config.register_retry * (1 + spread), "reregister", registration
+                now + self.config.register_retry * (1 + spread), Reregister(registration)
             )
         self._events.append(
             RegistrationResult(
@@ -364,7 +316,8 @@ class SoftphonePod:
 
     # -- outgoing calls --------------------------------------------------------------------
 
-    def _on_invite_response(self, call: _OutgoingCall, event: ResponseReceived, now: float) -> None:
+    def _on_invite_response(self, tx: InviteTx, event: ResponseReceived, now: float) -> None:
+        call = tx.call
         if call.done:
             if event.retransmission and call.ack is not None:
                 self.layer.send_stateless(call.ack, self.config.outbound)
@@ -389,32 +342,29 @@ class SoftphonePod:
                 return
             call.ack = call.dialog.ack(event.transaction.request.cseq.number, self._via())
             self.layer.send_stateless(call.ack, self.config.outbound)
-            self._schedule(now + record.hold_ms / 1000, "bye", call)
+            self._schedule(now + record.hold_ms / 1000, HangUp(call))
             return
         try:
-            challenge = challenge_of(response)
+            again = next_request(tx.flow, response)
         except ChallengeError as exc:
             record.final_status = status
             self._finish(call, False, f"{status} {response.reason}: {exc.reason}".strip(), now)
             return
-        if challenge is not None and (call.challenged == 0 or challenge.stale):
-            call.challenged += 1
+        if again is not None:  # challenged: the INVITE with credentials
             if record.challenge_at is None:
                 record.challenge_at = self._wall(now)
-            invite = call.auth.authorize(self._renew(event.transaction.request), challenge)
             record.authenticated_invite_at = self._wall(now)
-            self.layer.send_request(invite, self.config.outbound, now, context=("invite", call))
+            self._send(again, tx, now)
             return
         record.final_status = status
         self._finish(call, False, f"{status} {response.reason}".strip(), now)
 
-    def _send_bye(self, call: _OutgoingCall, now: float) -> None:
+    def _send_bye(self, call: OutgoingCall, now: float) -> None:
         if call.done or call.dialog is None:
             return
-        bye = call.dialog.request("BYE", self._via())
-        self.layer.send_request(bye, self.config.outbound, now, context=("bye", call))
+        self._send(call.dialog.request("BYE", self._via()), ByeTx(call), now)
 
-    def _on_bye_response(self, call: _OutgoingCall, response: Response, now: float) -> None:
+    def _on_bye_response(self, call: OutgoingCall, response: Response, now: float) -> None:
         if response.status < 200 or call.done:
             return
         if response.status < 300:
@@ -424,7 +374,7 @@ class SoftphonePod:
                 call, False, f"BYE answered {response.status} {response.reason}".strip(), now
             )
 
-    def _finish(self, call: _OutgoingCall, ok: bool, reason: str, now: float) -> None:
+    def _finish(self, call: OutgoingCall, ok: bool, reason: str, now: float) -> None:
         if call.done:
             return
         call.done = True
@@ -437,21 +387,25 @@ class SoftphonePod:
         self.records.append(record)
         self._events.append(record)
 
+    def _call_deadline(self, call: OutgoingCall, now: float) -> None:
+        if not call.done and call.record.ok_at is None:
+            self._finish(call, False, f"no final answer within {self.config.call_timeout:g} s", now)
+
     # -- incoming requests -----------------------------------------------------------------
 
     def _on_request(self, event: RequestReceived, now: float) -> None:
         request = event.request
-        method = request.method
-        if method == "INVITE":
-            self._on_invite(event, now)
-        elif method == "BYE":
-            self._on_bye(event, now)
-        elif method == "CANCEL":
-            self._on_cancel(event, now)
-        elif method == "OPTIONS":
-            self.layer.send_response(make_response(request, 200), now)
-        else:
-            self.layer.send_response(make_response(request, 501), now)
+        match request.method:
+            case "INVITE":
+                self._on_invite(event, now)
+            case "BYE":
+                self._on_bye(request, now)
+            case "CANCEL":
+                self._on_cancel(request, now)
+            case "OPTIONS":
+                self.layer.send_response(make_response(request, 200), now)
+            case _:
+                self.layer.send_response(make_response(request, 501), now)
 
     def _callee(self, request: Request) -> str | None:
         try:
@@ -478,13 +432,13 @@ class SoftphonePod:
                 make_response(request, 400, "Missing Contact or From tag"), now
             )
             return
-        call = _IncomingCall(request, event.transaction, dialog)
+        call = IncomingCall(request, event.transaction, dialog)
         self._incoming[(request.call_id, tag)] = call
         self.layer.send_response(
             make_response(request, 180, to_tag=tag, contact=self._contact(callee)), now
         )
         if self.config.ring_delay > 0:
-            self._schedule(now + self.config.ring_delay, "answer", call)
+            self._schedule(now + self.config.ring_delay, Answer(call))
         else:
             self._answer(call, now)
 
@@ -492,7 +446,7 @@ class SoftphonePod:
         ip, port = self.config.local
         return NameAddr(f"sip:{phone}@{ip}:{port}")
 
-    def _answer(self, call: _IncomingCall, now: float) -> None:
+    def _answer(self, call: IncomingCall, now: float) -> None:
         if call.answered:
             return
         call.answered = True
@@ -510,10 +464,9 @@ class SoftphonePod:
         self.layer.send_response(ok, now)
         self.counters["calls_answered"] += 1
         # a caller that never hangs up must not keep the entry forever
-        self._schedule(now + _FORGET_ANSWERED_AFTER, "forget", call)
+        self._schedule(now + _FORGET_ANSWERED_AFTER, Forget(call))
 
-    def _on_bye(self, event: RequestReceived, now: float) -> None:
-        request = event.request
+    def _on_bye(self, request: Request, now: float) -> None:
         tag = request.to.tag or ""
         incoming = self._incoming.pop((request.call_id, tag), None)
         if incoming is not None:
@@ -530,8 +483,7 @@ class SoftphonePod:
             return
         self.layer.send_response(make_response(request, 481), now)
 
-    def _on_cancel(self, event: RequestReceived, now: float) -> None:
-        request = event.request
+    def _on_cancel(self, request: Request, now: float) -> None:
         for key, call in list(self._incoming.items()):
             if key[0] == request.call_id and not call.answered:
                 self.layer.send_response(make_response(request, 200), now)
@@ -542,55 +494,52 @@ class SoftphonePod:
 
     # -- dispatch --------------------------------------------------------------------------
 
-    def _dispatch(self, event: object, now: float) -> None:
-        if isinstance(event, ResponseReceived):
-            kind, subject = event.transaction.context
-            if kind == "invite":
-                self._on_invite_response(subject, event, now)
-            elif kind == "bye":
-                self._on_bye_response(subject, event.response, now)
-            elif kind == "register":
-                self._on_register_response(subject, event.response, now)
-        elif isinstance(event, RequestReceived):
-            self._on_request(event, now)
-        elif isinstance(event, AckReceived):
-            incoming = self._incoming.get((event.request.call_id, event.request.to.tag or ""))
-            if incoming is not None:
-                incoming.confirmed = True
-        elif isinstance(event, TransactionTimedOut):
-            self._on_timeout(event, now)
-        elif isinstance(event, MalformedDatagram):
-            self.counters["malformed"] += 1
-            self._events.append(MalformedInput(event.reason, event.source, event.size))
-        elif isinstance(event, StrayResponse):
-            self.counters["stray_responses"] += 1
+    def _dispatch(self, event: Event, now: float) -> None:
+        match event:
+            case ResponseReceived(response, ClientTransaction(context=RegisterTx() as tx)):
+                self._on_register_response(tx, response, now)
+            case ResponseReceived(transaction=ClientTransaction(context=InviteTx() as tx)):
+                self._on_invite_response(tx, event, now)
+            case ResponseReceived(response, ClientTransaction(context=ByeTx(call))):
+                self._on_bye_response(call, response, now)
+            case RequestReceived():
+                self._on_request(event, now)
+            case AckReceived(request):
+                incoming = self._incoming.get((request.call_id, request.to.tag or ""))
+                if incoming is not None:
+                    incoming.confirmed = True
+            case TransactionTimedOut():
+                self._on_timeout(event, now)
+            case MalformedDatagram(reason, source, size):
+                self.counters["malformed"] += 1
+                self._events.append(MalformedInput(reason, source, size))
+            case StrayResponse():
+                self.counters["stray_responses"] += 1
 
     def _on_timeout(self, event: TransactionTimedOut, now: float) -> None:
-        tx = event.transaction
-        if isinstance(tx, ClientTransaction) and tx.context is not None:
-            kind, subject = tx.context
-            if kind == "register":
-                self._registration_done(subject, False, f"timeout (timer {event.timer})", now)
-            elif kind in ("invite", "bye"):
-                what = "INVITE" if kind == "invite" else "BYE"
-                self._finish(subject, False, f"{what} timeout (timer {event.timer})", now)
-        elif isinstance(tx, ServerTransaction) and tx.last_response is not None:
-            # our 2xx (timer L) or negative answer (timer H) was never acknowledged: forget it
-            self._incoming.pop((tx.request.call_id, tx.last_response.to.tag or ""), None)
+        why = f"timeout (timer {event.timer})"
+        match event.transaction:
+            case ClientTransaction(context=RegisterTx(registration)):
+                self._registration_done(registration, False, why, now)
+            case ClientTransaction(context=InviteTx(call)):
+                self._finish(call, False, f"INVITE {why}", now)
+            case ClientTransaction(context=ByeTx(call)):
+                self._finish(call, False, f"BYE {why}", now)
+            case ServerTransaction(request=request, last_response=Response() as last):
+                # our 2xx (timer L) or negative answer (timer H) was never acknowledged: forget it
+                self._incoming.pop((request.call_id, last.to.tag or ""), None)
 
-    def _fire(self, kind: str, subject: Any, now: float) -> None:
-        handlers: dict[str, Callable[[Any, float], None]] = {
-            "bye": self._send_bye,
-            "answer": self._answer,
-            "reregister": lambda registration, t: self.register(registration.phone, t),
-            "call_timeout": self._call_timeout,
-            "forget": self._forget,
-        }
-        handlers[kind](subject, now)
-
-    def _forget(self, call: _IncomingCall, _now: float) -> None:
-        self._incoming.pop((call.request.call_id, call.dialog.local_tag), None)
-
-    def _call_timeout(self, call: _OutgoingCall, now: float) -> None:
-        if not call.done and call.record.ok_at is None:
-            self._finish(call, False, f"no final answer within {self.config.call_timeout:g} s", now)
+    def _fire(self, timer: Timer, now: float) -> None:
+        match timer:
+            case HangUp(call):
+                self._send_bye(call, now)
+            case CallDeadline(call):
+                self._call_deadline(call, now)
+            case Answer(call):
+                self._answer(call, now)
+            case Forget(call):
+                self._incoming.pop((call.request.call_id, call.dialog.local_tag), None)
+            case Reregister(registration):
+                self.register(registration.phone, now)
+            case _:
+                assert_never(timer)
