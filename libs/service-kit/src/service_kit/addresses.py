@@ -42,12 +42,20 @@ def is_ip(host: str) -> bool:
     return True
 
 
-def parse_host_port(text: str, field: str) -> HostPort:
-    """'host:port', '[v6]:port' (or a bare v6 address before its last colon) -> HostPort.
+def parse_host_port(text: str, field: str, scheme: str | None = None) -> HostPort:
+    """'host:port', '[v6]:port' (or a bare v6 address before its last colon) -> HostPort;
+    with a scheme, also 'scheme:host:port' and 'scheme://host:port/'.
 
     The host must be an IP address or a hostname, the port 1-65535; blanks around are ignored.
+    Errors quote the whole text given.
     """
     raw = text.strip()
+    if scheme is not None:
+        for prefix in (f"{scheme}://", f"{scheme}:"):
+            if raw.lower().startswith(prefix):
+                raw = raw[len(prefix) :]
+                break
+        raw = raw.rstrip("/")
     if raw.startswith("["):
         host, closed, rest = raw[1:].partition("]")
         port_text = rest[1:] if rest.startswith(":") else ""

@@ -3,12 +3,9 @@ SIP_CONTROLLER_HOST:PORT; the other settings come from the environment (docs/con
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
-import uvicorn
-
-from service_kit import command_line, listen_address
+from service_kit import command_line, serve
 from sip_controller.config import Settings
 from sip_controller.main import create_app
 
@@ -19,17 +16,7 @@ DESCRIPTION = (
 
 def main(argv: Sequence[str] | None = None) -> None:
     settings = command_line(Settings, "sip-controller", DESCRIPTION, argv)
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    host, port = listen_address(settings)
-    uvicorn.run(
-        create_app(settings),
-        host=host,
-        port=port,
-        log_level=settings.log_level.lower(),
-    )
+    serve(create_app(settings), settings, log_level=settings.log_level)
 
 
 if __name__ == "__main__":

@@ -7,21 +7,18 @@ import re
 import socket
 from dataclasses import dataclass
 
+import service_kit
+from service_kit import AddressError, HostPort
 from sip_controller.errors import InvalidRequest, UnknownProxy
 
-_HOSTNAME = re.compile(
-    r"^(?=.{1,253}$)[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?)*$"
-)
-
-
-@dataclass(frozen=True)
-class HostPort:
-    host: str
-    port: int
-
-    def __str__(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
+__all__ = [
+    "HostPort",
+    "ProxyAddresses",
+    "normalize_ip",
+    "parse_host_port",
+    "resolve_all",
+    "validate_name",
+]
 
 
 def validate_name(name: str, pattern: str) -> None:
@@ -30,41 +27,12 @@ def validate_name(name: str, pattern: str) -> None:
 
 
 def parse_host_port(text: str, field: str, scheme: str) -> HostPort:
-    """Parse 'host:port', '[v6]:port' or 'scheme:host:port' / 'scheme://host:port'."""
-    raw = text.strip()
-    for prefix in (f"{scheme}://", f"{scheme}:"):
-        if raw.lower().startswith(prefix):
-            raw = raw[len(prefix) :]
-            break
-    raw = raw.rstrip("/")
-    if raw.startswith("["):
-        host, sep, rest = raw[1:].partition("]")
-        port_text = rest[1:] if rest.startswith(":") else ""
-        if not sep:
-            raise InvalidRequest(f"{field}: '{text}' has an unclosed IPv6 bracket")
-    else:
-        host, _, port_text = raw.rpartition(":")
-    if not host or not port_text:
-        raise InvalidRequest(f"{field}: '{text}' is not host:port")
+    """Parse 'host:port', '[v6]:port' or 'scheme:host:port' / 'scheme://host:port' (a request
+    body's or the proxy registry's address); a bad one is a 422 naming the field."""
     try:
-        port = int(port_text)
-    except ValueError:
-        raise InvalidRequest(f"{field}: port '{port_text}' in '{text}' is not a number") from None
-    if not 0 < port < 65536:
-        raise InvalidRequest(f"{field}: port {port} in '{text}' is out of range 1-65535")
-    if not _is_ip(host) and not _HOSTNAME.match(host):
-        raise InvalidRequest(
-            f"{field}: host '{host}' in '{text}' is neither an IP address nor a hostname"
-        )
-    return HostPort(host, port)
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
+        return service_kit.parse_host_port(text, field, scheme)
+    except AddressError as exc:
+        raise InvalidRequest(str(exc)) from None
 
 
 def normalize_ip(host: str) -> str | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -12,12 +11,11 @@ import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
-from prometheus_fastapi_instrumentator import Instrumentator
 from sqlalchemy.exc import SQLAlchemyError
 
 from api_token.guard import TokenGuard
 from kamailio_rpc import AsyncKamailioRpc
-from service_kit import service_app
+from service_kit import background, instrument, service_app
 from sip_controller import __version__
 from sip_controller.api.routes import health, proxies, registrations
 from sip_controller.config import Settings
@@ -98,15 +96,13 @@ def create_app(
             reconciler = Reconciler(
                 service, settings.health_failure_threshold, settings.sync_timeout_seconds
             )
-            task = asyncio.create_task(
-                reconciler.run_forever(settings.health_check_interval_seconds)
+            await stack.enter_async_context(
+                background(
+                    reconciler.run_forever(settings.health_check_interval_seconds),
+                    name="reconciler",
+                )
             )
-            try:
-                yield
-            finally:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            yield
 
     app = service_app("sip-controller", __version__, lifespan)
 
@@ -117,5 +113,5 @@ def create_app(
     app.include_router(health.router)
     app.include_router(proxies.router)
     app.include_router(registrations.router)
-    Instrumentator(registry=registry).instrument(app).expose(app, include_in_schema=False)
+    instrument(app, registry)
     return app
