@@ -386,7 +386,9 @@ def test_shipped_hpa_file_builds_the_papers_policy(tmp_path: Any) -> None:
         "proxies: {count: 2, cpu: 10m}\n"
         f"autoscale: {{policy: hpa, hpa_file: {root / 'experiments/hpa/paper-a7.yaml'}}}\n"
     )
-    policy = build_policy(load(path))
+    experiment = load(path)
+    assert experiment.autoscale is not None
+    policy = build_policy(experiment.autoscale, experiment.qos.p0_ms, experiment.proxies.millicores)
     assert isinstance(policy, HpaPolicy)
     assert (policy.min_replicas, policy.max_replicas) == (2, 50)
     assert policy.hpa.up.policies is not None

@@ -1,10 +1,7 @@
-"""The policy an experiment file asks for."""
+"""The policy an experiment's autoscale section asks for."""
 
 from __future__ import annotations
 
-from pydantic import ValidationError
-
-from testbed.autoscale.hpa import HpaManifest
 from testbed.autoscale.policies import (
     CapacityPolicy,
     HpaPolicy,
@@ -13,41 +10,30 @@ from testbed.autoscale.policies import (
     QosSettings,
     ScalingPolicy,
 )
-from testbed.experiment.spec import Experiment
+from testbed.autoscale.spec import AutoscaleSpec
 
 
-def _hpa(experiment: Experiment) -> HpaPolicy:
-    spec = experiment.autoscale
-    assert spec is not None
-    try:
-        manifest = HpaManifest.model_validate(spec.manifest())
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-        )
-        raise ValueError(f"HPA manifest: {problems}") from None
-    millicores = experiment.proxies.millicores
+def _hpa(spec: AutoscaleSpec, proxy_millicores: int | None) -> HpaPolicy:
     # requests = limits, as in the paper's chart for the proxy container
     return HpaPolicy(
-        manifest,
-        cpu_request_cores=None if millicores is None else millicores / 1000,
+        spec.hpa_manifest(),
+        cpu_request_cores=None if proxy_millicores is None else proxy_millicores / 1000,
         cpu_window_s=spec.metric_window_s,
     )
 
 
-def build_policy(experiment: Experiment) -> ScalingPolicy:
-    spec = experiment.autoscale
-    if spec is None:
-        raise ValueError("the experiment has no autoscale section")
+def build_policy(spec: AutoscaleSpec, p0_ms: float, proxy_millicores: int | None) -> ScalingPolicy:
+    """`p0_ms`: the QoS target (qos.p0_ms); `proxy_millicores`: each proxy's CPU limit, which
+    is its request for a CPU Utilization target (None: unlimited)."""
     qos = QosPolicy(
-        QosSettings(p0_ms=experiment.qos.p0_ms, **spec.qos.model_dump()),
+        QosSettings(p0_ms=p0_ms, **spec.qos.model_dump()),
         spec.min_replicas,
         spec.max_replicas,
     )
     if spec.policy == "hpa":
-        return _hpa(experiment)
+        return _hpa(spec, proxy_millicores)
     if spec.policy == "hybrid":
-        return HybridPolicy(_hpa(experiment), qos)
+        return HybridPolicy(_hpa(spec, proxy_millicores), qos)
     if spec.policy == "qos":
         return qos
     assert spec.capacity is not None

@@ -26,6 +26,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from testbed.quantity import parse_quantity
+
 TOLERANCE = 0.1
 
 # -- the manifest (the parts the algorithm reads) ---------------------------------------------
@@ -168,23 +170,10 @@ DEFAULT_SCALE_DOWN = ScalingRules(
 
 
 def quantity(value: str | float | None) -> float:
-    """Kubernetes quantity to a number: '10m' -> 0.01, '1500m' -> 1.5, '2' -> 2, '1k' -> 1000."""
+    """A metric target's Kubernetes quantity as a number ('10m' -> 0.01, '1k' -> 1000)."""
     if value is None:
         raise ValueError("a target needs a value")
-    if isinstance(value, (int, float)):
-        return float(value)
-    text = value.strip()
-    for suffix, factor in (
-        ("n", 1e-9),
-        ("u", 1e-6),
-        ("m", 1e-3),
-        ("k", 1e3),
-        ("M", 1e6),
-        ("G", 1e9),
-    ):
-        if text.endswith(suffix):
-            return float(text[: -len(suffix)]) * factor
-    return float(text)
+    return parse_quantity(value)
 
 
 # -- inputs ------------------------------------------------------------------------------------

@@ -12,10 +12,10 @@ from prometheus_client import CollectorRegistry, start_http_server
 
 from testbed.autoscale.controller import Autoscaler, ScalingEvent
 from testbed.autoscale.exporter import AutoscalerMetrics
-from testbed.autoscale.factory import build_policy
 from testbed.autoscale.metrics import MetricSource, MetricView, ScrapedMetrics
+from testbed.autoscale.policies import ScalingPolicy
 from testbed.autoscale.scaler import ProxyScaler
-from testbed.experiment.spec import Experiment
+from testbed.autoscale.spec import AutoscaleSpec
 
 COMPONENT = "sip-proxy"
 
@@ -23,18 +23,16 @@ COMPONENT = "sip-proxy"
 class LocalAutoscaler:
     def __init__(
         self,
-        experiment: Experiment,
+        spec: AutoscaleSpec,
+        policy: ScalingPolicy,
         scale: Callable[[int], Any],
         initial_replicas: int,
         notify: Callable[[str], None],
         metrics_address: tuple[str, int] | None = None,
         metrics: MetricSource | None = None,
     ) -> None:
-        spec = experiment.autoscale
-        if spec is None:
-            raise ValueError("the experiment has no autoscale section")
         self.notify = notify
-        self.policy = build_policy(experiment)
+        self.policy = policy
         self.loop = Autoscaler(
             self.policy,
             metrics or ScrapedMetrics(spec.scrape_interval_s, spec.metric_window_s),

@@ -24,6 +24,7 @@ from scenario_csv import ScenarioSummary, text_lines, validate
 from scenario_gen.output import write_file
 from scenario_gen.scenario import Scenario
 from scenario_gen.spec import StepShape, TableShape
+from testbed.autoscale.factory import build_policy
 from testbed.autoscale.local import LocalAutoscaler
 from testbed.autoscale.prom_metrics import PrometheusMetrics
 from testbed.config import TestbedSettings
@@ -548,7 +549,8 @@ class LocalRun:
             for what, expr in metrics.expressions(frozenset({"<pod>"})).items():
                 self.queries[f"autoscaler {what}"] = expr
         autoscaler = self.autoscaler = LocalAutoscaler(
-            self.experiment,
+            spec,
+            build_policy(spec, self.experiment.qos.p0_ms, self.experiment.proxies.millicores),
             lambda n: self.testbed.scale(PROXY_KIND, n, parallel=parallel),
             prepared.proxies,
             self.note,

@@ -17,9 +17,11 @@ from pydantic import (
 )
 
 from scenario_gen.spec import GenerateRequest, MilanoShape
+from testbed.autoscale.factory import build_policy
+from testbed.autoscale.spec import AutoscaleSpec
 from testbed.experiment.faults.spec import FaultSpec, check_against
 from testbed.local import cpusets
-from testbed.local.cgroups import parse_millicores
+from testbed.quantity import cpu_millicores
 
 
 class _Strict(BaseModel):
@@ -61,78 +63,12 @@ class ProxiesSpec(_Strict):
         if self.count is None and self.plan is None:
             raise ValueError("give proxies.count or proxies.plan")
         if self.cpu is not None:
-            parse_millicores(self.cpu)
+            cpu_millicores(self.cpu)
         return self
 
     @property
     def millicores(self) -> int | None:
-        return None if self.cpu is None else parse_millicores(self.cpu)
-
-
-class CapacityPolicySpec(_Strict):
-    capacity_per_proxy: float = Field(gt=0, description="invites/s one proxy serves within QoS")
-    headroom: float = Field(0.9, gt=0, le=1)
-    scale_down_window_s: float = Field(60.0, ge=0)
-
-
-class QosPolicySpec(_Strict):
-    """The QoS policy's knobs (P0 comes from qos.p0_ms); see docs/autoscaling.md."""
-
-    up_fraction: float = Field(0.6, gt=0, le=1)
-    down_fraction: float = Field(0.25, gt=0, lt=1)
-    lookahead_s: float = Field(30.0, ge=0)
-    up_cooldown_s: float = Field(20.0, ge=0)
-    down_stable_s: float = Field(90.0, ge=0)
-    down_load_fraction: float = Field(0.7, gt=0, le=1)
-    breach_step_fraction: float = Field(0.5, gt=0, le=4)
-    knee_per_proxy: float | None = Field(None, gt=0)
-    settle_s: float = Field(30.0, ge=0)
-
-    @model_validator(mode="after")
-    def _ordered(self) -> QosPolicySpec:
-        if self.down_fraction >= self.up_fraction:
-            raise ValueError("down_fraction must be below up_fraction")
-        return self
-
-
-class AutoscaleSpec(_Strict):
-    """A scaling policy and how the local autoscaler runs it."""
-
-    policy: Literal["hpa", "capacity", "qos", "hybrid"]
-    hpa: dict[str, Any] | None = Field(None, description="an autoscaling/v2 HPA manifest")
-    hpa_file: Path | None = Field(None, description="the same, from a YAML file")
-    capacity: CapacityPolicySpec | None = None
-    qos: QosPolicySpec = QosPolicySpec()
-    min_replicas: int = Field(1, ge=1, description="capacity and qos (hpa: the manifest's)")
-    max_replicas: int = Field(10, ge=1, le=100)
-    sync_period_s: float = Field(15.0, gt=0, description="the HPA controller's sync period")
-    scrape_interval_s: float = Field(30.0, ge=0, description="how stale the metrics may be")
-    metric_window_s: float = Field(30.0, gt=0, description="CPU and rate averaging window")
-    pod_management: Literal["ordered", "parallel"] = Field(
-        "ordered", description="ordered: a StatefulSet (OrderedReady); parallel: a Deployment"
-    )
-    startup_delay_s: float = Field(
-        5.0, ge=0, le=600, description="how long a new pod takes on a cluster before it serves"
-    )
-
-    @model_validator(mode="after")
-    def _complete(self) -> AutoscaleSpec:
-        if self.policy in ("hpa", "hybrid") and (self.hpa is None) == (self.hpa_file is None):
-            raise ValueError(f"policy {self.policy} needs exactly one of hpa and hpa_file")
-        if self.policy == "capacity" and self.capacity is None:
-            raise ValueError("policy capacity needs capacity.capacity_per_proxy")
-        if self.min_replicas > self.max_replicas:
-            raise ValueError("min_replicas must not exceed max_replicas")
-        return self
-
-    def manifest(self) -> dict[str, Any]:
-        if self.hpa is not None:
-            return self.hpa
-        assert self.hpa_file is not None
-        data = yaml.safe_load(self.hpa_file.read_text())
-        if not isinstance(data, dict):
-            raise ValueError(f"{self.hpa_file}: not an HPA manifest")
-        return data
+        return None if self.cpu is None else cpu_millicores(self.cpu)
 
 
 class ClientsSpec(_Strict):
@@ -325,10 +261,8 @@ def load(path: Path, overrides: list[str] | None = None) -> Experiment:
     if autoscale is not None and autoscale.hpa_file and not autoscale.hpa_file.is_absolute():
         autoscale.hpa_file = (path.parent / autoscale.hpa_file).resolve()
     if autoscale is not None and autoscale.policy in ("hpa", "hybrid"):
-        from testbed.autoscale.factory import build_policy  # a bad manifest fails here
-
-        try:
-            build_policy(experiment)
+        try:  # a bad manifest fails here
+            build_policy(autoscale, experiment.qos.p0_ms, experiment.proxies.millicores)
         except (ValueError, OSError) as exc:
             raise ExperimentError(f"{path}: autoscale: {exc}") from None
     generate = experiment.scenario.generate

@@ -10,26 +10,19 @@ import abc
 import contextlib
 import errno
 import os
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from testbed.quantity import cpu_millicores
+
 CFS_PERIOD_US = 100_000
 GROUP_PARENT = "ims-testbed"
-_QUANTITY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(m?)\s*$")
 
 
 def parse_millicores(text: str) -> int:
     """Kubernetes CPU quantity to millicores: '30m' -> 30, '0.5' -> 500, '2' -> 2000."""
-    match = _QUANTITY.match(text)
-    if not match:
-        raise ValueError(f"CPU quantity '{text}' is not like 30m, 250m, 0.5 or 2")
-    number, milli = float(match.group(1)), match.group(2)
-    millicores = round(number if milli else number * 1000)
-    if millicores < 1:
-        raise ValueError(f"CPU quantity '{text}' is below 1m")
-    return millicores
+    return cpu_millicores(text)
 
 
 @dataclass(frozen=True)
