@@ -2,7 +2,7 @@
 # Set everything up, then run the checks and the whole test suite: unit and integration tests
 # against real Kamailio, SIPp, SQLite and a private MariaDB server the tests start themselves,
 # every image built and started with podman, docker-compose.yml brought up, and a real
-# single-node Kubernetes cluster with the Helm chart installed and exercised (tests/cluster).
+# single-node Kubernetes cluster with the Helm chart installed and exercised (tests/deploy/cluster).
 # Extra arguments go to pytest, e.g. scripts/test.sh -k dmq -x
 #
 #   scripts/test.sh --unit [pytest args]   the fast part only (under a minute once set up): the
