@@ -4,36 +4,40 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
-from csvgen.config import PACKAGED_DATA
-from csvgen.synthetic import synthetic_lines
 from scenario_csv import validate
 from scenario_gen.errors import MilanoError
 from scenario_gen.milano import add_calls, day_series, load_calls, milano_shape
 from scenario_gen.scenario import Scenario, build_shape
 from scenario_gen.spec import GenerateRequest, MilanoShape
+from scenario_gen.synthetic import synthetic_lines
 
-FIXTURE = PACKAGED_DATA / "milano-synthetic-day.tsv"
 DAY = dt.date(2013, 11, 4)
 
 
-def _by_hand(squares=None):
+@pytest.fixture(scope="module")
+def fixture(tmp_path_factory):
+    """The synthetic day as a file (csvgen ships the same lines as its packaged data)."""
+    path = tmp_path_factory.mktemp("milano") / "milano-synthetic-day.tsv"
+    path.write_text("".join(synthetic_lines()), encoding="ascii")
+    return path
+
+
+def _by_hand(fixture, squares=None):
     """Call-in + call-out per slot, summed the obvious way."""
     calls = defaultdict(float)
-    for line in FIXTURE.read_text().splitlines():
+    for line in fixture.read_text().splitlines():
         f = line.split("\t")
         if squares is None or int(f[0]) in squares:
             calls[int(f[1])] += float(f[5] or 0) + float(f[6] or 0)
     return dict(calls)
 
 
-def test_the_fixture_is_synthetic_and_reproducible():
-    assert "synthetic" in FIXTURE.name
-    assert "SYNTHETIC" in (PACKAGED_DATA / "README.md").read_text()
-    assert FIXTURE.read_text() == "".join(synthetic_lines())
+def test_the_synthetic_day_is_reproducible():
+    assert synthetic_lines() == synthetic_lines()
 
 
 def test_the_fixture_has_the_features_the_reader_must_handle():
-    rows = [line.split("\t") for line in FIXTURE.read_text().splitlines()]
+    rows = [line.split("\t") for line in synthetic_lines()]
     assert all(len(r) == 8 for r in rows)
     per_square_slot = defaultdict(set)
     for r in rows:
@@ -44,24 +48,24 @@ def test_the_fixture_has_the_features_the_reader_must_handle():
     assert len({r[1] for r in rows}) == 144
 
 
-def test_calls_are_summed_over_countries_and_squares():
-    calls = load_calls([FIXTURE], None)
-    expected = _by_hand()
+def test_calls_are_summed_over_countries_and_squares(fixture):
+    calls = load_calls([fixture], None)
+    expected = _by_hand(fixture)
     assert calls.keys() == expected.keys()
     for slot, value in expected.items():
         assert calls[slot] == pytest.approx(value)
-    only = load_calls([FIXTURE], [4259])
-    for slot, value in _by_hand({4259}).items():
+    only = load_calls([fixture], [4259])
+    for slot, value in _by_hand(fixture, {4259}).items():
         assert only[slot] == pytest.approx(value)
     assert sum(only.values()) < sum(calls.values())
 
 
-def test_days_are_local_days_of_144_slots():
-    calls = load_calls([FIXTURE], None)
+def test_days_are_local_days_of_144_slots(fixture):
+    calls = load_calls([fixture], None)
     days, series = day_series(calls, None, utc_offset_hours=1)
     assert days == [DAY]
     assert len(series) == 144
-    assert series[0] == pytest.approx(_by_hand()[1_383_519_600_000])
+    assert series[0] == pytest.approx(_by_hand(fixture)[1_383_519_600_000])
     # in UTC the same rows straddle two days; missing slots count as no calls
     days_utc, series_utc = day_series(calls, None, utc_offset_hours=0)
     assert days_utc == [dt.date(2013, 11, 3), DAY]
@@ -73,16 +77,16 @@ def test_days_are_local_days_of_144_slots():
         day_series(calls, [dt.date(2013, 11, 5)], 1)
 
 
-def test_daily_shape_is_plausible():
-    _, series = day_series(load_calls([FIXTURE], None), None, 1)
+def test_daily_shape_is_plausible(fixture):
+    _, series = day_series(load_calls([fixture], None), None, 1)
     hourly = series.reshape(24, 6).sum(axis=1)
     assert hourly[3:5].max() < 0.2 * hourly.max()  # night low
     assert 9 <= int(np.argmax(hourly)) <= 19  # daytime peak
 
 
 @pytest.mark.parametrize("interpolate", ["hold", "linear"])
-def test_scaling_compression_and_interpolation(interpolate):
-    _, series = day_series(load_calls([FIXTURE], None), None, 1)
+def test_scaling_compression_and_interpolation(fixture, interpolate):
+    _, series = day_series(load_calls([fixture], None), None, 1)
     shape = milano_shape(series, peak_rate=42, compress=8, interpolate=interpolate)
     assert shape.duration_s == 86400 / 8  # the paper's 3-hour day
     assert shape.peak == pytest.approx(42)
@@ -98,8 +102,8 @@ def test_scaling_compression_and_interpolation(interpolate):
         np.testing.assert_allclose(middle, (series[:-1] + series[1:]) / 2 * 42 / series.max())
 
 
-def test_a_generated_milano_scenario_validates():
-    spec = MilanoShape(files=[str(FIXTURE)], squares=[4259, 5060], days=[DAY], compress=8)
+def test_a_generated_milano_scenario_validates(fixture):
+    spec = MilanoShape(files=[str(fixture)], squares=[4259, 5060], days=[DAY], compress=8)
     for arrivals in ("deterministic", "poisson"):
         request = GenerateRequest(shape=spec, arrivals=arrivals, pods=4)
         lines = "".join(Scenario(request).text()).splitlines(True)
@@ -130,9 +134,9 @@ def test_malformed_rows_name_file_line_and_field(line, message):
     assert str(caught.value).startswith("day.tsv: " + message.replace("line 1", "line 2"))
 
 
-def test_empty_selections_and_missing_files_are_refused(tmp_path):
+def test_empty_selections_and_missing_files_are_refused(fixture, tmp_path):
     with pytest.raises(MilanoError, match="no rows for the chosen squares 1, 2"):
-        load_calls([FIXTURE], [1, 2])
+        load_calls([fixture], [1, 2])
     with pytest.raises(MilanoError, match="cannot read"):
         load_calls([tmp_path / "missing.tsv"], None)
     quiet = tmp_path / "quiet.tsv"
