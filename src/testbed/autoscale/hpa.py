@@ -115,21 +115,28 @@ class MetricSpec(_Spec):
         return inner.target
 
 
-class ScalingPolicy(_Spec):
+class HpaRatePolicy(_Spec):
+    """One entry of behavior.scaleUp/scaleDown.policies (Kubernetes' HPAScalingPolicy): at most
+    `value` pods or percent of change per `periodSeconds`. Not a testbed scaling policy
+    (testbed.autoscale.policies.ScalingPolicy)."""
+
     type: Literal["Pods", "Percent"]
     value: int = Field(gt=0)
     periodSeconds: int = Field(gt=0, le=1800)
 
 
-class ScalingRules(_Spec):
+class HpaScalingRules(_Spec):
+    """behavior.scaleUp or scaleDown (Kubernetes' HPAScalingRules): the stabilization window
+    and the rate policies."""
+
     stabilizationWindowSeconds: int | None = Field(None, ge=0, le=3600)
     selectPolicy: Literal["Max", "Min", "Disabled"] = "Max"
-    policies: list[ScalingPolicy] | None = None
+    policies: list[HpaRatePolicy] | None = None
 
 
 class Behavior(_Spec):
-    scaleUp: ScalingRules | None = None
-    scaleDown: ScalingRules | None = None
+    scaleUp: HpaScalingRules | None = None
+    scaleDown: HpaScalingRules | None = None
 
 
 class ScaleTargetRef(_Spec):
@@ -154,18 +161,18 @@ class HpaManifest(_Spec):
 
 
 # the defaults the documentation gives when behavior (or one direction of it) is absent
-DEFAULT_SCALE_UP = ScalingRules(
+DEFAULT_SCALE_UP = HpaScalingRules(
     stabilizationWindowSeconds=0,
     selectPolicy="Max",
     policies=[
-        ScalingPolicy(type="Percent", value=100, periodSeconds=15),
-        ScalingPolicy(type="Pods", value=4, periodSeconds=15),
+        HpaRatePolicy(type="Percent", value=100, periodSeconds=15),
+        HpaRatePolicy(type="Pods", value=4, periodSeconds=15),
     ],
 )
-DEFAULT_SCALE_DOWN = ScalingRules(
+DEFAULT_SCALE_DOWN = HpaScalingRules(
     stabilizationWindowSeconds=300,
     selectPolicy="Max",
-    policies=[ScalingPolicy(type="Percent", value=100, periodSeconds=15)],
+    policies=[HpaRatePolicy(type="Percent", value=100, periodSeconds=15)],
 )
 
 
@@ -292,7 +299,7 @@ class HorizontalPodAutoscaler:
 
     # -- behavior ----------------------------------------------------------------------------
 
-    def _limit(self, rules: ScalingRules, current: int, now: float, up: bool) -> int:
+    def _limit(self, rules: HpaScalingRules, current: int, now: float, up: bool) -> int:
         """How far the policies let the count go now (Kubernetes' calculateScale{Up,Down}Limit):
         each policy counts from the replicas at the start of its period."""
         if rules.selectPolicy == "Disabled":
@@ -391,10 +398,10 @@ class HorizontalPodAutoscaler:
             self._events.popleft()
 
 
-def _merge(given: ScalingRules | None, default: ScalingRules) -> ScalingRules:
+def _merge(given: HpaScalingRules | None, default: HpaScalingRules) -> HpaScalingRules:
     if given is None:
         return default
-    return ScalingRules(
+    return HpaScalingRules(
         stabilizationWindowSeconds=(
             given.stabilizationWindowSeconds
             if given.stabilizationWindowSeconds is not None
