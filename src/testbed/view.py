@@ -11,19 +11,28 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
+import signal
 import socket
+import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
+import httpx
 import typer
 from pydantic import ValidationError
 
+from scenario_controller.config import Settings
 from scenario_controller.experiment import ExperimentInfo, ExperimentRecord, ProxyView, Sample
+from service_kit.environment import to_environment
 from testbed.experiment.panel_feed import BadValue, scaling_events, to_sample
 
 DEFAULT_PORT = 8002  # beside a running testbed's scenario controller (8001)
+START_TIMEOUT_S = 30.0  # the controller starts in about a second; a loaded machine is slower
 
 
 class FolderError(ValueError):
@@ -179,56 +188,88 @@ def _proxies(samples: list[Sample]) -> list[ProxyView]:
     ]
 
 
-def _listen(port: int) -> socket.socket:
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind(("127.0.0.1", port))  # loopback only: nothing listens beyond this machine
-        sock.listen(128)  # from now on: a browser opened at once waits for the app's start
-    except OSError as exc:
-        sock.close()
-        raise FolderError(
-            f"port {port} on 127.0.0.1: {exc.strerror or exc} (choose another with --port)"
-        ) from None
-    return sock
+def _check_port(port: int) -> int:
+    """The port to serve on (port 0: a free one), checked free now so that a busy one is named
+    before anything starts."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))  # loopback only: nothing listens beyond this machine
+        except OSError as exc:
+            raise FolderError(
+                f"port {port} on 127.0.0.1: {exc.strerror or exc} (choose another with --port)"
+            ) from None
+        return int(sock.getsockname()[1])
+
+
+def _serving(url: str, controller: subprocess.Popen[bytes], log: Path) -> None:
+    """Wait until the scenario controller answers /health; name its log if it ends first."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if controller.poll() is not None:
+            tail = log.read_text(errors="replace").strip().splitlines()[-5:]
+            raise FolderError(f"the scenario controller stopped: {' | '.join(tail)}")
+        try:
+            if httpx.get(f"{url}/health", timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise FolderError(f"the scenario controller did not answer on {url} in {START_TIMEOUT_S} s")
+
+
+def _stop_on_sigterm(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt  # the same way out as Ctrl-C: the controller is stopped
 
 
 def serve_folder(folder: Path, port: int, announce: Callable[[str], object] = print) -> None:
-    """Serve `folder` read-only on 127.0.0.1:`port` until SIGINT or SIGTERM."""
-    import uvicorn
-    from prometheus_client import CollectorRegistry
-
-    from scenario_controller.config import Settings
-    from scenario_controller.main import create_app
-
+    """Serve `folder` read-only on 127.0.0.1:`port` until SIGINT or SIGTERM: a scenario
+    controller process started with its settings (the service is run, never imported)."""
     record = load_folder(folder.resolve())
-    sock = _listen(port)
+    port = _check_port(port)
     with tempfile.TemporaryDirectory(prefix="testbed-view-") as tmp:
         base = Path(tmp)
         (base / "experiment.json").write_text(record.model_dump_json())
         settings = Settings(
             scenario_controller_host="127.0.0.1",
-            scenario_controller_port=sock.getsockname()[1],
+            scenario_controller_port=port,
             scenario_dir=base / "scenarios",
             runs_dir=base / "runs",
             sip_controller_url="",
             api_token=None,  # read-only: every mutating route answers 503
             experiment_replay=base / "experiment.json",
         )
-        config = uvicorn.Config(
-            create_app(settings, CollectorRegistry()),
-            ws="websockets-sansio",  # the panel's feed; the legacy one warns it is deprecated
-            ws_per_message_deflate=False,
-            log_level="warning",
-            access_log=False,
-        )
-        server = uvicorn.Server(config)
-        url = f"http://127.0.0.1:{sock.getsockname()[1]}/#experiment"
-        announce(
-            f"{record.experiment.name}: {len(record.samples)} samples, "
-            f"{len(record.events)} scaling events, on {url} (read-only); Ctrl-C stops it"
-        )
-        server.run(sockets=[sock])  # uvicorn stops on SIGINT and SIGTERM
+        # only what a process needs and the settings: no API_TOKEN of the caller's
+        inherited = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TZ")}
+        log = base / "scenario-controller.log"
+        with log.open("wb") as out:
+            controller = subprocess.Popen(
+                [sys.executable, "-m", "scenario_controller"],
+                env={**inherited, **to_environment(settings)},
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            _serving(url, controller, log)
+            announce(
+                f"{record.experiment.name}: {len(record.samples)} samples, "
+                f"{len(record.events)} scaling events, on {url}/#experiment (read-only); "
+                "Ctrl-C stops it"
+            )
+            if controller.wait() != 0:
+                tail = log.read_text(errors="replace").strip().splitlines()[-5:]
+                raise FolderError(f"the scenario controller stopped: {' | '.join(tail)}")
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            if controller.poll() is None:
+                controller.terminate()
+                try:
+                    controller.wait(10)
+                except subprocess.TimeoutExpired:
+                    controller.kill()
+                    controller.wait()
 
 
 def view(
@@ -242,7 +283,7 @@ def view(
     on 127.0.0.1, until Ctrl-C."""
     try:
         serve_folder(results, port, announce=typer.echo)
-    except KeyboardInterrupt:  # Ctrl-C: uvicorn stopped, then passed the signal on
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: serve_folder stopped the controller
         pass
     except FolderError as exc:
         typer.echo(f"testbed view: {exc}", err=True)
