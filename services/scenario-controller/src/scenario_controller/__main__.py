@@ -4,29 +4,21 @@ SCENARIO_CONTROLLER_HOST:PORT, on uvloop; the other settings come from the envir
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
-
-import uvicorn
 
 from scenario_controller.config import Settings
 from scenario_controller.main import create_app
-from service_kit import command_line, listen_address
+from service_kit import command_line, serve
 
 DESCRIPTION = "Replays a scenario CSV to the sip-client pods over WebSocket; web control panel."
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     settings = command_line(Settings, "scenario-controller", DESCRIPTION, argv)
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    host, port = listen_address(settings)
-    uvicorn.run(
+    serve(
         create_app(settings),
-        host=host,
-        port=port,
-        log_level=settings.log_level.lower(),
+        settings,
+        log_level=settings.log_level,
         loop="uvloop",
         ws="websockets",
         ws_per_message_deflate=False,

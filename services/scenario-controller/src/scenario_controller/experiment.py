@@ -16,6 +16,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from service_kit import problem_lines
+
 MAX_PUSH = 3600  # samples in one push: a client resending an hour of backlog at once
 MAX_PROXIES = 256
 MAX_EVENTS = 1000  # scaling events kept (the oldest go first)
@@ -126,9 +128,8 @@ def load_replay(path: Path) -> ExperimentRecord:
     except OSError as exc:
         raise BadReplay(f"EXPERIMENT_REPLAY {path}: {exc.strerror or exc}") from None
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise BadReplay(f"EXPERIMENT_REPLAY {path}: {where}: {first['msg']}") from None
+        first = problem_lines(exc)[0]  # the first is enough to find the file's fault
+        raise BadReplay(f"EXPERIMENT_REPLAY {path}: {first}") from None
 
 
 class ExperimentFeed:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -10,7 +9,6 @@ import httpx
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry
-from prometheus_fastapi_instrumentator import Instrumentator
 
 from api_token.guard import TokenGuard
 from scenario_controller import __version__
@@ -19,7 +17,7 @@ from scenario_controller.api.routes import experiment as experiment_routes
 from scenario_controller.config import Settings
 from scenario_controller.metrics import ControllerMetrics
 from scenario_controller.state import Controller
-from service_kit import service_app
+from service_kit import background, instrument, service_app
 
 
 def create_app(
@@ -36,13 +34,10 @@ def create_app(
         async with httpx.AsyncClient() as http:
             controller = Controller(settings, metrics, http)
             app.state.controller = controller
-            publisher = asyncio.create_task(controller.publish_forever())
             try:
-                yield
+                async with background(controller.publish_forever(), name="publisher"):
+                    yield
             finally:
-                publisher.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await publisher
                 await controller.stop_runs()
 
     app = service_app("scenario-controller", __version__, lifespan)
@@ -53,7 +48,5 @@ def create_app(
     app.include_router(experiment_routes.router)
     app.include_router(panel.router)
     app.mount("/static", StaticFiles(directory=panel.PANEL), name="static")
-    Instrumentator(registry=registry, excluded_handlers=["/metrics"]).instrument(app).expose(
-        app, include_in_schema=False
-    )
+    instrument(app, registry)
     return app
