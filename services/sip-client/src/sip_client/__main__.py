@@ -4,12 +4,9 @@ SIP_CLIENT_HTTP_HOST:PORT, on uvloop; the other settings come from the environme
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
-import uvicorn
-
-from service_kit import command_line, listen_address
+from service_kit import command_line, serve
 from sip_client.config import Settings
 from sip_client.main import create_app
 
@@ -18,16 +15,11 @@ DESCRIPTION = "A pod of up to 100 softphones on one UDP socket, driven by the sc
 
 def main(argv: Sequence[str] | None = None) -> None:
     settings = command_line(Settings, "sip-client", DESCRIPTION, argv)
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format=f"%(asctime)s pod {settings.pod_id} %(levelname)s %(name)s: %(message)s",
-    )
-    host, port = listen_address(settings)
-    uvicorn.run(
+    serve(
         create_app(settings),
-        host=host,
-        port=port,
-        log_level=settings.log_level.lower(),
+        settings,
+        log_level=settings.log_level,
+        log_context=f"pod {settings.pod_id}",
         loop="uvloop",
         access_log=False,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator, model_validator
 
-from service_kit import ServiceSettings
+from service_kit import ServiceSettings, parse_host_port
 
 
 class Settings(ServiceSettings):
@@ -58,9 +58,7 @@ class Settings(ServiceSettings):
     @field_validator("outbound_proxy")
     @classmethod
     def _host_port(cls, value: str) -> str:
-        host, sep, port = value.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError(f"OUTBOUND_PROXY must be host:port, got {value!r}")
+        parse_host_port(value, "OUTBOUND_PROXY")  # an AddressError names it and the problem
         return value
 
     @model_validator(mode="after")
@@ -74,5 +72,5 @@ class Settings(ServiceSettings):
 
     @property
     def outbound(self) -> tuple[str, int]:
-        host, _, port = self.outbound_proxy.rpartition(":")
-        return host, int(port)
+        host, port = parse_host_port(self.outbound_proxy, "OUTBOUND_PROXY")
+        return host, port  # a plain tuple: the socket's address

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
-from prometheus_fastapi_instrumentator import Instrumentator
 
 from api_token.guard import TokenGuard
-from service_kit import service_app
+from service_kit import background, instrument, service_app
 from sip_client import __version__
 from sip_client.api.routes import calls, health, phones
 from sip_client.config import Settings
@@ -76,7 +74,6 @@ def create_app(
             lambda: len(runtime.pod.registered(runtime.now())) if runtime.pod else 0
         )
         link = None
-        task = None
         if settings.scenario_controller_url:
             link = ControllerLink(
                 settings.scenario_controller_url,
@@ -86,18 +83,18 @@ def create_app(
                 registry,
                 token=settings.api_token,
             )
-            task = asyncio.create_task(link.run())
         app.state.runtime = runtime
         app.state.link = link
-        if settings.register_on_start:
-            runtime.register_all()
         try:
-            yield
+            async with (
+                background(link.run(), name="controller link")
+                if link is not None
+                else contextlib.nullcontext()
+            ):
+                if settings.register_on_start:
+                    runtime.register_all()
+                yield
         finally:
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
             runtime.close()
 
     # no Swagger UI or ReDoc: FastAPI loads them from a CDN; the document is /openapi.json
@@ -107,5 +104,5 @@ def create_app(
     app.include_router(health.router)
     app.include_router(phones.router)
     app.include_router(calls.router)
-    Instrumentator(registry=registry).instrument(app).expose(app, include_in_schema=False)
+    instrument(app, registry)
     return app
