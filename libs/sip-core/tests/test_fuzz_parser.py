@@ -104,7 +104,7 @@ def mutated(draw: st.DrawFn) -> bytes:
         elif edit == "replace_token":
             # a field value (digits, a name ...) swapped for hostile text
             end = position
-            while end < len(data) and data[end : end + 1] not in (b" ", b";", b"\r", b":"):
+            while end < len(data) and data[end] not in b" ;\r:":
                 end += 1
             data[position:end] = draw(st.sampled_from(HOSTILE)).encode("utf-8")
         elif edit == "cut":
