@@ -76,7 +76,7 @@ def mutated(draw: st.DrawFn) -> list[str]:
 
 def _validate_everything(lines: list[str]) -> None:
     for options in ({}, {"rate_check": "deterministic"}, {"pairing_convention": False}):
-        run = validate(iter(lines), **options)  # type: ignore[arg-type]
+        run = validate(iter(lines), **options)
         defects = list(run)
         assert all(isinstance(d, Defect) for d in defects)
         assert all(d.line >= 1 and d.field in FIELDS and d.message for d in defects)
