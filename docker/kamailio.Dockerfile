@@ -26,7 +26,8 @@ RUN apt-get update \
 RUN useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin testbed \
     && mkdir -p /run/kamailio && chown 10001:10001 /run/kamailio
 COPY --chmod=0755 kamailio/entrypoint.sh /etc/kamailio/testbed/entrypoint.sh
-COPY kamailio/sip-proxy.cfg kamailio/sip-loadb.cfg /etc/kamailio/testbed/
+# common.cfg: the routes both configs import (import_file, resolved next to them)
+COPY kamailio/sip-proxy.cfg kamailio/sip-loadb.cfg kamailio/common.cfg /etc/kamailio/testbed/
 ENV KAMAILIO_CONFIG_DIR=/etc/kamailio/testbed KAMAILIO_RUN_DIR=/run/kamailio
 USER 10001:10001
 EXPOSE 5060/udp 5061/udp 8080

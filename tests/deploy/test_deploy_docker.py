@@ -315,6 +315,18 @@ def test_kamailio_image_reuses_the_repo_entrypoint_and_healthcheck_port() -> Non
     assert {"kamailio/entrypoint.sh", "kamailio/sip-proxy.cfg", "kamailio/sip-loadb.cfg"} <= set(
         sources
     )
+    # and every file the configs import (resolved next to them, where the image copies them)
+    imported = {
+        f"kamailio/{name}"
+        for config in ["sip-proxy.cfg", "sip-loadb.cfg"]
+        for name in re.findall(
+            r'^(?:import_file|include_file)\s+"([^"]+)"',
+            (ROOT / "kamailio" / config).read_text(),
+            re.M,
+        )
+    }
+    assert imported == {"kamailio/common.cfg"}
+    assert imported <= set(sources)
     env = env_of(final)
     assert env["KAMAILIO_CONFIG_DIR"] == "/etc/kamailio/testbed"
     check = next(i["value"] for i in final if i["instruction"] == "HEALTHCHECK")
