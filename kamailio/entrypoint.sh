@@ -50,16 +50,72 @@ if [ "$role" = sip-proxy ]; then : "${KAMAILIO_SHM_MB:=256}"; else : "${KAMAILIO
 # the first proxy notifies itself; others are given a running peer (or a headless Service name)
 : "${DMQ_NOTIFICATION_ADDRESS:=$DMQ_SERVER_ADDRESS}"
 
-# DATABASE_URL is in SQLAlchemy form; Kamailio wants mysql://... and sqlite:///abs/path
-if [ -z "${KAMAILIO_DB_URL:-}" ]; then
-  case "$DATABASE_URL" in
-    sqlite:////*) KAMAILIO_DB_URL="sqlite://${DATABASE_URL#sqlite:///}" ;;
-    mysql+pymysql://*) KAMAILIO_DB_URL="mysql://${DATABASE_URL#mysql+pymysql://}" ;;
-    mysql://*|mariadb://*) KAMAILIO_DB_URL="mysql://${DATABASE_URL#*://}" ;;
-    *) echo "entrypoint.sh: DATABASE_URL '$DATABASE_URL' is neither sqlite:////absolute/path nor mysql+pymysql://" >&2; exit 2 ;;
+fail() { echo "entrypoint.sh: $*" >&2; exit 2; }
+
+# %XX escapes decoded (SQLAlchemy URLs percent-encode user and password; Kamailio takes them raw)
+percent_decode() {
+  printf '%s' "$1" | LC_ALL=C awk '{
+    out = ""; s = $0; hex = "0123456789abcdef"
+    while ((i = index(s, "%")) > 0) {
+      h = tolower(substr(s, i + 1, 2))
+      if (h ~ /^[0-9a-f][0-9a-f]$/) {
+        hi = index(hex, substr(h, 1, 1)); lo = index(hex, substr(h, 2, 1))
+        out = out substr(s, 1, i - 1) sprintf("%c", (hi - 1) * 16 + lo - 1); s = substr(s, i + 3) }
+      else { out = out substr(s, 1, i); s = substr(s, i + 1) }
+    }
+    printf "%s", out s
+  }'
+}
+
+# The testbed's one translation of DATABASE_URL (SQLAlchemy form, what the services read) into
+# the URL of Kamailio's db_sqlite / db_mysql: sqlite:////abs/path -> sqlite:///abs/path;
+# mysql[+driver]:// and mariadb[+driver]:// -> mysql://user:password@host[:port]/db with user
+# and password decoded (db_mysql finds the last '@', so '@', ':' and '/' in a password are
+# fine) and any ?query dropped. Errors name the scheme, never the URL (it holds a password).
+# Tested against a table of cases in tests/unit/test_kamailio_db_url.py.
+kamailio_db_url() {
+  case "$1" in
+    sqlite:////*)
+      path="${1#sqlite:///}"
+      kamailio_url="sqlite://${path%%\?*}" ;;
+    sqlite:*)
+      fail "DATABASE_URL '$1': Kamailio needs an absolute SQLite path (sqlite:////absolute/path.sqlite)" ;;
+    mysql://*|mysql+*://*|mariadb://*|mariadb+*://*)
+      rest="${1#*://}"
+      auth=""
+      case "$rest" in
+        *@*)
+          # SQLAlchemy percent-encodes '@' in user and password: the first '@' ends them
+          userinfo="${rest%%@*}"
+          rest="${rest#*@}"
+          auth="$(percent_decode "${userinfo%%:*}")"
+          case "$userinfo" in *:*) auth="$auth:$(percent_decode "${userinfo#*:}")" ;; esac
+          auth="$auth@" ;;
+      esac
+      rest="${rest%%\?*}"
+      case "$rest" in
+        */?*) ;;
+        *) fail "DATABASE_URL (${1%%://*}://...) names no database: mysql+pymysql://user:password@host:port/database" ;;
+      esac
+      kamailio_url="mysql://$auth$rest" ;;
+    *://*)
+      fail "DATABASE_URL: Kamailio cannot use database '${1%%://*}' (use sqlite:////absolute/path.sqlite or mysql+pymysql://user:password@host:port/database)" ;;
+    *)
+      fail "DATABASE_URL is not a database URL (use sqlite:////absolute/path.sqlite or mysql+pymysql://user:password@host:port/database)" ;;
   esac
+  # the cfgs get the URL as a quoted string (#!defenvs), where '"' ends it and '\' escapes
+  case "$kamailio_url" in
+    *'"'*|*'\'*) fail "DATABASE_URL: a '\"' or '\\' (decoded) in it cannot reach Kamailio's config; choose a database password without them" ;;
+  esac
+  echo "$kamailio_url"
+}
+
+# KAMAILIO_DB_URL, when given, is already in Kamailio's form and used as is (less any ?query)
+if [ -n "${KAMAILIO_DB_URL:-}" ]; then
+  KAMAILIO_DB_URL="${KAMAILIO_DB_URL%%\?*}"
+else
+  KAMAILIO_DB_URL="$(kamailio_db_url "$DATABASE_URL")" || exit $?
 fi
-KAMAILIO_DB_URL="${KAMAILIO_DB_URL%%\?*}"
 
 export SIP_DOMAIN SIP_LISTEN DMQ_LISTEN HTTP_LISTEN DMQ_PORT DMQ_SERVER_ADDRESS \
   DMQ_NOTIFICATION_ADDRESS KAMAILIO_DB_URL AUTH_SECRET AUTH_ALGORITHM KAMAILIO_CHILDREN \

@@ -1,6 +1,6 @@
 """The testbed's database schema, owned in one place and shared by every service."""
 
-from testbed_db.engine import kamailio_db_url, make_engine
+from testbed_db.engine import make_engine
 from testbed_db.models import (
     DISPATCHER_FLAG_ACTIVE,
     DISPATCHER_FLAG_INACTIVE,
@@ -32,7 +32,6 @@ __all__ = [
     "SubscriberSeed",
     "Version",
     "create_schema",
-    "kamailio_db_url",
     "make_engine",
     "seed_subscribers",
 ]

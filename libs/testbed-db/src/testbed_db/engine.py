@@ -1,4 +1,7 @@
-"""Engines for the two supported databases and the URL translation Kamailio needs."""
+"""Engines for the two supported databases.
+
+Kamailio reads the same DATABASE_URL; kamailio/entrypoint.sh alone turns it into Kamailio's form.
+"""
 
 from __future__ import annotations
 
@@ -30,31 +33,3 @@ def make_engine(database_url: str, **kwargs: Any) -> Engine:
         f"DATABASE_URL: unsupported database '{url.get_backend_name()}' "
         "(use sqlite:////absolute/path.sqlite or mysql+pymysql://user:pass@host:port/db)"
     )
-
-
-def kamailio_db_url(database_url: str) -> str:
-    """Translate a SQLAlchemy URL into the form of Kamailio's db_sqlite / db_mysql modules.
-
-    SQLAlchemy writes an absolute SQLite path as sqlite:////abs/file, Kamailio as
-    sqlite:///abs/file; MySQL loses its +driver suffix.
-    """
-    url = make_url(database_url)
-    backend = url.get_backend_name()
-    if backend == "sqlite":
-        path = url.database or ""
-        if not path.startswith("/"):
-            raise ValueError(
-                f"DATABASE_URL: the SQLite path must be absolute for Kamailio, got '{path}'"
-            )
-        return f"sqlite://{path}"
-    if backend in ("mysql", "mariadb"):
-        auth = ""
-        if url.username:
-            auth = url.username
-            if url.password:
-                auth += f":{url.password}"
-            auth += "@"
-        host = url.host or "localhost"
-        port = f":{url.port}" if url.port else ""
-        return f"mysql://{auth}{host}{port}/{url.database}"
-    raise ValueError(f"DATABASE_URL: Kamailio cannot use database '{backend}'")
