@@ -24,7 +24,7 @@ def fixture(tmp_path_factory):
 
 def _by_hand(fixture, squares=None):
     """Call-in + call-out per slot, summed the obvious way."""
-    calls = defaultdict(float)
+    calls: defaultdict[int, float] = defaultdict(float)
     for line in fixture.read_text().splitlines():
         f = line.split("\t")
         if squares is None or int(f[0]) in squares:
