@@ -95,8 +95,11 @@ def test_a_proxy_that_refuses_connections_leaves_at_the_first_check():
 def test_an_unhealthy_proxy_rejoins_once_synced_or_after_the_sync_timeout():
     now = [0.0]
     service = StandIn([_row("a", ProxyState.UNHEALTHY), _row("b", ProxyState.UNHEALTHY)])
-    reconciler = Reconciler(  # type: ignore[arg-type]
-        service, failure_threshold=3, rejoin_after_s=10.0, clock=lambda: now[0]
+    reconciler = Reconciler(
+        service,  # type: ignore[arg-type]  # a stand-in, as in the tests above
+        failure_threshold=3,
+        rejoin_after_s=10.0,
+        clock=lambda: now[0],
     )
     service.synced = {"a": False, "b": False}  # restarted: their usrloc is still empty
     anyio.run(reconciler.run_once)
