@@ -9,14 +9,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import uvicorn
 
+import service_kit
 from analyzer.analysis import Analyzer, pair_log
 from analyzer.capture import DEFAULT_BACKEND, Backend, CaptureError, open_file, require_backend
 from analyzer.config import Settings
 from analyzer.endpoints import parse_endpoint
 from analyzer.samples import OFFLINE_CSV_FIELDS, offline_csv_line
-from service_kit import listen_address, load_settings
+from service_kit import load_settings
 
 app = typer.Typer(
     add_completion=False,
@@ -113,17 +113,8 @@ def serve(settings: Settings | None = None) -> None:
         require_backend(settings.analyzer_backend)
     except CaptureError as exc:
         sys.exit(f"analyzer: {exc}")
-    logging.basicConfig(
-        level=settings.analyzer_log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    host, port = listen_address(settings)
-    uvicorn.run(
-        create_app(settings),
-        host=host,
-        port=port,
-        log_level=settings.analyzer_log_level.lower(),
-        access_log=False,
+    service_kit.serve(
+        create_app(settings), settings, log_level=settings.analyzer_log_level, access_log=False
     )
 
 

@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
-from prometheus_fastapi_instrumentator import Instrumentator
 
 from analyzer import __version__
 from analyzer.analysis import Analyzer
@@ -20,7 +19,7 @@ from analyzer.config import Settings
 from analyzer.metrics import AnalyzerCollector, ResponseTimes
 from analyzer.runner import CaptureRunner
 from analyzer.samples import SampleStore
-from service_kit import service_app
+from service_kit import background, instrument, service_app
 
 log = logging.getLogger(__name__)
 EXPIRY_INTERVAL_SECONDS = 1.0
@@ -78,14 +77,12 @@ def create_app(
                 analyzer.expire(time.time())
 
         live = settings.analyzer_pcap_file is None
-        task = asyncio.create_task(expire_forever()) if live else None
         try:
-            yield
+            async with (
+                background(expire_forever(), name="expiry") if live else contextlib.nullcontext()
+            ):
+                yield
         finally:
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
             await asyncio.to_thread(runner.stop)
 
     app = service_app("analyzer", __version__, lifespan)
@@ -94,5 +91,5 @@ def create_app(
     app.state.analyzer = analyzer
     app.include_router(health.router)
     app.include_router(samples.router)
-    Instrumentator(registry=registry).instrument(app).expose(app, include_in_schema=False)
+    instrument(app, registry)
     return app
