@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from sip_client.records import MalformedInput
 from sip_client.ua import PodConfig, SoftphonePod
-from sip_core import IdSource, NameAddr, Request, make_response, parse_message
+from sip_core import IdSource, NameAddr, Request, Response, make_response, parse_message
 
 FUZZ = settings.get_profile("fuzz")
 LB = ("127.0.0.1", 5060)
@@ -32,7 +32,7 @@ def _pod_with_work() -> tuple[SoftphonePod, list[bytes]]:
     )
     pod.register_all(0.0)
     pod.call("0001", "0100", now=0.0, hold_ms=10, call_id="fuzz-call")
-    seeds = []
+    seeds: list[Request | Response] = []
     contact = NameAddr("sip:0100@127.0.2.2:5070", params={"expires": "3600"})
     for data, _peer in pod.datagrams_to_send():
         request = parse_message(data)
