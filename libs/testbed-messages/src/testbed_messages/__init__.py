@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from service_kit import describe
+
 PodId = Annotated[str, Field(pattern=r"^[0-9]{2}$", description="two-digit pod id, 00-99")]
 PhoneId = Annotated[str, Field(pattern=r"^[0-9]{4}$", description="four-digit PPNN phone id")]
 # a value that becomes a SIP Call-ID header: RFC 3261 25.1 word ["@" word], printable ASCII
@@ -129,11 +131,7 @@ class MessageError(ValueError):
 
 
 def _describe(exc: ValidationError) -> str:
-    parts = []
-    for error in exc.errors():
-        location = ".".join(str(p) for p in error["loc"]) or "message"
-        parts.append(f"{location}: {error['msg']}")
-    return "; ".join(parts)
+    return describe(exc, whole="message")  # `call.caller: problem; ...`, inputs left out
 
 
 def decode_client(text: str | bytes) -> ClientMessage:
