@@ -85,3 +85,14 @@ def test_serve_binds_the_settings_address_and_sets_up_logging(tmp_path: Path) ->
     assert " pod 07 INFO toy.lifespan: started" in text
     assert "debug is hidden" not in text
     assert f"Uvicorn running on http://127.0.0.1:{port}" in text
+
+
+def test_importing_the_kit_loads_no_server() -> None:
+    """The CLIs (`analyzer offline`, `csvgen generate`) use the kit's parsers and formatter;
+    FastAPI, uvicorn and the instrumentator load only when an app is built or served."""
+    heavy = ("fastapi", "uvicorn", "prometheus_fastapi_instrumentator", "starlette")
+    code = f"import sys, service_kit; print([m for m in {heavy!r} if m in sys.modules])"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI
+if TYPE_CHECKING:  # imported when called: `import service_kit` stays light for the CLIs
+    from fastapi import FastAPI
 
 
 def service_app(
@@ -14,4 +15,6 @@ def service_app(
 ) -> FastAPI:
     """No Swagger UI or ReDoc: FastAPI loads them from a CDN. The document stays at
     /openapi.json and is committed as services/<name>/openapi.json (scripts/openapi.sh)."""
+    from fastapi import FastAPI
+
     return FastAPI(title=title, version=version, lifespan=lifespan, docs_url=None, redoc_url=None)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
-
-import uvicorn
-from fastapi import FastAPI
+from typing import TYPE_CHECKING, Any
 
 from service_kit.command import listen_address
 from service_kit.settings import ServiceSettings
+
+if TYPE_CHECKING:  # imported when called: `import service_kit` stays light for the CLIs
+    from fastapi import FastAPI
 
 
 def log_format(context: str = "") -> str:
@@ -31,6 +31,8 @@ def serve(
 ) -> None:
     """Serve app on the settings' listen fields (the command line's --host/--port, or their
     variables) until SIGINT/SIGTERM. uvicorn_options: the service's own (loop, ws, access_log)."""
+    import uvicorn
+
     setup_logging(log_level, log_context)
     host, port = listen_address(settings)
     uvicorn.run(app, host=host, port=port, log_level=log_level.lower(), **uvicorn_options)
