@@ -8,19 +8,35 @@ from hypothesis import strategies as st
 
 from analyzer.pairing import (
     EXPIRED,
-    INVITE_CHALLENGE,
-    INVITE_FORWARD,
     MALFORMED,
     NOT_PROXY,
     NOT_SIP,
-    OK_FORWARD,
     OTHER_ANSWER,
-    REGISTER_CHALLENGE,
-    REGISTER_OK,
+    PAIRS,
     UNMATCHED,
     Pair,
+    PairName,
     PairTracker,
 )
+
+INVITE_CHALLENGE = PairName.INVITE_CHALLENGE
+INVITE_FORWARD = PairName.INVITE_FORWARD
+OK_FORWARD = PairName.OK_FORWARD
+REGISTER_CHALLENGE = PairName.REGISTER_CHALLENGE
+REGISTER_OK = PairName.REGISTER_OK
+
+
+def test_pair_names_are_the_strings_of_the_labels_csv_and_json():
+    """The enum changes no output: each member is its string, in the table's order."""
+    assert [str(name) for name in PAIRS] == [
+        "register_challenge",
+        "register_ok",
+        "invite_challenge",
+        "invite_forward",
+        "ok_forward",
+    ]
+    assert all(name == str(name) and f"{name}" == name.value for name in PairName)
+    assert PairName("ok_forward") is OK_FORWARD
 
 
 def feed_all(tracker: PairTracker, messages) -> list[Pair]:

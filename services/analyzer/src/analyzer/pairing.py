@@ -8,7 +8,7 @@ A pair is measured in the proxy's own terms, from the first copy of the message 
 the proxy to the first copy of the proxy's answer or relay (both matched by Call-ID, CSeq
 number and method):
 
-| pair                 | starts with (in)              | ends with (out)           |
+| pair (`PairName`)    | starts with (in)              | ends with (out)           |
 |----------------------|-------------------------------|---------------------------|
 | `register_challenge` | REGISTER                      | 401 for it                |
 | `register_ok`        | REGISTER with credentials     | 200 for it                |
@@ -26,17 +26,25 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Final, NamedTuple, TypeVar
 
 from analyzer.endpoints import Endpoint
 from sip_core import ParseError, Request, parse_message
 
-REGISTER_CHALLENGE: Final = "register_challenge"
-REGISTER_OK: Final = "register_ok"
-INVITE_CHALLENGE: Final = "invite_challenge"
-INVITE_FORWARD: Final = "invite_forward"
-OK_FORWARD: Final = "ok_forward"
-PAIRS: Final = (REGISTER_CHALLENGE, REGISTER_OK, INVITE_CHALLENGE, INVITE_FORWARD, OK_FORWARD)
+
+class PairName(StrEnum):
+    """The kinds of pair (the table above); the values are the `pair` label, CSV and JSON field."""
+
+    REGISTER_CHALLENGE = "register_challenge"
+    REGISTER_OK = "register_ok"
+    INVITE_CHALLENGE = "invite_challenge"
+    INVITE_FORWARD = "invite_forward"
+    OK_FORWARD = "ok_forward"
+
+
+# in the order of the table (metrics list every pair, also those not seen yet)
+PAIRS: Final = tuple(PairName)
 
 IN: Final = "in"
 OUT: Final = "out"
@@ -78,7 +86,7 @@ _RELAYED: Final = 0  # "closing status" of an INVITE that the proxy relayed
 class Pair:
     """One measured response time: the message in, and the proxy's answer or relay out."""
 
-    name: str
+    name: PairName
     call_id: str
     cseq: int
     start: float
@@ -100,25 +108,25 @@ class TrackerStats:
     # (direction, method, status); status is "" for requests
     messages: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     skipped: Counter[str] = field(default_factory=Counter)
-    retransmissions: Counter[str] = field(default_factory=Counter)
-    pairs: Counter[str] = field(default_factory=Counter)
+    retransmissions: Counter[PairName] = field(default_factory=Counter)
+    pairs: Counter[PairName] = field(default_factory=Counter)
     # (pair, reason): expired, other_answer (closed by an answer that forms no pair), unmatched
     # (an answer or relay whose request was never seen, e.g. captured mid-transaction)
-    unpaired: Counter[tuple[str, str]] = field(default_factory=Counter)
+    unpaired: Counter[tuple[PairName, str]] = field(default_factory=Counter)
 
 
 class _Open(NamedTuple):
     time: float
     src: Endpoint
     dst: Endpoint
-    kind: str  # the pair it is expected to form (for counters)
+    kind: PairName  # the pair it is expected to form (for counters)
     authenticated: bool
 
 
 class _Closed(NamedTuple):
     time: float
     closing: int  # status that closed it, or _RELAYED
-    kind: str
+    kind: PairName
 
 
 def looks_like_sip(payload: bytes) -> bool:
@@ -128,10 +136,10 @@ def looks_like_sip(payload: bytes) -> bool:
     return first.startswith(b"SIP/") or b" SIP/" in first
 
 
-def _request_kind(method: str, authenticated: bool) -> str:
+def _request_kind(method: str, authenticated: bool) -> PairName:
     if method == "REGISTER":
-        return REGISTER_OK if authenticated else REGISTER_CHALLENGE
-    return INVITE_FORWARD if authenticated else INVITE_CHALLENGE
+        return PairName.REGISTER_OK if authenticated else PairName.REGISTER_CHALLENGE
+    return PairName.INVITE_FORWARD if authenticated else PairName.INVITE_CHALLENGE
 
 
 class PairTracker:
@@ -284,14 +292,14 @@ class PairTracker:
             if (key[2], status) in ((_REGISTER, 401), (_REGISTER, 200), (_INVITE, 407)):
                 self.stats.unpaired[(_answer_kind(key[2], status), UNMATCHED)] += 1
             return None
-        name: str | None = None
+        name: PairName | None = None
         if key[2] == _REGISTER:
             if status == 401:
-                name = REGISTER_CHALLENGE
+                name = PairName.REGISTER_CHALLENGE
             elif status == 200 and entry.authenticated:
-                name = REGISTER_OK
+                name = PairName.REGISTER_OK
         elif status == 407:
-            name = INVITE_CHALLENGE
+            name = PairName.INVITE_CHALLENGE
         self._requests_closed[key] = _Closed(timestamp, status, name or entry.kind)
         if name is None:
             self.stats.unpaired[(entry.kind, OTHER_ANSWER)] += 1
@@ -307,21 +315,21 @@ class PairTracker:
             closed = self._requests_closed.get(key)
             if closed is not None:
                 if closed.closing == _RELAYED:
-                    self.stats.retransmissions[INVITE_FORWARD] += 1
+                    self.stats.retransmissions[PairName.INVITE_FORWARD] += 1
                 return None
-            self.stats.unpaired[(INVITE_FORWARD, UNMATCHED)] += 1
+            self.stats.unpaired[(PairName.INVITE_FORWARD, UNMATCHED)] += 1
             return None
-        self._requests_closed[key] = _Closed(timestamp, _RELAYED, INVITE_FORWARD)
+        self._requests_closed[key] = _Closed(timestamp, _RELAYED, PairName.INVITE_FORWARD)
         if not entry.authenticated:  # an in-dialog re-INVITE: relayed without a challenge
             self.stats.unpaired[(entry.kind, OTHER_ANSWER)] += 1
             return None
-        return self._pair(INVITE_FORWARD, key[0], key[1], entry, timestamp, src, dst)
+        return self._pair(PairName.INVITE_FORWARD, key[0], key[1], entry, timestamp, src, dst)
 
     def _ok_in(self, key: tuple[str, int], timestamp: float, src: Endpoint, dst: Endpoint) -> None:
         if key in self._oks or key in self._oks_closed:
-            self.stats.retransmissions[OK_FORWARD] += 1
+            self.stats.retransmissions[PairName.OK_FORWARD] += 1
             return
-        self._oks[key] = _Open(timestamp, src, dst, OK_FORWARD, False)
+        self._oks[key] = _Open(timestamp, src, dst, PairName.OK_FORWARD, False)
 
     def _ok_out(
         self, key: tuple[str, int], timestamp: float, src: Endpoint, dst: Endpoint
@@ -329,16 +337,16 @@ class PairTracker:
         entry = self._oks.pop(key, None)
         if entry is None:
             if key in self._oks_closed:
-                self.stats.retransmissions[OK_FORWARD] += 1
+                self.stats.retransmissions[PairName.OK_FORWARD] += 1
             else:
-                self.stats.unpaired[(OK_FORWARD, UNMATCHED)] += 1
+                self.stats.unpaired[(PairName.OK_FORWARD, UNMATCHED)] += 1
             return None
-        self._oks_closed[key] = _Closed(timestamp, 200, OK_FORWARD)
-        return self._pair(OK_FORWARD, key[0], key[1], entry, timestamp, src, dst)
+        self._oks_closed[key] = _Closed(timestamp, 200, PairName.OK_FORWARD)
+        return self._pair(PairName.OK_FORWARD, key[0], key[1], entry, timestamp, src, dst)
 
     def _pair(
         self,
-        name: str,
+        name: PairName,
         call_id: str,
         cseq: int,
         entry: _Open,
@@ -374,7 +382,7 @@ def _drop_older(table: dict[_Key, _Entry], limit: float) -> list[_Entry]:
     return [entry for _, entry in old]
 
 
-def _answer_kind(method: str, status: int) -> str:
+def _answer_kind(method: str, status: int) -> PairName:
     if method == _INVITE:
-        return INVITE_CHALLENGE
-    return REGISTER_CHALLENGE if status == 401 else REGISTER_OK
+        return PairName.INVITE_CHALLENGE
+    return PairName.REGISTER_CHALLENGE if status == 401 else PairName.REGISTER_OK
