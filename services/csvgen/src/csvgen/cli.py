@@ -18,6 +18,7 @@ from typing import IO, Annotated, Any, NoReturn
 import typer
 from pydantic import ValidationError
 
+import service_kit
 from csvgen.errors import CsvgenError
 from csvgen.report import validation_report
 from csvgen.table import read_table
@@ -36,6 +37,7 @@ from scenario_gen.errors import GenerationError
 from scenario_gen.output import write_file, write_stream
 from scenario_gen.scenario import Scenario, build_shape
 from scenario_gen.spec import GenerateRequest
+from service_kit import describe, problem
 
 app = typer.Typer(
     help="Generate, validate and plot scenario CSVs for the IMS testbed.",
@@ -131,19 +133,11 @@ def _pydantic_message(error: ValidationError, names: dict[str, str]) -> str:
         loc = [str(part) for part in item["loc"] if not str(part).isdigit()]
         field = next((p for p in reversed(loc) if p in fields_to_options), None)
         where = fields_to_options[field] if field else "options"
-        message = str(item["msg"]).removeprefix("Value error, ")
+        message = problem(item)
         if item["type"] == "missing" and len(loc) > 1 and loc[0] == "shape":
             message = f"required for --shape {loc[1]}"
         messages.append(f"{where}: {message}")
     return "; ".join(messages)
-
-
-def _json_message(error: ValidationError) -> str:
-    """Pydantic's errors with the JSON path of each field (for --spec files)."""
-    return "; ".join(
-        f"{'.'.join(str(p) for p in item['loc']) or 'body'}: {item['msg']}"
-        for item in error.errors()
-    )
 
 
 def _parse_squares(text: str) -> list[int] | None:
@@ -305,7 +299,7 @@ def generate(
             try:
                 request = GenerateRequest.model_validate_json(spec.read_text(encoding="utf-8"))
             except ValidationError as exc:
-                _fail(f"{spec}: {_json_message(exc)}")
+                _fail(f"{spec}: {describe(exc, whole='body')}")  # JSON paths, as the service
         else:
             request = _build(shape, shape_given, plan_given)
         scenario = Scenario(request)
@@ -480,26 +474,11 @@ def serve(
 ) -> None:
     """Run the HTTP service (settings from CSVGEN_* variables and API_TOKEN;
     docs/configuration.md). Bad settings: one line each, exit code 2."""
-    import logging
-
-    import uvicorn
-
     from csvgen.config import Settings
     from csvgen.main import create_app
-    from service_kit import listen_address, load_settings
 
-    settings = load_settings(Settings, "csvgen", host, port)
-    logging.basicConfig(
-        level=settings.csvgen_log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    host, port = listen_address(settings)
-    uvicorn.run(
-        create_app(settings),
-        host=host,
-        port=port,
-        log_level=settings.csvgen_log_level.lower(),
-    )
+    settings = service_kit.load_settings(Settings, "csvgen", host, port)
+    service_kit.serve(create_app(settings), settings, log_level=settings.csvgen_log_level)
 
 
 def main() -> None:

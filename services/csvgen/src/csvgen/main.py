@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
-from prometheus_fastapi_instrumentator import Instrumentator
 
 from api_token.guard import TokenGuard
 from csvgen import __version__
@@ -18,7 +17,7 @@ from csvgen.errors import CsvgenError
 from csvgen.metrics import CsvgenMetrics
 from scenario_csv import ScenarioError
 from scenario_gen.errors import GenerationError
-from service_kit import service_app
+from service_kit import instrument, service_app
 
 
 def create_app(
@@ -54,5 +53,5 @@ def create_app(
     app.include_router(generate.router)
     app.include_router(validate.router)
     app.include_router(plot.router)
-    Instrumentator(registry=registry).instrument(app).expose(app, include_in_schema=False)
+    instrument(app, registry)
     return app
