@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from testbed.local import processes
+from testbed.local.environment import base_environment
 
 CHILD = """
 import pathlib, signal, sys, time
@@ -26,7 +27,7 @@ while True:
 def test_a_stopped_process_is_continued_and_acts_on_sigterm(tmp_path: Path) -> None:
     marker = tmp_path / "marker"
     handle = processes.spawn(
-        [sys.executable, "-c", CHILD, str(marker)], dict(os.environ), tmp_path / "child.log"
+        [sys.executable, "-c", CHILD, str(marker)], base_environment(), tmp_path / "child.log"
     )
     deadline = time.monotonic() + 20
     while not Path(f"{marker}.ready").exists():

@@ -21,7 +21,9 @@ from support import ROOT, free_port
 from service_kit import ServiceSettings, env_variables, envdoc
 from service_kit.services import Service, discover
 from testbed.config import TestbedSettings
-from testbed.local.state import Component, TestbedState
+from testbed.local.components import KINDS
+from testbed.local.environment import BASE_VARIABLES
+from testbed.local.state import TestbedState
 from testbed.local.testbed import LocalTestbed
 
 SERVICES = {s.name: s for s in discover(ROOT)}
@@ -88,14 +90,14 @@ def _check_env(service: str, env: dict[str, str]) -> None:
 
 
 def test_local_mode_sets_only_variables_the_services_read(tmp_path: Path) -> None:
+    """(tests/unit/test_local_components.py checks the rest of each component's environment.)"""
     testbed = LocalTestbed(TestbedSettings(testbed_state_dir=tmp_path, database_url=None))
-    state = TestbedState(database_url=f"sqlite:///{tmp_path}/db", database_kind="sqlite")
-    proxy = Component(name="sip-proxy-1", kind="sip-proxy", index=1)
-    _check_env("sip-controller", testbed.controller_env(state))
-    _check_env("analyzer", testbed.analyzer_env(proxy))
-    _check_env("scenario-controller", testbed.scenario_controller_env())
-    # the testbed adds its API_TOKEN, which a pod with a controller to talk to needs
-    _check_env("sip-client", {**testbed.client_env(3, 100), "API_TOKEN": TOKEN})
+    state = TestbedState(
+        database_url=f"sqlite:///{tmp_path}/db", database_kind="sqlite", api_token=TOKEN
+    )
+    for kind in ("sip-controller", "analyzer", "scenario-controller", "sip-client"):
+        environment = KINDS[kind].environment(testbed._launch(state, 1, phones=100))
+        _check_env(kind, {k: v for k, v in environment.items() if k not in BASE_VARIABLES})
 
 
 def _run(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
