@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-from analyzer.packets import LINKTYPE_ETHERNET, LINKTYPE_IPV4, Frame
+from analyzer.packets import LINKTYPE_ETHERNET, LINKTYPE_IPV4, Datagram, Frame, decode
 
 # no example database: it would write .hypothesis/ into the shared checkout
 settings.register_profile("analyzer", database=None, deadline=None)
@@ -90,6 +90,13 @@ def ethernet(packet: bytes, ethertype: int = 0x0800) -> bytes:
 
 def frame(timestamp: float, src: tuple[str, int], dst: tuple[str, int], payload: bytes) -> Frame:
     return Frame(timestamp, LINKTYPE_IPV4, ipv4_udp(src, dst, payload))
+
+
+def payload(frame: Frame) -> bytes:
+    """The UDP payload a frame carries; a frame decode() skips (its reason) fails the test."""
+    datagram = decode(frame.linktype, frame.data)
+    assert isinstance(datagram, Datagram), datagram
+    return datagram.payload
 
 
 def write_pcap(
@@ -186,6 +193,7 @@ class Helpers:
     ipv4_udp = staticmethod(ipv4_udp)
     ethernet = staticmethod(ethernet)
     frame = staticmethod(frame)
+    payload = staticmethod(payload)
     write_pcap = staticmethod(write_pcap)
     write_pcapng = staticmethod(write_pcapng)
     PROXY = PROXY

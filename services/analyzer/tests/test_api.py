@@ -8,6 +8,7 @@ import io
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -22,7 +23,7 @@ REGISTRATIONS = 10
 
 
 @pytest.fixture(scope="module")
-def capture_file(h, tmp_path_factory) -> Path:
+def capture_file(h, tmp_path_factory: pytest.TempPathFactory) -> Path:
     records = []
     for n in range(CALLS):
         for t, src, dst, payload in h.call_flow(f"call-{n}", t0=T0 + n):
@@ -33,7 +34,8 @@ def capture_file(h, tmp_path_factory) -> Path:
     records.append((T0 + 200, h.ethernet(h.ipv4_udp(h.LB, h.PROXY, b"\x00garbage"))))
     records.append((T0 + 201, h.ethernet(h.ipv4_udp(h.LB, h.PROXY, b"x", fragment=0x2000))))
     path = tmp_path_factory.mktemp("api") / "run.pcapng"
-    return h.write_pcapng(path, records)
+    h.write_pcapng(path, records)
+    return path
 
 
 def _app(capture_file: Path, **extra):
@@ -46,10 +48,10 @@ def _app(capture_file: Path, **extra):
     return create_app(settings, CollectorRegistry())
 
 
-def _finished(client: TestClient) -> dict:
+def _finished(client: TestClient) -> dict[str, Any]:
     deadline = time.monotonic() + 20
     while True:
-        body = client.get("/health").json()
+        body: dict[str, Any] = client.get("/health").json()
         capture = body["capture"]
         if capture["finished"] or capture["error"] or time.monotonic() > deadline:
             return body

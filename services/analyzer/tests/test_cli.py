@@ -17,7 +17,7 @@ T0 = 1_795_000_000.0
 
 
 @pytest.fixture(scope="module")
-def capture_file(h, tmp_path_factory) -> Path:
+def capture_file(h, tmp_path_factory: pytest.TempPathFactory) -> Path:
     records = []
     for n in range(3):
         for t, src, dst, payload in h.call_flow(f"call-{n}", t0=T0 + n):
@@ -27,7 +27,9 @@ def capture_file(h, tmp_path_factory) -> Path:
     for t, _src, _dst, payload in h.register_flow("elsewhere", t0=T0 + 10):
         records.append((t, h.ethernet(h.ipv4_udp(h.LB, other, payload))))
     records.append((T0 + 20, h.ethernet(h.ipv4_udp(h.LB, h.PROXY, b"SIP/2.0 200 OK\r\n"))))
-    return h.write_pcapng(tmp_path_factory.mktemp("cli") / "run.pcapng", records, tsresol=6)
+    path = tmp_path_factory.mktemp("cli") / "run.pcapng"
+    h.write_pcapng(path, records, tsresol=6)
+    return path
 
 
 EXPECTED = [
@@ -114,7 +116,8 @@ def _with_hostile_datagram(h, path: Path) -> Path:
     )]  # fmt: skip
     for t, src, dst, payload in h.call_flow("good", t0=T0 + 1):
         records.append((t, h.ethernet(h.ipv4_udp(src, dst, payload))))
-    return h.write_pcapng(path, records, tsresol=6)
+    h.write_pcapng(path, records, tsresol=6)
+    return path
 
 
 @pytest.mark.parametrize("backend", ["fast", "pyshark"])

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from analyzer.analysis import ANALYSIS_ERROR, Analyzer
 from analyzer.capture.pcapfile import PcapFormatError, read_frames
+from analyzer.packets import Frame
 
 FUZZ = settings.get_profile("fuzz")
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -81,7 +82,7 @@ def _read(data: bytes) -> None:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "fuzz.cap"
         path.write_bytes(data)
-        frames: list = []
+        frames: list[Frame] = []
         error: PcapFormatError | None = None
         try:
             frames.extend(read_frames(path))
@@ -146,7 +147,8 @@ def test_fuzz_a_capture_cut_anywhere_keeps_the_whole_frames_and_says_where(seed,
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "cut.cap"
         path.write_bytes(seed[:cut])
-        frames, error = [], None
+        frames: list[Frame] = []
+        error: PcapFormatError | None = None
         try:
             frames.extend(read_frames(path))
         except PcapFormatError as exc:
@@ -162,7 +164,7 @@ def test_fuzz_a_capture_cut_anywhere_keeps_the_whole_frames_and_says_where(seed,
         assert "cut short" in str(error)
 
 
-def _frames_of(data: bytes) -> list:
+def _frames_of(data: bytes) -> list[Frame]:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "whole.cap"
         path.write_bytes(data)

@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -129,7 +130,7 @@ def sockets() -> Iterator[dict[str, socket.socket]]:
         sock.close()
 
 
-def _wait_for_pairs(client: httpx.Client, call_id: str, count: int) -> list[dict[str, object]]:
+def _wait_for_pairs(client: httpx.Client, call_id: str, count: int) -> list[dict[str, Any]]:
     deadline = time.monotonic() + 10
     while True:
         items = [i for i in client.get("/samples").json()["items"] if i["call_id"] == call_id]

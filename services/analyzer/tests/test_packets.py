@@ -52,7 +52,9 @@ def test_every_supported_link_type_yields_the_datagram(h, linktype, wrap):
 
 def test_ethernet_padding_after_the_ip_packet_is_ignored(h):
     short = h.ipv4_udp(SRC, DST, b"x")
-    assert decode(LINKTYPE_ETHERNET, h.ethernet(short) + b"\x00" * 20).payload == b"x"
+    datagram = decode(LINKTYPE_ETHERNET, h.ethernet(short) + b"\x00" * 20)
+    assert isinstance(datagram, Datagram)
+    assert datagram.payload == b"x"
 
 
 @pytest.mark.parametrize(
