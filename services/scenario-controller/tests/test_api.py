@@ -135,7 +135,7 @@ def test_two_browsers_see_the_same_state(client: TestClient):
             pod.send_text(encode(Hello(pod="04", phones=3)))
             pod.receive_text()
             deadline = time.monotonic() + 5
-            seen = set()
+            seen: set[str] = set()
             while seen != {"a", "b"}:
                 assert time.monotonic() < deadline
                 for name, socket in (("a", a), ("b", b)):

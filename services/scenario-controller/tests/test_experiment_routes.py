@@ -154,7 +154,7 @@ def test_panels_get_new_samples_over_their_feed(live):
 def _next_experiment_message(ws: Any) -> dict[str, Any]:
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
-        message = json.loads(ws.recv(timeout=5))
+        message: dict[str, Any] = json.loads(ws.recv(timeout=5))
         if message["type"] == "experiment":
             return message
     raise AssertionError("no experiment message within 5 s")

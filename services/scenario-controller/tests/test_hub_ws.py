@@ -9,6 +9,7 @@ import logging
 import socket
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from websockets.client import ClientProtocol
@@ -76,7 +77,7 @@ class StalledPod:
         self._flush()
         while not frames:
             frames = self._receive()
-        self.first = decode_controller(frames[0].data)  # then it reads no more
+        self.first = decode_controller(bytes(frames[0].data))  # then it reads no more
 
     def _receive(self) -> list[Frame]:
         self.protocol.receive_data(self.sock.recv(4096))
@@ -91,8 +92,11 @@ class StalledPod:
         self.sock.close()  # unread data: the kernel resets the connection
 
 
-def pod_view(live, pod: str) -> dict[str, object]:
-    return {p["pod"]: p for p in live.http.get("/clients").json()["pods"]}[pod]
+def pod_view(live, pod: str) -> dict[str, Any]:
+    pods: dict[str, dict[str, Any]] = {
+        p["pod"]: p for p in live.http.get("/clients").json()["pods"]
+    }
+    return pods[pod]
 
 
 def metric(live, name: str) -> float:
@@ -125,10 +129,11 @@ def test_a_pod_dropped_mid_run_is_marked_gone_its_invites_undeliverable_and_it_r
         live.ws, additional_headers=live.auth, compression=None
     ) as again:  # the pod comes back
         assert isinstance(say_hello(again, "00"), Welcome)
-        seqs = []
+        seqs: list[int] = []
         while not seqs or seqs[-1] < 4999:
             message = decode_controller(again.recv(timeout=5))
             assert isinstance(message, Invite)
+            assert message.seq is not None
             seqs.append(message.seq)
         assert pod_view(live, "00")["connections"] == 2
     wait_until(
@@ -154,7 +159,8 @@ def test_hostile_frames_are_counted_and_the_link_goes_on(live, caplog: pytest.Lo
         "[" * 100_000,  # nesting bomb
         '{"type": "stats", "pod": "02", "pad": "' + "x" * 1_000_000 + '"}',  # huge
         encode(Hello(pod="02", phones=1)),  # a second hello
-    ] + ["garbage"] * 50
+    ]
+    hostile += ["garbage"] * 50
     with connect(live.ws, additional_headers=live.auth, compression=None, max_size=None) as pod:
         assert isinstance(say_hello(pod, "02"), Welcome)
         for frame in hostile:

@@ -53,8 +53,8 @@ def run(lines: list[str], hub: StandInHub, tmp_path: Path, speed: float = 1.0, a
             "r1",
             "s",
             iter(lines),
-            hub,
-            ControllerMetrics(CollectorRegistry()),  # type: ignore[arg-type]
+            hub,  # type: ignore[arg-type]  # the stand-in for a ClientHub
+            ControllerMetrics(CollectorRegistry()),
             tmp_path / "log.csv",
             speed,
             rows=len(lines) - 1,
@@ -65,6 +65,12 @@ def run(lines: list[str], hub: StandInHub, tmp_path: Path, speed: float = 1.0, a
         return r
 
     return asyncio.run(main())
+
+
+def seq(invite: Invite) -> int:
+    """The scenario row an invite carries (the runner numbers every one)."""
+    assert invite.seq is not None
+    return invite.seq
 
 
 def log_rows(path: Path) -> list[dict[str, str]]:
@@ -81,7 +87,7 @@ def test_invites_follow_the_timeline_in_order_with_small_lag(tmp_path: Path):
     # the absolute schedule from the run's own start (the loop's clock is time.monotonic), not
     # from the first send, which a busy machine can delay by itself
     start = r._start
-    late = [(t - start) - m.seq / 200 for t, _p, m in hub.sent]
+    late = [(t - start) - seq(m) / 200 for t, _p, m in hub.sent]
     assert max(late) < 0.02
     assert min(late) > -0.002
     rows = log_rows(tmp_path / "log.csv")
@@ -120,7 +126,7 @@ def test_pause_shifts_the_rest_of_the_timeline(tmp_path: Path):
     # after the pause, the invites keep their spacing: due = start + seq/20 + paused time
     paused = max(gaps) - 0.05
     for t, _p, m in hub.sent[-10:]:
-        assert abs((t - start) - (m.seq / 20 + paused)) < 0.03
+        assert abs((t - start) - (seq(m) / 20 + paused)) < 0.03
 
 
 def test_speed_factor_compresses_the_timeline_and_stop_ends_the_run(tmp_path: Path):
