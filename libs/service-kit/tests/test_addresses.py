@@ -56,3 +56,26 @@ def test_str_brackets_a_v6_host() -> None:
     assert str(HostPort("::1", 5060)) == "[::1]:5060"
     assert str(HostPort("10.0.0.1", 80)) == "10.0.0.1:80"
     assert parse_host_port(str(HostPort("::1", 5060)), "x") == HostPort("::1", 5060)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("sip:127.0.1.1:5060", HostPort("127.0.1.1", 5060)),
+        ("SIP:127.0.1.1:5060", HostPort("127.0.1.1", 5060)),
+        ("http://10.0.0.7:8080/", HostPort("10.0.0.7", 8080)),
+        ("http://[::1]:8080", HostPort("::1", 8080)),
+        ("10.0.0.7:8080", HostPort("10.0.0.7", 8080)),
+    ],
+)
+def test_a_scheme_is_taken_off_when_given(text: str, expected: HostPort) -> None:
+    assert parse_host_port(text, "http_address", "http" if "http" in text else "sip") == expected
+
+
+def test_without_a_scheme_a_url_is_refused_quoting_all_of_it() -> None:
+    with pytest.raises(
+        AddressError, match=r"port '8080/' in 'http://10\.0\.0\.7:8080/' is not a number"
+    ):
+        parse_host_port("http://10.0.0.7:8080/", "x")
+    with pytest.raises(AddressError, match=r"^x: port 'x' in 'sip://h:x' is not a number$"):
+        parse_host_port("sip://h:x", "x", "sip")

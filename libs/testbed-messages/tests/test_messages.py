@@ -12,7 +12,7 @@ from testbed_messages import (
 )
 
 
-def test_round_trips():
+def test_round_trips() -> None:
     for message in (
         Hello(pod="07", phones=100, version="0.1.0"),
         Stats(pod="07", at=1.5, registered=99, calls_started=3),
@@ -35,14 +35,24 @@ def test_round_trips():
         ("not json", "json"),
     ],
 )
-def test_bad_client_messages_name_the_field(text, fragment):
+def test_bad_client_messages_name_the_field(text: str, fragment: str) -> None:
     with pytest.raises(MessageError) as info:
         decode_client(text)
     assert fragment in str(info.value).lower()
 
 
-def test_bad_invite_is_refused():
+def test_bad_invite_is_refused() -> None:
     with pytest.raises(MessageError, match="caller"):
         decode_controller('{"type": "invite", "caller": "700", "callee": "0800"}')
     with pytest.raises(MessageError, match="hold_ms"):
         decode_controller('{"type": "invite", "caller": "0700", "callee": "0800", "hold_ms": -1}')
+
+
+def test_a_validators_message_is_given_as_written() -> None:
+    with pytest.raises(MessageError) as info:
+        decode_controller(
+            '{"type": "invite", "caller": "0700", "callee": "0800", "call_id": "a b"}'
+        )
+    assert str(info.value).startswith("invite.call_id: not a Call-ID: word[@word]")
+    with pytest.raises(MessageError, match=r"^message: Invalid JSON"):
+        decode_client("not json")
