@@ -158,8 +158,8 @@ def run_autoscale(cell: Cell, args: argparse.Namespace, results: Path) -> None:
     )
 
 
-def _progress(phase: str, row: dict[str, object] | None) -> None:
-    if row is None and not phase.startswith("running"):
+def _progress(phase: str, running: object) -> None:
+    if running is None and not phase.startswith("running"):
         print(f"    {phase}", flush=True)
 
 

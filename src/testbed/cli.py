@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
 from enum import StrEnum
 from importlib import metadata
 from pathlib import Path
@@ -20,6 +19,7 @@ from testbed.cluster.cli import cluster_app
 from testbed.config import TestbedSettings
 from testbed.containers.compose_cli import compose_app
 from testbed.experiment.lifecycle import describe
+from testbed.experiment.loop import Progress
 from testbed.experiment.plain_progress import DEFAULT_EVERY_S, PlainProgress
 from testbed.experiment.progress import ProgressView
 from testbed.local import cpusets, processes
@@ -35,8 +35,6 @@ app = typer.Typer(
 )
 app.add_typer(cluster_app, name="cluster")
 app.add_typer(compose_app, name="compose")
-# a run's progress callback: (phase, row); row None for a phase message
-Progress = Callable[[str, dict[str, Any] | None], None]
 # how long `testbed down` lets a live run stop its own testbed and write its results
 RUN_STOP_TIMEOUT_S = 420.0
 # wide enough for the status table when output is not a terminal (CI logs, pipes)
@@ -840,8 +838,8 @@ def prometheus(
 app.command("view")(view_command)  # the panel's Experiment tab over a results folder
 
 
-def _print_phase(phase: str, row: dict[str, object] | None) -> None:
-    if row is None:
+def _print_phase(phase: str, running: object) -> None:
+    if running is None:
         console.print(f"[dim]{phase}[/dim]")
 
 

@@ -54,10 +54,10 @@ def test_a_dead_proxy_is_neither_serving_nor_counted_in_a_sample(tmp_path: Path)
         with httpx.Client() as http:
             sampler = Sampler(http, 10.0, 99.0, "http://127.0.0.1:9")
             try:
-                row = sampler.sample(state)
+                sample = sampler.sample(state)
             finally:
                 sampler.close()
-        assert row["proxies"] == 1
+        assert (sample.proxies, sample.replicas) == (1, 2)  # a dead proxy serves nothing
     finally:
         processes.stop(alive)
 

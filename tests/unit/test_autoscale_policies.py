@@ -20,6 +20,7 @@ from testbed.autoscale.policies import (
     Readiness,
 )
 from testbed.autoscale.scaler import ProxyScaler
+from testbed.sample import ProxyReading, Sample
 
 
 def view(
@@ -46,12 +47,18 @@ def ready(n: int, since: float = -1000.0) -> Readiness:
 # -- metric view -------------------------------------------------------------------------------
 
 
-def row(cpu: dict[int, float], p99: float | None, rate: float) -> dict[str, Any]:
-    out: dict[str, Any] = {"p99_ms": p99, "lb_invites_per_s": rate}
-    for i, c in cpu.items():
-        out[f"sip-proxy-{i}.cpu_mcpu"] = c
-        out[f"sip-proxy-{i}.p99_ms"] = p99
-    return out
+def row(cpu: dict[int, float], p99: float | None, rate: float) -> Sample:
+    proxies = tuple(
+        ProxyReading(f"sip-proxy-{i}", cpu_mcpu=c, latency_percentile_ms=p99)
+        for i, c in cpu.items()
+    )
+    return Sample(
+        t_s=0.0,
+        proxies=len(proxies),
+        per_proxy=proxies,
+        latency_percentile_ms=p99,
+        lb_invites_per_s=rate,
+    )
 
 
 def test_scraped_metrics_hold_between_scrapes_and_average_over_the_window() -> None:
@@ -76,7 +83,7 @@ def test_scraped_metrics_hold_between_scrapes_and_average_over_the_window() -> N
 
 def test_scraped_metrics_skip_missing_values() -> None:
     metrics = ScrapedMetrics(scrape_interval_s=0, window_s=5)
-    metrics.observe(0.0, {"sip-proxy-0.cpu_mcpu": None, "p99_ms": None})
+    metrics.observe(0.0, Sample(t_s=0.0, proxies=1, per_proxy=(ProxyReading("sip-proxy-0"),)))
     v = metrics.view()
     assert v is not None
     assert v.cpu_cores == {"sip-proxy-0": None}
@@ -280,7 +287,7 @@ def test_autoscaler_syncs_once_per_period() -> None:
     scaler = Autoscaler(policy, ScrapedMetrics(scrape_interval_s=0, window_s=1), 1, 15.0)
     events = []
     for t in range(0, 46):
-        scaler.observe(float(t), {"lb_invites_per_s": 35.0})
+        scaler.observe(float(t), Sample(t_s=float(t), proxies=1, lb_invites_per_s=35.0))
         event = scaler.sync(float(t), ready(scaler.target))
         if event is not None:
             events.append(event)
@@ -346,7 +353,7 @@ def test_reaction_times_per_rise() -> None:
     from testbed.experiment.summary import reaction_times
 
     rows = [
-        {"t_s": float(t), "proxies": 1 if t < 70 else (2 if t < 250 else 3)} for t in range(400)
+        Sample(t_s=float(t), proxies=1 if t < 70 else (2 if t < 250 else 3)) for t in range(400)
     ]
     # rises at 60 (added at 70: 10 s), 180 (nothing before 300), 300 (already 3 at 250: none)
     assert reaction_times(rows, [60.0, 180.0, 240.0]) == (10.0, None, 10.0)

@@ -26,11 +26,13 @@ from typer.testing import CliRunner
 
 from testbed import cli, exit_codes
 from testbed.experiment import runner
+from testbed.experiment.loop import Running
 from testbed.experiment.plain_progress import PlainProgress
 from testbed.experiment.spec import Experiment
 from testbed.local import processes
 from testbed.local.state import Component, StateStore, TestbedState
 from testbed.logs import tail_offset
+from testbed.sample import Clients, Sample
 
 EXPERIMENT: dict[str, Any] = {
     "name": "conv",
@@ -50,9 +52,27 @@ def _experiment() -> Experiment:
     return Experiment.model_validate(EXPERIMENT)
 
 
-def _row(t: float, **values: Any) -> dict[str, Any]:
-    base = {"t_s": t, "duration_s": 12.0, "lb_invites_per_s": 10.0, "proxies": 1, "p99_ms": 120.0}
-    return {**base, **values}
+def _row(
+    t: float,
+    *,
+    proxies: int = 1,
+    p99_ms: float | None = 120.0,
+    lb_invites_per_s: float | None = 10.0,
+    **calls: float | None,
+) -> Running:
+    clients = (
+        Clients(calls.get("calls_succeeded_per_s"), calls.get("calls_failed_per_s"), 0)
+        if calls
+        else None  # the scenario controller did not answer: no call columns
+    )
+    sample = Sample(
+        t_s=t,
+        proxies=proxies,
+        latency_percentile_ms=p99_ms,
+        lb_invites_per_s=lb_invites_per_s,
+        clients=clients,
+    )
+    return Running(sample, duration_s=12.0)
 
 
 # -- plain progress --------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from testbed.experiment import histogram
 from testbed.experiment.benchmark import load_benchmark
 from testbed.experiment.spec import CapacityPlan, ExperimentError, load
 from testbed.experiment.summary import summarize
+from testbed.sample import Sample
 
 METRICS = """\
 # TYPE analyzer_sip_response_time_seconds histogram
@@ -56,8 +57,8 @@ def test_window_difference_and_counter():
     )
 
 
-def _row(t: float, proxies: int, p99: float | None) -> dict[str, object]:
-    return {"t_s": t, "proxies": proxies, "p99_ms": p99}
+def _row(t: float, proxies: int, p99: float | None) -> Sample:
+    return Sample(t_s=t, proxies=proxies, latency_percentile_ms=p99)
 
 
 def test_summary_from_crafted_rows_and_calls():
@@ -88,11 +89,11 @@ def test_summary_from_crafted_rows_and_calls():
 
 def test_a_proxy_that_died_and_came_back_is_no_scaling_action_but_costs_nothing_while_dead():
     rows = [
-        {"t_s": 0, "proxies": 3, "replicas": 3, "p99_ms": 5.0},
-        {"t_s": 1, "proxies": 2, "replicas": 3, "p99_ms": 5.0},  # one crashed
-        {"t_s": 3, "proxies": 3, "replicas": 3, "p99_ms": 5.0},  # restarted
-        {"t_s": 4, "proxies": 4, "replicas": 4, "p99_ms": 5.0},  # scaled out
-        {"t_s": 5, "proxies": 4, "replicas": 4, "p99_ms": 5.0},
+        Sample(t_s=0, proxies=3, replicas=3, latency_percentile_ms=5.0),
+        Sample(t_s=1, proxies=2, replicas=3, latency_percentile_ms=5.0),  # one crashed
+        Sample(t_s=3, proxies=3, replicas=3, latency_percentile_ms=5.0),  # restarted
+        Sample(t_s=4, proxies=4, replicas=4, latency_percentile_ms=5.0),  # scaled out
+        Sample(t_s=5, proxies=4, replicas=4, latency_percentile_ms=5.0),
     ]
     summary = summarize(rows, [], undeliverable=0, p0_ms=1000, percentile=99)
     assert summary.scaling_actions == 1

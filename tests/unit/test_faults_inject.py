@@ -18,6 +18,7 @@ from testbed.local import processes
 from testbed.local.processes import ProcessHandle
 from testbed.local.state import Component, TestbedState
 from testbed.local.testbed import LocalTestbed
+from testbed.sample import Sample, Serving
 
 
 def _events(folder: Path) -> list[dict[str, str]]:
@@ -65,19 +66,21 @@ def test_stop_freezes_the_process_group_for_its_window_and_kill_ends_it(testbed,
         FaultSpec(action="kill", target="sip-controller", at_s=4),
     ]
     injector = FaultInjector(bed, faults, tmp_path, lambda: now[0])
-    row: dict[str, object] = {}
+    sample = Sample(t_s=0.0, proxies=1)
     for t, loadb_stopped in ((0.5, False), (1.0, True), (3.0, False)):
         now[0] = t
-        injector.tick(row)
+        injector.tick(sample)
         injector.wait_idle()
         assert _stopped(handles["sip-loadb"], loadb_stopped) == loadb_stopped, t
         assert not _stopped(handles["sip-controller"], False), t
     now[0] = 4.0
-    injector.tick(row)
+    ticked = injector.tick(sample)
     injector.wait_idle()
     processes.stop(handles["sip-controller"], timeout=1)  # reap the child
     assert not handles["sip-controller"].alive()
-    assert row["proxies_serving"] is None  # the controller did not answer
+    assert ticked is not None
+    assert ticked.serving == Serving(None)  # the controller did not answer
+    assert ticked.row()["proxies_serving"] is None  # the column is there, empty
     assert injector.close() == []
     events = [(e["index"], e["phase"], e["t_s"]) for e in _events(tmp_path)]
     assert events == [("0", "apply", "1.0"), ("0", "lift", "3.0"), ("1", "apply", "4.0")]

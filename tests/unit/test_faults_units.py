@@ -15,6 +15,7 @@ from testbed.experiment.faults.spec import FaultSpec
 from testbed.experiment.report import write_report
 from testbed.experiment.spec import Experiment, ExperimentError, load
 from testbed.experiment.summary import summarize
+from testbed.sample import Sample, Serving
 
 BASE = {
     "name": "f",
@@ -233,7 +234,16 @@ def test_the_report_marks_every_fault_on_every_figure_and_tabulates_them(
     _hand_built(tmp_path)
     experiment = Experiment.model_validate(BASE)
     rows = list(csv.DictReader((tmp_path / "timeseries.csv").open()))
-    typed = [{k: float(v) for k, v in r.items()} for r in rows]
+    typed = [
+        Sample(
+            t_s=float(r["t_s"]),
+            proxies=int(r["proxies"]),
+            time=float(r["time"]),
+            latency_percentile_ms=float(r["p99_ms"]),
+            serving=Serving(int(r["proxies_serving"])),
+        )
+        for r in rows
+    ]
     marked: list[int] = []
     real_mark = report.mark_faults
 

@@ -16,6 +16,7 @@ from testbed.experiment.host_cpu import (
 )
 from testbed.experiment.sampler import Sampler
 from testbed.experiment.summary import summarize
+from testbed.sample import HostCpu, Sample
 
 # user nice system idle iowait irq softirq steal guest guest_nice
 STAT_A = "cpu  1000 0 200 8000 100 0 50 0 0 0\ncpu0 500 0 100 4000 50 0 25 0 0 0\nintr 1 2\n"
@@ -65,29 +66,25 @@ def test_this_machines_proc_stat_parses():
 def test_the_sampler_writes_the_shares_and_counts_an_unreadable_source(tmp_path: Path):
     texts = iter([STAT_A, STAT_B])
     sampler = Sampler(httpx.Client(), 4, 99, "http://127.0.0.1:1", host_stat=lambda: next(texts))
-    first: dict[str, object] = {}
-    sampler._host_cpu(first)
-    assert first == {"host_busy_pct": None, "host_steal_pct": None}
-    second: dict[str, object] = {}
-    sampler._host_cpu(second)
-    assert second["host_steal_pct"] == pytest.approx(12.31, abs=0.01)
+    assert sampler._host_cpu() == HostCpu(None, None)  # the first reading: no span yet
+    second = sampler._host_cpu()
+    assert second is not None
+    assert second.steal_pct == pytest.approx(12.31, abs=0.01)
 
     def unreadable() -> str:
         return (tmp_path / "missing").read_text()
 
     sampler.host_stat = unreadable
-    third: dict[str, object] = {}
-    sampler._host_cpu(third)  # a failed read leaves the cells empty and the row goes on
-    assert third["host_steal_pct"] is None
+    # a failed read leaves the cells empty and the row goes on
+    assert sampler._host_cpu() == HostCpu(None, None)
     assert sampler.failures["host-cpu"] == 1
     sampler.close()
 
 
 def test_the_summary_gives_the_mean_and_largest_steal():
     rows = [
-        {"t_s": 0, "proxies": 1, "p99_ms": 1.0, "host_steal_pct": None},
-        {"t_s": 1, "proxies": 1, "p99_ms": 1.0, "host_steal_pct": 2.0},
-        {"t_s": 2, "proxies": 1, "p99_ms": 1.0, "host_steal_pct": 6.0},
+        Sample(t_s=t, proxies=1, latency_percentile_ms=1.0, host=HostCpu(50.0, steal))
+        for t, steal in enumerate([None, 2.0, 6.0])
     ]
     summary = summarize(rows, [], undeliverable=0, p0_ms=1000, percentile=99)
     assert (summary.host_steal_pct, summary.host_steal_max_pct) == (4.0, 6.0)

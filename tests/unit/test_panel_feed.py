@@ -33,6 +33,8 @@ from testbed.experiment.panel_feed import (
 )
 from testbed.local import processes
 from testbed.local.state import Component
+from testbed.sample import Clients, ProxyReading, ScenarioRun
+from testbed.sample import Sample as TakenSample
 
 TOKEN = "test-token-of-the-panel-feed-tests"
 INFO = ExperimentInfo(name="tiny", run_id="results/tiny-1", p0_ms=1000, cpu_millicores=20)
@@ -56,6 +58,35 @@ def row(t: float, **more: Any) -> dict[str, Any]:
         "calls_failed_per_s": 0.0,
         **more,
     }
+
+
+def taken(t: float) -> TakenSample:
+    """The same as the runner's typed sample: the feed converts it with its row()."""
+    return TakenSample(
+        t_s=t,
+        time=1796232850.0 + t,
+        proxies=1,
+        replicas=1,
+        per_proxy=(
+            ProxyReading(
+                "sip-proxy-0",
+                invites_per_s=2.0,
+                invite_requests_per_s=4.0,
+                cpu_mcpu=7.5,
+                latency_percentile_ms=3.0,
+            ),
+        ),
+        latency_percentile_ms=3.0,
+        lb_invites_per_s=2.0,
+        scenario=ScenarioRun(
+            scheduled=0, sent_per_s=None, undeliverable_per_s=None, run_state="running"
+        ),
+        clients=Clients(calls_succeeded_per_s=2.0, calls_failed_per_s=0.0, registered=1),
+    )
+
+
+def test_a_typed_sample_reaches_the_panel_as_its_row_would() -> None:
+    assert to_sample(taken(3.0).row()) == to_sample(row(3.0))
 
 
 # -- rows to samples ---------------------------------------------------------------------------
@@ -184,10 +215,10 @@ def test_rows_states_and_events_reach_the_panel_and_the_end_too(controller: Cont
     feed = PanelFeed(controller.url, bearer(TOKEN), INFO, lambda: {"sip-proxy-0": "ready"})
     feed.start()
     for t in range(5):
-        feed.offer(row(float(t)))
+        feed.offer(taken(float(t)))
     wait_until(lambda: controller.held()["held"] == 5, "5 samples held")
     event = scaling_events([{"t_s": 5.5, "target_before": 1, "target_after": 2, "reason": "r"}])
-    feed.offer(row(6.0), event)
+    feed.offer(taken(6.0), event)
     feed.close("completed", "the scenario finished")
     held = controller.held()
     assert [s["t_s"] for s in held["samples"]] == [0, 1, 2, 3, 4, 6]
@@ -207,14 +238,14 @@ def test_a_restarted_controller_gets_the_backlog_again(tmp_path: Path):
     feed.start()
     try:
         for t in range(3):
-            feed.offer(row(float(t)))
+            feed.offer(taken(float(t)))
         wait_until(lambda: first.held()["held"] == 3, "3 samples held")
         first.stop()  # a fault killed it; the run goes on
-        feed.offer(row(3.0))
-        feed.offer(row(4.0))
+        feed.offer(taken(3.0))
+        feed.offer(taken(4.0))
         second = Controller(tmp_path / "two", port)  # restarted, empty
         try:
-            feed.offer(row(5.0))
+            feed.offer(taken(5.0))
             wait_until(lambda: second.held()["held"] == 6, "the backlog resent")
             assert [s["t_s"] for s in second.held()["samples"]] == [0, 1, 2, 3, 4, 5]
         finally:
@@ -228,7 +259,7 @@ def test_a_refused_token_costs_nothing_and_is_not_held(controller: Controller):
     wrong = bearer("a-wrong-token-of-the-right-length")
     feed = PanelFeed(controller.url, wrong, INFO, dict, max_backoff_s=0.2)
     feed.start()
-    feed.offer(row(0.0))
+    feed.offer(taken(0.0))
     wait_until(lambda: feed.failures >= 1, "the push refused")
     feed.close("completed", None)
     assert (feed.pushes, controller.held()["held"]) == (0, 0)
@@ -250,7 +281,7 @@ def test_a_controller_that_is_down_or_hung_never_slows_the_run(kind: str):
         worst = 0.0
         for t in range(2000):  # half an hour of rows, more than the queue keeps
             started = time.perf_counter()
-            feed.offer(row(float(t)))
+            feed.offer(taken(float(t)))
             worst = max(worst, time.perf_counter() - started)
         # blocking on the network would take the 1 s timeout; a loaded machine can stall a
         # thread for a few hundred ms (CI measured 0.36 s), which is not what this checks

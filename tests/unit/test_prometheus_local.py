@@ -27,6 +27,7 @@ from testbed.local.prometheus import (
 )
 from testbed.local.rules import LOCAL_NAMESPACE, P99_BY_POD_RULE, P99_RULE, chart_queries
 from testbed.local.state import CgroupRecord, Component, TestbedState
+from testbed.sample import ProxyReading, Sample
 
 CHART = ROOT / "helm" / "ims-testbed"
 BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1)
@@ -208,7 +209,7 @@ def test_the_autoscalers_inputs_come_from_the_adapters_queries(tmp_path: Path) -
             time.sleep(0.05)
         messages: list[str] = []
         metrics = PrometheusMetrics(client, chart_queries(CHART, 4), 30, messages.append)
-        metrics.observe(1000.0, {"time": time.time(), "sip-proxy-0.cpu_mcpu": 1.0})
+        metrics.observe(1000.0, _sample())
         view = metrics.view()
         assert view is not None
         assert messages == []
@@ -220,7 +221,7 @@ def test_the_autoscalers_inputs_come_from_the_adapters_queries(tmp_path: Path) -
         assert cores > 0.05  # at least the spinning half of every 0.1 s, less what else ran
         assert view.p99_all_s is None  # no response-time histogram was served
         # not due again before the scrape interval (30 s): the same view
-        metrics.observe(1010.0, {"time": time.time(), "sip-proxy-0.cpu_mcpu": 1.0})
+        metrics.observe(1010.0, _sample())
         assert metrics.view() is view
     finally:
         assert prometheus.stop()
@@ -228,8 +229,14 @@ def test_the_autoscalers_inputs_come_from_the_adapters_queries(tmp_path: Path) -
         lb_server.shutdown()
         lb_server.server_close()
     # Prometheus gone: the view stays, the failure is reported
-    metrics.observe(1100.0, {"time": time.time(), "sip-proxy-0.cpu_mcpu": 1.0})
+    metrics.observe(1100.0, _sample())
     assert metrics.view() is view
     assert metrics.failures == 1
     assert "Prometheus did not answer" in messages[0]
     http.close()
+
+
+def _sample() -> Sample:
+    """A sample now, with one proxy in the pool."""
+    reading = ProxyReading("sip-proxy-0", cpu_mcpu=1.0)
+    return Sample(t_s=0.0, proxies=1, time=time.time(), per_proxy=(reading,))

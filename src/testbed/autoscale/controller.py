@@ -1,14 +1,14 @@
-"""The autoscaler's control loop, sans-I/O: rows go in as they are sampled, and once per sync
+"""The autoscaler's control loop, sans-I/O: samples go in as they are taken, and once per sync
 period the policy's answer comes out as the new target replica count."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 from testbed.autoscale.metrics import MetricSource
 from testbed.autoscale.policies import Readiness, ScalingPolicy
+from testbed.sample import Sample
 
 
 @dataclass(frozen=True)
@@ -35,8 +35,8 @@ class Autoscaler:
         self.target = min(max(initial_replicas, policy.min_replicas), policy.max_replicas)
         self._next_sync = -math.inf
 
-    def observe(self, now: float, row: dict[str, Any]) -> None:
-        self.metrics.observe(now, row)
+    def observe(self, now: float, sample: Sample) -> None:
+        self.metrics.observe(now, sample)
 
     def sync(self, now: float, readiness: Readiness) -> ScalingEvent | None:
         """The policy's decision when a sync period is due (None otherwise)."""

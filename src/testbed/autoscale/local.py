@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from prometheus_client import CollectorRegistry, start_http_server
@@ -16,6 +17,7 @@ from testbed.autoscale.metrics import MetricSource, MetricView, ScrapedMetrics
 from testbed.autoscale.policies import ScalingPolicy
 from testbed.autoscale.scaler import ProxyScaler
 from testbed.autoscale.spec import AutoscaleSpec
+from testbed.sample import Sample, Scaling
 
 COMPONENT = "sip-proxy"
 
@@ -64,9 +66,10 @@ class LocalAutoscaler:
         if self.loop.target != self.scaler.replicas:  # min/max moved the starting point
             self.scaler.set_target(self.loop.target)
 
-    def tick(self, now: float, t_s: float, row: dict[str, Any]) -> None:
-        """One sample: feed it, sync when due, and note the target and readiness in the row."""
-        self.loop.observe(now, row)
+    def tick(self, now: float, sample: Sample) -> Sample:
+        """One sample: feed it, sync when due; the sample with the target and the ready count."""
+        t_s = sample.t_s
+        self.loop.observe(now, sample)
         readiness = self.scaler.readiness()
         event = self.loop.sync(now, readiness)
         if event is not None:
@@ -74,9 +77,9 @@ class LocalAutoscaler:
             if event.desired != event.current:
                 self.notify(f"autoscaler: {event.current} -> {event.desired} ({event.reason})")
                 self.scaler.set_target(event.desired)
-        row["desired_proxies"] = self.loop.target
-        row["ready_proxies"] = len(self.scaler.readiness().ready)
         self.metrics.update(COMPONENT, self.scaler.replicas, self.loop.target)
+        scaling = Scaling(self.loop.target, len(self.scaler.readiness().ready))
+        return replace(sample, scaling=scaling)
 
     def stop(self) -> None:
         self.scaler.stop()

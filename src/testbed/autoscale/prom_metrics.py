@@ -7,7 +7,6 @@ it on a cluster, as stale as there."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from testbed.autoscale.metrics import MetricView, pool_pods
 from testbed.local.prometheus import PrometheusError, PromQuery
@@ -17,6 +16,7 @@ from testbed.local.rules import (
     P99_POD_METRIC,
     ChartQueries,
 )
+from testbed.sample import Sample
 
 LB_SELECTOR = {"component": "sip-loadb"}  # the HPA's External metric selector (the chart's)
 P99_SERIES = "analyzer_sip_response_time_seconds_bucket"  # the KEDA trigger on the overall p99
@@ -47,14 +47,14 @@ class PrometheusMetrics:
             "invite_rate": self.queries.external_query(INVITE_RATE_METRIC, LB_SELECTOR),
         }
 
-    def observe(self, now: float, row: dict[str, Any]) -> None:
-        """A sampler row taken at `now` (monotonic; row["time"]: Unix); queries when due. A
-        failed query keeps the previous view (an adapter that cannot reach Prometheus serves
-        nothing new) and is tried again at the next row."""
+    def observe(self, now: float, sample: Sample) -> None:
+        """A sample taken at `now` (monotonic; sample.time: Unix); queries when due. A failed
+        query keeps the previous view (an adapter that cannot reach Prometheus serves nothing
+        new) and is tried again at the next sample."""
         if self._view is not None and now - self._view.time < self.scrape_interval_s:
             return
-        pods = pool_pods(row)
-        at = float(row["time"])
+        pods = pool_pods(sample)
+        at = sample.time
         try:
             self._view = self.scrape(now, at, pods)
         except PrometheusError as exc:

@@ -29,6 +29,7 @@ import api_token
 from testbed.cluster.access import PortForward, Prometheus, kubectl_command
 from testbed.cluster.layout import REPO_ROOT
 from testbed.experiment.cluster_sampler import ClusterSampler, proxy_column
+from testbed.experiment.loop import Progress, Running
 from testbed.experiment.runner import (
     ExperimentFailed,
     Prepared,
@@ -38,8 +39,8 @@ from testbed.experiment.runner import (
     write_results,
 )
 from testbed.experiment.spec import Experiment
+from testbed.sample import Sample
 
-Progress = Callable[[str, dict[str, Any] | None], None]
 CHART = REPO_ROOT / "helm" / "ims-testbed"
 RELEASE = "tb"
 
@@ -296,7 +297,7 @@ def run_on_cluster(
     values = chart_values(experiment, prepared, local_images, namespace)
     values_file = out / "chart-values.yaml"
     values_file.write_text(yaml.safe_dump(values, sort_keys=False))
-    rows: list[dict[str, Any]] = []
+    rows: list[Sample] = []
     hpa_log: list[dict[str, Any]] = []
     run_id: str | None = None
     interrupted = False
@@ -373,17 +374,17 @@ def run_on_cluster(
             finished_at: float | None = None
             try:
                 while True:
-                    row = sampler.sample()
-                    rows.append(row)
+                    sample = sampler.sample()
+                    rows.append(sample)
                     if experiment.autoscale is not None and len(rows) % 5 == 1:
-                        hpa_log.append({"t_s": row["t_s"], **_hpa_status(tools, namespace)})
-                    progress("running", {**row, "duration_s": duration})
-                    if row.get("run_state") not in (None, "running", "paused"):
+                        hpa_log.append({"t_s": sample.t_s, **_hpa_status(tools, namespace)})
+                    progress("running", Running(sample, duration))
+                    if sample.run_state not in (None, "running", "paused"):
                         finished_at = finished_at or time.monotonic()
                         drain = experiment.drain_s + experiment.scenario.hold_ms / 1000
                         if time.monotonic() - finished_at >= drain:
                             break
-                    elapsed = time.monotonic() - sampler.start - row["t_s"]
+                    elapsed = time.monotonic() - sampler.start - sample.t_s
                     time.sleep(max(0.0, experiment.sample_interval_s - elapsed))
             except KeyboardInterrupt:
                 interrupted = True

@@ -1,6 +1,6 @@
 """The per-second row of an experiment on a cluster, from the cluster's Prometheus.
 
-The same columns as the local sampler (testbed.experiment.sampler), so the summary, report and
+The same Sample as the local sampler (testbed.experiment.sampler), so the summary, report and
 `testbed compare` read both: per proxy the new INVITEs, INVITE and REGISTER requests, 200s,
 CPU (the kubelet's resource metrics: what the HPA's Resource metric sees) and the windowed
 percentile of the response time, computed from the scraped buckets by the local sampler's own
@@ -22,6 +22,7 @@ from testbed.cluster.access import Prometheus
 from testbed.experiment import histogram
 from testbed.experiment.histogram import Buckets
 from testbed.experiment.sampler import HISTOGRAM, MESSAGES, counter_rate, sample_scenario
+from testbed.sample import ProxyReading, Sample
 
 _ORDINAL = re.compile(r"-sip-proxy-(\d+)$")
 # counter rates over the last two scrapes at most this old
@@ -103,21 +104,19 @@ class ClusterSampler:
                 by_pod[column] = value
         return by_pod, histogram.quantile(self.q, window_total)
 
-    def sample(self) -> dict[str, Any]:
+    def sample(self) -> Sample:
         now = time.monotonic()
-        row: dict[str, Any] = {"t_s": round(now - self.start, 3), "time": round(time.time(), 3)}
+        t_s, at = round(now - self.start, 3), round(time.time(), 3)
         messages = f"{MESSAGES}_total"
         sel = self._sel('component="sip-proxy"')
 
         def rate(labels: str) -> dict[str, float]:
             return self._by_pod(f"sum by (pod) (irate({messages}{{{sel},{labels}}}[{RATE_RANGE}]))")
 
-        series = {
-            "invites_per_s": rate('direction="out",method="INVITE",status="407"'),
-            "invite_requests_per_s": rate('direction="in",method="INVITE",status=""'),
-            "registers_per_s": rate('direction="in",method="REGISTER",status=""'),
-            "ok_per_s": rate('direction="out",method="INVITE",status="200"'),
-        }
+        invites = rate('direction="out",method="INVITE",status="407"')
+        requests = rate('direction="in",method="INVITE",status=""')
+        registers = rate('direction="in",method="REGISTER",status=""')
+        ok = rate('direction="out",method="INVITE",status="200"')
         # the kubelet's CPU counters move every 10-15 s (its housekeeping): a 30 s rate
         cpu_sel = self._sel('container="sip-proxy"')
         cpu = self._by_pod(
@@ -125,21 +124,39 @@ class ClusterSampler:
         )
         p_by_pod, overall = self._percentiles(now, sel)
         replicas = self.replicas()
-        pods = sorted(set().union(*series.values(), cpu, p_by_pod), key=_ordinal)
-        row["proxies"] = replicas if replicas is not None else len(pods)
-        for column in pods:
-            for name, values in series.items():
-                row[f"{column}.{name}"] = values.get(column)
-            row[f"{column}.cpu_mcpu"] = None if column not in cpu else cpu[column] * 1000
-            p_value = p_by_pod.get(column)
-            row[f"{column}.p99_ms"] = None if p_value is None else p_value * 1000
-        row["p99_ms"] = None if overall is None else overall * 1000
+        pods = sorted(set().union(invites, requests, registers, ok, cpu, p_by_pod), key=_ordinal)
+        readings = tuple(
+            ProxyReading(
+                column,
+                invites_per_s=invites.get(column),
+                invite_requests_per_s=requests.get(column),
+                registers_per_s=registers.get(column),
+                cpu_mcpu=None if column not in cpu else cpu[column] * 1000,
+                ok_per_s=ok.get(column),
+                latency_percentile_ms=_ms(p_by_pod.get(column)),
+            )
+            for column in pods
+        )
         lb_sel = self._sel('component="sip-loadb"')
-        row["lb_invites_per_s"] = self.prom.scalar(
+        lb_invites = self.prom.scalar(
             f"sum(irate(kamailio_script_new_invites{{{lb_sel}}}[{RATE_RANGE}]))"
         )
-        sample_scenario(self._get_json, self._rate, self.scenario_url, row, now)
-        return row
+        scenario, clients = sample_scenario(self._get_json, self._rate, self.scenario_url, now)
+        return Sample(
+            t_s=t_s,
+            time=at,
+            proxies=replicas if replicas is not None else len(pods),
+            per_proxy=readings,
+            percentile=self.q * 100,
+            latency_percentile_ms=_ms(overall),
+            lb_invites_per_s=lb_invites,
+            scenario=scenario,
+            clients=clients,
+        )
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else seconds * 1000
 
 
 def _ordinal(column: str) -> int:

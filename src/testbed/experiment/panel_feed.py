@@ -32,6 +32,7 @@ from scenario_controller.experiment import (
 )
 from testbed.autoscale.policies import Readiness
 from testbed.local.state import Component
+from testbed.sample import Sample as TakenSample
 
 log = logging.getLogger(__name__)
 CHUNK = 200  # samples per POST when a backlog is resent
@@ -160,10 +161,11 @@ class PanelFeed:
     def start(self) -> None:
         self._thread.start()
 
-    def offer(self, row: Mapping[str, object], events: Sequence[ScalingEvent] = ()) -> None:
-        """Queue a sampled row (and new scaling events); never blocks on the network."""
+    def offer(self, taken: TakenSample, events: Sequence[ScalingEvent] = ()) -> None:
+        """Queue a sample (and new scaling events); never blocks on the network. The panel
+        gets what timeseries.csv gets: the sample's row, as `testbed view` reads the file."""
         try:
-            sample = to_sample(row)
+            sample = to_sample(taken.row())
         except (BadValue, ValueError) as exc:  # a row the panel cannot draw: it goes without
             log.debug("panel feed: row left out: %s", exc)
             return

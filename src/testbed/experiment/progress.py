@@ -12,6 +12,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from testbed.experiment.loop import Running
 from testbed.experiment.spec import Experiment
 
 
@@ -25,16 +26,16 @@ class ProgressView:
     def __init__(self, experiment: Experiment) -> None:
         self.experiment = experiment
         self.phase = "starting"
-        self.row: dict[str, Any] | None = None
+        self.running: Running | None = None
         self.started = time.monotonic()
         self.messages: list[str] = []
 
-    def update(self, phase: str, row: dict[str, Any] | None) -> Group:
-        if row is None:
+    def update(self, phase: str, running: Running | None) -> Group:
+        if running is None:
             self.messages = [*self.messages[-4:], phase]
             self.phase = phase
         else:
-            self.phase, self.row = "running", row
+            self.phase, self.running = "running", running
         return self.render()
 
     def render(self) -> Group:
@@ -43,27 +44,26 @@ class ProgressView:
         table.add_column()
         table.add_row("experiment", self.experiment.name)
         table.add_row("phase", self.phase)
-        row = self.row
-        if row is not None:
-            duration = row.get("duration_s") or 0.0
-            elapsed = row.get("t_s", 0.0)
+        if self.running is not None:
+            sample, duration = self.running.sample, self.running.duration_s
+            elapsed = sample.t_s
             table.add_row(
                 "elapsed / remaining", f"{elapsed:.0f} s / {max(0.0, duration - elapsed):.0f} s"
             )
-            table.add_row("invites sent/s", _num(row.get("sent_per_s")))
-            table.add_row("new INVITEs at the LB/s", _num(row.get("lb_invites_per_s")))
-            table.add_row(
-                "calls ok/s, failed/s",
-                f"{_num(row.get('calls_succeeded_per_s'))}, {_num(row.get('calls_failed_per_s'))}",
-            )
+            scenario, clients = sample.scenario, sample.clients
+            table.add_row("invites sent/s", _num(scenario and scenario.sent_per_s))
+            table.add_row("new INVITEs at the LB/s", _num(sample.lb_invites_per_s))
+            ok = _num(clients and clients.calls_succeeded_per_s)
+            failed = _num(clients and clients.calls_failed_per_s)
+            table.add_row("calls ok/s, failed/s", f"{ok}, {failed}")
             p0 = self.experiment.qos.p0_ms
-            p99 = row.get("p99_ms")
+            p99 = sample.latency_percentile_ms
             mark = "" if p99 is None else (" [red]> P0[/red]" if p99 > p0 else " (< P0)")
             table.add_row(
                 f"p{self.experiment.qos.percentile:g} ({self.experiment.qos.window_s:g} s window)",
                 Text.from_markup(f"{_num(p99)} ms{mark}"),
             )
-            table.add_row("proxies", str(row.get("proxies")))
+            table.add_row("proxies", str(sample.proxies))
         log = Text("\n".join(self.messages[-4:]), style="dim")
         return Group(table, log)
 

@@ -28,6 +28,7 @@ from testbed.autoscale.factory import build_policy
 from testbed.autoscale.local import LocalAutoscaler
 from testbed.autoscale.prom_metrics import PrometheusMetrics
 from testbed.config import TestbedSettings
+from testbed.experiment.clock import Clock, RealClock
 from testbed.experiment.collect import Budget, BudgetSpent, collect_local, ensure_files
 from testbed.experiment.collect import fetch_run_log as fetch_run_log  # also the cluster's
 from testbed.experiment.collect import write_calls as write_calls
@@ -45,6 +46,8 @@ from testbed.experiment.faults.inject import FaultInjector
 from testbed.experiment.group import scenario_seed
 from testbed.experiment.host_cpu import PROC_STAT
 from testbed.experiment.lifecycle import Interrupts, bounded, describe
+from testbed.experiment.loop import Progress as Progress
+from testbed.experiment.loop import Running, SampleLoop, TickHook
 from testbed.experiment.panel_feed import PanelFeed, proxy_states, scaling_events
 from testbed.experiment.report import write_report
 from testbed.experiment.sampler import PromQuantiles, Sampler
@@ -69,8 +72,8 @@ from testbed.local.rules import (
 )
 from testbed.local.state import RunRegistry, TestbedState
 from testbed.local.testbed import PROXY_KIND, LocalTestbed
+from testbed.sample import Sample
 
-Progress = Callable[[str, dict[str, Any] | None], None]
 log = logging.getLogger(__name__)
 
 
@@ -160,7 +163,7 @@ def write_results(
     out: Path,
     experiment: Experiment,
     prepared: Prepared | None,
-    rows: list[dict[str, Any]],
+    samples: list[Sample],
     calls: list[dict[str, Any]],
     undeliverable: int,
     interrupted: bool = False,
@@ -176,9 +179,9 @@ def write_results(
             if interrupted
             else RunEnd(COMPLETED, "the scenario finished")
         )
-    write_csv(out / "timeseries.csv", rows)
+    write_csv(out / "timeseries.csv", [sample.row() for sample in samples])
     summary = summarize(
-        rows,
+        samples,
         calls,
         undeliverable,
         experiment.qos.p0_ms,
@@ -217,9 +220,6 @@ STOP_RUN_S = 10.0
 FAULTS_LIFT_S = 60.0
 AUTOSCALER_STOP_S = 150.0
 COLLECT_BUDGET_S = 300.0
-# called after every sample with (monotonic time, row), before the row is written: the
-# autoscaler; fault injection goes here too
-TickHook = Callable[[float, dict[str, Any]], None]
 
 
 class LocalRun:
@@ -232,8 +232,10 @@ class LocalRun:
         progress: Progress,
         settings: TestbedSettings,
         summary_extra: dict[str, Any] | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.experiment = experiment
+        self.clock = clock or RealClock()
         self.summary_extra = summary_extra or {}
         self.out = out
         self.progress = progress
@@ -252,7 +254,7 @@ class LocalRun:
         self.run_id: str | None = None
         # the bearer header of the testbed's services, once `up` generated its token
         self.auth: dict[str, str] = {}
-        self.rows: list[dict[str, Any]] = []
+        self.samples: list[Sample] = []
         self.timeseries: CsvStream | None = None
         self.autoscaler_log: CsvStream | None = None
         # the panel's Experiment tab (best effort: panel_feed.py); autoscaler.csv rows offered
@@ -276,11 +278,11 @@ class LocalRun:
     def note(self, message: str) -> None:
         self.show(message, None)
 
-    def show(self, phase: str, row: dict[str, Any] | None) -> None:
+    def show(self, phase: str, running: Running | None) -> None:
         """Progress for the terminal: a display that fails (its terminal gone with SIGHUP)
         must not stop the run, nor its cleanup."""
         try:
-            self.progress(phase, row)
+            self.progress(phase, running)
         except Exception as exc:
             log.warning("progress display failed: %s", describe(exc))
 
@@ -310,7 +312,7 @@ class LocalRun:
         return self.out
 
     def _at(self) -> str:
-        return f" at t={self.rows[-1]['t_s']:.0f} s" if self.rows else ""
+        return f" at t={self.samples[-1].t_s:.0f} s" if self.samples else ""
 
     def _play(self) -> RunEnd:
         experiment, settings = self.experiment, self.settings
@@ -379,7 +381,7 @@ class LocalRun:
                 self.note,
                 experiment.seed,
             )
-            self.tick_hooks.append(lambda _now, row: injector.tick(row))
+            self.tick_hooks.append(lambda _now, sample: injector.tick(sample) or sample)
         run = self.http.post(
             f"{scenario_url}/runs",
             json={
@@ -395,22 +397,30 @@ class LocalRun:
         self._start_panel_feed(scenario_url, duration)
         drain = experiment.drain_s + experiment.scenario.hold_ms / 1000
         watch = EndWatch(
-            time.monotonic(),
+            self.clock.now(),
             duration,
             drain,
             deadline_margin(duration),
             origin=sampler.start,
         )
-        while True:
-            row = self._tick(sampler, duration)
-            now = time.monotonic()
-            end = watch.observe(
-                now, row.get("run_state"), sampler.problems.get("scenario-controller")
-            )
-            if end is not None:
-                return end
-            due = experiment.sample_interval_s - (now - sampler.start - row["t_s"])
-            time.sleep(max(0.0, min(due, watch.remaining(now))))
+
+        def read() -> Sample:
+            state = self._state()
+            sample = sampler.sample(state)
+            self._refresh_targets(state)  # file_sd targets from the pool as it is now
+            return sample
+
+        loop = SampleLoop(
+            self.clock,
+            read,
+            self.tick_hooks,
+            lambda sample: self._record(sample, duration),
+            watch,
+            experiment.sample_interval_s,
+            origin=sampler.start,
+            problem=lambda: sampler.problems.get("scenario-controller"),
+        )
+        return loop.run()
 
     def _start_panel_feed(self, scenario_url: str, duration: float) -> None:
         experiment = self.experiment
@@ -438,7 +448,7 @@ class LocalRun:
         readiness = self.autoscaler.scaler.readiness() if self.autoscaler is not None else None
         return proxy_states(proxies, readiness)
 
-    def _offer_to_panel(self, row: dict[str, Any]) -> None:
+    def _offer_to_panel(self, sample: Sample) -> None:
         if self.panel is None:
             return
         try:
@@ -447,7 +457,7 @@ class LocalRun:
                 new = self.autoscaler_log.rows[self._events_offered :]
                 self._events_offered += len(new)
                 events = scaling_events(new)
-            self.panel.offer(row, events)
+            self.panel.offer(sample, events)
         except Exception as exc:  # the panel is a view: it never costs the run anything
             log.debug("panel feed: %s", describe(exc))
 
@@ -505,9 +515,9 @@ class LocalRun:
     def _prometheus_summary(self) -> dict[str, Any] | None:
         """Where the TSDB is, the run's time range and the queries used, with links to the
         graph page of `testbed prometheus RESULTS` (default port 9090)."""
-        if self.prometheus is None or not self.rows:
+        if self.prometheus is None or not self.samples:
             return None
-        start, end = float(self.rows[0]["time"]), float(self.rows[-1]["time"])
+        start, end = self.samples[0].time, self.samples[-1].time
         served = "http://127.0.0.1:9090"
         return {
             "tsdb": str(self.prometheus.data.relative_to(self.out)),
@@ -559,28 +569,23 @@ class LocalRun:
         )
         log = self.autoscaler_log = CsvStream(self.out / "autoscaler.csv", AUTOSCALER_COLUMNS)
 
-        def tick(now: float, row: dict[str, Any]) -> None:
+        def tick(now: float, sample: Sample) -> Sample:
             written = len(log.rows)
-            autoscaler.tick(now, row["t_s"], row)
+            sample = autoscaler.tick(now, sample)
             for event in autoscaler.log_rows(written):
                 log.append(event)
+            return sample
 
         self.tick_hooks.append(tick)
         autoscaler.start()
 
-    def _tick(self, sampler: Sampler, duration: float) -> dict[str, Any]:
-        """One sample: read, let the hooks act on it, write it, show it."""
-        state = self._state()
-        row = sampler.sample(state)
-        self._refresh_targets(state)
-        for hook in self.tick_hooks:
-            hook(time.monotonic(), row)
-        self.rows.append(row)
+    def _record(self, sample: Sample, duration: float) -> None:
+        """One sample as the hooks left it: kept, written, offered to the panel, shown."""
+        self.samples.append(sample)
         assert self.timeseries is not None
-        self.timeseries.append(row)
-        self._offer_to_panel(row)
-        self.show("running", {**row, "duration_s": duration})
-        return row
+        self.timeseries.append(sample.row())
+        self._offer_to_panel(sample)
+        self.show("running", Running(sample, duration))
 
     def _state(self) -> TestbedState:
         state = self.testbed.load_state()
@@ -697,7 +702,7 @@ class LocalRun:
                 self.out,
                 self.experiment,
                 self.prepared,
-                self.rows,
+                self.samples,
                 self.calls,
                 self.undeliverable,
                 self.end.status == INTERRUPTED,

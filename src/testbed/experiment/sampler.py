@@ -16,7 +16,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import httpx
@@ -28,8 +28,9 @@ from testbed.experiment.host_cpu import HostCpuError, HostCpuTracker
 from testbed.local.prometheus import PrometheusError, PromQuery, cpu_seconds
 from testbed.local.state import Component, TestbedState
 from testbed.local.testbed import ANALYZER_KIND, PROXY_KIND, serving_proxies
+from testbed.sample import Clients, HostCpu, ProxyReading, Sample, ScenarioRun
 
-# the analyzer's response-time histogram and message counter (tests/test_metric_names.py
+# the analyzer's response-time histogram and message counter (tests/unit/test_metric_names.py
 # checks that the analyzer registers them)
 HISTOGRAM = "analyzer_sip_response_time_seconds"
 MESSAGES = "analyzer_sip_messages"
@@ -117,24 +118,18 @@ class Sampler:
     def _rate(self, key: str, value: float, now: float) -> float | None:
         return counter_rate(self._totals, key, value, now)
 
-    def sample(self, state: TestbedState) -> dict[str, Any]:
+    def sample(self, state: TestbedState) -> Sample:
         now = time.monotonic()
-        row: dict[str, Any] = {"t_s": round(now - self.start, 3), "time": round(time.time(), 3)}
+        t_s, at = round(now - self.start, 3), round(time.time(), 3)
         proxies = state.of_kind(PROXY_KIND)
         analyzers = {c.index: c for c in state.of_kind(ANALYZER_KIND)}
-        row["proxies"] = len(serving_proxies(state))  # a dead proxy serves nothing
-        # the pool's size (a StatefulSet's replicas): a crash and restart is no scaling action
-        row["replicas"] = len(proxies)
         window_total: Buckets = {}
         # the load balancer and the scenario controller alongside the proxies: a hung one
         # costs its timeout once per row, not one after the other
         lb = self._pool.submit(self._lb_new_invites, now)
-        scenario: dict[str, Any] = {}
-        scenario_read = self._pool.submit(self._scenario, scenario, now)
+        scenario_read = self._pool.submit(self._scenario, now)
         promql = (
-            None
-            if self.quantiles is None
-            else self._pool.submit(self._promql, self.quantiles, row["time"])
+            None if self.quantiles is None else self._pool.submit(self._promql, self.quantiles, at)
         )
         # every proxy at once: a CPU-starved proxy or a busy analyzer must not stall the row
         fetched = list(
@@ -142,9 +137,9 @@ class Sampler:
                 lambda proxy: self._read_proxy(proxy, analyzers.get(proxy.index)), proxies
             )
         )
+        readings: list[ProxyReading] = []
         for proxy, (counters, buckets) in zip(proxies, fetched, strict=True):
-            prefix = proxy.name
-            history = self._proxies.setdefault(prefix, _ProxyHistory())
+            history = self._proxies.setdefault(proxy.name, _ProxyHistory())
             rates: dict[str, float | None] = {}
             proxy_span = now - history.at if history.at else None
             for key, value in counters.items():
@@ -159,12 +154,6 @@ class Sampler:
                 )
             if proxy_span is None or proxy_span >= MIN_SPAN_S:
                 history.counters, history.at = counters, now
-            row[f"{prefix}.invites_per_s"] = rates.get("challenged")
-            row[f"{prefix}.invite_requests_per_s"] = rates.get("invites")
-            row[f"{prefix}.registers_per_s"] = rates.get("registers")
-            cpu = rates.get("cpu_s")
-            row[f"{prefix}.cpu_mcpu"] = None if cpu is None else cpu * 1000
-            row[f"{prefix}.ok_per_s"] = rates.get("ok_out")
             p_value = None
             if buckets and promql is None:
                 history.buckets.append((now, buckets))
@@ -174,31 +163,49 @@ class Sampler:
                 window = histogram.difference(buckets, oldest)
                 window_total = histogram.add(window_total, window)
                 p_value = histogram.quantile(self.q, window)
-            row[f"{prefix}.p99_ms"] = None if p_value is None else p_value * 1000
+            cpu = rates.get("cpu_s")
+            readings.append(
+                ProxyReading(
+                    proxy.name,
+                    invites_per_s=rates.get("challenged"),
+                    invite_requests_per_s=rates.get("invites"),
+                    registers_per_s=rates.get("registers"),
+                    cpu_mcpu=None if cpu is None else cpu * 1000,
+                    ok_per_s=rates.get("ok_out"),
+                    latency_percentile_ms=_ms(p_value),
+                )
+            )
         overall = histogram.quantile(self.q, window_total)
         if promql is not None:
             overall, by_pod = promql.result()
-            for proxy in proxies:
-                p_value = by_pod.get(proxy.name)
-                row[f"{proxy.name}.p99_ms"] = None if p_value is None else p_value * 1000
-        row["p99_ms"] = None if overall is None else overall * 1000
-        # new INVITEs (call attempts) arriving at the load balancer
-        row["lb_invites_per_s"] = lb.result()
-        self._host_cpu(row)
-        scenario_read.result()
-        row.update(scenario)
-        return row
+            readings = [replace(r, latency_percentile_ms=_ms(by_pod.get(r.name))) for r in readings]
+        scenario, clients = scenario_read.result()
+        return Sample(
+            t_s=t_s,
+            time=at,
+            proxies=len(serving_proxies(state)),  # a dead proxy serves nothing
+            # the pool's size (a StatefulSet's replicas): a crash and restart is no scaling
+            replicas=len(proxies),
+            per_proxy=tuple(readings),
+            percentile=self.q * 100,
+            latency_percentile_ms=_ms(overall),
+            lb_invites_per_s=lb.result(),  # new INVITEs (call attempts) arriving at the LB
+            host=self._host_cpu(),
+            scenario=scenario,
+            clients=clients,
+        )
 
-    def _host_cpu(self, row: dict[str, Any]) -> None:
+    def _host_cpu(self) -> HostCpu | None:
         if self.host_stat is None:
-            return
+            return None
         try:
             shares = self._host.update(self.host_stat())
         except (OSError, HostCpuError) as exc:
             self._failed("host-cpu", str(exc))
-            shares = None
-        row["host_busy_pct"] = None if shares is None else round(shares.busy_pct, 2)
-        row["host_steal_pct"] = None if shares is None else round(shares.steal_pct, 2)
+            return HostCpu(None, None)
+        if shares is None:
+            return HostCpu(None, None)
+        return HostCpu(round(shares.busy_pct, 2), round(shares.steal_pct, 2))
 
     def _read_proxy(
         self, proxy: Component, analyzer: Component | None
@@ -295,42 +302,53 @@ class Sampler:
         self._failed(source, problem)
         return None
 
-    def _scenario(self, row: dict[str, Any], now: float) -> None:
+    def _scenario(self, now: float) -> tuple[ScenarioRun | None, Clients | None]:
         with self._failures_lock:
             self.problems.pop("scenario-controller", None)
-        sample_scenario(self._get_json, self._rate, self.scenario_url, row, now, self.run_id)
+        return sample_scenario(self._get_json, self._rate, self.scenario_url, now, self.run_id)
 
 
 def _problem(exc: Exception) -> str:
     return f"unreachable ({type(exc).__name__})"
 
 
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else seconds * 1000
+
+
 def sample_scenario(
     get_json: Callable[[str], Any],
     rate: Callable[[str, float, float], float | None],
     scenario_url: str,
-    row: dict[str, Any],
     now: float,
     run_id: str | None = None,
-) -> None:
+) -> tuple[ScenarioRun | None, Clients | None]:
     """The scenario controller's view of the run (`run_id`, else its current one) and of the
-    client pods, into `row` (shared by the local and the cluster samplers). An answer of the
-    wrong shape leaves the row without those columns."""
+    client pods (shared by the local and the cluster samplers). An answer of the wrong shape
+    is None: the row goes without those columns."""
     run = get_json(f"{scenario_url}/runs/{run_id or 'current'}")
     clients = get_json(f"{scenario_url}/clients")
+    scenario: ScenarioRun | None = None
+    pods: Clients | None = None
     with contextlib.suppress(KeyError, TypeError, ValueError):
         if run:
             sent, undeliverable = float(run["sent"]), float(run["undeliverable"])
-            row["scheduled"] = run["scheduled"]
-            row["sent_per_s"] = rate("sent", sent, now)
-            row["undeliverable_per_s"] = rate("undeliverable", undeliverable, now)
-            row["run_state"] = str(run["state"])
+            scheduled = run["scheduled"]
+            scenario = ScenarioRun(
+                scheduled=scheduled,
+                sent_per_s=rate("sent", sent, now),
+                undeliverable_per_s=rate("undeliverable", undeliverable, now),
+                run_state=str(run["state"]),
+            )
     with contextlib.suppress(KeyError, TypeError, ValueError):
         if clients:
-            pods = clients["pods"]
-            ok = sum(int(p["calls_succeeded"]) for p in pods)
-            failed = sum(int(p["calls_failed"]) for p in pods)
-            registered = sum(int(p["registered"]) for p in pods)
-            row["calls_succeeded_per_s"] = rate("calls_ok", ok, now)
-            row["calls_failed_per_s"] = rate("calls_failed", failed, now)
-            row["registered"] = registered
+            found = clients["pods"]
+            ok = sum(int(p["calls_succeeded"]) for p in found)
+            failed = sum(int(p["calls_failed"]) for p in found)
+            registered = sum(int(p["registered"]) for p in found)
+            pods = Clients(
+                calls_succeeded_per_s=rate("calls_ok", ok, now),
+                calls_failed_per_s=rate("calls_failed", failed, now),
+                registered=registered,
+            )
+    return scenario, pods

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from testbed.experiment.stats import numbers
+from testbed.sample import Sample
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ class Summary:
 
 
 def summarize(
-    rows: Sequence[dict[str, Any]],
+    rows: Sequence[Sample],
     calls: Sequence[dict[str, Any]],
     undeliverable: int,
     p0_ms: float,
@@ -73,17 +74,21 @@ def summarize(
     status: str | None = None,
     end_reason: str = "",
 ) -> Summary:
-    """`rows`: time series (t_s, proxies, p99_ms ...); `calls`: caller-side call records."""
-    p99s = numbers([r.get("p99_ms") for r in rows])
+    """`rows`: the time series' samples; `calls`: caller-side call records."""
+    p99s = numbers([r.latency_percentile_ms for r in rows])
     violations = sum(1 for v in p99s if v > p0_ms)
     proxy_seconds = 0.0
     actions = 0
     # scaling actions change the pool's size; where rows have it (`replicas`), a proxy that
     # died and came back (fewer proxies serving for a while) is not counted as two
-    size = "replicas" if rows and all("replicas" in r for r in rows) else "proxies"
+    by_replicas = bool(rows) and all(r.replicas is not None for r in rows)
+
+    def size(sample: Sample) -> int | None:
+        return sample.replicas if by_replicas else sample.proxies
+
     for before, after in itertools.pairwise(rows):
-        proxy_seconds += before["proxies"] * (after["t_s"] - before["t_s"])
-        if after[size] != before[size]:
+        proxy_seconds += before.proxies * (after.t_s - before.t_s)
+        if size(after) != size(before):
             actions += 1
     succeeded = sum(1 for c in calls if c.get("outcome") == "succeeded")
     failed = sum(1 for c in calls if c.get("outcome") == "failed")
@@ -94,8 +99,8 @@ def summarize(
     )
     attempted = succeeded + failed
     denominator = attempted - redirected
-    duration = rows[-1]["t_s"] - rows[0]["t_s"] if rows else 0.0
-    steal = numbers([r.get("host_steal_pct") for r in rows])
+    duration = rows[-1].t_s - rows[0].t_s if rows else 0.0
+    steal = numbers([r.host_steal_pct for r in rows])
     return Summary(
         p0_ms=p0_ms,
         percentile=percentile,
@@ -109,7 +114,7 @@ def summarize(
         ser=succeeded / denominator if denominator > 0 else None,
         proxy_seconds=round(proxy_seconds, 3),
         scaling_actions=actions,
-        max_proxies=max((r["proxies"] for r in rows), default=0),
+        max_proxies=max((r.proxies for r in rows), default=0),
         duration_s=duration,
         interrupted=interrupted or status == "interrupted",
         reaction_s=reaction_times(rows, rises_s),
@@ -121,17 +126,15 @@ def summarize(
     )
 
 
-def reaction_times(
-    rows: Sequence[dict[str, Any]], rises_s: Sequence[float]
-) -> tuple[float | None, ...]:
+def reaction_times(rows: Sequence[Sample], rises_s: Sequence[float]) -> tuple[float | None, ...]:
     """For each time the offered load rises: how long until the proxy count went up."""
     out: list[float | None] = []
     bounds = [*rises_s, math.inf]
     for rise, next_rise in itertools.pairwise(bounds):
-        before = [r["proxies"] for r in rows if r["t_s"] <= rise]
-        start = before[-1] if before else (rows[0]["proxies"] if rows else 0)
+        before = [r.proxies for r in rows if r.t_s <= rise]
+        start = before[-1] if before else (rows[0].proxies if rows else 0)
         reacted = next(
-            (r["t_s"] for r in rows if rise < r["t_s"] < next_rise and r["proxies"] > start),
+            (r.t_s for r in rows if rise < r.t_s < next_rise and r.proxies > start),
             None,
         )
         out.append(None if reacted is None else round(reacted - rise, 3))

@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +31,12 @@ from testbed.local import processes
 from testbed.local.packet_rules import owner_tag
 from testbed.local.state import Component, TestbedState
 from testbed.local.testbed import PROXY_KIND, LocalTestbed
+from testbed.sample import SERVING_COLUMN as SERVING_COLUMN
+from testbed.sample import Sample, Serving
 
 COLUMNS = ("index", "fault", "action", "target", "phase", "t_s", "time", "detail")
 # phases in faults.csv: apply, lift (the injector undid it), back (the component is running or
 # connected again on its own: a proxy restarted by the testbed, a pod reconnected), error
-SERVING_COLUMN = "proxies_serving"
 
 
 @dataclass
@@ -78,20 +79,20 @@ class FaultInjector:
 
     # -- the run loop's hook -------------------------------------------------------------
 
-    def tick(self, row: dict[str, Any] | None = None) -> None:
-        """Start what is due (in the worker), note components that came back, and put the
-        number of serving proxies into the sample row."""
+    def tick(self, sample: Sample | None = None) -> Sample | None:
+        """Start what is due (in the worker), note components that came back; the sample with
+        the number of serving proxies (as given when the testbed's state is gone)."""
         for step in self.schedule.due(self.clock()):
             self._worker.submit(self._guarded, step)
         state = self.testbed.load_state()
         if state is None:
-            return
+            return sample
         enabled = self._enabled()
         self._observe(state, enabled)
-        if row is not None:
-            row[SERVING_COLUMN] = (
-                None if enabled is None else sum(1 for c in _running(state) if c.name in enabled)
-            )
+        if sample is None:
+            return None
+        serving = None if enabled is None else sum(1 for c in _running(state) if c.name in enabled)
+        return replace(sample, serving=Serving(serving))
 
     def wait_idle(self) -> None:
         """Until every action handed to the worker so far is done."""
