@@ -62,7 +62,9 @@ def main() -> int:
     print(f"cycles between testbed subpackages: {len(cycles)}")
     for cycle in cycles:
         print(f"  {cycle}")
-    print(f"imports of a service's code from outside it (settings excepted): {len(service_imports)}")
+    print(
+        f"imports of a service's code from outside it (settings excepted): {len(service_imports)}"
+    )
     for line in service_imports:
         print(f"  {line}")
     return 0
