@@ -27,9 +27,9 @@ import typer
 from pydantic import ValidationError
 
 from scenario_controller.config import Settings
-from scenario_controller.experiment import ExperimentInfo, ExperimentRecord, ProxyView, Sample
 from service_kit.environment import to_environment
 from testbed.experiment.panel_feed import BadValue, scaling_events, to_sample
+from testbed_messages.experiment import ExperimentInfo, ExperimentRecord, ProxyView, Sample
 
 DEFAULT_PORT = 8002  # beside a running testbed's scenario controller (8001)
 START_TIMEOUT_S = 30.0  # the controller starts in about a second; a loaded machine is slower

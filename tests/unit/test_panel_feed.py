@@ -21,7 +21,6 @@ from prometheus_client import CollectorRegistry
 
 from api_token import bearer
 from scenario_controller.config import Settings
-from scenario_controller.experiment import ExperimentInfo
 from scenario_controller.main import create_app
 from testbed.autoscale.policies import Readiness
 from testbed.experiment.panel_feed import (
@@ -35,6 +34,7 @@ from testbed.local import processes
 from testbed.local.state import Component
 from testbed.sample import Clients, ProxyReading, ScenarioRun
 from testbed.sample import Sample as TakenSample
+from testbed_messages.experiment import ExperimentInfo
 
 TOKEN = "test-token-of-the-panel-feed-tests"
 INFO = ExperimentInfo(name="tiny", run_id="results/tiny-1", p0_ms=1000, cpu_millicores=20)

@@ -17,8 +17,9 @@ from websockets.sync.client import connect
 
 from api_token import bearer
 from scenario_controller.config import Settings
-from scenario_controller.experiment import MAX_PUSH, BadReplay
+from scenario_controller.experiment import BadReplay
 from scenario_controller.main import create_app
+from testbed_messages.experiment import MAX_PUSH
 
 TOKEN = "test-token-of-the-scenario-controller"
 INFO = {"name": "tiny", "run_id": "results/tiny-1", "p0_ms": 1000, "cpu_millicores": 20}

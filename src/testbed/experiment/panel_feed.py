@@ -19,7 +19,10 @@ from typing import Any
 
 import httpx
 
-from scenario_controller.experiment import (
+from testbed.autoscale.policies import Readiness
+from testbed.local.state import Component
+from testbed.sample import Sample as TakenSample
+from testbed_messages.experiment import (
     MAX_EVENTS,
     MAX_PUSH,
     ExperimentInfo,
@@ -30,9 +33,6 @@ from scenario_controller.experiment import (
     SamplesPush,
     ScalingEvent,
 )
-from testbed.autoscale.policies import Readiness
-from testbed.local.state import Component
-from testbed.sample import Sample as TakenSample
 
 log = logging.getLogger(__name__)
 CHUNK = 200  # samples per POST when a backlog is resent

@@ -19,7 +19,6 @@ import httpx
 import yaml
 
 import api_token
-from scenario_controller.experiment import ExperimentInfo, ProxyStateName
 from scenario_csv import ScenarioSummary, text_lines, validate
 from scenario_gen.output import write_file
 from scenario_gen.scenario import Scenario
@@ -73,6 +72,7 @@ from testbed.local.rules import (
 from testbed.local.state import RunRegistry, TestbedState
 from testbed.local.testbed import PROXY_KIND, LocalTestbed
 from testbed.sample import Sample
+from testbed_messages.experiment import ExperimentInfo, ProxyStateName
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,8 @@ from fastapi.routing import APIRoute
 
 from api_token.guard import require_token
 from scenario_controller.deps import ControllerDep
-from scenario_controller.experiment import ReadOnly, SamplesPush
+from scenario_controller.experiment import ReadOnly
+from testbed_messages.experiment import SamplesPush
 
 
 class _InputlessErrors(APIRoute):
