@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 import httpx
 
@@ -232,7 +233,18 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
         time.sleep(0.1)
 
 
-def own_addresses(block: int) -> dict[str, str]:
+class OwnAddresses(TypedDict):
+    """TestbedSettings fields (so `TestbedSettings(**own_addresses(n))` type-checks)."""
+
+    lb_address: str
+    sip_controller_host: str
+    scenario_controller_host: str
+    autoscaler_metrics_host: str
+    proxy_address_base: str
+    client_address_base: str
+
+
+def own_addresses(block: int) -> OwnAddresses:
     """TestbedSettings fields that give a test's testbed addresses of its own: 127.0.<block>.1
     for the load balancer and controllers, the next two /24s for proxies and client pods, so
     it never meets the testbed of another test that is up at the same time."""
@@ -253,7 +265,7 @@ def own_addresses_env(block: int, state_dir: Path) -> dict[str, str]:
         **os.environ,
         "TESTBED_STATE_DIR": str(state_dir),
         "COLUMNS": "200",
-        **{name.upper(): value for name, value in own_addresses(block).items()},
+        **{name.upper(): str(value) for name, value in own_addresses(block).items()},
     }
     env.pop("DATABASE_URL", None)
     return env

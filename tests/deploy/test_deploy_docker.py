@@ -204,7 +204,9 @@ def test_version_label_is_the_services_own_version(image: str) -> None:
     labels: dict[str, str] = {}
     for instruction in final:
         if instruction["instruction"] == "LABEL":
-            labels.update(w.split("=", 1) for w in shlex.split(instruction["value"]))
+            for word in shlex.split(instruction["value"]):
+                key, value = word.split("=", 1)
+                labels[key] = value
     # the label carries the build argument, whose default is the version
     assert labels["org.opencontainers.image.version"] == "${SERVICE_VERSION}"
     assert labels["org.opencontainers.image.title"] == image

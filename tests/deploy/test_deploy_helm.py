@@ -25,6 +25,7 @@ import time
 import tomllib
 import urllib.parse
 import urllib.request
+from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -246,7 +247,7 @@ def stable(doc: dict[str, Any]) -> dict[str, Any]:
     render (the keys stay)."""
     if doc["kind"] != "Secret":
         return doc
-    masked = json.loads(json.dumps(doc))
+    masked: dict[str, Any] = json.loads(json.dumps(doc))
     for field in ("data", "stringData"):
         if field in masked:
             masked[field] = dict.fromkeys(masked[field], "<random>")
@@ -2117,7 +2118,7 @@ def test_fetch_results_writes_local_modes_files(tmp_path: Path) -> None:
             {"items": [{"metadata": {"name": n}, "status": {"phase": "Running"}} for n in names]}
         )
 
-    def run(args: list[str]) -> str:
+    def run(args: Sequence[str]) -> str:
         calls.append(list(args))
         if args[2] == "get":
             return pods(args[5].split("component=")[1])

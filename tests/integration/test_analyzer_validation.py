@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -69,7 +70,7 @@ class Run:
     calls: SippResult
     samples: dict[str, list[dict[str, str]]]  # analyzer name -> /samples rows
     metrics: dict[str, str]
-    health: dict[str, dict[str, object]]
+    health: dict[str, dict[str, Any]]  # analyzer name -> /health body
 
 
 def _wait_healthy(url: str, handle: processes.ProcessHandle, log: Path) -> None:
@@ -213,7 +214,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
                     return False
                 # pyshark hands a packet over only once later packets follow: the probes
                 # keep traffic flowing until it has every pair the fast capture has
-                totals = {
+                totals: dict[str, int] = {
                     a.name: http.get(f"{a.url}/samples", params={"limit": 1}).json()["total"]
                     for a in analyzers
                 }

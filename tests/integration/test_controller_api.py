@@ -13,6 +13,7 @@ import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -25,10 +26,11 @@ from sip_controller.main import create_app
 pytestmark = pytest.mark.integration
 
 
-def _proxy(sip_system: SipSystem, name: str) -> dict:
+def _proxy(sip_system: SipSystem, name: str) -> dict[str, Any]:
     response = sip_system.http.get(f"{sip_system.controller}/proxies/{name}")
     assert response.status_code == 200, response.text
-    return response.json()
+    proxy: dict[str, Any] = response.json()
+    return proxy
 
 
 @contextlib.contextmanager

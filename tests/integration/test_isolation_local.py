@@ -106,7 +106,7 @@ def test_sut_and_others_on_their_cpus_also_scaled_and_restarted_proxies(testbed:
         time.sleep(0.5)
     assert restarted is not None
     assert restarted.pid not in (None, old_pid)
-    assert _group_cpus(restarted.pid) == {sut}  # type: ignore[arg-type]
+    assert _group_cpus(restarted.pid) == {sut}
 
     # the runner's own process moves to the others' CPUs and back
     assert testbed.join_others()

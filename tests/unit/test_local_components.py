@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -81,7 +82,10 @@ def test_a_service_gets_valid_settings_of_its_own_and_the_base_alone(
     assert set(environment) <= own | set(BASE_VARIABLES), set(environment) - own
     assert environment["PATH"]  # the programs' PATH is kept
     # read back by the service's own class from exactly this environment
-    values = {name.lower(): value for name, value in environment.items() if name in own}
+    # strings, as from the environment: the fields parse them
+    values: dict[str, Any] = {
+        name.lower(): value for name, value in environment.items() if name in own
+    }
     settings_class(**values)
     for name in set(FOREIGN) - {"API_TOKEN", "OUTBOUND_PROXY"}:
         assert name not in environment

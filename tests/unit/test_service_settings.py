@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -86,7 +87,9 @@ def _check_env(service: str, env: dict[str, str]) -> None:
     settings = _settings(service)
     unknown = set(env) - set(env_variables(settings))
     assert not unknown, f"local mode sets {sorted(unknown)} for {service}, which does not read them"
-    settings(**{name.lower(): value for name, value in env.items()})
+    # strings, as the service reads them from its environment: the fields parse them
+    values: dict[str, Any] = {name.lower(): value for name, value in env.items()}
+    settings(**values)
 
 
 def test_local_mode_sets_only_variables_the_services_read(tmp_path: Path) -> None:
