@@ -24,11 +24,13 @@ WORKDIR /src
 COPY pyproject.toml uv.lock ./
 COPY libs/sip-core/pyproject.toml libs/sip-core/
 COPY libs/service-kit/pyproject.toml libs/service-kit/
+COPY libs/testbed-messages/pyproject.toml libs/testbed-messages/
 COPY services/analyzer/pyproject.toml services/analyzer/
 RUN --mount=type=cache,target=/root/.cache/uv \
     /opt/uv/bin/uv sync --frozen --no-dev --no-install-workspace --package analyzer
 COPY libs/sip-core/src libs/sip-core/src
 COPY libs/service-kit/src libs/service-kit/src
+COPY libs/testbed-messages/src libs/testbed-messages/src
 COPY services/analyzer/src services/analyzer/src
 # no extras: the pyshark backend (analyzer[pyshark]) needs tshark, which the image leaves out
 RUN --mount=type=cache,target=/root/.cache/uv \

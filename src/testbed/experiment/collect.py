@@ -11,9 +11,9 @@ from typing import Any, TextIO
 
 import httpx
 
-from analyzer.samples import CSV_FIELDS
 from testbed.local.state import TestbedState
 from testbed.local.testbed import ANALYZER_KIND, CLIENT_KIND
+from testbed_messages.samples import SAMPLES_CSV_FIELDS
 
 SAMPLES_PAGE = 200_000
 CALLS_PAGE = 100_000
@@ -56,7 +56,7 @@ def collect_local(
     """response_times.csv and calls.csv from a local testbed; returns the call records."""
     calls: list[dict[str, Any]] = []
     with (out / "response_times.csv").open("w", newline="") as f:
-        f.write(",".join(CSV_FIELDS) + "\n")
+        f.write(",".join(SAMPLES_CSV_FIELDS) + "\n")
         for analyzer in state.of_kind(ANALYZER_KIND) if state else []:
             problem = _samples(http, f"http://{analyzer.endpoints['http']}/samples", f, budget)
             if problem:
@@ -85,7 +85,7 @@ def _samples(http: httpx.Client, url: str, f: TextIO, budget: Budget) -> str | N
         if response.status_code != 200:
             return _after(offset, "samples", f"HTTP {response.status_code}")
         lines = response.text.splitlines()
-        if not lines or lines[0].split(",") != list(CSV_FIELDS):
+        if not lines or lines[0].split(",") != list(SAMPLES_CSV_FIELDS):
             return _after(offset, "samples", "the answer is not the samples CSV")
         body = lines[1:]
         if body:
@@ -130,7 +130,7 @@ def _after(count: int, what: str, problem: str) -> str:
 def ensure_files(out: Path) -> None:
     """Every data file of a run exists, with its header alone when nothing could be read."""
     for name, header in (
-        ("response_times.csv", ",".join(CSV_FIELDS) + "\n"),
+        ("response_times.csv", ",".join(SAMPLES_CSV_FIELDS) + "\n"),
         ("calls.csv", "call_id,caller,callee,outcome,reason\n"),
         ("run_log.csv", RUN_LOG_HEADER),
     ):

@@ -10,8 +10,8 @@ from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
 from analyzer.pairing import Pair
+from testbed_messages.samples import SAMPLES_CSV_FIELDS
 
-CSV_FIELDS = ("timestamp", "proxy", "pair", "call_id", "cseq", "response_time_ms")
 OFFLINE_CSV_FIELDS = ("time", "pair", "call_id", "response_time_ms")
 
 
@@ -87,7 +87,7 @@ def csv_rows(samples: Iterable[Sample], proxy: str) -> Iterator[str]:
     """/samples as CSV: header, then one line per sample."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(CSV_FIELDS)
+    writer.writerow(SAMPLES_CSV_FIELDS)
     for s in samples:
         writer.writerow(
             (f"{s.timestamp:.6f}", proxy, s.pair, s.call_id, s.cseq, _format_ms(s.response_time))
