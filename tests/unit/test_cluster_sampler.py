@@ -42,14 +42,14 @@ def test_percentile_leaves_out_what_came_before_the_baseline() -> None:
     prom.buckets = {"tb-sip-proxy-0": {0.005: 0, 0.01: 0, 2.5: 40, float("inf"): 40}}
     with httpx.Client() as http:
         sampler = ClusterSampler(
-            prom,
+            prom,  # type: ignore[arg-type]  # canned answers, not a Prometheus
             http,
             "ns",
             window_s=10,
             percentile=99,
             scenario_url="http://127.0.0.1:9",
             replicas=lambda: 2,
-        )  # type: ignore[arg-type]
+        )
         baseline = sampler.sample().row()
         assert baseline["p99_ms"] is None
         # then 100 fast answers (under 5 ms)

@@ -10,6 +10,7 @@ import yaml
 
 from testbed.experiment import report
 from testbed.experiment.faults.analysis import analyze, fault_windows
+from testbed.experiment.faults.report import mark_faults
 from testbed.experiment.faults.schedule import FaultSchedule
 from testbed.experiment.faults.spec import FaultSpec
 from testbed.experiment.report import write_report
@@ -156,11 +157,16 @@ def _write(path: Path, rows: list[dict[str, object]]) -> None:
         writer.writerows(rows)
 
 
-def _hand_built(tmp_path: Path) -> list[tuple]:
+# a hand-built call: id, caller, proxy (None: never reached one), start, end (None: active),
+# outcome and, per fault, (failed in the window, in flight on the target, failed in flight)
+HandBuiltCall = tuple[str, str, str | None, float, float | None, str, list[tuple[int, int, int]]]
+
+
+def _hand_built(tmp_path: Path) -> list[HandBuiltCall]:
     """A small results folder; returns its calls with the expected counts per fault."""
     # one row a second; proxy 1 killed at 5 s and running again at 8 s, serving again from 9 s,
     # p99 over P0 from 5 s to 11 s; proxy 0 impaired from 14 s to 16 s without harm
-    rows = []
+    rows: list[dict[str, object]] = []
     for t in range(21):
         serving = 1 if 5 <= t < 9 else 2
         p99 = 1500.0 if 5 <= t <= 11 else 100.0
@@ -180,7 +186,7 @@ def _hand_built(tmp_path: Path) -> list[tuple]:
     ])  # fmt: skip
     # each call: (proxy it went through or None, start, end or None, outcome) and, for faults
     # 0, 1, 2, whether it failed in the window / was in flight on the target / failed so
-    calls = [
+    calls: list[HandBuiltCall] = [
         ("c1", "0001", "sip-proxy-1", 4.0, 6.0, "failed", [(1, 1, 1), (0, 0, 0), (0, 0, 0)]),
         ("c2", "0003", "sip-proxy-0", 4.5, 5.5, "failed", [(1, 0, 0), (0, 0, 0), (0, 0, 0)]),
         ("c3", "0005", "sip-proxy-1", 4.0, 5.5, "succeeded", [(0, 1, 0), (0, 0, 0), (0, 0, 0)]),
@@ -245,7 +251,7 @@ def test_the_report_marks_every_fault_on_every_figure_and_tabulates_them(
         for r in rows
     ]
     marked: list[int] = []
-    real_mark = report.mark_faults
+    real_mark = mark_faults
 
     def spy(ax, windows, run_end_s):
         real_mark(ax, windows, run_end_s)
