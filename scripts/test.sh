@@ -37,4 +37,5 @@ source scripts/env.sh
 uv run --frozen ruff check .
 uv run --frozen ruff format --check .
 uv run --frozen mypy
+uv run --frozen lint-imports --no-cache  # the import rules (pyproject.toml)
 uv run --frozen pytest "$@"

@@ -513,8 +513,8 @@ def _run_one(
     def play(report: Progress) -> Path:
         if kubeconfig is None:
             return run_experiment(experiment, experiment_file, results, report)
-        from testbed.cluster.tools import cluster_tools
         from testbed.experiment.cluster_runner import run_on_cluster
+        from testbed.experiment.cluster_tools import cluster_tools
 
         tools, local_images = cluster_tools(kubeconfig)
         return run_on_cluster(

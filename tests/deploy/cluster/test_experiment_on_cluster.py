@@ -13,8 +13,8 @@ import pytest
 
 from testbed.cluster.cluster import Cluster
 from testbed.cluster.layout import REPO_ROOT
-from testbed.cluster.tools import cluster_tools
 from testbed.experiment.cluster_runner import run_on_cluster
+from testbed.experiment.cluster_tools import cluster_tools
 from testbed.experiment.spec import load
 
 EXPERIMENT = REPO_ROOT / "experiments" / "cluster-demo.yaml"
