@@ -191,7 +191,7 @@ def _fake_runs(monkeypatch: pytest.MonkeyPatch, summaries: list[dict[str, Any]])
         experiment: Experiment,
         experiment_file: Path | None,
         results_root: Path,
-        progress: Callable[[str, dict[str, Any] | None], None],
+        progress: Callable[[str, Running | None], None],
         settings: object = None,
         folder_name: str | None = None,
         summary_extra: dict[str, Any] | None = None,

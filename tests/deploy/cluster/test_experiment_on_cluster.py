@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -15,6 +14,7 @@ from testbed.cluster.cluster import Cluster
 from testbed.cluster.layout import REPO_ROOT
 from testbed.experiment.cluster_runner import run_on_cluster
 from testbed.experiment.cluster_tools import cluster_tools
+from testbed.experiment.loop import Running
 from testbed.experiment.spec import load
 
 EXPERIMENT = REPO_ROOT / "experiments" / "cluster-demo.yaml"
@@ -29,7 +29,7 @@ def test_the_demo_experiment_runs_on_the_cluster_into_a_local_style_results_fold
     assert local_images
     phases: list[str] = []
 
-    def progress(phase: str, row: dict[str, Any] | None) -> None:
+    def progress(phase: str, running: Running | None) -> None:
         if not phases or phases[-1] != phase:
             phases.append(phase)
             print(phase)
