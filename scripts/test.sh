@@ -37,5 +37,6 @@ source scripts/env.sh
 uv run --frozen ruff check .
 uv run --frozen ruff format --check .
 uv run --frozen mypy
+scripts/mypy-tests.sh  # the test code too, one mypy run per test directory
 uv run --frozen lint-imports --no-cache  # the import rules (pyproject.toml)
 uv run --frozen pytest "$@"
