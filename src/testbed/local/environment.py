@@ -32,7 +32,8 @@ if TYPE_CHECKING:
 S = TypeVar("S", bound="BaseSettings")
 
 # what any program may need of the caller's environment: where programs are (kamailio, awk,
-# mariadbd), the home directory and user, the locale, the time zone, where temporary files go;
+# mariadbd), the home directory and user, the locale, the time zone, where temporary files go,
+# the TLS roots (an external DATABASE_URL over TLS);
 # PYTHONPATH and VIRTUAL_ENV for a caller that relies on them rather than on sys.executable's
 # own environment (uv run, an installed venv need neither); PYTHONUNBUFFERED keeps a service's
 # prints in its log as they happen when the caller asked for that
@@ -47,6 +48,8 @@ BASE_VARIABLES = (
     "LC_CTYPE",
     "TZ",
     "TMPDIR",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
     "PYTHONPATH",
     "VIRTUAL_ENV",
     "PYTHONUNBUFFERED",
