@@ -79,6 +79,10 @@ def test_fuzz_pairing_counts_every_datagram_and_never_raises(messages):
         pair = tracker.feed(timestamp, src, dst, data)
         if pair is not None:
             pairs.append(pair)
+        # what reaches the CSV, the HTTP answers and the log is valid UTF-8 (strict)
+        (tracker.last_malformed or "").encode("utf-8")
+    for pair in pairs:
+        pair.call_id.encode("utf-8")
     counted = sum(tracker.stats.skipped.values()) + sum(tracker.stats.messages.values())
     assert counted == len(messages)
     assert all(p.name in PAIRS and p.end >= p.start for p in pairs)

@@ -144,6 +144,7 @@ def test_unanswered_entries_expire_and_are_counted(h):
     assert tracker.stats.unpaired[(REGISTER_CHALLENGE, UNMATCHED)] == 1
 
 
+@pytest.mark.slow
 def test_memory_stays_bounded_over_a_long_run_of_unanswered_requests(h):
     """A day at 50 requests/s that are never answered (scaled: 200,000 requests)."""
     tracker = PairTracker(h.PROXY, timeout=5.0)
@@ -338,3 +339,19 @@ def test_interleaved_registrations_pair_per_call_id(h, order):
         names = sorted(p.name for p in pairs if p.call_id == f"reg-{n}")
         expected = [REGISTER_CHALLENGE] * (done >= 2) + [REGISTER_OK] * (done >= 4)
         assert names == sorted(expected)
+
+
+def test_a_call_id_that_is_not_utf8_is_kept_escaped_so_every_output_can_encode_it(h):
+    """sip-core keeps undecodable bytes as lone surrogates; the pair carries them escaped, so
+    the samples CSV, the HTTP answer and log lines (strict UTF-8) never fail on a hostile one."""
+    tracker = PairTracker(h.PROXY)
+    flow = h.register_flow("reg-\xff", t0=50.0)
+    raw = [
+        (t, src, dst, payload.replace("reg-ÿ".encode(), b"reg-\xff"))
+        for t, src, dst, payload in flow
+    ]
+    pairs = feed_all(tracker, raw)
+    assert [p.call_id for p in pairs] == ["reg-\\xff", "reg-\\xff"]
+    for pair in pairs:
+        pair.call_id.encode("utf-8")  # strict: raises on a lone surrogate
+    assert tracker.stats.pairs == {REGISTER_CHALLENGE: 1, REGISTER_OK: 1}

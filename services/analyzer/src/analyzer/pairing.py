@@ -33,6 +33,15 @@ from analyzer.endpoints import Endpoint
 from sip_core import ParseError, Request, parse_message
 
 
+def printable(text: str) -> str:
+    """`text` as valid UTF-8: bytes that were not (sip-core keeps them as lone surrogates) become
+    backslash escapes. A hostile Call-ID must not break the samples CSV, the HTTP answer or a
+    log line that carries it, all encoded as strict UTF-8."""
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 class PairName(StrEnum):
     """The kinds of pair (the table above); the values are the `pair` label, CSV and JSON field."""
 
@@ -196,10 +205,10 @@ class PairTracker:
         try:
             message = parse_message(payload)
             cseq = message.cseq
-            call_id = message.call_id
+            call_id = printable(message.call_id)
         except ParseError as exc:
             self.stats.skipped[MALFORMED] += 1
-            self.last_malformed = exc.reason
+            self.last_malformed = printable(exc.reason)  # it may quote the bad bytes
             return None
         clock = timestamp if now is None else now
         if clock >= self._next_expiry:
