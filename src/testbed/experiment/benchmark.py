@@ -21,7 +21,6 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from testbed.config import TestbedSettings
-from testbed.experiment.report import STYLE
 from testbed.experiment.runner import ExperimentFailed, Progress, run_experiment
 from testbed.experiment.spec import (
     Experiment,
@@ -30,6 +29,7 @@ from testbed.experiment.spec import (
     NoiseSpec,
     apply_override,
 )
+from testbed.experiment.style import STYLE
 from testbed.local.cgroups import parse_millicores
 
 PAIRS_MEASURED = ("invite_challenge", "invite_forward", "ok_forward")

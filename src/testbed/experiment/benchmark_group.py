@@ -37,9 +37,9 @@ from testbed.experiment.group import (
     run_repetitions,
     write_group_file,
 )
-from testbed.experiment.report import STYLE
 from testbed.experiment.runner import Progress
 from testbed.experiment.stats import Estimate, estimate
+from testbed.experiment.style import STYLE
 
 
 def reseed(spec: BenchmarkSpec, index: int) -> BenchmarkSpec:

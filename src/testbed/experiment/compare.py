@@ -21,8 +21,9 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from testbed.experiment.group import fmt, is_group, load_group, mean_ci
-from testbed.experiment.report import STYLE, load_summary
+from testbed.experiment.report import load_summary
 from testbed.experiment.stats import ALPHA, Estimate, Welch, estimate, welch
+from testbed.experiment.style import STYLE
 from testbed.experiment.verdict import DEFAULT_ALLOWED_SHARE, Verdict, judge
 
 COLUMNS = (

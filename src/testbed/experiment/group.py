@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from testbed.experiment.lifecycle import Interrupts, describe
-from testbed.experiment.report import STYLE
 from testbed.experiment.spec import Experiment
 from testbed.experiment.stats import Estimate, estimate
+from testbed.experiment.style import STYLE
 
 GROUP_FILE = "group.json"
 GROUP_SUMMARY_FILE = "group_summary.json"

@@ -16,14 +16,8 @@ import pandas as pd
 from testbed.experiment.faults.analysis import FaultImpact, FaultWindow, analyze, fault_windows
 from testbed.experiment.faults.report import fault_table, mark_faults
 from testbed.experiment.spec import Experiment
+from testbed.experiment.style import STYLE
 from testbed.experiment.summary import Summary
-
-STYLE = (
-    "body{font-family:system-ui,sans-serif;margin:1.5rem;max-width:1050px;color:#1d2433}"
-    "table{border-collapse:collapse;margin:1rem 0}"
-    "th,td{text-align:left;padding:.25rem .7rem;border-bottom:1px solid #ddd}"
-    "th{font-weight:600;color:#4a5568}img{max-width:100%}figure{margin:.6rem 0}"
-)
 
 FIGURES = (
     ("a_invites", "Incoming INVITE rate (new calls)", "INVITEs/s", "invites_per_s"),

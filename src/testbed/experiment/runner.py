@@ -48,7 +48,6 @@ from testbed.experiment.lifecycle import Interrupts, bounded, describe
 from testbed.experiment.loop import Progress as Progress
 from testbed.experiment.loop import Running, SampleLoop, TickHook
 from testbed.experiment.panel_feed import PanelFeed, proxy_states, scaling_events
-from testbed.experiment.report import write_report
 from testbed.experiment.sampler import PromQuantiles, Sampler
 from testbed.experiment.spec import Experiment
 from testbed.experiment.summary import summarize
@@ -209,6 +208,8 @@ def write_results(
     path = out / "summary.json"
     path.write_text(json.dumps(data, indent=2))
     try:
+        from testbed.experiment.report import write_report  # matplotlib: seconds to import
+
         write_report(out, experiment, summary)
     except Exception as exc:
         data.setdefault("cleanup_errors", []).append(f"report: {describe(exc)}")

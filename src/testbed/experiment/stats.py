@@ -12,8 +12,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from scipy import stats as _scipy
-
 CONFIDENCE = 0.95
 ALPHA = 0.05  # a difference is marked significant when Welch's p < ALPHA
 
@@ -54,7 +52,7 @@ class Estimate:
 
 def t_quantile(df: float, confidence: float = CONFIDENCE) -> float:
     """The two-sided Student-t critical value: 12.706 for df=1, 2.262 for df=9 at 95%."""
-    return float(_scipy.t.ppf(1 - (1 - confidence) / 2, df))
+    return float(_student_t().ppf(1 - (1 - confidence) / 2, df))
 
 
 def numbers(values: Sequence[object]) -> list[float]:
@@ -133,5 +131,13 @@ def welch(a: Sequence[object], b: Sequence[object]) -> Welch:
     se = math.sqrt(sa + sb)
     df = (sa + sb) ** 2 / ((sa**2 / (na - 1) if sa else 0.0) + (sb**2 / (nb - 1) if sb else 0.0))
     t = diff / se
-    p = float(2 * _scipy.t.sf(abs(t), df))
+    p = float(2 * _student_t().sf(abs(t), df))
     return Welch(diff, t, df, p)
+
+
+def _student_t() -> Any:
+    """scipy's t distribution, imported when first needed: scipy.stats takes seconds to import
+    and every `testbed` command would pay for it."""
+    from scipy import stats
+
+    return stats.t
