@@ -6,7 +6,8 @@
 # Extra arguments go to pytest, e.g. scripts/test.sh -k dmq -x
 #
 #   scripts/test.sh --unit [pytest args]   the fast part only (under a minute once set up): the
-#       members' tests (libs/, services/) and tests/unit/, no lint, no images, no cluster
+#       members' tests (libs/, services/) and tests/unit/ but those marked slow, on two workers;
+#       no lint, no images, no cluster
 #
 # The tests live in libs/*/tests and services/*/tests (each member's own), tests/unit (the CLI
 # and runner's logic), tests/integration (real Kamailio, SIPp, MariaDB, Chromium; marker
@@ -22,7 +23,11 @@ if [[ "${1:-}" == "--unit" ]]; then
   shift
   scripts/setup.sh >/dev/null
   source scripts/env.sh
-  exec uv run --frozen pytest libs services tests/unit -m "not integration and not deploy" -q "$@"
+  # two workers (pytest-xdist): the tests are independent and the machine has two cores;
+  # the fuzz targets try 50 examples each here (300 in the whole suite: docs/fuzzing.md)
+  export FUZZ_EXAMPLES="${FUZZ_EXAMPLES:-50}"
+  exec uv run --frozen pytest libs services tests/unit -m "not integration and not deploy and not slow" \
+    -n 2 -q -p no:cacheprovider "$@"
 fi
 start=$SECONDS
 scripts/setup.sh --tests

@@ -89,7 +89,9 @@ def foreign() -> Iterator[Listener]:
             pass
 
     server = Recording(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
+    )
     thread.start()
     yield Listener(server.server_address[1], udp, connections)
     server.shutdown()

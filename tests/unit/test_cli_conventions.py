@@ -467,6 +467,7 @@ def test_logs_of_an_unknown_component_lists_the_known_ones(components: TestbedSt
     assert "database has no log file" in nothing.stderr
 
 
+@pytest.mark.slow
 def test_logs_follow_prints_what_is_added_until_ctrl_c(components: TestbedState, state_dir: Path):
     log = state_dir / "logs" / "sip-proxy-0.log"
     proc = subprocess.Popen(

@@ -265,6 +265,7 @@ def test_a_refused_token_costs_nothing_and_is_not_held(controller: Controller):
     assert (feed.pushes, controller.held()["held"]) == (0, 0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["nothing listens", "accepts and never answers"])
 def test_a_controller_that_is_down_or_hung_never_slows_the_run(kind: str):
     """offer() returns at once whatever the other side does, and close() is bounded."""

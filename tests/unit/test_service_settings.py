@@ -113,6 +113,7 @@ def _host_port(service: Service) -> tuple[str, str]:
     return host.upper(), port.upper()
 
 
+@pytest.mark.slow  # starts the real entry point, one process per case
 @pytest.mark.parametrize("how", [0, 1], ids=["python-m", "script"])
 @pytest.mark.parametrize("name", sorted(COMMANDS))
 def test_help_names_host_port_and_the_variables(name: str, how: int) -> None:
@@ -123,6 +124,7 @@ def test_help_names_host_port_and_the_variables(name: str, how: int) -> None:
         assert text in result.stdout, text
 
 
+@pytest.mark.slow  # starts the real entry point, one process per case
 @pytest.mark.parametrize("how", [0, 1], ids=["python-m", "script"])
 @pytest.mark.parametrize("name", sorted(COMMANDS))
 def test_bad_settings_are_one_line_each_and_exit_2(name: str, how: int) -> None:
@@ -166,6 +168,7 @@ def _service_env(name: str, tmp_path: Path) -> dict[str, str]:
     }[name]
 
 
+@pytest.mark.slow  # starts the real entry point, one process per case
 @pytest.mark.parametrize("name", sorted(COMMANDS))
 def test_the_command_line_beats_the_environment(name: str, tmp_path: Path) -> None:
     """Started with --host/--port while the variables name another port (and a bad host), the

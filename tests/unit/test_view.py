@@ -167,6 +167,7 @@ def start_view(folder: Path, port: int) -> subprocess.Popen[str]:
     )
 
 
+@pytest.mark.slow
 def test_view_serves_the_folder_read_only_on_loopback_until_sigint(tmp_path: Path):
     folder = results(tmp_path)
     port = free_port()

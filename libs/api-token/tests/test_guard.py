@@ -69,7 +69,12 @@ def test_without_a_header_401_with_a_challenge(client, method, path):
     assert "Authorization: Bearer" in response.json()["detail"]
 
 
-@pytest.mark.parametrize("authorization", ["", f"Basic {TOKEN}", TOKEN, "Bearer", f"Token {TOKEN}"])
+@pytest.mark.parametrize(
+    "authorization",
+    ["", f"Basic {TOKEN}", TOKEN, "Bearer", f"Token {TOKEN}"],
+    # ids without the token, which is random: parallel workers must collect the same names
+    ids=["empty", "basic", "bare-token", "bearer-without-token", "other-scheme"],
+)
 def test_no_bearer_token_is_401(client, authorization):
     response = client.post("/count", headers={"Authorization": authorization})
     assert response.status_code == 401

@@ -127,6 +127,7 @@ def test_a_zero_rate_section_is_not_a_defect():
     assert list(validate(lines, rate_check="deterministic")) == []
 
 
+@pytest.mark.slow
 def test_validation_is_lazy_and_memory_is_bounded():
     tracemalloc.start()
     try:

@@ -3,6 +3,7 @@
 import io
 
 import numpy as np
+import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
@@ -135,6 +136,7 @@ def _whole_second_step():
     return _step().map(lambda s: {**s, "step_every_s": float(round(s["step_every_s"]))})
 
 
+@pytest.mark.slow
 @given(requests(shapes=st.one_of(_constant(), _whole_second_step(), _gentle_ramp())))
 def test_deterministic_files_pass_the_strict_check(request):
     request = request.model_copy(update={"arrivals": "deterministic"})
@@ -142,6 +144,7 @@ def test_deterministic_files_pass_the_strict_check(request):
     assert [str(d) for d in run] == []
 
 
+@pytest.mark.slow
 @given(requests())
 def test_ten_minute_output_is_the_conversion_of_the_main_output(request):
     main = request.model_copy(update={"format": ScenarioFormat.MAIN})
@@ -155,6 +158,7 @@ def test_ten_minute_output_is_the_conversion_of_the_main_output(request):
     assert converted.getvalue() == _text(ten)
 
 
+@pytest.mark.slow
 @given(requests())
 def test_rows_follow_the_id_convention_round_robin(request):
     rows = list(Scenario(request).rows())

@@ -28,6 +28,7 @@ def _numeric_integral(shape: RateShape, t: float) -> tuple[float, float]:
     return value, 2 * shape.peak * (t / 200_000) * len(shape.starts) + 1e-9
 
 
+@pytest.mark.slow
 @given(tables())
 def test_cumulative_is_the_integral_of_the_rate(shape):
     for t in np.linspace(0, shape.duration_s, 5):

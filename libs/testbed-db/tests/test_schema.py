@@ -63,6 +63,7 @@ def test_create_schema_is_idempotent_and_repairs_versions(engine):
     assert rows == KAMAILIO_TABLE_VERSIONS
 
 
+@pytest.mark.slow
 def test_seed_inserts_range_once_and_updates_changed_passwords(engine):
     create_schema(engine)
     seed = SubscriberSeed(domain="testbed.local", first=0, last=9999)

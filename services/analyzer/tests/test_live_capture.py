@@ -146,6 +146,7 @@ def test_capture_problems_are_named():
         open_live("fast", "nope0", PROXY, 1 << 20)
 
 
+@pytest.mark.slow
 def test_pyshark_live_source_delivers_the_same_datagrams(sockets):
     source = open_live("pyshark", "lo", PROXY, 1 << 20)
     collector = Collector(source)

@@ -130,6 +130,7 @@ def test_a_failed_generation_leaves_no_file(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_milano_generation_and_the_ten_minute_format(tmp_path):
     out = tmp_path / "milano.csv"
     result = run(
@@ -189,6 +190,7 @@ def test_plots_are_pngs(tmp_path):
     assert run("plot", str(csv), "--rate", "3").exit_code == 2
 
 
+@pytest.mark.slow
 def test_the_console_script_is_installed(tmp_path):
     out = tmp_path / "c.csv"
     generate = subprocess.run(

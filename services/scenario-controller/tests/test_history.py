@@ -100,6 +100,7 @@ def processes(tmp_path: Path) -> Iterator[Callable[[], Process]]:
         process.kill()
 
 
+@pytest.mark.slow
 def test_a_controller_killed_mid_run_lists_its_runs_and_logs_after_a_restart(processes):
     first = processes()
     http = first.http

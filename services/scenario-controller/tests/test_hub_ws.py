@@ -106,6 +106,7 @@ def metric(live, name: str) -> float:
     raise AssertionError(f"{name} not exposed")
 
 
+@pytest.mark.slow
 def test_a_pod_dropped_mid_run_is_marked_gone_its_invites_undeliverable_and_it_resumes(
     start_controller,
 ):

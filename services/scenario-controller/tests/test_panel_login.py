@@ -42,6 +42,7 @@ def upload(page: Page, csv: Path) -> None:
     page.click("#upload-button")
 
 
+@pytest.mark.slow
 def test_the_panel_asks_for_the_token_refuses_a_wrong_one_and_works_with_the_right_one(
     live, page: Page, tmp_path: Path
 ):

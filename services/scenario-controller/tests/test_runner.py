@@ -11,6 +11,7 @@ import itertools
 import time
 from pathlib import Path
 
+import pytest
 from prometheus_client import CollectorRegistry
 
 from scenario_controller.metrics import ControllerMetrics
@@ -78,6 +79,7 @@ def log_rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow
 def test_invites_follow_the_timeline_in_order_with_small_lag(tmp_path: Path):
     hub = StandInHub({"00"})
     r = run(scenario(200, 2), hub, tmp_path)
@@ -108,6 +110,7 @@ def test_each_invite_goes_to_its_callers_pod_and_absent_pods_are_undeliverable(t
     assert all(row["pod"] == "02" and row["sent_at"] == "" for row in undeliverable)
 
 
+@pytest.mark.slow
 def test_pause_shifts_the_rest_of_the_timeline(tmp_path: Path):
     hub = StandInHub({"00"})
 

@@ -67,6 +67,7 @@ def test_rows_and_counts(store: ProxyStore):
     store.ping()
 
 
+@pytest.mark.slow
 def test_a_locked_database_is_waited_out_and_the_outage_logged(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ):
