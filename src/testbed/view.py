@@ -17,7 +17,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -29,6 +28,8 @@ from pydantic import ValidationError
 from scenario_controller.config import Settings
 from service_kit.environment import to_environment
 from testbed.experiment.panel_feed import BadValue, scaling_events, to_sample
+from testbed.local import processes
+from testbed.local.health import StartupError, wait_healthy
 from testbed_messages.experiment import ExperimentInfo, ExperimentRecord, ProxyView, Sample
 
 DEFAULT_PORT = 8002  # beside a running testbed's scenario controller (8001)
@@ -202,19 +203,17 @@ def _check_port(port: int) -> int:
 
 
 def _serving(url: str, controller: subprocess.Popen[bytes], log: Path) -> None:
-    """Wait until the scenario controller answers /health; name its log if it ends first."""
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if controller.poll() is not None:
-            tail = log.read_text(errors="replace").strip().splitlines()[-5:]
-            raise FolderError(f"the scenario controller stopped: {' | '.join(tail)}")
-        try:
-            if httpx.get(f"{url}/health", timeout=1.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise FolderError(f"the scenario controller did not answer on {url} in {START_TIMEOUT_S} s")
+    """Wait until the scenario controller answers /health; its log's end if it does not."""
+    handle = processes.handle_of(controller.pid)
+    try:
+        if handle is None:
+            raise StartupError(f"the scenario controller exited at once:\n{processes.tail(log)}")
+        with httpx.Client() as http:
+            wait_healthy(
+                http, "the scenario controller", f"{url}/health", handle, log, START_TIMEOUT_S
+            )
+    except StartupError as exc:
+        raise FolderError(" | ".join(str(exc).splitlines()[-6:])) from None
 
 
 def _stop_on_sigterm(_signum: int, _frame: object) -> None:
