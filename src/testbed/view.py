@@ -33,6 +33,7 @@ from testbed.local.health import StartupError, wait_healthy
 from testbed_messages.experiment import ExperimentInfo, ExperimentRecord, ProxyView, Sample
 
 DEFAULT_PORT = 8002  # beside a running testbed's scenario controller (8001)
+STOP_TIMEOUT_S = 5.0
 START_TIMEOUT_S = 30.0  # the controller starts in about a second; a loaded machine is slower
 
 
@@ -265,7 +266,9 @@ def serve_folder(folder: Path, port: int, announce: Callable[[str], object] = pr
             if controller.poll() is None:
                 controller.terminate()
                 try:
-                    controller.wait(10)
+                    # uvicorn waits for open connections to close, without a limit; the view
+                    # has nothing to save, so a controller still there after 5 s is killed
+                    controller.wait(STOP_TIMEOUT_S)
                 except subprocess.TimeoutExpired:
                     controller.kill()
                     controller.wait()
