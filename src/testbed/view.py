@@ -217,8 +217,8 @@ def _serving(url: str, controller: subprocess.Popen[bytes], log: Path) -> None:
         raise FolderError(" | ".join(str(exc).splitlines()[-6:])) from None
 
 
-def _stop_on_sigterm(_signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt  # the same way out as Ctrl-C: the controller is stopped
+def _stop(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt  # one way out for both: the controller is stopped
 
 
 def serve_folder(folder: Path, port: int, announce: Callable[[str], object] = print) -> None:
@@ -249,7 +249,9 @@ def serve_folder(folder: Path, port: int, announce: Callable[[str], object] = pr
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
-        previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
+        # set for SIGINT too: a process started in the background by a shell without job
+        # control (CI, nohup ... &) inherits SIGINT ignored, and Python then leaves it so
+        previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             url = f"http://127.0.0.1:{port}"
             _serving(url, controller, log)
@@ -262,7 +264,8 @@ def serve_folder(folder: Path, port: int, announce: Callable[[str], object] = pr
                 tail = log.read_text(errors="replace").strip().splitlines()[-5:]
                 raise FolderError(f"the scenario controller stopped: {' | '.join(tail)}")
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
             if controller.poll() is None:
                 controller.terminate()
                 try:

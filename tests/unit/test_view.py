@@ -157,21 +157,30 @@ def test_a_group_folder_points_to_its_runs(tmp_path: Path):
 VIEW = "import typer; from testbed.view import view; typer.run(view)"
 
 
-def start_view(folder: Path, port: int) -> subprocess.Popen[str]:
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def start_view(folder: Path, port: int, sigint_ignored: bool = False) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-c", VIEW, str(folder), "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "API_TOKEN": "an-api-token-from-the-environment"},
+        # as a shell without job control starts a background command (CI, nohup ... &)
+        preexec_fn=_ignore_sigint if sigint_ignored else None,
     )
 
 
 @pytest.mark.slow
-def test_view_serves_the_folder_read_only_on_loopback_until_sigint(tmp_path: Path):
+@pytest.mark.parametrize("sigint_ignored", [False, True], ids=["sigint-default", "sigint-ignored"])
+def test_view_serves_the_folder_read_only_on_loopback_until_sigint(
+    tmp_path: Path, sigint_ignored: bool
+):
     folder = results(tmp_path)
     port = free_port()
-    view = start_view(folder, port)
+    view = start_view(folder, port, sigint_ignored)
     try:
         assert view.stdout is not None
         line = view.stdout.readline()
