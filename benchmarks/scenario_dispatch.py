@@ -1,13 +1,19 @@
-"""Benchmark: how punctually the scenario controller dispatches invites.
+"""Benchmark: how punctually the scenario controller dispatches invites, quiet and next to a hog.
 
 A 60 s scenario at 1000 invites/s goes to 20 connected WebSocket clients (lightweight stand-ins
 for sip-client pods that only count and timestamp what they receive). Printed: invites/s
 achieved and the schedule lag (actual send time minus the absolute scheduled time, from the
 controller's own run log) at p50, p99 and max, plus how late the clients received them.
-Baseline in the same run: the naive way, sleeping each row's wait in turn before sending
-(what the paper warns drifts), over the same sockets.
 
-    uv run python benchmarks/scenario_dispatch.py [--rate 1000] [--seconds 60] [--clients 20]
+Two passes over the same controller: quiet, then with a CPU hog (testbed.local.noise_hog, one
+busy process) on the other core. The controller is pinned to one CPU (--controller-cpu) and this
+benchmark's clients and the hog to the other, in both passes, so the passes differ by the hog
+alone (on a machine with one CPU nothing is pinned and the hog shares it). Baseline in the same
+run: the naive way, sleeping each row's wait in turn before sending (what the paper warns
+drifts), over the same sockets, quiet.
+
+    uv run python benchmarks/scenario_dispatch.py [--rate 1000] [--seconds 60] [--clients 20] \
+        [--no-hog] [--controller-cpu 0]
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -26,6 +33,7 @@ import websockets
 
 import api_token
 from testbed.local import processes
+from testbed.local.cpusets import format_cpu_list
 from testbed_messages import Hello, Invite, decode_controller, encode
 
 HOST, PORT = "127.0.0.1", 8131
@@ -80,9 +88,7 @@ def pct(values: list[float], q: float) -> float:
     return ordered[max(0, round(q / 100 * len(ordered)) - 1)] if ordered else float("nan")
 
 
-async def controller_run(
-    scenario: Path, clients: int, seconds: int, workdir: Path
-) -> dict[str, float]:
+async def controller_run(scenario: Path, clients: int, seconds: int, name: str) -> dict[str, float]:
     receivers = Receivers()
     stop = asyncio.Event()
     ready = [asyncio.Event() for _ in range(clients)]
@@ -93,11 +99,9 @@ async def controller_run(
     await asyncio.gather(*(r.wait() for r in ready))
     async with httpx.AsyncClient(timeout=120, headers=AUTH) as http:
         with scenario.open("rb") as data:
-            stored = await http.post(
-                f"{URL}/scenarios", params={"name": "dispatch"}, content=data.read()
-            )
+            stored = await http.post(f"{URL}/scenarios", params={"name": name}, content=data.read())
         stored.raise_for_status()
-        run = (await http.post(f"{URL}/runs", json={"scenario": "dispatch"})).json()
+        run = (await http.post(f"{URL}/runs", json={"scenario": name})).json()
         for _ in range(10 * seconds + 600):  # poll until the run ends (bounded)
             if (await http.get(f"{URL}/runs/{run['id']}")).json()["state"] != "running":
                 break
@@ -165,6 +169,40 @@ async def sink_server() -> websockets.Server:
     return await websockets.serve(sink, HOST, PORT + 1, compression=None)
 
 
+def placement(controller_cpu: int) -> tuple[set[int], set[int]] | None:
+    """(the controller's CPU, the other CPUs: clients and hog); None on a single CPU."""
+    cpus = os.sched_getaffinity(0)
+    if len(cpus) < 2:
+        return None
+    if controller_cpu not in cpus:
+        raise SystemExit(f"--controller-cpu {controller_cpu} is not one of this process's {cpus}")
+    return {controller_cpu}, cpus - {controller_cpu}
+
+
+def pinned(cpus: set[int] | None) -> Callable[[], None] | None:
+    if cpus is None:
+        return None
+    return lambda: os.sched_setaffinity(0, cpus)
+
+
+def wait_healthy(log: Path) -> None:
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            if httpx.get(f"{URL}/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise SystemExit(processes.tail(log))
+        time.sleep(0.1)
+
+
+def row(label: str, figures: dict[str, float]) -> str:
+    numbers = " ".join(f"{figures[k]:>8.2f}" for k in ("per_s", "lag_p50", "lag_p99", "lag_max"))
+    return f"{label:24} {figures['invites']:>8.0f} {numbers}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -172,7 +210,17 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=1000)
     parser.add_argument("--seconds", type=int, default=60)
     parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument(
+        "--hog",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the second pass, with a CPU hog on the other core (default: on)",
+    )
+    parser.add_argument("--controller-cpu", type=int, default=0)
     args = parser.parse_args()
+    split = placement(args.controller_cpu)
+    controller_cpus, other_cpus = split if split else (None, None)
+    results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="scenario-dispatch-") as tmp:
         workdir = Path(tmp)
         scenario = workdir / "dispatch.csv"
@@ -187,25 +235,46 @@ def main() -> None:
             "LOG_LEVEL": "warning",
             api_token.ENV_NAME: TOKEN,
         }
-        handle = processes.spawn(
-            [sys.executable, "-m", "scenario_controller"], env, workdir / "controller.log"
+        if other_cpus is not None:
+            os.sched_setaffinity(0, other_cpus)  # the clients, off the controller's CPU
+        print(
+            f"# {args.seconds} s at {args.rate} invites/s to {args.clients} WebSocket clients; "
+            + (
+                f"controller pinned to CPU {format_cpu_list(controller_cpus)}, "
+                f"clients and hog to CPU {format_cpu_list(other_cpus)}"
+                if controller_cpus and other_cpus
+                else "one CPU: nothing pinned, the hog shares it with the controller"
+            ),
+            flush=True,
         )
+        handle = processes.spawn(
+            [sys.executable, "-m", "scenario_controller"],
+            env,
+            workdir / "controller.log",
+            preexec=pinned(controller_cpus),
+        )
+        hog: processes.ProcessHandle | None = None
         try:
-            deadline = time.monotonic() + 20
-            while True:
-                try:
-                    if httpx.get(f"{URL}/health", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise SystemExit(processes.tail(workdir / "controller.log"))
-                time.sleep(0.1)
-            print(
-                f"# {args.seconds} s at {args.rate} invites/s to {args.clients} WebSocket clients"
+            wait_healthy(workdir / "controller.log")
+            results["controller, quiet"] = asyncio.run(
+                controller_run(scenario, args.clients, args.seconds, "dispatch-quiet")
             )
-            ours = asyncio.run(controller_run(scenario, args.clients, args.seconds, workdir))
+            print(row("controller, quiet", results["controller, quiet"]), flush=True)
+            if args.hog:
+                hog = processes.spawn(
+                    [sys.executable, "-m", "testbed.local.noise_hog", "1"],
+                    os.environ,
+                    workdir / "hog.log",
+                    preexec=pinned(other_cpus),
+                )
+                results["controller, hog"] = asyncio.run(
+                    controller_run(scenario, args.clients, args.seconds, "dispatch-hog")
+                )
+                processes.stop(hog)
+                print(row("controller, hog", results["controller, hog"]), flush=True)
         finally:
+            if hog is not None:
+                processes.stop(hog)
             processes.stop(handle)
 
         async def baseline() -> dict[str, float]:
@@ -219,19 +288,25 @@ def main() -> None:
         rows = list(csv.reader(scenario.read_text().splitlines()[1:], delimiter=";"))
         naive = asyncio.run(baseline())
     print(f"{'':24} {'invites':>8} {'per_s':>8} {'lag_p50':>8} {'lag_p99':>8} {'lag_max':>8}  (ms)")
-    for label, figures in (("controller (absolute)", ours), ("baseline (sleep each)", naive)):
-        numbers = " ".join(
-            f"{figures[k]:>8.2f}" for k in ("per_s", "lag_p50", "lag_p99", "lag_max")
+    for label, figures in (*results.items(), ("baseline (sleep each)", naive)):
+        print(row(label, figures))
+    for label, figures in results.items():
+        print(
+            f"# {label}: clients received {figures['received']:.0f} of {figures['invites']:.0f}; "
+            f"scheduled -> received p99 {figures['delivery_p99']:.2f} ms"
         )
-        print(f"{label:24} {figures['invites']:>8.0f} {numbers}")
+    print(f"# the baseline was {naive['lag_max'] / 1000:.1f} s behind its schedule by the end")
+    quiet = results["controller, quiet"]
+    hogged = results.get("controller, hog")
     print(
-        f"# clients received {ours['received']:.0f} of {ours['invites']:.0f}; "
-        f"scheduled -> received p99 {ours['delivery_p99']:.2f} ms; "
-        f"the baseline was {naive['lag_max'] / 1000:.1f} s behind its schedule by the end"
-    )
-    print(
-        f"invites_per_s={ours['per_s']:.1f} lag_p50_ms={ours['lag_p50']:.2f} "
-        f"lag_p99_ms={ours['lag_p99']:.2f} lag_max_ms={ours['lag_max']:.2f}"
+        f"invites_per_s={quiet['per_s']:.1f} lag_p50_ms={quiet['lag_p50']:.2f} "
+        f"lag_p99_ms={quiet['lag_p99']:.2f} lag_max_ms={quiet['lag_max']:.2f}"
+        + (
+            f" invites_per_s_hog={hogged['per_s']:.1f} lag_p99_hog_ms={hogged['lag_p99']:.2f} "
+            f"lag_max_hog_ms={hogged['lag_max']:.2f}"
+            if hogged
+            else ""
+        )
     )
 
 
