@@ -83,12 +83,30 @@ class Receivers:
                     self.received[message.seq] = time.time()
 
 
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def scheduling(pid: int) -> tuple[float, float]:
+    """(CPU seconds, seconds spent runnable but waiting for a CPU) of a process, all threads:
+    the second says how much of the lag the machine caused rather than the controller."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    waited = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            waited += int((task / "schedstat").read_text().split()[1])
+        except (OSError, IndexError, ValueError):  # a thread that just ended
+            continue
+    return (int(fields[11]) + int(fields[12])) / TICKS, waited / 1e9
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[max(0, round(q / 100 * len(ordered)) - 1)] if ordered else float("nan")
 
 
-async def controller_run(scenario: Path, clients: int, seconds: int, name: str) -> dict[str, float]:
+async def controller_run(
+    scenario: Path, clients: int, seconds: int, name: str, pid: int
+) -> dict[str, float]:
     receivers = Receivers()
     stop = asyncio.Event()
     ready = [asyncio.Event() for _ in range(clients)]
@@ -101,11 +119,13 @@ async def controller_run(scenario: Path, clients: int, seconds: int, name: str) 
         with scenario.open("rb") as data:
             stored = await http.post(f"{URL}/scenarios", params={"name": name}, content=data.read())
         stored.raise_for_status()
+        cpu_before, waited_before = scheduling(pid)
         run = (await http.post(f"{URL}/runs", json={"scenario": name})).json()
         for _ in range(10 * seconds + 600):  # poll until the run ends (bounded)
             if (await http.get(f"{URL}/runs/{run['id']}")).json()["state"] != "running":
                 break
             await asyncio.sleep(0.5)
+        cpu_after, waited_after = scheduling(pid)
         log = (await http.get(f"{URL}/runs/{run['id']}/log")).text
     await asyncio.sleep(1)
     stop.set()
@@ -127,6 +147,8 @@ async def controller_run(scenario: Path, clients: int, seconds: int, name: str) 
         "lag_p99": pct(lags, 99),
         "lag_max": max(lags),
         "delivery_p99": pct(delivery, 99),
+        "cpu_ms_per_invite": 1000 * (cpu_after - cpu_before) / max(len(sent), 1),
+        "runqueue_wait_s": waited_after - waited_before,
         "span_error_ms": ((last - first) - (seconds - 1 / (len(sent) / seconds))) * 1000,
     }
 
@@ -257,7 +279,7 @@ def main() -> None:
         try:
             wait_healthy(workdir / "controller.log")
             results["controller, quiet"] = asyncio.run(
-                controller_run(scenario, args.clients, args.seconds, "dispatch-quiet")
+                controller_run(scenario, args.clients, args.seconds, "dispatch-quiet", handle.pid)
             )
             print(row("controller, quiet", results["controller, quiet"]), flush=True)
             if args.hog:
@@ -268,7 +290,7 @@ def main() -> None:
                     preexec=pinned(other_cpus),
                 )
                 results["controller, hog"] = asyncio.run(
-                    controller_run(scenario, args.clients, args.seconds, "dispatch-hog")
+                    controller_run(scenario, args.clients, args.seconds, "dispatch-hog", handle.pid)
                 )
                 processes.stop(hog)
                 print(row("controller, hog", results["controller, hog"]), flush=True)
@@ -293,7 +315,9 @@ def main() -> None:
     for label, figures in results.items():
         print(
             f"# {label}: clients received {figures['received']:.0f} of {figures['invites']:.0f}; "
-            f"scheduled -> received p99 {figures['delivery_p99']:.2f} ms"
+            f"scheduled -> received p99 {figures['delivery_p99']:.2f} ms; controller CPU "
+            f"{figures['cpu_ms_per_invite']:.3f} ms per invite, runnable but waiting for its CPU "
+            f"{figures['runqueue_wait_s']:.2f} s in all"
         )
     print(f"# the baseline was {naive['lag_max'] / 1000:.1f} s behind its schedule by the end")
     quiet = results["controller, quiet"]
