@@ -50,9 +50,17 @@ def header_key(name: str) -> str:
     return key
 
 
+_CANONICAL: dict[str, str] = {}
+
+
 def canonical_name(key: str) -> str:
     """How we write a header we generate: 'call-id' -> 'Call-ID', 'cseq' -> 'CSeq'."""
-    return _SPELLING.get(key) or "-".join(part.capitalize() for part in key.split("-"))
+    name = _CANONICAL.get(key)
+    if name is None:
+        name = _SPELLING.get(key) or "-".join(part.capitalize() for part in key.split("-"))
+        if len(_CANONICAL) < 4096:  # bounded: keys come from the network
+            _CANONICAL[key] = name
+    return name
 
 
 class Headers:
@@ -64,8 +72,9 @@ class Headers:
     __slots__ = ("_fields",)
 
     def __init__(self, fields: Iterable[tuple[str, str]] = ()) -> None:
+        keys = _KEYS
         self._fields: tuple[tuple[str, str, str], ...] = tuple(
-            (header_key(name), name, value) for name, value in fields
+            [(keys.get(name) or header_key(name), name, value) for name, value in fields]
         )
 
     @classmethod
@@ -89,10 +98,10 @@ class Headers:
 
     def get(self, name: str) -> str | None:
         """The first field of that name, or None."""
-        key = header_key(name)
-        for field_key, _name, value in self._fields:
-            if field_key == key:
-                return value
+        key = _KEYS.get(name) or header_key(name)
+        for field in self._fields:
+            if field[0] == key:
+                return field[2]
         return None
 
     def get_all(self, name: str) -> list[str]:

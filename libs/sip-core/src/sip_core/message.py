@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import abc
 import re
-from collections import Counter
 from typing import Any
 
 from sip_core.errors import LocalProtocolError, ParseError, UnsupportedVersion
@@ -28,9 +27,12 @@ MAX_FORWARDS_LIMIT = 255
 MAX_CONTENT_LENGTH = 2**31 - 1
 _REQUIRED = ("via", "from", "to", "call-id", "cseq")
 _SINGLE_VALUED = ("from", "to", "call-id", "cseq", "max-forwards", "content-length", "content-type")
+_SINGLE_VALUED_SET = frozenset(_SINGLE_VALUED)
 _VERSION = re.compile(r"SIP/[0-9]+\.[0-9]+")
 _STATUS = re.compile(r"[1-6][0-9][0-9]")
 _DATE_GMT = re.compile(r"GMT\s*$")
+# header names already checked to be tokens, with their lookup keys (skips the check)
+_TOKEN_NAMES: dict[str, str] = {}
 
 
 class Message(abc.ABC):
@@ -146,9 +148,11 @@ class Message(abc.ABC):
     def to_bytes(self) -> bytes:
         """Wire form; Content-Length always states the body's real length."""
         lines = [self.start_line()]
-        for name, value in self.headers:
-            if header_key(name) != "content-length":
-                lines.append(f"{name}: {value}")
+        lines += [
+            f"{name}: {value}"
+            for key, name, value in self.headers._fields
+            if key != "content-length"
+        ]
         lines.append(f"Content-Length: {len(self.body)}")
         head = "\r\n".join(lines) + "\r\n\r\n"
         # one CRLF per line and no other CR or LF: a value with a line break would add a
@@ -219,11 +223,17 @@ def parse_message(data: bytes) -> Request | Response:
     if head.count("\n") != breaks or head.count("\r") != breaks:
         _bare_line_break(lines)
     message = _start_line(lines[0])
-    fields = _header_fields(lines[1:])
-    headers = Headers(fields)
-    message.headers = headers
-    message.body = _body(headers, body)
-    _validate(message)
+    fields = _header_fields(lines)
+    message.headers = Headers._from_keyed(fields)
+    first: dict[str, str] = {}  # the first value of each header, found in one pass
+    repeated: list[str] = []
+    for key, _name, value in fields:
+        if key not in first:
+            first[key] = value
+        elif key in _SINGLE_VALUED_SET:
+            repeated.append(key)
+    message.body = _body(first.get("content-length"), body)
+    _validate(message, first, repeated)
     return message
 
 
@@ -263,26 +273,36 @@ def _start_line(line: str) -> Request | Response:
     return Request(method, uri, Headers())
 
 
-def _header_fields(lines: list[str]) -> list[tuple[str, str]]:
-    fields: list[tuple[str, str]] = []
-    for line in lines:
+def _header_fields(lines: list[str]) -> tuple[tuple[str, str, str], ...]:
+    """(key, name, value) of every header line (lines[0] is the start line)."""
+    fields: list[tuple[str, str, str]] = []
+    keys = _TOKEN_NAMES
+    for i in range(1, len(lines)):
+        line = lines[i]
         if line[:1] in (" ", "\t"):
             if not fields:
                 raise ParseError("continuation line before the first header field")
-            name, value = fields[-1]
+            last_key, last_name, last = fields[-1]
             folded = line.strip(" \t")
-            fields[-1] = (name, f"{value} {folded}" if value and folded else value or folded)
+            joined = f"{last} {folded}" if last and folded else last or folded
+            fields[-1] = (last_key, last_name, joined)
             continue
         name, colon, value = line.partition(":")
-        name = name.rstrip(" \t")
-        if not colon or not is_token(name):
+        key: str | None = keys.get(name)
+        if key is None:  # a name not seen before (or with white space before the colon)
+            name = name.rstrip(" \t")
+            if not colon or not is_token(name):
+                raise ParseError(f"header line {line[:60]!r} is not 'name: value'")
+            key = header_key(name)
+            if len(keys) < 4096:  # bounded: names come from the network
+                keys[name] = key
+        elif not colon:
             raise ParseError(f"header line {line[:60]!r} is not 'name: value'")
-        fields.append((name, value.strip(" \t")))
-    return fields
+        fields.append((key, name, value.strip(" \t")))
+    return tuple(fields)
 
 
-def _body(headers: Headers, rest: bytes) -> bytes:
-    raw = headers.get("content-length")
+def _body(raw: str | None, rest: bytes) -> bytes:
     if raw is None:
         return rest  # over UDP the body runs to the end of the datagram
     length = parse_int(raw, "Content-Length", MAX_CONTENT_LENGTH)
@@ -291,18 +311,20 @@ def _body(headers: Headers, rest: bytes) -> bytes:
     return rest[:length]
 
 
-def _validate(message: Request | Response) -> None:
-    headers = message.headers
-    counts = Counter(headers.keys())
-    missing = [canonical_name(k) for k in _REQUIRED if not counts[k]]
+def _validate(message: Request | Response, first: dict[str, str], repeated: list[str]) -> None:
+    """The checks every message passes; fills the message's cache with the parsed core
+    headers, so the transaction layer and the UA find them ready."""
+    missing = [canonical_name(k) for k in _REQUIRED if k not in first]
     if missing:
         raise ParseError("missing required header field(s): " + ", ".join(missing))
     for key in _SINGLE_VALUED:
-        if counts[key] > 1:
-            raise ParseError(f"{canonical_name(key)}: appears {counts[key]} times")
-    if not headers.get("call-id"):
+        if key in repeated:
+            times = message.headers.keys().count(key)
+            raise ParseError(f"{canonical_name(key)}: appears {times} times")
+    if not first["call-id"]:
         raise ParseError("Call-ID: empty")
-    cseq = message.cseq
+    cache = message._cache
+    cache["cseq"] = cseq = parse_cseq(first["cseq"])
     if cseq.number > MAX_CSEQ:
         raise ParseError(f"CSeq: {cseq.number} too large")
     if isinstance(message, Request) and cseq.method != message.method:
@@ -310,10 +332,15 @@ def _validate(message: Request | Response) -> None:
             f"CSeq method {cseq.method} does not match request method {message.method}"
         )
     # the top Via is what a UA needs; the others are parsed when someone asks for `via`
-    _ = message.top_via, message.from_, message.to, message.max_forwards
+    cache["top_via"] = parse_via(split_list(first["via"], "Via")[0])
+    cache["from"] = parse_name_addr(first["from"], "From")
+    cache["to"] = parse_name_addr(first["to"], "To")
+    max_forwards = first.get("max-forwards")
+    if max_forwards is not None:
+        parse_int(max_forwards, "Max-Forwards", MAX_FORWARDS_LIMIT)
     for key in ("contact", "route", "record-route"):
-        if counts[key]:
+        if key in first:
             message._cached(key)
-    date = headers.get("date") if counts["date"] else None
+    date = first.get("date")
     if date is not None and not _DATE_GMT.search(date):
         raise ParseError(f"Date: {date!r} is not in GMT")

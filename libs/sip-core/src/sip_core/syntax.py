@@ -275,6 +275,16 @@ class NameAddr:
 
 
 def parse_name_addr(value: str, header: str) -> NameAddr:
+    """The value of From, To, Contact, Route or Record-Route (one list element).
+
+    The result is shared between equal texts (a call's From and To come back in every
+    message of it): treat it and its `params` as read-only.
+    """
+    return _parse_name_addr_cached(value, header)
+
+
+@functools.lru_cache(maxsize=8192)
+def _parse_name_addr_cached(value: str, header: str) -> NameAddr:
     text = value.strip(_WS)
     if not text:
         raise ParseError(f"{header}: empty value")
@@ -359,6 +369,13 @@ class Via:
 
 
 def parse_via(value: str, header: str = "Via") -> Via:
+    """One Via value; shared between equal texts (the responses of a transaction repeat its
+    request's Via): treat it and its `params` as read-only."""
+    return _parse_via_cached(value, header)
+
+
+@functools.lru_cache(maxsize=8192)
+def _parse_via_cached(value: str, header: str) -> Via:
     match = _VIA.fullmatch(value.strip(_WS))
     if not match:
         raise ParseError(f"{header}: malformed value '{value}'")
