@@ -1,4 +1,8 @@
-"""The thin asyncio adapter: one UDP socket, the event loop's clock, and the pod's timers."""
+"""The thin asyncio adapter: one UDP socket, the event loop's clock, and the pod's timers.
+
+The socket is read by our own reader callback, not an asyncio DatagramProtocol: one wake-up
+reads up to `_READ_BATCH` datagrams and sends the pod's answers once, and sends go straight to
+the non-blocking socket (queued only while its buffer is full)."""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import gc
 import logging
 import socket
 import time
+from collections import deque
 from collections.abc import Callable
 
 from sip_client.records import CallRecord, MalformedInput, RegistrationResult
@@ -17,16 +22,10 @@ from sip_core import LogLimiter, held_note
 log = logging.getLogger(__name__)
 
 
-class _Protocol(asyncio.DatagramProtocol):
-    def __init__(self, runtime: PodRuntime) -> None:
-        self.runtime = runtime
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        # an exception here would make asyncio close the socket: the pod would go deaf
-        self.runtime.on_datagram(data, addr)
-
-    def error_received(self, exc: Exception) -> None:
-        log.debug("UDP error: %s", exc)
+# datagrams read per wake-up before the pod's output goes out and the loop runs other work
+# (timers, the controller's WebSocket): one wake-up per datagram cost more than the datagram
+_READ_BATCH = 64
+_MAX_DATAGRAM = 65535
 
 
 class PodRuntime:
@@ -38,7 +37,8 @@ class PodRuntime:
         self.socket_buffer = socket_buffer
         self.pod: SoftphonePod | None = None
         self.listeners: list[Callable[[PodEvent], None]] = []
-        self._transport: asyncio.DatagramTransport | None = None
+        self._sock: socket.socket | None = None
+        self._backlog: deque[tuple[bytes, tuple[str, int]]] = deque()  # socket buffer was full
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
@@ -55,8 +55,10 @@ class PodRuntime:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.socket_buffer)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.socket_buffer)
         sock.bind(self.config.local)
-        transport, _ = await self._loop.create_datagram_endpoint(lambda: _Protocol(self), sock=sock)
-        self._transport = transport
+        sock.setblocking(False)
+        # our own reader instead of a DatagramProtocol: it drains the socket in one wake-up
+        self._loop.add_reader(sock.fileno(), self._on_readable)
+        self._sock = sock
         bound = sock.getsockname()
         # the pod's Via and Contact must carry the port actually bound (port 0 = any)
         config = dataclasses.replace(self.config, local=(bound[0], bound[1]))
@@ -69,8 +71,17 @@ class PodRuntime:
     def close(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        if self._transport is not None:
-            self._transport.close()
+        if self._sock is not None:
+            if self._loop is not None and not self._loop.is_closed():
+                self._loop.remove_reader(self._sock.fileno())
+                self._loop.remove_writer(self._sock.fileno())
+            self._sock.close()
+            self._sock = None
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the SIP socket is still open (and read)."""
+        return self._sock is not None
 
     def now(self) -> float:
         assert self._loop is not None
@@ -83,8 +94,27 @@ class PodRuntime:
 
     # -- inputs ----------------------------------------------------------------------------
 
+    def _on_readable(self) -> None:
+        sock = self._sock
+        if sock is None:
+            return
+        for _ in range(_READ_BATCH):
+            try:
+                data, addr = sock.recvfrom(_MAX_DATAGRAM)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as exc:  # e.g. an ICMP error reported on the socket: keep reading
+                log.debug("UDP error: %s", exc)
+                break
+            self._receive(data, addr)
+        self._flush()
+
     def on_datagram(self, data: bytes, addr: tuple[str, int]) -> None:
         """One datagram in; never raises (a bug hit by one message must not stop the rest)."""
+        self._receive(data, addr)
+        self._flush()
+
+    def _receive(self, data: bytes, addr: tuple[str, int]) -> None:
         pod = self.require_pod()
         try:
             pod.receive_datagram(data, addr, self.now())
@@ -92,7 +122,6 @@ class PodRuntime:
             pod.malformed(f"internal error: {type(exc).__name__}: {exc}", addr, len(data))
             if (held := self._log_limiter.allow(self.now())) is not None:
                 log.exception("datagram from %s:%d not handled%s", *addr, held_note(held))
-        self._flush()
 
     def register_all(self) -> None:
         self.require_pod().register_all(self.now())
@@ -119,10 +148,9 @@ class PodRuntime:
 
     def _flush(self) -> None:
         pod = self.require_pod()
-        transport = self._transport
-        assert transport is not None
-        for data, peer in pod.datagrams_to_send():
-            transport.sendto(data, peer)
+        out = pod.datagrams_to_send()
+        if out:
+            self._send(out)
         for event in pod.take_events():
             if isinstance(event, MalformedInput):
                 if (held := self._log_limiter.allow(self.now())) is not None:
@@ -144,6 +172,42 @@ class PodRuntime:
                             "listener %r failed on %r%s", listener, event, held_note(held)
                         )
         self._rearm(pod.get_timer())
+
+    def _send(self, datagrams: list[tuple[bytes, tuple[str, int]]]) -> None:
+        """Straight to the socket; what does not fit waits for it to become writable."""
+        sock = self._sock
+        if sock is None:
+            return
+        backlog = self._backlog
+        if backlog:
+            backlog.extend(datagrams)
+            return
+        for i, (data, peer) in enumerate(datagrams):
+            try:
+                sock.sendto(data, peer)
+            except (BlockingIOError, InterruptedError):
+                backlog.extend(datagrams[i:])
+                assert self._loop is not None
+                self._loop.add_writer(sock.fileno(), self._on_writable)
+                return
+            except OSError as exc:  # this datagram is lost, as UDP may lose it anyway
+                log.debug("UDP send to %s:%d failed: %s", *peer, exc)
+
+    def _on_writable(self) -> None:
+        sock = self._sock
+        backlog = self._backlog
+        while sock is not None and backlog:
+            data, peer = backlog[0]
+            try:
+                sock.sendto(data, peer)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                log.debug("UDP send to %s:%d failed: %s", *peer, exc)
+            backlog.popleft()
+        if sock is not None:
+            assert self._loop is not None
+            self._loop.remove_writer(sock.fileno())
 
     def _rearm(self, deadline: float | None) -> None:
         if deadline is None or (self._timer_at is not None and self._timer_at <= deadline):
