@@ -29,7 +29,6 @@ _REQUIRED = ("via", "from", "to", "call-id", "cseq")
 _SINGLE_VALUED = ("from", "to", "call-id", "cseq", "max-forwards", "content-length", "content-type")
 _SINGLE_VALUED_SET = frozenset(_SINGLE_VALUED)
 _VERSION = re.compile(r"SIP/[0-9]+\.[0-9]+")
-_STATUS = re.compile(r"[1-6][0-9][0-9]")
 _DATE_GMT = re.compile(r"GMT\s*$")
 # header names already checked to be tokens, with their lookup keys (skips the check)
 _TOKEN_NAMES: dict[str, str] = {}
@@ -254,7 +253,8 @@ def _start_line(line: str) -> Request | Response:
             raise ParseError(f"status line {line!r} has no status code")
         if parts[0] != SIP_VERSION:
             raise UnsupportedVersion(f"unsupported SIP version in status line {line!r}")
-        if not _STATUS.fullmatch(parts[1]):
+        code = parts[1]
+        if not (len(code) == 3 and code.isascii() and code.isdigit() and "1" <= code[0] <= "6"):
             raise ParseError(f"status code {parts[1]!r} is not a number from 100 to 699")
         return Response(int(parts[1]), parts[2] if len(parts) == 3 else "", Headers())
     parts = line.split(" ")

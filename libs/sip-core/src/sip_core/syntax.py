@@ -403,6 +403,12 @@ class CSeq:
 
 
 def parse_cseq(value: str) -> CSeq:
+    """The CSeq header; shared between equal texts (a handful repeat all the time)."""
+    return _parse_cseq_cached(value)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_cseq_cached(value: str) -> CSeq:
     parts = value.split()
     if len(parts) != 2 or not is_token(parts[1]):
         raise ParseError(f"CSeq: malformed value {value!r}")

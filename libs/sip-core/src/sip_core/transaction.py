@@ -52,7 +52,7 @@ class State(enum.StrEnum):
     TERMINATED = "terminated"
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Transaction:
     request: Request
     key: tuple[str, ...]
@@ -66,12 +66,12 @@ class Transaction:
     intervals: dict[str, float] = field(default_factory=dict)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class ClientTransaction(Transaction):
     ack: Request | None = None
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class ServerTransaction(Transaction):
     acked: bool = False
 
