@@ -30,7 +30,8 @@ from enum import StrEnum
 from typing import Final, NamedTuple, TypeVar
 
 from analyzer.endpoints import Endpoint
-from sip_core import ParseError, Request, parse_message
+from sip_core import ParseError, Request, Response, parse_message
+from sip_core.scan import Scanned, Scanner
 
 
 def printable(text: str) -> str:
@@ -145,6 +146,19 @@ def looks_like_sip(payload: bytes) -> bool:
     return first.startswith(b"SIP/") or b" SIP/" in first
 
 
+def _scan_parsed(message: Request | Response) -> Scanned:
+    """The fields pairing needs, from a fully parsed message (raises ParseError like it)."""
+    cseq = message.cseq
+    call_id = printable(message.call_id)
+    headers = message.headers
+    authenticated = (
+        headers.get("proxy-authorization") is not None or headers.get("authorization") is not None
+    )
+    if isinstance(message, Request):
+        return Scanned(message.method, 0, call_id, cseq.number, authenticated)
+    return Scanned(cseq.method, message.status, call_id, cseq.number, authenticated)
+
+
 def _request_kind(method: str, authenticated: bool) -> PairName:
     if method == "REGISTER":
         return PairName.REGISTER_OK if authenticated else PairName.REGISTER_CHALLENGE
@@ -170,6 +184,7 @@ class PairTracker:
         self._expiry_step = min(1.0, timeout / 10)
         # why the last message was counted malformed (the caller logs it, rate-limited)
         self.last_malformed: str | None = None
+        self._scanner = Scanner()
 
     @property
     def open_entries(self) -> int:
@@ -202,51 +217,44 @@ class PairTracker:
         if not looks_like_sip(payload):
             self.stats.skipped[NOT_SIP] += 1
             return None
-        try:
-            message = parse_message(payload)
-            cseq = message.cseq
-            call_id = printable(message.call_id)
-        except ParseError as exc:
-            self.stats.skipped[MALFORMED] += 1
-            self.last_malformed = printable(exc.reason)  # it may quote the bad bytes
-            return None
+        scanned = self._scanner.scan(payload)
+        if scanned is None:  # not the common shape, or malformed: the full parser decides
+            try:
+                scanned = _scan_parsed(parse_message(payload))
+            except ParseError as exc:
+                self.stats.skipped[MALFORMED] += 1
+                self.last_malformed = printable(exc.reason)  # it may quote the bad bytes
+                return None
+        method, status, call_id, cseq, authenticated = scanned
         clock = timestamp if now is None else now
         if clock >= self._next_expiry:
             self.expire(clock)
 
-        if isinstance(message, Request):
-            method = message.method
+        if not status:
             self.stats.messages[
                 (direction, method if method in KNOWN_METHODS else "other", "")
             ] += 1
             if method != "REGISTER" and method != "INVITE":
                 return None
-            key = (call_id, cseq.number, method)
+            key = (call_id, cseq, method)
             if direction == IN:
-                headers = message.headers
-                authenticated = (
-                    headers.get("proxy-authorization") is not None
-                    or headers.get("authorization") is not None
-                )
                 self._request_in(key, timestamp, src, dst, authenticated)
                 return None
             if method == "INVITE":
                 return self._invite_out(key, timestamp, src, dst)
             return None
 
-        status = message.status
-        method = cseq.method
         self.stats.messages[
             (direction, method if method in KNOWN_METHODS else "other", str(status))
         ] += 1
         if method == "INVITE" and status == 200:
-            ok_key = (call_id, cseq.number)
+            ok_key = (call_id, cseq)
             if direction == IN:
                 self._ok_in(ok_key, timestamp, src, dst)
                 return None
             return self._ok_out(ok_key, timestamp, src, dst)
         if direction == OUT and status >= 200 and (method == "REGISTER" or method == "INVITE"):
-            return self._answer_out((call_id, cseq.number, method), status, timestamp, src, dst)
+            return self._answer_out((call_id, cseq, method), status, timestamp, src, dst)
         return None
 
     def expire(self, now: float) -> int:
