@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from scenario_controller.config import Settings
+from scenario_controller.latency import request_short_slice
 from scenario_controller.main import create_app
 from service_kit import command_line, serve
 
@@ -15,6 +16,8 @@ DESCRIPTION = "Replays a scenario CSV to the sip-client pods over WebSocket; web
 
 def main(argv: Sequence[str] | None = None) -> None:
     settings = command_line(Settings, "scenario-controller", DESCRIPTION, argv)
+    # this thread becomes the event loop's, the one that sends every invite on time
+    request_short_slice()
     serve(
         create_app(settings),
         settings,
