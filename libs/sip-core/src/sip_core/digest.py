@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 
@@ -80,8 +81,11 @@ def _auth_params(text: str, header: str) -> dict[str, str]:
     return params
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _has_control(text: str) -> bool:
-    return any(c < " " or c == "\x7f" for c in text)
+    return _CONTROL.search(text) is not None
 
 
 def parse_challenge(value: str, proxy: bool = False) -> Challenge:

@@ -99,18 +99,18 @@ class Message(abc.ABC):
 
     @property
     def from_(self) -> NameAddr:
-        value: NameAddr = self._cached("from")
-        return value
+        value: NameAddr | None = self._cache.get("from")  # parse_message fills it
+        return value if value is not None else self._cached("from")
 
     @property
     def to(self) -> NameAddr:
-        value: NameAddr = self._cached("to")
-        return value
+        value: NameAddr | None = self._cache.get("to")  # parse_message fills it
+        return value if value is not None else self._cached("to")
 
     @property
     def cseq(self) -> CSeq:
-        value: CSeq = self._cached("cseq")
-        return value
+        value: CSeq | None = self._cache.get("cseq")  # parse_message fills it
+        return value if value is not None else self._cached("cseq")
 
     @property
     def call_id(self) -> str:

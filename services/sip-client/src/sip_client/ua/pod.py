@@ -200,8 +200,11 @@ class SoftphonePod:
         self._events.append(MalformedInput(reason, source, size))
 
     def get_timer(self) -> float | None:
-        candidates = [t for t in (self.layer.get_timer(), self._own_timer()) if t is not None]
-        return min(candidates) if candidates else None
+        layer = self.layer.get_timer()
+        own = self._timers[0][0] if self._timers else None
+        if layer is None or (own is not None and own < layer):
+            return own
+        return layer
 
     def handle_timer(self, now: float) -> None:
         for event in self.layer.handle_timer(now):
@@ -234,9 +237,6 @@ class SoftphonePod:
 
     def _schedule(self, when: float, timer: Timer) -> None:
         heapq.heappush(self._timers, (when, next(self._seq), timer))
-
-    def _own_timer(self) -> float | None:
-        return self._timers[0][0] if self._timers else None
 
     def _renew(self, request: Request) -> Request:
         """The same request as a new transaction: new branch, CSeq + 1 (RFC 3261 22.2)."""
