@@ -101,3 +101,25 @@ def test_headers_are_case_insensitive_and_keep_order():
     assert headers.replace("x-y", "2").get("X-Y") == "2"
     assert headers.remove("via").get("v") is None
     assert list(headers.add("Z", "3"))[-1] == ("Z", "3")
+
+
+@given(
+    transport=st.sampled_from(["UDP", "udp", "Tcp"]),
+    port=st.none() | st.integers(min_value=1, max_value=65535),
+    cseq=st.integers(min_value=1, max_value=2**31 - 1),
+    method=st.sampled_from(["INVITE", "BYE", "REGISTER", "OPTIONS"]),
+    branch=token,
+)
+def test_what_a_built_request_knows_of_itself_is_what_parsing_it_gives(
+    transport: str, port: int | None, cseq: int, method: str, branch: str
+) -> None:
+    """make_request records the Via and CSeq it wrote, so the transaction layer skips parsing
+    them: those values must be the very ones a peer parses from the bytes."""
+    via = Via(transport, "127.0.0.1", port, {"branch": f"z9hG4bK{branch}", "rport": None})
+    request = make_request(
+        method, "sip:0100@testbed.local", via=via, from_=NameAddr("sip:0001@testbed.local",
+        params={"tag": "a"}), to=NameAddr("sip:0100@testbed.local"), call_id="c@h", cseq=cseq,
+    )  # fmt: skip
+    parsed = parse_message(request.to_bytes())
+    assert request.top_via == parsed.top_via
+    assert request.cseq == parsed.cseq

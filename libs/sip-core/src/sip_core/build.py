@@ -74,20 +74,23 @@ def make_request(
         raise LocalProtocolError(
             f"Call-ID {call_id[:60]!r} is not word[@word] of RFC 3261 (printable ASCII)"
         )
+    sequence = CSeq(cseq, method)
     fields = [
         ("Via", str(via)),
         ("Max-Forwards", str(max_forwards)),
         ("From", str(from_)),
         ("To", str(to)),
         ("Call-ID", call_id),
-        ("CSeq", str(CSeq(cseq, method))),
+        ("CSeq", str(sequence)),
     ]
     if contact is not None:
         fields.append(("Contact", str(contact)))
     fields.extend(extra)
     if body and content_type:
         fields.append(("Content-Type", content_type))
-    return Request(method, uri, Headers(fields), body)
+    request = Request(method, uri, Headers(fields), body)
+    request.known(via, sequence)
+    return request
 
 
 def make_response(

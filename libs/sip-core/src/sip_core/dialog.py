@@ -79,13 +79,17 @@ class Dialog:
         if method == "ACK":
             raise LocalProtocolError("use Dialog.ack for ACK: it reuses the INVITE's CSeq")
         self.local_cseq += 1
-        return Request(
-            method, self.remote_target, self._headers(via, CSeq(self.local_cseq, method), extra)
-        )
+        cseq = CSeq(self.local_cseq, method)
+        request = Request(method, self.remote_target, self._headers(via, cseq, extra))
+        request.known(via, cseq)
+        return request
 
     def ack(self, invite_cseq: int, via: Via) -> Request:
         """The ACK for a 2xx to the INVITE with CSeq `invite_cseq` (a transaction of its own)."""
-        return Request("ACK", self.remote_target, self._headers(via, CSeq(invite_cseq, "ACK"), ()))
+        cseq = CSeq(invite_cseq, "ACK")
+        ack = Request("ACK", self.remote_target, self._headers(via, cseq, ()))
+        ack.known(via, cseq)
+        return ack
 
     def matches(self, message: Request | Response) -> bool:
         """Whether an in-dialog request received belongs to this dialog."""

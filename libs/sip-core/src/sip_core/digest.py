@@ -231,7 +231,8 @@ class DigestAuth:
             self._cnonce(),
             request.body,
         )
-        return request.with_headers(request.headers.replace(challenge.authorization_header, value))
+        headers = request.headers.replace(challenge.authorization_header, value)
+        return request.with_headers(headers, same_via_and_cseq=True)
 
     def auth_flow(self, request: Request, renew: Callable[[Request], Request]) -> AuthFlow:
         """Yield the request; on a challenge yield it again (renewed: new CSeq and branch) with

@@ -44,6 +44,16 @@ class Message(abc.ABC):
         self.body = body
         self._cache: dict[str, Any] = {}
 
+    def known(self, top_via: Via | None = None, cseq: CSeq | None = None) -> None:
+        """Record the values the top Via and CSeq were written from, so that the transaction
+        layer does not parse the message we built (the same values parsing would give)."""
+        if top_via is not None:
+            self._cache["top_via"] = Via(
+                top_via.transport.upper(), top_via.host, top_via.port, top_via.params
+            )
+        if cseq is not None:
+            self._cache["cseq"] = cseq
+
     # -- typed views of the core headers (parsed once, on first use) ----------------------
 
     def _cached(self, key: str) -> Any:
@@ -176,8 +186,15 @@ class Request(Message):
     def start_line(self) -> str:
         return f"{self.method} {self.uri} {SIP_VERSION}"
 
-    def with_headers(self, headers: Headers) -> Request:
-        return Request(self.method, self.uri, headers, self.body)
+    def with_headers(self, headers: Headers, same_via_and_cseq: bool = False) -> Request:
+        """A copy with other headers; `same_via_and_cseq` says the new ones keep this
+        request's top Via and CSeq (as credentials added to it do), so their parses carry."""
+        request = Request(self.method, self.uri, headers, self.body)
+        if same_via_and_cseq:
+            for key in ("top_via", "cseq"):
+                if key in self._cache:
+                    request._cache[key] = self._cache[key]
+        return request
 
     def __repr__(self) -> str:
         return f"<Request {self.method} {self.uri} Call-ID={self.headers.get('call-id')}>"

@@ -35,6 +35,7 @@ from sip_core import (
     Address,
     ChallengeError,
     ClientTransaction,
+    CSeq,
     Dialog,
     DigestAuth,
     Event,
@@ -240,11 +241,12 @@ class SoftphonePod:
 
     def _renew(self, request: Request) -> Request:
         """The same request as a new transaction: new branch, CSeq + 1 (RFC 3261 22.2)."""
-        cseq = request.cseq.number + 1
-        headers = request.headers.replace("via", str(self._via())).replace(
-            "cseq", f"{cseq} {request.method}"
-        )
-        return Request(request.method, request.uri, headers, request.body)
+        via = self._via()
+        cseq = CSeq(request.cseq.number + 1, request.method)
+        headers = request.headers.replace("via", str(via)).replace("cseq", str(cseq))
+        renewed = Request(request.method, request.uri, headers, request.body)
+        renewed.known(via, cseq)
+        return renewed
 
     # -- registration ----------------------------------------------------------------------
 
