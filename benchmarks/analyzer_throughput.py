@@ -89,7 +89,7 @@ class AnalyzerProcess:
     log: Path
 
 
-def start_analyzers(workdir: Path, proxies: list[str]) -> list[AnalyzerProcess]:
+def start_analyzers(workdir: Path, proxies: list[str], buffer_bytes: int) -> list[AnalyzerProcess]:
     started = []
     for index, proxy in enumerate(proxies):
         log = workdir / f"analyzer-{index}.log"
@@ -101,6 +101,7 @@ def start_analyzers(workdir: Path, proxies: list[str]) -> list[AnalyzerProcess]:
             "ANALYZER_BACKEND": "fast",
             "ANALYZER_HTTP_HOST": LB,
             "ANALYZER_HTTP_PORT": str(port),
+            "ANALYZER_SOCKET_BUFFER_BYTES": str(buffer_bytes),
         }
         handle = processes.spawn([sys.executable, "-m", "analyzer"], env, log)
         started.append(AnalyzerProcess(f"http://{LB}:{port}", handle, log))
@@ -119,9 +120,14 @@ def start_analyzers(workdir: Path, proxies: list[str]) -> list[AnalyzerProcess]:
 
 
 def live_step(
-    workdir: Path, sipp: SippRunner, proxies: list[str], rate: float, seconds: float
+    workdir: Path,
+    sipp: SippRunner,
+    proxies: list[str],
+    rate: float,
+    seconds: float,
+    buffer_bytes: int,
 ) -> LiveStep:
-    analyzers = start_analyzers(workdir / f"live-{rate:g}", proxies)
+    analyzers = start_analyzers(workdir / f"live-{rate:g}", proxies, buffer_bytes)
     try:
         count = round(rate * seconds)
         result = sipp.calls(
@@ -202,6 +208,12 @@ def main() -> None:
     parser.add_argument(
         "--pyshark-packets", type=int, default=20_000, help="0: the whole file; -1: skip pyshark"
     )
+    parser.add_argument(
+        "--buffer-mib",
+        type=float,
+        default=32,
+        help="the analyzers' capture buffer (ANALYZER_SOCKET_BUFFER_BYTES), MiB",
+    )
     parser.add_argument("--keep-pcap", type=Path, help="copy the recorded pcap here")
     parser.add_argument("--pcap", type=Path, help="offline only, on this file (no testbed)")
     parser.add_argument("--proxy-address", default=PROXY_BASE, help="the proxy in --pcap")
@@ -233,14 +245,17 @@ def main() -> None:
                 raise SystemExit(f"only {registered.successful} callees registered")
             print(
                 f"# live: {args.proxies} proxies, one analyzer each (fast backend, AF_PACKET), "
-                f"{args.step_seconds:g} s of calls per rate; ok = calls SIPp completed, seen = "
+                f"{args.step_seconds:g} s of calls per rate, capture buffer "
+                f"{args.buffer_mib:g} MiB; ok = calls SIPp completed, seen = "
                 "packets the kernel filters matched, loss = share of them no analyzer processed, "
                 "pairs = pairs recorded (3 per call that reached the callee)"
             )
             print(LIVE_HEADER, flush=True)
             steps = []
             for rate in rates:
-                step = live_step(workdir, sipp, proxies, rate, args.step_seconds)
+                step = live_step(
+                    workdir, sipp, proxies, rate, args.step_seconds, int(args.buffer_mib * 2**20)
+                )
                 steps.append(step)
                 print(step.row(), flush=True)
                 time.sleep(3)

@@ -78,10 +78,10 @@ class Analyzer:
             if isinstance(datagram, str):
                 self.tracker.count_skip(datagram)
                 return None
-            src = (self._name(datagram.src), datagram.sport)
-            pair = self.tracker.feed(
-                frame.timestamp, src, (self._name(datagram.dst), datagram.dport), datagram.payload
-            )
+            names = self._names
+            src = (names.get(datagram.src) or self._name(datagram.src), datagram.sport)
+            dst = (names.get(datagram.dst) or self._name(datagram.dst), datagram.dport)
+            pair = self.tracker.feed(frame.timestamp, src, dst, datagram.payload)
             malformed, self.tracker.last_malformed = self.tracker.last_malformed, None
         if malformed is not None:
             self._log_malformed(frame.timestamp, src, malformed)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import logging
 import socket
 import struct
 import threading
@@ -38,6 +39,8 @@ _TIMESPEC = struct.Struct("qq")
 _STATS = struct.Struct("II")
 _CMSG_SPACE = socket.CMSG_SPACE(_TIMESPEC.size)
 _POLL_SECONDS = 0.25
+
+log = logging.getLogger(__name__)
 
 
 def is_loopback(interface: str) -> bool:
@@ -107,7 +110,16 @@ class AfPacketSource(PacketSource):
         self._sock = open_filtered_socket(interface, proxy, buffer_bytes)
         self._sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         self._sock.settimeout(_POLL_SECONDS)
+        # the kernel reports twice what it was asked for (its bookkeeping share); less than
+        # asked means SO_RCVBUFFORCE was refused and net.core.rmem_max capped it
         self.buffer_bytes = self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        if self.buffer_bytes < buffer_bytes:
+            log.warning(
+                "capture buffer %d bytes, not the %d asked for: without CAP_NET_ADMIN the "
+                "kernel caps it at net.core.rmem_max, and packets are lost sooner under load",
+                self.buffer_bytes // 2,
+                buffer_bytes,
+            )
         self._counter = KernelCounter(self._sock)
         self._closing = threading.Event()
         self._started = False

@@ -125,6 +125,9 @@ def _pcapng(data: mmap.mmap) -> Iterator[Frame]:
     offset = 0
     order = "<"
     interfaces: list[_Interface] = []
+    # the per-block formats, compiled once per byte order (the loop runs once per packet)
+    header, word = struct.Struct("<II"), struct.Struct("<I")
+    epb, opb = struct.Struct("<IIIII"), struct.Struct("<HHIIII")
     while offset + 12 <= end:
         if data[offset : offset + 4] == _PCAPNG_SHB:
             magic = data[offset + 8 : offset + 12]
@@ -135,7 +138,9 @@ def _pcapng(data: mmap.mmap) -> Iterator[Frame]:
             else:
                 raise _Damage(offset, f"bad byte-order magic {magic.hex()}")
             interfaces = []  # a new section describes its interfaces anew
-        block_type, length = struct.unpack_from(order + "II", data, offset)
+            header, word = struct.Struct(order + "II"), struct.Struct(order + "I")
+            epb, opb = struct.Struct(order + "IIIII"), struct.Struct(order + "HHIIII")
+        block_type, length = header.unpack_from(data, offset)
         if length < 12 or length % 4:
             raise _Damage(offset, f"block length {length} is not a multiple of 4 >= 12")
         if offset + length > end:
@@ -143,22 +148,27 @@ def _pcapng(data: mmap.mmap) -> Iterator[Frame]:
                 offset, f"the block announces {length} bytes, {end - offset} follow", cut_short=True
             )
         body, body_end = offset + 8, offset + length - 4
-        if struct.unpack_from(order + "I", data, body_end)[0] != length:
+        if word.unpack_from(data, body_end)[0] != length:
             raise _Damage(offset, "the block's trailing length differs from its length")
         if body_end - body < _MIN_BODY.get(block_type, 0):
             raise _Damage(offset, f"a block of type {block_type} too short ({length} bytes)")
         if block_type in (_EPB, _OPB):
             if block_type == _EPB:
-                iface, high, low, caplen, _wire = struct.unpack_from(order + "IIIII", data, body)
+                iface, high, low, caplen, _wire = epb.unpack_from(data, body)
             else:
-                iface, _drops, high, low, caplen, _wire = struct.unpack_from(
-                    order + "HHIIII", data, body
-                )
+                iface, _drops, high, low, caplen, _wire = opb.unpack_from(data, body)
             if body + 20 + caplen > body_end:
                 raise _Damage(offset, f"a packet block too short for its {caplen} captured bytes")
             if iface >= len(interfaces):
                 raise _Damage(offset, f"packet names interface {iface}, which is not described")
-            yield _frame(interfaces[iface], high, low, data, body + 20, caplen)
+            interface = interfaces[iface]
+            start = body + 20
+            # dividing by ticks per second rounds once; multiplying by 1e-6 would round twice
+            yield Frame(
+                ((high << 32) | low) / interface.per_second + interface.offset,
+                interface.linktype,
+                data[start : start + caplen],
+            )
         elif block_type == _IDB:
             linktype = struct.unpack_from(order + "H", data, body)[0]
             per_second, ts_offset = _interface_options(data, order, body + 8, body_end)
@@ -166,13 +176,6 @@ def _pcapng(data: mmap.mmap) -> Iterator[Frame]:
         offset += length
     if offset < end:
         raise _Damage(offset, f"{end - offset} of a 12-byte block header", cut_short=True)
-
-
-def _frame(
-    interface: _Interface, high: int, low: int, data: mmap.mmap, start: int, caplen: int
-) -> Frame:
-    timestamp = ((high << 32) | low) / interface.per_second + interface.offset
-    return Frame(timestamp, interface.linktype, data[start : start + caplen])
 
 
 def _interface_options(data: mmap.mmap, order: str, start: int, end: int) -> tuple[int, int]:
