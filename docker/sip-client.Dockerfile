@@ -10,8 +10,19 @@ ARG UV_VERSION=0.13.9
 # the python:*-slim images accept either; the system trust store holds any local CA.
 ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt UV_NATIVE_TLS=1 UV_PYTHON=python3
 RUN python3 -m venv /opt/uv && /opt/uv/bin/pip install --no-cache-dir "uv==${UV_VERSION}"
+# a C compiler and Python's headers for sip-core's mypyc build, in this stage only (the image
+# copies /opt/venv): python:*-slim has the headers, the local Debian base needs python3-dev
+RUN dev=python3-dev; \
+    python3 -c 'import os, sysconfig; os.stat(sysconfig.get_paths()["include"] + "/Python.h")' \
+      2>/dev/null && dev=; \
+    apt-get update \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+       gcc libc6-dev $dev \
+    && rm -rf /var/lib/apt/lists/*
+# SIP_CORE_MYPYC=1: sip-core's modules compiled by mypyc (libs/sip-core/setup.py); without a
+# compiler the build fails instead of installing the pure-Python sources
 ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never \
-    UV_PROJECT_ENVIRONMENT=/opt/venv
+    UV_PROJECT_ENVIRONMENT=/opt/venv SIP_CORE_MYPYC=1
 WORKDIR /src
 # third-party dependencies first (rebuilt only when uv.lock or these pyproject files change)
 COPY pyproject.toml uv.lock ./
@@ -22,13 +33,21 @@ COPY libs/service-kit/pyproject.toml libs/service-kit/
 COPY services/sip-client/pyproject.toml services/sip-client/
 RUN --mount=type=cache,target=/root/.cache/uv \
     /opt/uv/bin/uv sync --frozen --no-dev --no-install-workspace --package sip-client
+COPY libs/sip-core/setup.py libs/sip-core/
 COPY libs/sip-core/src libs/sip-core/src
 COPY libs/testbed-messages/src libs/testbed-messages/src
 COPY libs/api-token/src libs/api-token/src
 COPY libs/service-kit/src libs/service-kit/src
 COPY services/sip-client/src services/sip-client/src
+# the members rebuilt from these sources every time: uv's cache (the mount) would otherwise
+# hand back a wheel built from older sources, since their pyproject files did not change
 RUN --mount=type=cache,target=/root/.cache/uv \
-    /opt/uv/bin/uv sync --frozen --no-dev --no-editable --package sip-client
+    /opt/uv/bin/uv sync --frozen --no-dev --no-editable --package sip-client \
+    --reinstall-package sip-core --reinstall-package testbed-messages \
+    --reinstall-package api-token --reinstall-package service-kit \
+    --reinstall-package sip-client
+RUN /opt/venv/bin/python -c "import sip_core.build_info as b, sip_core.message as m; \
+assert b.compiled(), m.__file__"
 
 FROM ${PYTHON_IMAGE}
 ARG SERVICE_VERSION=0.1.0

@@ -7,7 +7,7 @@
 #
 #   scripts/test.sh --unit [pytest args]   the fast part only (under a minute once set up): the
 #       members' tests (libs/, services/) and tests/unit/ but those marked slow, on two workers;
-#       no lint, no images, no cluster
+#       no lint, no images, no cluster, no compiled sip-core
 #
 # The tests live in libs/*/tests and services/*/tests (each member's own), tests/unit (the CLI
 # and runner's logic), tests/integration (real Kamailio, SIPp, MariaDB, Chromium; marker
@@ -44,4 +44,9 @@ uv run --frozen ruff format --check .
 uv run --frozen mypy
 scripts/mypy-tests.sh  # the test code too, one mypy run per test directory
 uv run --frozen lint-imports --no-cache  # the import rules (pyproject.toml)
+# sip-core compiled by mypyc, as the sip-client image runs it: its own tests and sip-client's in
+# a venv of their own (.venv-mypyc); before the suite, whose image-build replay compiles too
+start=$SECONDS
+scripts/mypyc-tests.sh
+step "compiled sip-core tests (mypyc)" $((SECONDS - start))
 uv run --frozen pytest "$@"
