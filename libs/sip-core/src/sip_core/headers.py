@@ -79,7 +79,7 @@ class Headers:
 
     @classmethod
     def _from_keyed(cls, fields: tuple[tuple[str, str, str], ...]) -> Headers:
-        headers = cls.__new__(cls)
+        headers = cls()  # not cls.__new__: a mypyc-compiled class must be built by its __init__
         headers._fields = fields
         return headers
 
