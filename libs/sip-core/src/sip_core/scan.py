@@ -17,7 +17,7 @@ calls parse_message makes), so the checks cannot drift apart from the parser's.
 from __future__ import annotations
 
 import re
-from typing import Final, NamedTuple, cast
+from typing import Final, NamedTuple
 
 from sip_core.headers import header_key
 from sip_core.syntax import (
@@ -38,15 +38,17 @@ _NAME_ADDR_LISTS: Final = {"contact": "Contact", "route": "Route", "record-route
 # a CSeq and a Content-Length that parse_cseq and parse_int accept (nine digits at most)
 _CSEQ_VALUE: Final = re.compile(r"([0-9]{1,9}) ([A-Z]+)")
 _TOKEN: Final = r"[A-Za-z0-9\-.!%*_+`'~]+"
-# a Via line whose top Via parse_via accepts (a subset of its grammar, checked without building
-# a Via): token parameters, a port and an rport from 1 to 59999, no quotes; further values of
-# the same shape after commas (split_list only refuses empty ones; the top one is parsed)
+# a top Via value parse_via accepts (a subset of its grammar, checked without building a Via):
+# token parameters, a port and an rport from 1 to 59999, no quotes
 _PORT: Final = r"(?:[1-9][0-9]{0,3}|[1-5][0-9]{4})"
-_ONE_VIA: Final = (
+_TOP_VIA: Final = re.compile(
     rf"SIP/2\.0/{_TOKEN} [A-Za-z0-9\-.]+(?::{_PORT})?"
     rf"(?:;(?:[Rr][Pp][Oo][Rr][Tt](?:={_PORT})?|(?![Rr][Pp][Oo][Rr][Tt]=){_TOKEN}(?:={_TOKEN})?))*"
 )
-_COMMON_VIA: Final = re.compile(rf"{_ONE_VIA}(?:[ \t]*,[ \t]*{_ONE_VIA})*")
+# further values after a comma: split_list only refuses an empty one (the parser parses the top
+# one alone); without quotes or "<" its split is a plain split on commas
+_EMPTY_ELEMENT: Final = re.compile(r",[ \t]*(?:,|\Z)")
+_START_LIMIT: Final = 1000  # longer start lines go to the caller's checks (looks_like_sip)
 
 # what a header field is to the scan
 _OTHER, _VIA, _FROM, _TO, _CALL_ID, _CSEQ, _CONTENT_LENGTH, _MAX_FORWARDS_KIND = range(8)
@@ -92,9 +94,10 @@ class Scanned(NamedTuple):
 class Scanner:
     """Remembers the header lines already validated (one per receive loop: not thread-safe).
 
-    A line is remembered whole, with its kind and, for Call-ID, CSeq and Content-Length, its
-    value: a message made of remembered lines is checked with a few C-level passes over its
-    list of kinds (which fields, how often), without looking into a line again.
+    A line is remembered whole, as bytes, with its kind and, for Call-ID, CSeq and
+    Content-Length, its value: a message made of remembered lines is checked with one C-level
+    pass over its lines (their kinds, as a tuple) and one look-up of that tuple, without
+    decoding or looking into a line again.
     """
 
     __slots__ = (
@@ -109,79 +112,103 @@ class Scanner:
     )
 
     def __init__(self) -> None:
-        self._kinds: dict[str, int] = {}  # validated header lines -> their kind
+        self._kinds: dict[bytes, int] = {}  # validated header lines -> their kind
         # the values of remembered Call-ID, CSeq and Content-Length lines
-        self._call_ids: dict[str, str] = {}
-        self._cseqs: dict[str, tuple[int, str]] = {}
-        self._lengths: dict[str, int] = {}
+        self._call_ids: dict[bytes, str] = {}
+        self._cseqs: dict[bytes, tuple[int, str]] = {}
+        self._lengths: dict[bytes, int] = {}
         self._names: dict[str, int] = {}  # header names as received -> their kind
         self._valid: set[tuple[str, str]] = set()  # (key, value) parse_message accepts
-        self._starts: dict[str, tuple[str, int, str]] = {}  # start lines -> (method, status, uri)
+        # start lines -> (method, status); requests: their Request-URI checked
+        self._starts: dict[bytes, tuple[str, int]] = {}
         # the kinds of a message's lines, in order -> where its fields are (see _shape)
-        self._shapes: dict[tuple[int, ...], tuple[int, int, int, bool]] = {}
+        self._shapes: dict[tuple[int | None, ...], tuple[int, int, int, bool]] = {}
 
     def scan(self, data: bytes) -> Scanned | None:
-        """The fields, if parse_message accepts `data` and the scan handles it; else None."""
+        """The fields, if parse_message accepts `data` and the scan handles it; else None.
+
+        A message it answers for has its start line in its first 1,000 bytes, as SIP's
+        (`SIP/` first, or ` SIP/2.0` last).
+        """
         end = data.find(b"\r\n\r\n")
         if end <= 0 or data.startswith(b"\r\n"):
             return None
-        head = data[:end]
-        if not head.isascii():
-            return None
-        lines = head.decode("ascii").split("\r\n")
+        lines = data[:end].split(b"\r\n")
         start = self._starts.get(lines[0])
         if start is None:
-            start = _start_line(lines[0])
-            if start is None or not (start[1] or self._valid_value("uri", start[2])):
+            start = self._start(lines[0])
+            if start is None:
                 return None
-            if len(self._starts) >= _MEMO_LIMIT:
-                self._starts.clear()
-            self._starts[lines[0]] = start
-        method, status, _uri = start
-
         del lines[0]
         if len(self._kinds) >= _MEMO_LIMIT:  # never while a message is half classified
             for memo in (self._kinds, self._call_ids, self._cseqs, self._lengths):
                 memo.clear()
-        found = list(map(self._kinds.get, lines))
-        kinds: list[int] = []
-        if None in found:
-            top = True  # no Via yet: the next one is the top Via, the only one parsed
-            for line, kind in zip(lines, found, strict=True):
-                if kind is None:
-                    kind = self._classify(line, top)
-                    if kind is None:
-                        return None  # the full parser decides (and says why)
-                if kind in (_VIA, _OTHER_VIA):
-                    top = False
-                kinds.append(kind)
-        else:
-            kinds = cast("list[int]", found)
-        signature = tuple(kinds)
-        shape = self._shapes.get(signature)
+        signature = tuple(map(self._kinds.get, lines))
+        shape = self._shapes.get(signature)  # never holds an unknown line (None)
         if shape is None:
-            shape = _shape(kinds)
+            if None in signature:
+                classified = self._classify_new(lines, list(signature))
+                if classified is None:
+                    return None  # the full parser decides (and says why)
+                signature = classified
+                shape = self._shapes.get(signature)
             if shape is None:
-                return None
-            if len(self._shapes) >= _MEMO_LIMIT:
-                self._shapes.clear()
-            self._shapes[signature] = shape
+                shape = _shape(signature)
+                if shape is None:
+                    return None
+                if len(self._shapes) >= _MEMO_LIMIT:
+                    self._shapes.clear()
+                self._shapes[signature] = shape
         call_id_at, cseq_at, length_at, authenticated = shape
         if length_at >= 0 and self._lengths[lines[length_at]] > len(data) - end - 4:
             return None  # the body is shorter than Content-Length says
         number, cseq_method = self._cseqs[lines[cseq_at]]
+        method, status = start
         if status:
             method = cseq_method
         elif cseq_method != method:
             return None
-        return Scanned(method, status, self._call_ids[lines[call_id_at]], number, authenticated)
+        # tuple.__new__: a NamedTuple's own __new__ is a Python-level call (a third of a µs)
+        return tuple.__new__(
+            Scanned, (method, status, self._call_ids[lines[call_id_at]], number, authenticated)
+        )
 
-    def _classify(self, line: str, top: bool) -> int | None:
+    def _start(self, line: bytes) -> tuple[str, int] | None:
+        """The start line's method and status, remembered; None where the parser refuses it."""
+        if len(line) > _START_LIMIT or not line.isascii():
+            return None
+        start = _start_line(line.decode("ascii"))
+        if start is None or not (start[1] or self._valid_value("uri", start[2])):
+            return None
+        if len(self._starts) >= _MEMO_LIMIT:
+            self._starts.clear()
+        self._starts[line] = start[:2]
+        return start[:2]
+
+    def _classify_new(
+        self, lines: list[bytes], kinds: list[int | None]
+    ) -> tuple[int | None, ...] | None:
+        """The kinds of all lines, the new ones classified; None if one is not accepted."""
+        at = kinds.index(None)
+        while True:
+            before = kinds[:at]  # no Via before: this is the top Via, the only one parsed
+            kind = self._classify(lines[at], _VIA not in before and _OTHER_VIA not in before)
+            if kind is None:
+                return None
+            kinds[at] = kind
+            if None not in kinds:
+                return tuple(kinds)
+            at = kinds.index(None, at + 1)
+
+    def _classify(self, raw: bytes, top: bool) -> int | None:
         """The kind of a header line parse_message accepts on its own; None for any other.
 
         A Via below the top one is not checked (the parser does not parse it): _OTHER_VIA,
         which sends the message to the full parser should the same line come first later.
         """
+        if not raw.isascii():
+            return None
+        line = raw.decode("ascii")
         if "\r" in line or "\n" in line:
             return None
         name, colon, value = line.partition(":")
@@ -199,9 +226,7 @@ class Scanner:
                 self._names[name] = kind
         value = value.strip(" \t")
         if kind == _VIA:
-            if not top:
-                kind = _OTHER_VIA
-            elif not (_COMMON_VIA.fullmatch(value) or self._valid_value("via", value)):
+            if not (top and self._top_via(value)):
                 kind = _OTHER_VIA  # only the top Via is parsed: fine elsewhere
         elif kind == _DATE:
             if not _DATE_GMT.search(value):
@@ -209,20 +234,29 @@ class Scanner:
         elif kind == _CALL_ID:
             if not value:
                 return None
-            self._call_ids[line] = value
+            self._call_ids[raw] = value
         elif kind == _CSEQ:
             cseq = _CSEQ_VALUE.fullmatch(value)
             if cseq is None:
                 return None
-            self._cseqs[line] = (int(cseq[1]), cseq[2])
+            self._cseqs[raw] = (int(cseq[1]), cseq[2])
         elif kind == _CONTENT_LENGTH:
-            if not (value.isdigit() and value.isascii() and len(value) < 10):
+            if not (value.isdigit() and len(value) < 10):
                 return None
-            self._lengths[line] = int(value)
+            self._lengths[raw] = int(value)
         elif kind in _VALIDATED and not self._valid_value(_VALIDATED[kind], value):
             return None
-        self._kinds[line] = kind
+        self._kinds[raw] = kind
         return kind
+
+    def _top_via(self, value: str) -> bool:
+        """Whether parse_message accepts this Via line at the top (the first value parsed)."""
+        top, comma, rest = value.partition(",")
+        if _TOP_VIA.fullmatch(top.rstrip(" \t")) and (
+            not comma or ('"' not in rest and "<" not in rest and not _EMPTY_ELEMENT.search(value))
+        ):
+            return True
+        return self._valid_value("via", value)
 
     def _valid_value(self, key: str, value: str) -> bool:
         """Whether parse_message accepts this value for this field (each value checked once)."""
@@ -256,7 +290,7 @@ def _start_line(line: str) -> tuple[str, int, str] | None:
     return parts[0], 0, parts[1]
 
 
-def _shape(kinds: list[int]) -> tuple[int, int, int, bool] | None:
+def _shape(kinds: tuple[int | None, ...]) -> tuple[int, int, int, bool] | None:
     """Where the Call-ID, the CSeq and the Content-Length (-1: none) are, and whether there
     are credentials, for a list of header kinds parse_message accepts; else None."""
     count = kinds.count
