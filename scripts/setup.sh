@@ -6,7 +6,8 @@
 #                              Prometheus (Debian packages), uv (PyPI), the Python environment
 #                              (.venv, from uv.lock)
 #   scripts/setup.sh --tests   also what only the tests and the Kubernetes path need: Chromium
-#                              (the web panel's browser tests) and helm (built with Go)
+#                              (the web panel's browser tests), gcc and Python's headers (the
+#                              mypyc-compiled sip-core's tests) and helm (built with Go)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,7 +26,9 @@ APT_PACKAGES=(
   python3 python3-venv ca-certificates iproute2 procps hostname
 )
 if $tests; then
-  APT_PACKAGES+=(chromium)
+  # chromium: the web panel's browser tests; gcc and the headers: the mypyc-compiled sip-core
+  # that scripts/mypyc-tests.sh builds and tests (the images compile it the same way)
+  APT_PACKAGES+=(chromium gcc libc6-dev python3-dev)
 fi
 
 install_helm() {
