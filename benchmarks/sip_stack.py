@@ -244,9 +244,7 @@ def main() -> None:
         f"# {args.calls} calls, caller pod -> stand-in proxy (407 once) -> callee pod, "
         f"{messages_per_call:.1f} datagrams in+out of the pods per call"
     )
-    print(
-        f"pods (both):           {per_call:8.1f} us CPU per call, {per_message:6.1f} us/datagram"
-    )
+    print(f"pods (both):           {per_call:8.1f} us CPU per call, {per_message:6.1f} us/datagram")
     print(f"baseline (split lines):{base:8.1f} us CPU per call over the same datagrams received")
     print(f"pods/baseline = {per_call / base:.1f}")
     print(
