@@ -48,6 +48,31 @@ _TOP_VIA: Final = re.compile(
 # further values after a comma: split_list only refuses an empty one (the parser parses the top
 # one alone); without quotes or "<" its split is a plain split on commas
 _EMPTY_ELEMENT: Final = re.compile(r",[ \t]*(?:,|\Z)")
+# the same checks on a whole "Via: " line as bytes, before any decode: the top value as
+# _TOP_VIA, further values printable ASCII (no CR or LF) without quotes or "<", none empty
+_VALUE_CHAR: Final = rb"[\t\x20\x21\x23-\x2b\x2d-\x3b\x3d-\x7e]"  # not '"', ',' or '<'
+_FIRST_CHAR: Final = rb"[\x21\x23-\x2b\x2d-\x3b\x3d-\x7e]"  # and not a space or tab
+_VIA_LINE: Final = re.compile(
+    b"Via: "
+    + _TOP_VIA.pattern.encode()
+    + rb"[ \t]*(?:,[ \t]*"
+    + _FIRST_CHAR
+    + _VALUE_CHAR
+    + rb"*)*"
+)
+# a Via line below the top one: the parser only needs it to be a header line (no CR or LF)
+_LOWER_VIA_LINE: Final = re.compile(rb"Via: [\t\x20-\x7e]*")
+# a From or To line parse_name_addr accepts (a subset: <sip:user@host[:port]> with token
+# parameters), new in every call (its tags)
+_NAME_ADDR_LINE: Final = re.compile(
+    rb"(From|To): <sip:[A-Za-z0-9\-.!%*_+`'~]+@[A-Za-z0-9\-.]+(?::"
+    + _PORT.encode()
+    + rb")?>(?:;"
+    + _TOKEN.encode()
+    + rb"(?:="
+    + _TOKEN.encode()
+    + rb")?)*"
+)
 _START_LIMIT: Final = 1000  # longer start lines go to the caller's checks (looks_like_sip)
 
 # what a header field is to the scan
@@ -192,7 +217,18 @@ class Scanner:
         at = kinds.index(None)
         while True:
             before = kinds[:at]  # no Via before: this is the top Via, the only one parsed
-            kind = self._classify(lines[at], _VIA not in before and _OTHER_VIA not in before)
+            top = _VIA not in before and _OTHER_VIA not in before
+            line = lines[at]
+            # Via lines, new at every hop (a new branch), checked whole without a decode
+            if line.startswith(b"Via: ") and (_VIA_LINE if top else _LOWER_VIA_LINE).fullmatch(
+                line
+            ):
+                kind: int | None = _VIA if top else _OTHER_VIA
+                self._kinds[line] = _VIA if top else _OTHER_VIA
+            elif (name_addr := _NAME_ADDR_LINE.fullmatch(line)) is not None:
+                kind = self._kinds[line] = _FROM if name_addr[1] == b"From" else _TO
+            else:
+                kind = self._classify(line, top)
             if kind is None:
                 return None
             kinds[at] = kind

@@ -30,7 +30,8 @@ TRUNCATED: Final = "truncated"
 UNSUPPORTED_LINK: Final = "unsupported_link"
 
 _U16 = struct.Struct("!H")
-_IPV4 = struct.Struct("!BxHxxHxB")  # version/IHL, total length, flags/offset, protocol
+# version/IHL, total length, flags/offset, protocol, source and destination address
+_IPV4 = struct.Struct("!BxHxxHxBxx4s4s")
 _UDP = struct.Struct("!HHH")  # source port, destination port, length
 
 
@@ -40,6 +41,9 @@ class Frame(NamedTuple):
     timestamp: float
     linktype: int
     data: bytes
+
+
+_new: Final = tuple.__new__
 
 
 class Datagram(NamedTuple):
@@ -84,6 +88,8 @@ def ip_offset(linktype: int, data: bytes) -> int | str:
 
 def decode(linktype: int, data: bytes) -> Datagram | str:
     """The UDP datagram carried by a frame, or why there is none."""
+    if linktype == LINKTYPE_ETHERNET and data[12:14] == b"\x08\x00":
+        return decode_ipv4(data, 14)  # the common frame, untagged IPv4: no ip_offset call
     offset = ip_offset(linktype, data)
     if isinstance(offset, str):
         return offset
@@ -94,7 +100,7 @@ def decode_ipv4(data: bytes, offset: int = 0) -> Datagram | str:
     available = len(data) - offset
     if available < 20:
         return TRUNCATED
-    version_ihl, total, fragment, protocol = _IPV4.unpack_from(data, offset)
+    version_ihl, total, fragment, protocol, src, dst = _IPV4.unpack_from(data, offset)
     if version_ihl >> 4 != 4:
         return NOT_IPV4
     if protocol != IPPROTO_UDP:
@@ -110,10 +116,5 @@ def decode_ipv4(data: bytes, offset: int = 0) -> Datagram | str:
     sport, dport, length = _UDP.unpack_from(data, udp)
     if length < 8 or length > total - ihl:
         return TRUNCATED
-    return Datagram(
-        data[offset + 12 : offset + 16],
-        sport,
-        data[offset + 16 : offset + 20],
-        dport,
-        data[udp + 8 : udp + length],
-    )
+    # tuple.__new__: a NamedTuple's own __new__ is a Python-level call
+    return _new(Datagram, (src, sport, dst, dport, data[udp + 8 : udp + length]))

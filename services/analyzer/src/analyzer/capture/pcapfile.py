@@ -128,6 +128,7 @@ def _pcapng(data: mmap.mmap) -> Iterator[Frame]:
     # the per-block formats, compiled once per byte order (the loop runs once per packet)
     header, word = struct.Struct("<II"), struct.Struct("<I")
     epb, opb = struct.Struct("<IIIII"), struct.Struct("<HHIIII")
+    new = tuple.__new__  # a NamedTuple's own __new__ is a Python-level call, per packet
     while offset + 12 <= end:
         if data[offset : offset + 4] == _PCAPNG_SHB:
             magic = data[offset + 8 : offset + 12]
@@ -164,10 +165,13 @@ def _pcapng(data: mmap.mmap) -> Iterator[Frame]:
             interface = interfaces[iface]
             start = body + 20
             # dividing by ticks per second rounds once; multiplying by 1e-6 would round twice
-            yield Frame(
-                ((high << 32) | low) / interface.per_second + interface.offset,
-                interface.linktype,
-                data[start : start + caplen],
+            yield new(
+                Frame,
+                (
+                    ((high << 32) | low) / interface.per_second + interface.offset,
+                    interface.linktype,
+                    data[start : start + caplen],
+                ),
             )
         elif block_type == _IDB:
             linktype = struct.unpack_from(order + "H", data, body)[0]
