@@ -58,8 +58,24 @@ class Analyzer:
 
     def process(self, frame: Frame) -> Pair | None:
         """Analyse one frame. Never raises: one bad frame must not stop a capture or a file."""
-        try:
-            return self._process(frame)
+        try:  # the work inline, not in a method: a call per packet is measurable at 100k/s
+            datagram = decode(frame.linktype, frame.data)
+            with self.lock:
+                self.frames += 1
+                self.last_timestamp = frame.timestamp
+                if isinstance(datagram, str):
+                    self.tracker.count_skip(datagram)
+                    return None
+                names = self._names
+                src = (names.get(datagram.src) or self._name(datagram.src), datagram.sport)
+                dst = (names.get(datagram.dst) or self._name(datagram.dst), datagram.dport)
+                pair = self.tracker.feed(frame.timestamp, src, dst, datagram.payload)
+                malformed, self.tracker.last_malformed = self.tracker.last_malformed, None
+            if malformed is not None:
+                self._log_malformed(frame.timestamp, src, malformed)
+            if pair is not None:
+                self._record(pair)
+            return pair
         except Exception:
             with self.lock:
                 self.tracker.count_skip(ANALYSIS_ERROR)
@@ -69,25 +85,6 @@ class Analyzer:
                     "frame at %.6f skipped: analysis failed%s", frame.timestamp, held_note(held)
                 )
             return None
-
-    def _process(self, frame: Frame) -> Pair | None:
-        datagram = decode(frame.linktype, frame.data)
-        with self.lock:
-            self.frames += 1
-            self.last_timestamp = frame.timestamp
-            if isinstance(datagram, str):
-                self.tracker.count_skip(datagram)
-                return None
-            names = self._names
-            src = (names.get(datagram.src) or self._name(datagram.src), datagram.sport)
-            dst = (names.get(datagram.dst) or self._name(datagram.dst), datagram.dport)
-            pair = self.tracker.feed(frame.timestamp, src, dst, datagram.payload)
-            malformed, self.tracker.last_malformed = self.tracker.last_malformed, None
-        if malformed is not None:
-            self._log_malformed(frame.timestamp, src, malformed)
-        if pair is not None:
-            self._record(pair)
-        return pair
 
     def _log_malformed(self, timestamp: float, src: Endpoint, reason: str) -> None:
         held = self._log_limiter.allow(time.monotonic())
