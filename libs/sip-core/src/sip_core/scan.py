@@ -11,7 +11,10 @@ The speed comes from skipping the objects (str header section, Headers, Message,
 and from remembering the header values already validated: at a proxy, From, To, Contact,
 Record-Route and the top Via repeat from message to message of a call, and the Request-URIs
 from call to call. Each value is validated once by sip-core's own parsing functions (the same
-calls parse_message makes), so the checks cannot drift apart from the parser's.
+calls parse_message makes), so the checks cannot drift apart from the parser's. The lines new
+at every hop or call (Via, From, To in their common forms) are first tried against regexes on
+the raw bytes that accept a subset of what those functions accept (test_scan.py checks that
+property); a line they do not match takes the parser's functions.
 """
 
 from __future__ import annotations
