@@ -616,10 +616,9 @@ def test_analyzer_is_a_sidecar_in_the_proxys_pod_on_its_address() -> None:
     assert variables["ANALYZER_PROXY_NAME"] == "$(POD_NAME)"
     assert variables["ANALYZER_INTERFACE"] == "eth0"
     assert "hostNetwork" not in spec
-    # capture capabilities only (raw socket; NET_ADMIN for SO_RCVBUFFORCE, the capture buffer
-    # past net.core.rmem_max), and the file capability the image relies on may be gained
+    # capture capability only, and the file capability the image relies on may be gained
     security = analyzer["securityContext"]
-    assert security["capabilities"] == {"drop": ["ALL"], "add": ["NET_RAW", "NET_ADMIN"]}
+    assert security["capabilities"] == {"drop": ["ALL"], "add": ["NET_RAW"]}
     assert security["allowPrivilegeEscalation"] is True
     assert security["runAsNonRoot"] is True
     assert container(spec, "sip-proxy")["securityContext"]["capabilities"] == {"drop": ["ALL"]}

@@ -71,11 +71,7 @@
         command: ["sleep", "{{ sub .grace 5 }}"]
   {{- end }}
   # AF_PACKET capture: the image gives its interpreter CAP_NET_RAW as a file capability, which
-  # needs NET_RAW in the bounding set and no no-new-privileges (allowPrivilegeEscalation).
-  # NET_ADMIN: SO_RCVBUFFORCE needs it for the 32 MiB capture buffer (ANALYZER_SOCKET_BUFFER_BYTES);
-  # without it the kernel caps the buffer at net.core.rmem_max (often 208 KiB, ~160 packets) and
-  # a short CPU stall drops packets. A non-root process only holds it if the image's file
-  # capability names it too (cap_net_raw,cap_net_admin+ep); the analyzer logs the size it got.
+  # needs NET_RAW in the bounding set and no no-new-privileges (allowPrivilegeEscalation)
   securityContext:
     runAsNonRoot: true
     runAsUser: 10001
@@ -83,7 +79,7 @@
     allowPrivilegeEscalation: true
     capabilities:
       drop: [ALL]
-      add: [NET_RAW, NET_ADMIN]
+      add: [NET_RAW]
   resources:
     {{- toYaml $a.resources | nindent 4 }}
 {{- end -}}
