@@ -17,8 +17,20 @@ ARG UV_VERSION=0.13.9
 # the python:*-slim images accept either; the system trust store holds any local CA.
 ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt UV_NATIVE_TLS=1 UV_PYTHON=python3
 RUN python3 -m venv /opt/uv && /opt/uv/bin/pip install --no-cache-dir "uv==${UV_VERSION}"
+# a C compiler and Python's headers for sip-core's mypyc build, in this stage only (the image
+# copies /opt/venv): python:*-slim has the headers, the local Debian base needs python3-dev
+RUN dev=python3-dev; \
+    python3 -c 'import os, sysconfig; os.stat(sysconfig.get_paths()["include"] + "/Python.h")' \
+      2>/dev/null && dev=; \
+    apt-get update \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+       gcc libc6-dev $dev \
+    && rm -rf /var/lib/apt/lists/*
+# SIP_CORE_MYPYC=1: sip-core's modules (the scan the offline and live paths read every packet
+# with) compiled by mypyc (libs/sip-core/setup.py); without a compiler the build fails instead
+# of installing the pure-Python sources
 ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never \
-    UV_PROJECT_ENVIRONMENT=/opt/venv
+    UV_PROJECT_ENVIRONMENT=/opt/venv SIP_CORE_MYPYC=1
 WORKDIR /src
 # third-party dependencies first (rebuilt only when uv.lock or these pyproject files change)
 COPY pyproject.toml uv.lock ./
@@ -28,13 +40,20 @@ COPY libs/testbed-messages/pyproject.toml libs/testbed-messages/
 COPY services/analyzer/pyproject.toml services/analyzer/
 RUN --mount=type=cache,target=/root/.cache/uv \
     /opt/uv/bin/uv sync --frozen --no-dev --no-install-workspace --package analyzer
+COPY libs/sip-core/setup.py libs/sip-core/
 COPY libs/sip-core/src libs/sip-core/src
 COPY libs/service-kit/src libs/service-kit/src
 COPY libs/testbed-messages/src libs/testbed-messages/src
 COPY services/analyzer/src services/analyzer/src
-# no extras: the pyshark backend (analyzer[pyshark]) needs tshark, which the image leaves out
+# no extras: the pyshark backend (analyzer[pyshark]) needs tshark, which the image leaves out.
+# The members rebuilt from these sources every time: uv's cache (the mount) would otherwise
+# hand back a wheel built from older sources, since their pyproject files did not change
 RUN --mount=type=cache,target=/root/.cache/uv \
-    /opt/uv/bin/uv sync --frozen --no-dev --no-editable --package analyzer
+    /opt/uv/bin/uv sync --frozen --no-dev --no-editable --package analyzer \
+    --reinstall-package sip-core --reinstall-package service-kit \
+    --reinstall-package testbed-messages --reinstall-package analyzer
+RUN /opt/venv/bin/python -c "import sip_core.build_info as b, sip_core.scan as s; \
+assert b.compiled() and s.__file__.endswith('.so'), s.__file__"
 
 FROM ${PYTHON_IMAGE}
 ARG SERVICE_VERSION=0.1.0
