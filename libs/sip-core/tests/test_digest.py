@@ -197,3 +197,25 @@ def test_nonce_count_increments_per_nonce():
     second = auth.authorize(_request(2), challenge).headers.get("authorization") or ""
     assert "nc=00000001" in first
     assert "nc=00000002" in second
+
+
+def test_cached_challenges_and_ha1s_stay_bounded_and_answers_stay_right():
+    """Parsed challenges and HA1s are kept per value; a flood of distinct ones (a hostile
+    server's nonces, many users) empties the caches instead of growing them, and a password or
+    realm that differs still gets its own digest."""
+    from sip_core import digest
+
+    values = [f'Digest realm="r{i % 7}", nonce="n{i}", qop="auth"' for i in range(5000)]
+    for i, value in enumerate(values):
+        challenge = parse_challenge(value, proxy=True)
+        assert parse_challenge(value, proxy=True) is challenge
+        assert parse_challenge(value) == Challenge(f"r{i % 7}", f"n{i}", qop=("auth",))
+        digest_response(challenge, f"user{i}", "pw", "INVITE", "sip:x", 1, "c")
+        assert len(digest._challenges) <= digest._CACHE_LIMIT
+        assert len(digest._ha1s) <= digest._CACHE_LIMIT
+    challenge = parse_challenge(values[0])
+    first = digest_response(challenge, "u", "one", "INVITE", "sip:x", 1, "c")
+    assert digest_response(challenge, "u", "one", "INVITE", "sip:x", 1, "c") == first
+    assert digest_response(challenge, "u", "two", "INVITE", "sip:x", 1, "c") != first
+    other_realm = parse_challenge('Digest realm="elsewhere", nonce="n0", qop="auth"')
+    assert digest_response(other_realm, "u", "one", "INVITE", "sip:x", 1, "c") != first

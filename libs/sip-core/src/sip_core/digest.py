@@ -45,6 +45,14 @@ class Challenge:
         return "Proxy-Authorization" if self.proxy else "Authorization"
 
 
+# A pod answers thousands of challenges a second from a few realms and nonces, for the same
+# phones: the parsed challenges (read-only values) and the HA1 of each (user, realm, password)
+# are kept, in caches emptied when full so hostile values cannot grow them without bound.
+_CACHE_LIMIT = 4096
+_challenges: dict[tuple[str, bool], Challenge] = {}
+_ha1s: dict[tuple[str, str, str, str], str] = {}
+
+
 def _auth_params(text: str, header: str) -> dict[str, str]:
     """key=value pairs separated by commas; values may be quoted (with backslash escapes)."""
     params: dict[str, str] = {}
@@ -90,6 +98,17 @@ def _has_control(text: str) -> bool:
 
 def parse_challenge(value: str, proxy: bool = False) -> Challenge:
     """One challenge; raises ChallengeError (a ParseError) naming what makes it unusable."""
+    cached = _challenges.get((value, proxy))
+    if cached is not None:
+        return cached
+    challenge = _parse_challenge(value, proxy)
+    if len(_challenges) >= _CACHE_LIMIT:
+        _challenges.clear()
+    _challenges[(value, proxy)] = challenge
+    return challenge
+
+
+def _parse_challenge(value: str, proxy: bool) -> Challenge:
     header = "Proxy-Authenticate" if proxy else "WWW-Authenticate"
     parts = value.split(None, 1)
     if not parts:
@@ -162,7 +181,13 @@ def digest_response(
     def h(text: str) -> str:
         return hash_(text.encode("utf-8", "surrogateescape"))
 
-    ha1 = h(f"{username}:{challenge.realm}:{password}")
+    key = (algorithm, username, challenge.realm, password)
+    ha1 = _ha1s.get(key)
+    if ha1 is None:
+        ha1 = h(f"{username}:{challenge.realm}:{password}")
+        if len(_ha1s) >= _CACHE_LIMIT:
+            _ha1s.clear()
+        _ha1s[key] = ha1
     if session:
         ha1 = h(f"{ha1}:{challenge.nonce}:{cnonce}")
     qop = (
