@@ -61,17 +61,15 @@ def read_frames(path: Path) -> Iterator[Frame]:
                     raise PcapFormatError(
                         f"{path}: not a pcap or pcapng file (starts with {magic.hex()})"
                     )
-                frames = 0
                 try:
-                    for frame in reader:
-                        yield frame
-                        frames += 1
+                    # yield from: no Python-level step per frame in this layer
+                    yield from reader
                 except _Damage as damage:
                     raise PcapFormatError(
                         f"{path}: {damage.kind} at byte {damage.offset}: {damage.detail}; "
-                        f"the {frames} frames before it were read",
+                        f"the {damage.frames} frames before it were read",
                         damage.offset,
-                        frames,
+                        damage.frames,
                     ) from None
     except OSError as exc:
         raise CaptureError(f"cannot read {path}: {exc.strerror or exc}") from exc
@@ -83,37 +81,36 @@ class _Damage(Exception):
         self.offset = offset
         self.kind = "cut short" if cut_short else "corrupt"
         self.detail = detail
+        self.frames = 0  # set by the reader that raised it: the frames it yielded before
 
 
 def _pcap(data: mmap.mmap, order: str, per_second: int) -> Iterator[Frame]:
-    end = len(data)
-    if end < 24:
-        raise _Damage(0, f"the file header has {end} of 24 bytes", cut_short=True)
-    linktype = struct.unpack_from(order + "I", data, 20)[0] & 0x0FFFFFFF
-    record = struct.Struct(order + "IIII")
-    offset = 24
-    unpack = record.unpack_from
-    while offset + 16 <= end:
-        seconds, fraction, caplen, _wire = unpack(data, offset)
-        if offset + 16 + caplen > end:
-            raise _Damage(
-                offset,
-                f"the packet record announces {caplen} bytes, {end - offset - 16} follow",
-                cut_short=True,
-            )
-        offset += 16
-        yield Frame(seconds + fraction / per_second, linktype, data[offset : offset + caplen])
-        offset += caplen
-    if offset < end:
-        raise _Damage(offset, f"{end - offset} of a 16-byte record header", cut_short=True)
-
-
-class _Interface:
-    __slots__ = ("linktype", "offset", "per_second")
-
-    def __init__(self, linktype: int, per_second: int, offset: int) -> None:
-        # dividing by ticks per second rounds once; multiplying by 1e-6 would round twice
-        self.linktype, self.per_second, self.offset = linktype, per_second, offset
+    frames = 0
+    try:
+        end = len(data)
+        if end < 24:
+            raise _Damage(0, f"the file header has {end} of 24 bytes", cut_short=True)
+        linktype = struct.unpack_from(order + "I", data, 20)[0] & 0x0FFFFFFF
+        record = struct.Struct(order + "IIII")
+        offset = 24
+        unpack = record.unpack_from
+        while offset + 16 <= end:
+            seconds, fraction, caplen, _wire = unpack(data, offset)
+            if offset + 16 + caplen > end:
+                raise _Damage(
+                    offset,
+                    f"the packet record announces {caplen} bytes, {end - offset - 16} follow",
+                    cut_short=True,
+                )
+            offset += 16
+            yield Frame(seconds + fraction / per_second, linktype, data[offset : offset + caplen])
+            frames += 1
+            offset += caplen
+        if offset < end:
+            raise _Damage(offset, f"{end - offset} of a 16-byte record header", cut_short=True)
+    except _Damage as damage:
+        damage.frames = frames
+        raise
 
 
 # the smallest body (after type and length) of the blocks we read: EPB/OPB 20, IDB 8, SHB 16
@@ -123,63 +120,75 @@ _MIN_BODY = {_EPB: 20, _OPB: 20, _IDB: 8, _SHB: 16}
 def _pcapng(data: mmap.mmap) -> Iterator[Frame]:
     end = len(data)
     offset = 0
+    frames = 0
     order = "<"
-    interfaces: list[_Interface] = []
+    # per interface (linktype, ticks per second, offset): a tuple unpacks in one step
+    interfaces: list[tuple[int, int, int]] = []
     # the per-block formats, compiled once per byte order (the loop runs once per packet)
     header, word = struct.Struct("<II"), struct.Struct("<I")
     epb, opb = struct.Struct("<IIIII"), struct.Struct("<HHIIII")
     new = tuple.__new__  # a NamedTuple's own __new__ is a Python-level call, per packet
-    while offset + 12 <= end:
-        if data[offset : offset + 4] == _PCAPNG_SHB:
-            magic = data[offset + 8 : offset + 12]
-            if magic == b"\x4d\x3c\x2b\x1a":
-                order = "<"
-            elif magic == b"\x1a\x2b\x3c\x4d":
-                order = ">"
-            else:
-                raise _Damage(offset, f"bad byte-order magic {magic.hex()}")
-            interfaces = []  # a new section describes its interfaces anew
-            header, word = struct.Struct(order + "II"), struct.Struct(order + "I")
-            epb, opb = struct.Struct(order + "IIIII"), struct.Struct(order + "HHIIII")
-        block_type, length = header.unpack_from(data, offset)
-        if length < 12 or length % 4:
-            raise _Damage(offset, f"block length {length} is not a multiple of 4 >= 12")
-        if offset + length > end:
-            raise _Damage(
-                offset, f"the block announces {length} bytes, {end - offset} follow", cut_short=True
-            )
-        body, body_end = offset + 8, offset + length - 4
-        if word.unpack_from(data, body_end)[0] != length:
-            raise _Damage(offset, "the block's trailing length differs from its length")
-        if body_end - body < _MIN_BODY.get(block_type, 0):
-            raise _Damage(offset, f"a block of type {block_type} too short ({length} bytes)")
-        if block_type in (_EPB, _OPB):
+    try:
+        while offset + 12 <= end:
+            block_type, length = header.unpack_from(data, offset)
+            if block_type == _SHB:  # the same number in either byte order
+                magic = data[offset + 8 : offset + 12]
+                if magic == b"\x4d\x3c\x2b\x1a":
+                    order = "<"
+                elif magic == b"\x1a\x2b\x3c\x4d":
+                    order = ">"
+                else:
+                    raise _Damage(offset, f"bad byte-order magic {magic.hex()}")
+                interfaces = []  # a new section describes its interfaces anew
+                header, word = struct.Struct(order + "II"), struct.Struct(order + "I")
+                epb, opb = struct.Struct(order + "IIIII"), struct.Struct(order + "HHIIII")
+                block_type, length = header.unpack_from(data, offset)
+            if length < 12 or length % 4:
+                raise _Damage(offset, f"block length {length} is not a multiple of 4 >= 12")
+            if offset + length > end:
+                raise _Damage(
+                    offset,
+                    f"the block announces {length} bytes, {end - offset} follow",
+                    cut_short=True,
+                )
+            body, body_end = offset + 8, offset + length - 4
+            if word.unpack_from(data, body_end)[0] != length:
+                raise _Damage(offset, "the block's trailing length differs from its length")
+            if body_end - body < _MIN_BODY.get(block_type, 0):
+                raise _Damage(offset, f"a block of type {block_type} too short ({length} bytes)")
             if block_type == _EPB:
                 iface, high, low, caplen, _wire = epb.unpack_from(data, body)
-            else:
+            elif block_type == _OPB:
                 iface, _drops, high, low, caplen, _wire = opb.unpack_from(data, body)
+            else:
+                if block_type == _IDB:
+                    linktype = struct.unpack_from(order + "H", data, body)[0]
+                    per_second, ts_offset = _interface_options(data, order, body + 8, body_end)
+                    interfaces.append((linktype, per_second, ts_offset))
+                offset += length
+                continue
             if body + 20 + caplen > body_end:
                 raise _Damage(offset, f"a packet block too short for its {caplen} captured bytes")
             if iface >= len(interfaces):
                 raise _Damage(offset, f"packet names interface {iface}, which is not described")
-            interface = interfaces[iface]
+            linktype, per_second, ts_offset = interfaces[iface]
             start = body + 20
             # dividing by ticks per second rounds once; multiplying by 1e-6 would round twice
             yield new(
                 Frame,
                 (
-                    ((high << 32) | low) / interface.per_second + interface.offset,
-                    interface.linktype,
+                    ((high << 32) | low) / per_second + ts_offset,
+                    linktype,
                     data[start : start + caplen],
                 ),
             )
-        elif block_type == _IDB:
-            linktype = struct.unpack_from(order + "H", data, body)[0]
-            per_second, ts_offset = _interface_options(data, order, body + 8, body_end)
-            interfaces.append(_Interface(linktype, per_second, ts_offset))
-        offset += length
-    if offset < end:
-        raise _Damage(offset, f"{end - offset} of a 12-byte block header", cut_short=True)
+            frames += 1
+            offset += length
+        if offset < end:
+            raise _Damage(offset, f"{end - offset} of a 12-byte block header", cut_short=True)
+    except _Damage as damage:
+        damage.frames = frames
+        raise
 
 
 def _interface_options(data: mmap.mmap, order: str, start: int, end: int) -> tuple[int, int]:
