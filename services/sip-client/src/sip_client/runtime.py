@@ -103,6 +103,8 @@ class PodRuntime:
         sock = self._sock
         if sock is None:
             return
+        # one clock reading per wake-up: the batch arrived together
+        pod, now = self.require_pod(), self.now()
         for _ in range(_READ_BATCH):
             try:
                 data, addr = sock.recvfrom(_MAX_DATAGRAM)
@@ -111,21 +113,20 @@ class PodRuntime:
             except OSError as exc:  # e.g. an ICMP error reported on the socket: keep reading
                 log.debug("UDP error: %s", exc)
                 break
-            self._receive(data, addr)
+            self._receive(pod, data, addr, now)
         self._flush()
 
     def on_datagram(self, data: bytes, addr: tuple[str, int]) -> None:
         """One datagram in; never raises (a bug hit by one message must not stop the rest)."""
-        self._receive(data, addr)
+        self._receive(self.require_pod(), data, addr, self.now())
         self._flush()
 
-    def _receive(self, data: bytes, addr: tuple[str, int]) -> None:
-        pod = self.require_pod()
+    def _receive(self, pod: SoftphonePod, data: bytes, addr: tuple[str, int], now: float) -> None:
         try:
-            pod.receive_datagram(data, addr, self.now())
+            pod.receive_datagram(data, addr, now)
         except Exception as exc:
             pod.malformed(f"internal error: {type(exc).__name__}: {exc}", addr, len(data))
-            if (held := self._log_limiter.allow(self.now())) is not None:
+            if (held := self._log_limiter.allow(now)) is not None:
                 log.exception("datagram from %s:%d not handled%s", *addr, held_note(held))
 
     def register_all(self) -> None:
