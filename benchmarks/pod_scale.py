@@ -20,14 +20,20 @@ Baseline in the same run, after the pods are stopped: SIPp registers the same 10
 through the same chain (at --sipp-register-rate); its time and SIPp's RSS are printed beside.
 
     flock /tmp/ims-testbed-itest.lock uv run python benchmarks/pod_scale.py \\
-        [--pods 100] [--phones-per-pod 100] [--rates 100,200,300,400,600]
+        [--pods 100] [--phones-per-pod 100] [--rates 100,200,300,400,600] [--no-sipp] \\
+        [--keep-workdir]
+
+--keep-workdir keeps the temp dir (the pods' logs, pod-PP.log, and the testbed's Kamailio logs
+under state/logs) to find out why a REGISTER failed; --no-sipp skips the baseline.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -358,14 +364,25 @@ def main() -> None:
     parser.add_argument("--start-timeout", type=float, default=300.0)
     parser.add_argument("--register-timeout", type=float, default=180.0)
     parser.add_argument("--sipp-register-rate", type=float, default=1000.0)
+    parser.add_argument(
+        "--keep-workdir",
+        action="store_true",
+        help="keep the temp dir (pod logs, testbed state and Kamailio logs) and print its path",
+    )
+    parser.add_argument("--no-sipp", action="store_true", help="skip the SIPp baseline")
     args = parser.parse_args()
     args.rates = [float(r) for r in args.rates.split(",")]
     phones = args.pods * args.phones_per_pod
     figures = Figures()
     steps: list[Step] = []
     sipp_s, sipp_ok = float("nan"), 0
-    with tempfile.TemporaryDirectory(prefix="pod-scale-") as tmp:
-        workdir = Path(tmp)
+    # --keep-workdir: the pods' logs are what explains a failed REGISTER after the run
+    with contextlib.ExitStack() as cleanup:
+        workdir = Path(tempfile.mkdtemp(prefix="pod-scale-"))
+        if args.keep_workdir:
+            print(f"# workdir {workdir} (kept)", flush=True)
+        else:
+            cleanup.callback(shutil.rmtree, workdir, ignore_errors=True)
         testbed = LocalTestbed(
             TestbedSettings(testbed_state_dir=workdir / "state", database_url=None)
         )
@@ -382,22 +399,25 @@ def main() -> None:
             steps = asyncio.run(run_pods(args, workdir, lb, pods, figures))
             for pod in pods:
                 processes.stop(pod.handle)
-            print(
-                f"# baseline: SIPp registers the same {phones} phones through the same chain "
-                f"at {args.sipp_register_rate:g}/s",
-                flush=True,
-            )
-            users = [
-                f"{pod:02d}{phone:02d}"
-                for pod in range(args.pods)
-                for phone in range(args.phones_per_pod)
-            ]
-            sipp_s, sipp_ok, sipp_cpu = sipp_baseline(workdir, lb, users, args.sipp_register_rate)
-            print(
-                f"# SIPp: {sipp_ok} of {phones} registered in {sipp_s:.2f} s "
-                f"(CPU {sipp_cpu:.1f} s, {1000 * sipp_cpu / phones:.2f} ms per phone)",
-                flush=True,
-            )
+            if not args.no_sipp:
+                print(
+                    f"# baseline: SIPp registers the same {phones} phones through the same chain "
+                    f"at {args.sipp_register_rate:g}/s",
+                    flush=True,
+                )
+                users = [
+                    f"{pod:02d}{phone:02d}"
+                    for pod in range(args.pods)
+                    for phone in range(args.phones_per_pod)
+                ]
+                sipp_s, sipp_ok, sipp_cpu = sipp_baseline(
+                    workdir, lb, users, args.sipp_register_rate
+                )
+                print(
+                    f"# SIPp: {sipp_ok} of {phones} registered in {sipp_s:.2f} s "
+                    f"(CPU {sipp_cpu:.1f} s, {1000 * sipp_cpu / phones:.2f} ms per phone)",
+                    flush=True,
+                )
         finally:
             for pod in pods:
                 processes.stop(pod.handle)
