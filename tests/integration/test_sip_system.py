@@ -113,6 +113,30 @@ def test_nonce_from_one_proxy_is_accepted_by_another(sip_system: SipSystem, raw_
     assert raw_sip.status(second) == 200
 
 
+def test_a_late_retransmission_of_a_saved_register_is_answered_200(
+    sip_system: SipSystem, raw_sip: RawSip
+):
+    """A UDP UA retransmits a REGISTER until Timer F (32 s) when the answers get lost, as they
+    do in a registration burst; a copy of an authenticated REGISTER the registrar already saved
+    must get 200 again, not 400 "Invalid CSeq number" (usrloc's default cseq_delay is 20 s)."""
+    call_id = uuid.uuid4().hex
+    proxy = sip_system.proxy_sip(0)
+    first = raw_sip.exchange(
+        raw_sip.request("REGISTER", "sip:testbed.local", "0205", call_id, 1), proxy
+    )
+    assert raw_sip.status(first) == 401
+    credentials = raw_sip.digest_authorization(
+        first, "0205", "0205", "REGISTER", "sip:testbed.local"
+    )
+    authenticated = raw_sip.request(
+        "REGISTER", "sip:testbed.local", "0205", call_id, 2, extra=credentials
+    )
+    assert raw_sip.status(raw_sip.exchange(authenticated, proxy)) == 200
+    time.sleep(21)  # past the default cseq_delay, within Timer F
+    again = raw_sip.exchange(authenticated, proxy)  # the same bytes: a retransmission
+    assert raw_sip.status(again) == 200, again
+
+
 def test_registration_through_one_proxy_is_routable_by_another(sip_system: SipSystem):
     # register straight at proxy 0, call straight through proxy 1: DMQ must have replicated it
     reg = sip_system.sipp.register(
