@@ -107,7 +107,7 @@ class Pod:
         return f"http://{self.host}:{HTTP_PORT}/health"
 
 
-def spawn_pod(workdir: Path, index: int, phones: int, lb: str) -> Pod:
+def spawn_pod(workdir: Path, index: int, phones: int, lb: str, spread: float) -> Pod:
     pod, host = f"{index:02d}", address(index)
     environment = {
         **os.environ,
@@ -118,6 +118,7 @@ def spawn_pod(workdir: Path, index: int, phones: int, lb: str) -> Pod:
         "SIP_CLIENT_HTTP_HOST": host,
         "SIP_CLIENT_HTTP_PORT": str(HTTP_PORT),
         "OUTBOUND_PROXY": lb,
+        "REGISTER_SPREAD_SECONDS": str(spread),
         "LOG_LEVEL": "warning",
         "SCENARIO_CONTROLLER_URL": f"ws://{DRIVER[0]}:{DRIVER[1]}/ws",
         api_token.ENV_NAME: TOKEN,
@@ -258,7 +259,7 @@ async def run_pods(
     ):
         started = time.monotonic()
         for index in range(args.pods):
-            pods.append(spawn_pod(workdir, index, args.phones_per_pod, lb))
+            pods.append(spawn_pod(workdir, index, args.phones_per_pod, lb, args.register_spread))
         spawned = time.monotonic()
         ready, _ = await all_answer(http, pods, started + args.start_timeout)
         figures.start_s = ready - started
@@ -285,7 +286,8 @@ async def run_pods(
             f"# registration: {phones} phones registered {figures.register_s:.2f} s after the "
             f"register commands ({phones / figures.register_s:.0f}/s; pods' CPU "
             f"{register_cpu:.1f} s, {1000 * register_cpu / phones:.2f} ms per phone); 99% after "
-            f"{most - asked:.2f} s",
+            f"{most - asked:.2f} s; each pod spread its first REGISTERs over "
+            f"{args.register_spread:g} s",
             flush=True,
         )
         if driver.refusals:
@@ -370,6 +372,13 @@ def main() -> None:
         help="keep the temp dir (pod logs, testbed state and Kamailio logs) and print its path",
     )
     parser.add_argument("--no-sipp", action="store_true", help="skip the SIPp baseline")
+    parser.add_argument(
+        "--register-spread",
+        type=float,
+        default=5.0,
+        help="REGISTER_SPREAD_SECONDS of every pod: its phones' first REGISTERs spread over "
+        "this many seconds (0: all at once, whose retransmissions then come back in waves)",
+    )
     args = parser.parse_args()
     args.rates = [float(r) for r in args.rates.split(",")]
     phones = args.pods * args.phones_per_pod

@@ -298,6 +298,31 @@ def test_a_timed_out_registration_is_tried_again_later(phones: int, retry: float
     assert p.counters["registrations_failed"] == phones
 
 
+def test_first_registers_are_spread_over_the_register_spread():
+    p = pod(phones=4, register_spread=2.0)
+    p.register_all(10.0)
+    at_once = [m for m in sent(p) if isinstance(m, Request)]
+    assert [m.from_.uri for m in at_once] == ["sip:0000@testbed.local"]
+    times: dict[str, float] = {}
+    while (deadline := p.get_timer()) is not None and deadline <= 11.9:
+        p.handle_timer(deadline)
+        for m in sent(p):
+            if isinstance(m, Request):  # the first send of each phone (then retransmissions)
+                times.setdefault(m.from_.uri, deadline)
+    # phone i starts at 10 + i * 2.0 / 4
+    del times["sip:0000@testbed.local"]  # its retransmissions (timer E)
+    assert times == {
+        "sip:0001@testbed.local": 10.5,
+        "sip:0002@testbed.local": 11.0,
+        "sip:0003@testbed.local": 11.5,
+    }
+
+
+def test_a_negative_register_spread_is_refused():
+    with pytest.raises(ValueError, match="register_spread"):
+        pod(register_spread=-1.0)
+
+
 def _incoming_invite(callee: str = "0101", call_id: str = "in-1") -> Request:
     return make_request(
         "INVITE",

@@ -26,6 +26,12 @@ class Settings(ServiceSettings):
     register_retry_seconds: float = Field(
         10.0, ge=0, description="a failed registration is tried again after this (0: never)"
     )
+    register_spread_seconds: float = Field(
+        0.0,
+        ge=0,
+        le=3600,
+        description="the phones' first REGISTERs are spread evenly over this (0: all at once)",
+    )
     register_on_start: bool = False
     ring_delay_ms: int = Field(0, ge=0)
     default_hold_ms: int = Field(0, ge=0)

@@ -35,6 +35,7 @@ def pod_config(settings: Settings) -> PodConfig:
         register_expires=settings.register_expires,
         reregister_interval=settings.reregister_interval_seconds,
         register_retry=settings.register_retry_seconds,
+        register_spread=settings.register_spread_seconds,
         ring_delay=settings.ring_delay_ms / 1000,
         call_timeout=settings.call_timeout_seconds,
         timers=TimerSettings(

@@ -131,8 +131,17 @@ class SoftphonePod:
         return len(self._calls)
 
     def register_all(self, now: float) -> None:
-        for phone in self._registrations:
-            self.register(phone, now)
+        spread = self.config.register_spread
+        if spread <= 0:
+            for phone in self._registrations:
+                self.register(phone, now)
+            return
+        step = spread / len(self._registrations)
+        for index, registration in enumerate(self._registrations.values()):
+            if index == 0:
+                self.register(registration.phone, now)
+            else:
+                self._schedule(now + index * step, Reregister(registration))
 
     def register(self, phone: str, now: float) -> None:
         registration = self._registrations.get(phone)
