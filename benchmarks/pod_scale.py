@@ -43,6 +43,7 @@ from pathlib import Path
 
 import httpx
 import websockets
+from call_steps import HEADER, KEEP_UP, PASS_RATIO, Step, cpu_seconds
 
 import api_token
 from testbed.config import TestbedSettings
@@ -61,24 +62,13 @@ from testbed_messages import (
 
 DRIVER = ("127.0.0.1", 8198)
 SIP_PORT, HTTP_PORT = 5060, 8090
-PASS_RATIO = 0.999
-KEEP_UP = 0.95
 TOKEN = os.environ.get(api_token.ENV_NAME) or api_token.generate()
 AUTH = api_token.bearer(TOKEN)
-TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def address(index: int) -> str:
     """Pod `index`'s loopback address: 127.0.3.1 upwards, 250 to a /24."""
     return f"127.0.{3 + index // 250}.{1 + index % 250}"
-
-
-def cpu_seconds(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 def memory_kib(pid: int) -> tuple[int, int]:
@@ -158,35 +148,6 @@ async def all_answer(
                 f"{sum(up)} phones registered"
             )
         await asyncio.sleep(0.5)
-
-
-@dataclass
-class Step:
-    rate: float
-    sent: int
-    succeeded: int
-    achieved: float
-    cpu_ms_per_call: float
-
-    @property
-    def ok(self) -> bool:
-        return (
-            self.sent > 0
-            and self.succeeded / self.sent > PASS_RATIO
-            and self.achieved >= KEEP_UP * self.rate
-        )
-
-    def row(self) -> str:
-        share = 100 * self.succeeded / self.sent if self.sent else 0.0
-        return (
-            f"{self.rate:>8g} {self.achieved:>9.1f} {self.sent:>7} {self.sent - self.succeeded:>6} "
-            f"{share:>8.2f}% {self.cpu_ms_per_call:>11.3f}  {'ok' if self.ok else 'FAILS'}"
-        )
-
-
-HEADER = (
-    f"{'rate/s':>8} {'achieved':>9} {'calls':>7} {'failed':>6} {'success':>9} {'cpu_ms/call':>11}"
-)
 
 
 class Driver:
