@@ -92,7 +92,13 @@ def test_a_proxy_kill_and_packet_loss_are_measured_and_undone(tmp_path: Path):
     assert packets > 50
     assert 0.1 * packets <= dropped <= 0.3 * packets, lifted["detail"]
     serving = [r["proxies_serving"] for r in csv.DictReader((folder / "timeseries.csv").open())]
-    assert "1" in serving  # the killed proxy was out of the set for a while
+    killed, back = (
+        float(e["t_s"]) for e in events if e["index"] == "0" and e["phase"] in ("apply", "back")
+    )
+    # the killed proxy was out of the set until the testbed restarted it: a once-a-second sample
+    # must see that only when the outage lasted well over a second (a fast restart takes ~1 s)
+    if back - killed >= 1.5:
+        assert "1" in serving
     assert serving[-1] == "2"
 
     assert _host_network() == network_before
