@@ -7,8 +7,11 @@ against the other.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from testbed_messages import CallRecordMessage
 
 PASS_RATIO = 0.999  # over 99.9% of the calls must succeed
 KEEP_UP = 0.95  # ... and complete at 95% of the offered rate or better (not falling behind)
@@ -45,6 +48,20 @@ class Step:
             f"{self.rate:>8g} {self.achieved:>9.1f} {self.sent:>7} {self.failed:>6} "
             f"{share:>8.2f}% {self.cpu_ms_per_call:>11.3f}  {'ok' if self.ok else 'FAILS'}"
         )
+
+
+def step_from_records(
+    rate: float, sent: int, records: Sequence[CallRecordMessage], cpu: float
+) -> Step:
+    """A rate step judged from the pods' own call records: the rate achieved runs from the
+    first INVITE sent to the last call finished; `cpu` is the pods' CPU seconds over the step."""
+    ok = sum(1 for r in records if r.outcome == "succeeded")
+    span = (
+        max((r.ended_at or r.invite_at) for r in records) - min(r.invite_at for r in records)
+        if records
+        else 0.0
+    )
+    return Step(rate, sent, ok, ok / max(span, 1e-9), 1000 * cpu / max(sent, 1))
 
 
 def cpu_seconds(pid: int) -> float:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import httpx
 import websockets
-from call_steps import HEADER, PASS_RATIO, Step, cpu_seconds
+from call_steps import HEADER, PASS_RATIO, Step, cpu_seconds, step_from_records
 
 import api_token
 from testbed.config import TestbedSettings
@@ -129,12 +129,7 @@ async def run_ours(
             sent, _elapsed = await driver.step(rate, seconds, tag)
             cpu = sum(cpu_seconds(p.pid) for p in pods) - cpu_before
             records = [r for k, r in driver.records.items() if k.startswith(f"{tag}-")]
-            ok = sum(1 for r in records if r.outcome == "succeeded")
-            # from the pod's own timestamps: first INVITE sent to last call finished
-            span = max((r.ended_at or r.invite_at) for r in records) - min(
-                r.invite_at for r in records
-            )
-            step = Step(rate, sent, ok, ok / max(span, 1e-9), 1000 * cpu / max(sent, 1))
+            step = step_from_records(rate, sent, records, cpu)
             steps.append(step)
             print(step.row(), flush=True)
             failing = 0 if step.ok else failing + 1

@@ -43,7 +43,7 @@ from pathlib import Path
 
 import httpx
 import websockets
-from call_steps import HEADER, KEEP_UP, PASS_RATIO, Step, cpu_seconds
+from call_steps import HEADER, KEEP_UP, PASS_RATIO, Step, cpu_seconds, step_from_records
 
 import api_token
 from testbed.config import TestbedSettings
@@ -285,14 +285,7 @@ async def run_pods(
             sent = await driver.step(rate, args.step_seconds, args.pods, args.phones_per_pod, tag)
             cpu = sum(cpu_seconds(p.handle.pid) for p in pods) - cpu_before
             records = [r for k, r in driver.records.items() if k.startswith(f"{tag}-")]
-            ok = sum(1 for r in records if r.outcome == "succeeded")
-            span = (
-                max((r.ended_at or r.invite_at) for r in records)
-                - min(r.invite_at for r in records)
-                if records
-                else 0.0
-            )
-            step = Step(rate, sent, ok, ok / max(span, 1e-9), 1000 * cpu / max(sent, 1))
+            step = step_from_records(rate, sent, records, cpu)
             steps.append(step)
             print(step.row(), flush=True)
             failing = 0 if step.ok else failing + 1
