@@ -41,7 +41,8 @@ EXPERIMENT = {
     "name": "panel-e2e",
     "scenario": {
         "generate": {
-            "shape": {"kind": "constant", "rate": 4, "duration_s": 30},
+            # 1 call/s for 20 s, then 4: the panel is open before the third proxy is wanted
+            "shape": {"kind": "step", "start_rate": 1, "step_rate": 3, "step_every_s": 20, "steps": 2},
             "pods": 2,
             "phones_per_pod": 10,
         },
@@ -49,7 +50,8 @@ EXPERIMENT = {
     },
     "proxies": {"count": 2, "cpu": "100m"},
     # 4 calls/s over 1.5 per proxy: the capacity policy wants a third proxy once it sees the
-    # rate; it starts for 3 s (a pod's startup delay), long enough for the panel to show it
+    # second step's rate; it starts for 3 s (a pod's startup delay), long enough for the panel
+    # to show it
     "autoscale": {
         "policy": "capacity",
         "capacity": {"capacity_per_proxy": 1.5, "headroom": 1.0},
