@@ -42,7 +42,13 @@ EXPERIMENT = {
     "scenario": {
         "generate": {
             # 1 call/s for 20 s, then 4: the panel is open before the third proxy is wanted
-            "shape": {"kind": "step", "start_rate": 1, "step_rate": 3, "step_every_s": 20, "steps": 2},
+            "shape": {
+                "kind": "step",
+                "start_rate": 1,
+                "step_rate": 3,
+                "step_every_s": 20,
+                "steps": 2,
+            },
             "pods": 2,
             "phones_per_pod": 10,
         },
