@@ -496,6 +496,54 @@ def run(
         raise typer.Exit(code)
 
 
+@app.command()
+def simulate(
+    experiment_file: Annotated[Path, typer.Argument(help="experiment YAML (see experiments/)")],
+    results: Annotated[Path, typer.Option(help="folder the results folder goes in")] = Path(
+        "results"
+    ),
+    calibration: Annotated[
+        Path | None,
+        typer.Option(help="the model's parameters (default: calibration/this-machine.yaml)"),
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="override a field, as for `testbed run` (repeatable)"),
+    ] = None,
+) -> None:
+    """Play an experiment against a model of the proxies instead of processes
+    (docs/simulator.md): the same results folder as `testbed run`, in seconds; the autoscaler
+    and its policy are the real ones. The last line printed is the results folder."""
+    from testbed.experiment.spec import ExperimentError, load
+    from testbed.simulate.calibration import (
+        CalibrationError,
+        default_calibration_path,
+        load_calibration,
+    )
+    from testbed.simulate.run import SimulationError
+    from testbed.simulate.run import simulate as simulate_experiment
+
+    path = calibration or default_calibration_path()
+    try:
+        experiment = load(experiment_file, set_)
+        model = load_calibration(path)
+        folder = simulate_experiment(experiment, model, results, experiment_file, path)
+    except (ExperimentError, CalibrationError, SimulationError) as exc:
+        _failed("", exc)
+        raise typer.Exit(exit_codes.USAGE) from None
+    try:
+        console.print(ProgressView.summary_text(folder), soft_wrap=True, highlight=False)
+    except (OSError, KeyError, ValueError, TypeError) as exc:
+        _error(f"summary.json unreadable: {describe(exc)}")
+    summary = _summary(folder)
+    console.print(
+        f"simulated {summary.get('duration_s', 0):.0f} s in {summary.get('simulation_s')} s "
+        f"({summary.get('speedup')}x real time)",
+        highlight=False,
+    )
+    console.print(str(folder), soft_wrap=True, highlight=False)
+
+
 def _run_one(
     experiment: Any,
     experiment_file: Path,

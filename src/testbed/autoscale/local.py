@@ -15,7 +15,7 @@ from testbed.autoscale.controller import Autoscaler, ScalingEvent
 from testbed.autoscale.exporter import AutoscalerMetrics
 from testbed.autoscale.metrics import MetricSource, MetricView, ScrapedMetrics
 from testbed.autoscale.policies import ScalingPolicy
-from testbed.autoscale.scaler import ProxyScaler
+from testbed.autoscale.scaler import ProxyScaler, Scaler
 from testbed.autoscale.spec import AutoscaleSpec
 from testbed.sample import Sample, Scaling
 
@@ -32,6 +32,7 @@ class LocalAutoscaler:
         notify: Callable[[str], None],
         metrics_address: tuple[str, int] | None = None,
         metrics: MetricSource | None = None,
+        scaler: Scaler | None = None,
     ) -> None:
         self.notify = notify
         self.policy = policy
@@ -41,7 +42,8 @@ class LocalAutoscaler:
             initial_replicas,
             spec.sync_period_s,
         )
-        self.scaler = ProxyScaler(
+        # a simulated run passes its own (testbed.simulate.scaler): the same interface
+        self.scaler: Scaler = scaler or ProxyScaler(
             lambda n: scale(n),
             initial_replicas,
             mode=spec.pod_management,

@@ -17,11 +17,26 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Literal
+from typing import Literal, Protocol
 
 from testbed.autoscale.policies import Readiness
 
 PodManagement = Literal["ordered", "parallel"]
+
+
+class Scaler(Protocol):
+    """What the autoscaler drives: ProxyScaler here, SimulatedScaler in the simulator."""
+
+    def start(self) -> None: ...
+
+    def stop(self, timeout: float = 120.0) -> None: ...
+
+    def set_target(self, replicas: int) -> None: ...
+
+    @property
+    def replicas(self) -> int: ...
+
+    def readiness(self) -> Readiness: ...
 
 
 class ProxyScaler:

@@ -168,10 +168,12 @@ def write_results(
     interrupted: bool = False,
     extra: dict[str, Any] | None = None,
     end: RunEnd | None = None,
+    counted: tuple[int, int] | None = None,
 ) -> None:
     """timeseries.csv, summary.json (with `extra` fields) and the report: the end of every run,
     local or on a cluster, however it ended (`end`: status and reason). summary.json is
-    written before the report, so a report that fails still leaves it."""
+    written before the report, so a report that fails still leaves it. `counted`: the calls
+    as (succeeded, failed) counts where there are no per-call records (a simulated run)."""
     if end is None:
         end = (
             RunEnd(INTERRUPTED, "interrupted (Ctrl-C)")
@@ -190,6 +192,7 @@ def write_results(
         plan_proxies=None if prepared is None else plan_proxies(experiment, prepared),
         status=end.status,
         end_reason=end.reason,
+        counted=counted,
     )
     data = {
         "experiment": experiment.name,

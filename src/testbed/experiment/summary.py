@@ -73,8 +73,10 @@ def summarize(
     plan_proxies: int | None = None,
     status: str | None = None,
     end_reason: str = "",
+    counted: tuple[int, int] | None = None,
 ) -> Summary:
-    """`rows`: the time series' samples; `calls`: caller-side call records."""
+    """`rows`: the time series' samples; `calls`: caller-side call records, or `counted`:
+    (succeeded, failed) where there are no records (a simulated run)."""
     p99s = numbers([r.latency_percentile_ms for r in rows])
     violations = sum(1 for v in p99s if v > p0_ms)
     proxy_seconds = 0.0
@@ -92,6 +94,8 @@ def summarize(
             actions += 1
     succeeded = sum(1 for c in calls if c.get("outcome") == "succeeded")
     failed = sum(1 for c in calls if c.get("outcome") == "failed")
+    if counted is not None:
+        succeeded, failed = succeeded + counted[0], failed + counted[1]
     redirected = sum(
         1
         for c in calls

@@ -1,0 +1,72 @@
+"""The simulator's model parameters, read from a calibration file (calibration/*.yaml).
+
+A proxy is modelled as a FIFO of CPU work served under a CFS quota: `limit x period` seconds of
+CPU per `period_s`, so a busy proxy answers in multiples of the period, as measured. Its work is
+a fixed background load plus a cost per call, split between the moment the call starts (the
+challenged and the authenticated INVITE, their answers, the ACKs) and its BYE.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class Calibration(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    machine: str = Field("", description="where and when the figures were measured")
+    sources: list[str] = Field(
+        default_factory=list, description="the results folders or documents they came from"
+    )
+    period_s: float = Field(0.1, gt=0, le=1, description="the CFS period (cpu.cfs_period_us)")
+    background_mcpu: float = Field(
+        2.0, ge=0, description="CPU a proxy uses with no calls (timers, DMQ keepalives)"
+    )
+    cpu_ms_per_call: float = Field(1.0, gt=0, description="proxy CPU per call, all messages")
+    bye_share: float = Field(
+        0.2, ge=0, lt=1, description="of the per-call cost, paid when the call ends (BYE, 200)"
+    )
+    retransmission_cpu_ms: float = Field(
+        0.05, ge=0, description="absorbing one retransmitted INVITE (the transaction exists)"
+    )
+    dmq_sync_ms_per_phone: float = Field(
+        0.05, ge=0, description="a joining proxy's CPU to take in one registration over DMQ"
+    )
+    base_latency_ms: float = Field(
+        0.2, ge=0, description="response time of a proxy with CPU to spare (p50 of the benchmark)"
+    )
+    unlimited_cores: float = Field(
+        1.0, gt=0, description="the CPU a proxy without a limit gets (the SUT's CPUs)"
+    )
+    t1_s: float = Field(0.5, gt=0, description="SIP timer T1: the first INVITE retransmission")
+    timeout_s: float = Field(32.0, gt=0, description="timer B: an unanswered INVITE fails")
+    local_ready_s: float = Field(
+        0.0, ge=0, description="added to autoscale.startup_delay_s before a new proxy serves"
+    )
+
+
+class CalibrationError(ValueError):
+    pass
+
+
+def load_calibration(path: Path) -> Calibration:
+    """A calibration file, validated; CalibrationError names the file and the field."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise CalibrationError(f"{path}: {exc}") from None
+    try:
+        return Calibration.model_validate(data or {})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(file)'}: {e['msg']}" for e in exc.errors()
+        )
+        raise CalibrationError(f"{path}: {problems}") from None
+
+
+def default_calibration_path() -> Path:
+    """The calibration committed for the development machine (calibration/this-machine.yaml)."""
+    return Path(__file__).resolve().parents[3] / "calibration" / "this-machine.yaml"

@@ -1,0 +1,232 @@
+"""The proxies as a fluid model, sans-I/O: invites per CFS period go in, CPU and response-time
+levels come out.
+
+Each proxy is a FIFO of CPU work served at most `quota = limit x period` per period (the CFS
+quota). Work is the calibrated background, the calls' costs, retransmitted INVITEs and, when a
+proxy joins, the registrations it takes in over DMQ. The backlog follows Lindley's recursion,
+solved for a few periods at once with cumulative sums (numpy, no Python step per message).
+
+A message waits behind the backlog left from earlier periods and behind the work ahead of it in
+its own period (arrivals spread evenly over a period): its response time is its "level", the
+number of whole periods it waits, times the period (a throttled proxy answers in multiples of
+the period, as measured), or the base latency at level 0. Requests that wait past T1 are sent
+again (timer A: at 1, 3, 7, ... x T1), which adds work later: that is how overload turns into
+collapse. A call whose INVITE waits past timer B fails.
+
+Each call gives three response-time samples, as the analyzer pairs them: the INVITE and its
+challenge, the authenticated INVITE forwarded, its 200 forwarded.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from testbed.simulate.calibration import Calibration
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+SAMPLES_PER_CALL = 3  # invite_challenge, invite_forward, ok_forward
+INVITES_PER_CALL = 2  # the challenged INVITE and the authenticated one
+
+
+@dataclass(frozen=True)
+class Interval:
+    """What the proxies did over some periods (one sample's worth)."""
+
+    periods: int
+    invites: dict[str, int]  # new calls handed to each proxy
+    cpu_seconds: dict[str, float]  # CPU each proxy used
+    levels: dict[str, IntArray]  # response-time samples per level (index: whole periods waited)
+    calls: int  # calls that arrived
+    failed: int  # of them, calls whose INVITE waited past timer B
+    retransmissions: int
+
+
+class ProxyPool:
+    """The proxies of one run; `serve` chooses who takes new calls (the LB's dispatcher set)."""
+
+    def __init__(
+        self,
+        calibration: Calibration,
+        limit_cores: float | None,
+        hold_s: float,
+        phones: int,
+        rng: np.random.Generator,
+        capacity: int = 100,
+    ) -> None:
+        c = calibration
+        self.calibration = c
+        self.period_s = c.period_s
+        cores = c.unlimited_cores if limit_cores is None else limit_cores
+        self.quota = cores * c.period_s  # CPU seconds per period
+        self.background = c.background_mcpu / 1000 * c.period_s
+        self.call_now = c.cpu_ms_per_call / 1000 * (1 - c.bye_share)
+        self.call_end = c.cpu_ms_per_call / 1000 * c.bye_share
+        self.retransmission = c.retransmission_cpu_ms / 1000
+        self.sync_work = phones * c.dmq_sync_ms_per_phone / 1000
+        self.hold_periods = max(1, round(hold_s / c.period_s))
+        # timer A fires T1, 3 T1, 7 T1, ... after the first send, while the INVITE is waiting
+        offsets = []
+        j = 1
+        while c.t1_s * (2**j - 1) < c.timeout_s:
+            offsets.append(c.t1_s * (2**j - 1))
+            j += 1
+        self.retransmit_levels = np.array(
+            [math.ceil(o / c.period_s - 1e-9) for o in offsets], dtype=np.int64
+        )
+        self.timeout_level = math.ceil(c.timeout_s / c.period_s - 1e-9)
+        # the longest a sub-step may be: a retransmission never lands in its own sub-step
+        self.chunk = max(1, min(int(self.retransmit_levels[0]) if offsets else 1_000_000, 1000))
+        self.horizon = self.hold_periods + self.timeout_level + 2
+        self.rng = rng
+        self.capacity = capacity
+        self.slots: dict[str, int] = {}
+        self.backlog = np.zeros(capacity)
+        self.future = np.zeros((capacity, self.horizon))  # work due at (period % horizon)
+        self.period = 0  # absolute index of the next period
+        self.serving: list[str] = []
+
+    def join(self, name: str, sync: bool = True) -> None:
+        """A proxy starts serving: it first takes in the registrations over DMQ (`sync`; the
+        proxies of the start got them as the phones registered, before the scenario)."""
+        if name in self.slots:
+            return
+        free = sorted(set(range(self.capacity)) - set(self.slots.values()))
+        if not free:
+            raise ValueError(f"more than {self.capacity} proxies")
+        slot = free[0]
+        self.slots[name] = slot
+        self.backlog[slot] = self.sync_work if sync else 0.0
+        self.future[slot] = 0.0
+
+    def leave(self, name: str) -> None:
+        """A proxy is removed: it takes no new calls and its state is gone."""
+        slot = self.slots.pop(name, None)
+        if slot is not None:
+            self.backlog[slot] = 0.0
+            self.future[slot] = 0.0
+
+    def serve(self, names: list[str]) -> None:
+        """The proxies the load balancer hands new calls to (each must have joined)."""
+        for name in names:
+            self.join(name)
+        for name in set(self.slots) - set(names):
+            self.leave(name)
+        self.serving = sorted(names, key=lambda n: self.slots[n])
+
+    def advance(self, arrivals: IntArray) -> Interval:
+        """Play `len(arrivals)` periods; `arrivals[i]`: new calls at the LB in period i."""
+        periods = len(arrivals)
+        names = self.serving
+        slots = np.array([self.slots[n] for n in names], dtype=np.int64)
+        n = len(names)
+        invites = np.zeros(n, dtype=np.int64)
+        cpu = np.zeros(n)
+        levels = np.zeros((n, 1), dtype=np.int64)
+        failed = 0
+        retransmissions = 0
+        calls = int(arrivals.sum())
+        start = 0
+        while start < periods:
+            step = min(self.chunk, periods - start)
+            part = arrivals[start : start + step]
+            if n == 0:  # nobody serves: every call fails (the LB answers nothing)
+                failed += int(part.sum())
+                self._tick(step)
+                start += step
+                continue
+            # the LB's Call-ID hash: each call to any serving proxy with equal chance
+            split = self.rng.multinomial(part, [1.0 / n] * n).astype(np.int64)  # (step, n)
+            invites += split.sum(axis=0)
+            out = self._play(slots, split)
+            cpu += out[0]
+            if out[1].shape[1] > levels.shape[1]:
+                levels = np.pad(levels, ((0, 0), (0, out[1].shape[1] - levels.shape[1])))
+            levels[:, : out[1].shape[1]] += out[1]
+            failed += out[2]
+            retransmissions += out[3]
+            start += step
+        return Interval(
+            periods,
+            {name: int(invites[i]) for i, name in enumerate(names)},
+            {name: float(cpu[i]) for i, name in enumerate(names)},
+            {name: levels[i] for i, name in enumerate(names)},
+            calls,
+            failed,
+            retransmissions,
+        )
+
+    def _tick(self, step: int) -> None:
+        index = (self.period + np.arange(step)) % self.horizon
+        self.future[:, index] = 0.0
+        self.period += step
+
+    def _play(self, slots: IntArray, split: IntArray) -> tuple[FloatArray, IntArray, int, int]:
+        """`split[t, i]`: calls to proxy slots[i] in period t of this sub-step (shorter than
+        T1, so what it retransmits lands later). CPU, levels, failed calls, retransmissions."""
+        step, n = split.shape
+        index = (self.period + np.arange(step)) % self.horizon
+        due = self.future[np.ix_(slots, index)].T  # (step, n) work scheduled earlier
+        self.future[np.ix_(slots, index)] = 0.0
+        work = self.background + split * self.call_now + due
+        quota = self.quota
+        before = self.backlog[slots]
+        # Lindley: B_t = max(0, B_{t-1} + W_t - Q), all periods at once
+        s = np.cumsum(work - quota, axis=0)
+        backlog = s - np.minimum(np.minimum.accumulate(s, axis=0), -before)
+        prior = np.vstack([before[np.newaxis, :], backlog[:-1]])  # each period's starting backlog
+        served = prior + work - backlog
+        self.backlog[slots] = backlog[-1]
+
+        # samples at level >= k: those behind more than k quotas of work
+        top = prior + work
+        k_max = int(np.ceil(top.max() / quota)) if top.size else 0
+        samples = split * SAMPLES_PER_CALL
+        ks = np.arange(1, k_max + 1, dtype=np.float64)
+        safe = np.where(work > 0, work, 1.0)
+        if k_max:
+            share = np.clip((top[..., np.newaxis] - ks * quota) / safe[..., np.newaxis], 0, 1)
+            at_least = (samples[..., np.newaxis] * share).sum(axis=0)  # (n, k_max)
+        else:
+            at_least = np.zeros((n, 0))
+        total = samples.sum(axis=0).astype(np.float64)
+        ge = np.concatenate([total[:, np.newaxis], at_least], axis=1)
+        ge = np.round(ge).astype(np.int64)
+        ge = np.minimum.accumulate(ge, axis=1)  # rounding must not make it grow
+        levels = ge - np.concatenate([ge[:, 1:], np.zeros((n, 1), dtype=np.int64)], axis=1)
+
+        # retransmissions: INVITEs still waiting at each timer A firing, due that much later
+        invites = split * INVITES_PER_CALL
+        retransmitted = 0
+        for level in self.retransmit_levels:
+            waiting = invites * np.clip((top - level * quota) / safe, 0, 1)
+            count = np.round(waiting)
+            retransmitted += int(count.sum())
+            targets = (self.period + np.arange(step) + int(level)) % self.horizon
+            self.future[np.ix_(slots, targets)] += (count * self.retransmission).T
+        # calls whose INVITE waits past timer B fail; the others end after their hold time
+        late = split * np.clip((top - self.timeout_level * quota) / safe, 0, 1)
+        failed = int(np.round(late.sum()))
+        ends = (self.period + np.arange(step) + self.hold_periods) % self.horizon
+        self.future[np.ix_(slots, ends)] += ((split - late) * self.call_end).T
+        self.period += step
+        return served.sum(axis=0), levels, failed, retransmitted
+
+
+def percentile_level(levels: IntArray, percentile: float) -> int | None:
+    """The level at or below which `percentile`% of the samples are (None: no samples)."""
+    total = int(levels.sum())
+    if total == 0:
+        return None
+    rank = math.ceil(percentile / 100 * total)
+    return int(np.searchsorted(np.cumsum(levels), rank))
+
+
+def level_ms(level: int, calibration: Calibration) -> float:
+    """The response time a level stands for."""
+    return calibration.base_latency_ms if level == 0 else level * calibration.period_s * 1000
