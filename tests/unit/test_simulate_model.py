@@ -1,0 +1,135 @@
+"""The simulator's proxy model (testbed.simulate.proxy_model) against a plain per-period
+reference and hand-computed cases: CPU under the quota, levels in whole periods, retransmissions
+and failures when the backlog passes T1 and timer B."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from testbed.simulate.calibration import Calibration
+from testbed.simulate.proxy_model import (
+    SAMPLES_PER_CALL,
+    ProxyPool,
+    level_ms,
+    percentile_level,
+)
+
+QUIET = Calibration(background_mcpu=0.0, cpu_ms_per_call=1.0, bye_share=0.0)
+
+
+def pool(calibration: Calibration = QUIET, cores: float | None = 0.01, phones: int = 0, seed=0):
+    return ProxyPool(calibration, cores, 0.1, phones, np.random.default_rng(seed))
+
+
+def test_a_proxy_with_cpu_to_spare_answers_everything_at_level_0():
+    p = pool(cores=0.1)  # 10 ms of CPU per 100 ms period, 1 ms per call
+    p.serve(["sip-proxy-0"])
+    out = p.advance(np.array([3, 5, 0, 2]))
+    assert (out.calls, out.failed, out.retransmissions) == (10, 0, 0)
+    assert out.invites == {"sip-proxy-0": 10}
+    assert out.cpu_seconds["sip-proxy-0"] == pytest.approx(0.010)
+    assert out.levels["sip-proxy-0"].tolist() == [10 * SAMPLES_PER_CALL]
+
+
+def test_work_beyond_the_quota_waits_whole_periods():
+    # 10m: 1 ms of CPU per period; 3 calls of 1 ms in one period take three periods
+    p = pool()
+    p.serve(["sip-proxy-0"])
+    out = p.advance(np.array([3, 0, 0, 0]))
+    levels = out.levels["sip-proxy-0"].tolist()
+    assert levels == [3, 3, 3]  # a third of the samples at each of levels 0, 1, 2
+    assert out.cpu_seconds["sip-proxy-0"] == pytest.approx(0.003)
+    assert percentile_level(out.levels["sip-proxy-0"], 99) == 2
+    assert level_ms(2, QUIET) == pytest.approx(200)
+    assert level_ms(0, QUIET) == QUIET.base_latency_ms
+
+
+def test_a_joining_proxy_serves_its_calls_behind_the_dmq_sync():
+    c = QUIET.model_copy(update={"dmq_sync_ms_per_phone": 0.025})
+    p = pool(c, phones=100)  # 2.5 ms of sync work: 2.5 periods at 10m
+    p.serve(["sip-proxy-0"])
+    out = p.advance(np.array([1, 0, 0, 0, 0]))
+    # the call's work lies between 2.5 and 3.5 quotas: half at level 2, half at level 3
+    assert out.levels["sip-proxy-0"].tolist()[2:] in ([2, 1], [1, 2])
+    assert sum(out.levels["sip-proxy-0"].tolist()[:2]) == 0
+
+
+def reference(work: list[float], quota: float, backlog: float) -> tuple[list[float], float]:
+    """Per period: served = min(backlog + work, quota), the rest carried."""
+    served = []
+    for w in work:
+        total = backlog + w
+        served.append(min(total, quota))
+        backlog = total - served[-1]
+    return served, backlog
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.integers(0, 6), min_size=1, max_size=40),
+    st.floats(0.0, 3.0),
+    st.floats(0.0, 5.0),
+)
+def test_the_vectorised_backlog_equals_the_per_period_reference(calls, background, sync_ms):
+    c = Calibration(
+        background_mcpu=background, cpu_ms_per_call=0.7, bye_share=0.0, dmq_sync_ms_per_phone=1.0
+    )
+    # timers far away: retransmissions would add work the reference lacks
+    c_no_timers = c.model_copy(update={"t1_s": 1000.0, "timeout_s": 2000.0})
+    p = ProxyPool(c_no_timers, 0.01, 0.1, 0, np.random.default_rng(0))
+    p.sync_work = sync_ms / 1000
+    p.serve(["sip-proxy-0"])
+    out = p.advance(np.array(calls))
+    work = [background / 1000 * 0.1 + n * 0.7 / 1000 for n in calls]
+    served, left = reference(work, 0.001, sync_ms / 1000)
+    assert out.cpu_seconds["sip-proxy-0"] == pytest.approx(sum(served), abs=1e-12)
+    assert p.backlog[p.slots["sip-proxy-0"]] == pytest.approx(left, abs=1e-12)
+    assert int(out.levels["sip-proxy-0"].sum()) == SAMPLES_PER_CALL * sum(calls)
+
+
+def test_invites_waiting_past_t1_are_sent_again_and_cost_cpu_later():
+    c = QUIET.model_copy(update={"retransmission_cpu_ms": 0.5})
+    p = pool(c)
+    p.serve(["sip-proxy-0"])
+    out = p.advance(np.array([10] + [0] * 4))  # 10 ms of work: the last calls wait ~1 s
+    assert out.retransmissions > 0
+    assert out.failed == 0
+    later = p.advance(np.zeros(30, dtype=np.int64))
+    # the retransmissions arrived: more CPU than the 5 ms of calls still queued
+    assert later.cpu_seconds["sip-proxy-0"] > 0.005 + 0.0001
+
+
+def test_calls_behind_more_than_timer_b_of_work_fail():
+    c = QUIET.model_copy(update={"timeout_s": 1.0, "t1_s": 0.5})
+    p = pool(c)
+    p.serve(["sip-proxy-0"])
+    out = p.advance(np.array([30, 0, 0, 0, 0]))  # 30 periods of work, timer B at 10
+    assert 15 <= out.failed <= 25
+
+
+def test_the_load_balancer_spreads_calls_over_the_serving_proxies():
+    p = pool(cores=1.0, seed=7)
+    p.serve(["sip-proxy-0", "sip-proxy-1", "sip-proxy-2"])
+    out = p.advance(np.full(100, 30))
+    counts = list(out.invites.values())
+    assert sum(counts) == 3000
+    assert all(900 < n < 1100 for n in counts)
+    p.serve(["sip-proxy-0"])  # the others removed: their state is gone
+    assert set(p.slots) == {"sip-proxy-0"}
+    assert p.advance(np.array([4])).invites == {"sip-proxy-0": 4}
+
+
+def test_with_nobody_serving_every_call_fails():
+    p = pool()
+    p.serve([])
+    out = p.advance(np.array([2, 3]))
+    assert (out.calls, out.failed) == (5, 5)
+
+
+def test_percentile_level_of_nothing_is_none():
+    assert percentile_level(np.zeros(3, dtype=np.int64), 99) is None
+    assert percentile_level(np.array([98, 1, 1]), 99) == 1
+    assert percentile_level(np.array([99, 0, 1]), 99) == 0
