@@ -133,3 +133,16 @@ def test_percentile_level_of_nothing_is_none():
     assert percentile_level(np.zeros(3, dtype=np.int64), 99) is None
     assert percentile_level(np.array([98, 1, 1]), 99) == 1
     assert percentile_level(np.array([99, 0, 1]), 99) == 0
+
+
+def test_a_long_interval_plays_like_the_same_periods_one_by_one():
+    c = Calibration(background_mcpu=3.0, cpu_ms_per_call=0.9, bye_share=0.3)
+    arrivals = np.random.default_rng(3).poisson(1.2, 2000)  # longer than the ring of future work
+    whole = ProxyPool(c, 0.02, 0.3, 0, np.random.default_rng(0))
+    single = ProxyPool(c, 0.02, 0.3, 0, np.random.default_rng(0))
+    for p in (whole, single):
+        p.serve(["sip-proxy-0"])
+    a = whole.advance(arrivals)
+    cpu = sum(single.advance(arrivals[i : i + 1]).cpu_seconds["sip-proxy-0"] for i in range(2000))
+    assert a.cpu_seconds["sip-proxy-0"] == pytest.approx(cpu, rel=1e-9)
+    assert whole.backlog[0] == pytest.approx(single.backlog[0], abs=1e-12)

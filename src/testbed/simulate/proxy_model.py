@@ -80,8 +80,9 @@ class ProxyPool:
             [math.ceil(o / c.period_s - 1e-9) for o in offsets], dtype=np.int64
         )
         self.timeout_level = math.ceil(c.timeout_s / c.period_s - 1e-9)
-        # the longest a sub-step may be: a retransmission never lands in its own sub-step
-        self.chunk = max(1, min(int(self.retransmit_levels[0]) if offsets else 1_000_000, 1000))
+        # the periods played at once where requests wait past T1: a retransmission (T1 or
+        # more later) never lands inside them
+        self.chunk = max(1, int(self.retransmit_levels[0]) if offsets else 1_000_000)
         self.horizon = self.hold_periods + self.timeout_level + 2
         self.rng = rng
         self.capacity = capacity
@@ -120,30 +121,35 @@ class ProxyPool:
         self.serving = sorted(names, key=lambda n: self.slots[n])
 
     def advance(self, arrivals: IntArray) -> Interval:
-        """Play `len(arrivals)` periods; `arrivals[i]`: new calls at the LB in period i."""
+        """Play `len(arrivals)` periods; `arrivals[i]`: new calls at the LB in period i.
+
+        All periods are first played in one pass; only where a request would wait past T1
+        (so its retransmission could land inside the pass) are they replayed a few periods at
+        a time, so that every retransmission lands after the periods already played."""
         periods = len(arrivals)
         names = self.serving
         slots = np.array([self.slots[n] for n in names], dtype=np.int64)
         n = len(names)
-        invites = np.zeros(n, dtype=np.int64)
+        calls = int(arrivals.sum())
+        if n == 0:  # nobody serves: every call fails (the LB answers nothing)
+            self._tick(periods)
+            return Interval(periods, {}, {}, {}, calls, calls, 0)
+        # the LB's Call-ID hash: each call to any serving proxy with equal chance
+        split = self.rng.multinomial(arrivals, [1.0 / n] * n).astype(np.int64)  # (periods, n)
         cpu = np.zeros(n)
         levels = np.zeros((n, 1), dtype=np.int64)
         failed = 0
         retransmissions = 0
-        calls = int(arrivals.sum())
         start = 0
+        # a pass must not wrap around the ring of future work (nor reach its own BYEs there)
+        longest = max(1, self.horizon - self.hold_periods - 1)
         while start < periods:
-            step = min(self.chunk, periods - start)
-            part = arrivals[start : start + step]
-            if n == 0:  # nobody serves: every call fails (the LB answers nothing)
-                failed += int(part.sum())
-                self._tick(step)
-                start += step
-                continue
-            # the LB's Call-ID hash: each call to any serving proxy with equal chance
-            split = self.rng.multinomial(part, [1.0 / n] * n).astype(np.int64)  # (step, n)
-            invites += split.sum(axis=0)
-            out = self._play(slots, split)
+            step = min(periods - start, longest)
+            out = self._play(slots, split[start : start + step], whole=True)
+            if out is None:
+                step = min(self.chunk, step)
+                out = self._play(slots, split[start : start + step], whole=False)
+                assert out is not None
             cpu += out[0]
             if out[1].shape[1] > levels.shape[1]:
                 levels = np.pad(levels, ((0, 0), (0, out[1].shape[1] - levels.shape[1])))
@@ -151,6 +157,9 @@ class ProxyPool:
             failed += out[2]
             retransmissions += out[3]
             start += step
+        while levels.shape[1] > 1 and not levels[:, -1].any():  # float dust at the top
+            levels = levels[:, :-1]
+        invites = split.sum(axis=0)
         return Interval(
             periods,
             {name: int(invites[i]) for i, name in enumerate(names)},
@@ -166,54 +175,70 @@ class ProxyPool:
         self.future[:, index] = 0.0
         self.period += step
 
-    def _play(self, slots: IntArray, split: IntArray) -> tuple[FloatArray, IntArray, int, int]:
-        """`split[t, i]`: calls to proxy slots[i] in period t of this sub-step (shorter than
-        T1, so what it retransmits lands later). CPU, levels, failed calls, retransmissions."""
+    def _play(
+        self, slots: IntArray, split: IntArray, whole: bool
+    ) -> tuple[FloatArray, IntArray, int, int] | None:
+        """`split[t, i]`: calls to proxy slots[i] in period t. CPU, levels, failed calls,
+        retransmissions; None, with nothing changed, when `whole` and a request would wait
+        past T1 (the caller then plays fewer periods, fewer than T1's)."""
         step, n = split.shape
         index = (self.period + np.arange(step)) % self.horizon
-        due = self.future[np.ix_(slots, index)].T  # (step, n) work scheduled earlier
-        self.future[np.ix_(slots, index)] = 0.0
+        grid = np.ix_(slots, index)
+        due = self.future[grid].T  # (step, n) work scheduled earlier
         work = self.background + split * self.call_now + due
+        h = self.hold_periods
+        if h < step:  # BYEs of calls begun in this pass that end inside it
+            work[h:] += split[:-h] * self.call_end
         quota = self.quota
         before = self.backlog[slots]
         # Lindley: B_t = max(0, B_{t-1} + W_t - Q), all periods at once
         s = np.cumsum(work - quota, axis=0)
         backlog = s - np.minimum(np.minimum.accumulate(s, axis=0), -before)
         prior = np.vstack([before[np.newaxis, :], backlog[:-1]])  # each period's starting backlog
-        served = prior + work - backlog
+        top = prior + work  # the work a sample arriving last in its period waits behind
+        first = self.retransmit_levels[0] if len(self.retransmit_levels) else None
+        if whole and first is not None and (top > first * quota).any():
+            return None
+        self.future[grid] = 0.0
         self.backlog[slots] = backlog[-1]
+        served = prior + work - backlog
 
         # samples at level >= k: those behind more than k quotas of work
-        top = prior + work
-        k_max = int(np.ceil(top.max() / quota)) if top.size else 0
+        # the highest level any sample reaches: its work ends past k_max quotas
+        k_max = max(0, int(np.ceil(top.max() / quota)) - 1) if top.size else 0
         samples = split * SAMPLES_PER_CALL
-        ks = np.arange(1, k_max + 1, dtype=np.float64)
-        safe = np.where(work > 0, work, 1.0)
+        safe = np.where(work > 1e-12, work, 1.0)  # no work: no samples, any divisor
         if k_max:
+            ks = np.arange(1, k_max + 1, dtype=np.float64)
             share = np.clip((top[..., np.newaxis] - ks * quota) / safe[..., np.newaxis], 0, 1)
             at_least = (samples[..., np.newaxis] * share).sum(axis=0)  # (n, k_max)
         else:
             at_least = np.zeros((n, 0))
         total = samples.sum(axis=0).astype(np.float64)
-        ge = np.concatenate([total[:, np.newaxis], at_least], axis=1)
-        ge = np.round(ge).astype(np.int64)
+        ge = np.round(np.concatenate([total[:, np.newaxis], at_least], axis=1)).astype(np.int64)
         ge = np.minimum.accumulate(ge, axis=1)  # rounding must not make it grow
         levels = ge - np.concatenate([ge[:, 1:], np.zeros((n, 1), dtype=np.int64)], axis=1)
 
         # retransmissions: INVITEs still waiting at each timer A firing, due that much later
+        # (at least T1 later: beyond this pass, which is shorter than T1 unless nothing waits)
         invites = split * INVITES_PER_CALL
         retransmitted = 0
-        for level in self.retransmit_levels:
-            waiting = invites * np.clip((top - level * quota) / safe, 0, 1)
-            count = np.round(waiting)
-            retransmitted += int(count.sum())
-            targets = (self.period + np.arange(step) + int(level)) % self.horizon
-            self.future[np.ix_(slots, targets)] += (count * self.retransmission).T
-        # calls whose INVITE waits past timer B fail; the others end after their hold time
-        late = split * np.clip((top - self.timeout_level * quota) / safe, 0, 1)
-        failed = int(np.round(late.sum()))
-        ends = (self.period + np.arange(step) + self.hold_periods) % self.horizon
-        self.future[np.ix_(slots, ends)] += ((split - late) * self.call_end).T
+        failed = 0
+        late = np.zeros_like(split, dtype=np.float64)
+        if not whole:
+            for level in self.retransmit_levels:
+                waiting = invites * np.clip((top - level * quota) / safe, 0, 1)
+                count = np.round(waiting)
+                retransmitted += int(count.sum())
+                targets = (self.period + np.arange(step) + int(level)) % self.horizon
+                self.future[np.ix_(slots, targets)] += (count * self.retransmission).T
+            # calls whose INVITE waits past timer B fail
+            late = split * np.clip((top - self.timeout_level * quota) / safe, 0, 1)
+            failed = int(np.round(late.sum()))
+        # the others end after their hold time: BYEs due after this pass
+        ending = np.arange(step) + h >= step
+        ends = (self.period + np.arange(step)[ending] + h) % self.horizon
+        self.future[np.ix_(slots, ends)] += ((split - late)[ending] * self.call_end).T
         self.period += step
         return served.sum(axis=0), levels, failed, retransmitted
 

@@ -79,27 +79,42 @@ def offered_load(experiment: Experiment, period_s: float, sample_periods: int) -
 
 
 class WindowedLevels:
-    """The last `window` samples' response-time levels, per proxy and in all."""
+    """The last `window` samples' response-time levels, per proxy and in all, as running sums
+    (a sample in, the oldest out), so a long run costs the same per sample as a short one."""
 
     def __init__(self, window: int) -> None:
         self.window = window
         self._samples: deque[dict[str, IntArray]] = deque()
+        self._sums: dict[str, IntArray] = {}
+        self._total = np.zeros(0, dtype=np.int64)
 
     def add(self, levels: dict[str, IntArray]) -> None:
         self._samples.append(levels)
+        for name, a in levels.items():
+            self._sums[name] = _plus(self._sums.get(name), a, 1)
+            self._total = _plus(self._total, a, 1)
         while len(self._samples) > self.window:
-            self._samples.popleft()
+            for name, a in self._samples.popleft().items():
+                left = _plus(self._sums[name], a, -1)
+                if left.any():
+                    self._sums[name] = left
+                else:
+                    del self._sums[name]
+                self._total = _plus(self._total, a, -1)
 
-    def summed(self, names: list[str] | None = None) -> IntArray:
-        arrays = [
-            a for s in self._samples for name, a in s.items() if names is None or name in names
-        ]
-        if not arrays:
-            return np.zeros(0, dtype=np.int64)
-        out = np.zeros(max(len(a) for a in arrays), dtype=np.int64)
-        for a in arrays:
-            out[: len(a)] += a
-        return out
+    def of(self, name: str) -> IntArray:
+        return self._sums.get(name, np.zeros(0, dtype=np.int64))
+
+    def total(self) -> IntArray:
+        return self._total
+
+
+def _plus(into: IntArray | None, a: IntArray, sign: int) -> IntArray:
+    if into is None:
+        into = np.zeros(0, dtype=np.int64)
+    into = np.pad(into, (0, len(a) - len(into))) if len(a) > len(into) else into.copy()
+    into[: len(a)] += sign * a
+    return into
 
 
 class Simulation:
@@ -181,8 +196,8 @@ class Simulation:
         c, seconds = self.calibration, self.interval_s
         percentile = self.experiment.qos.percentile
 
-        def latency(names: list[str] | None) -> float | None:
-            level = percentile_level(self.windows.summed(names), percentile)
+        def latency(levels: IntArray) -> float | None:
+            level = percentile_level(levels, percentile)
             return None if level is None else level_ms(level, c)
 
         readings = tuple(
@@ -193,7 +208,7 @@ class Simulation:
                 registers_per_s=0.0,
                 cpu_mcpu=cpu[name] / seconds * 1000,
                 ok_per_s=invites[name] / seconds,
-                latency_percentile_ms=latency([name]),
+                latency_percentile_ms=latency(self.windows.of(name)),
             )
             for name in sorted(invites, key=lambda n: int(n.rsplit("-", 1)[1]))
         )
@@ -205,7 +220,7 @@ class Simulation:
             replicas=self.scaler.replicas,
             per_proxy=readings,
             percentile=percentile,
-            latency_percentile_ms=latency(None),
+            latency_percentile_ms=latency(self.windows.total()),
             lb_invites_per_s=calls / seconds,
             scenario=ScenarioRun(
                 scheduled=int(
