@@ -224,7 +224,7 @@ class ProxyPool:
         invites = split * INVITES_PER_CALL
         retransmitted = 0
         failed = 0
-        late = np.zeros_like(split, dtype=np.float64)
+        late: FloatArray = np.zeros(split.shape)
         if not whole:
             for level in self.retransmit_levels:
                 waiting = invites * np.clip((top - level * quota) / safe, 0, 1)
@@ -233,7 +233,9 @@ class ProxyPool:
                 targets = (self.period + np.arange(step) + int(level)) % self.horizon
                 self.future[np.ix_(slots, targets)] += (count * self.retransmission).T
             # calls whose INVITE waits past timer B fail
-            late = split * np.clip((top - self.timeout_level * quota) / safe, 0, 1)
+            late = split.astype(np.float64) * np.clip(
+                (top - self.timeout_level * quota) / safe, 0, 1
+            )
             failed = int(np.round(late.sum()))
         # the others end after their hold time: BYEs due after this pass
         ending = np.arange(step) + h >= step
