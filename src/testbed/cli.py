@@ -544,6 +544,81 @@ def simulate(
     console.print(str(folder), soft_wrap=True, highlight=False)
 
 
+@app.command()
+def calibrate(
+    folders: Annotated[
+        list[Path], typer.Argument(help="`testbed benchmark` folders (or --repeat groups)")
+    ],
+    out: Annotated[
+        Path | None, typer.Option(help="write the calibration here (default: print it)")
+    ] = None,
+    base: Annotated[
+        Path | None,
+        typer.Option(help="the calibration whose other fields are kept (default: this machine's)"),
+    ] = None,
+) -> None:
+    """Fit the simulator's CPU model (background and cost per call) to benchmark folders, then
+    play their steps in the simulator and print the capacities it finds next to the measured
+    ones (docs/simulator.md, "Calibration")."""
+    import yaml
+
+    from testbed.simulate import calibrate as cal
+    from testbed.simulate.calibration import (
+        CalibrationError,
+        default_calibration_path,
+        load_calibration,
+    )
+
+    try:
+        found = cal.benchmark_folders(folders)
+        read = [cal.read_benchmark(folder) for folder in found]
+        readings = [r for _spec, rs in read for r in rs]
+        start = load_calibration(base or default_calibration_path())
+        fitted = cal.fit(readings, start, [str(f) for f in found])
+    except CalibrationError as exc:
+        _failed("", exc)
+        raise typer.Exit(exit_codes.USAGE) from None
+    c = fitted.calibration
+    console.print(
+        f"fit over {len(fitted.used)} of {len(readings)} steps (those under "
+        f"{cal.THROTTLED_SHARE:.0%} of their limit): background {c.background_mcpu:g} mCPU, "
+        f"{c.cpu_ms_per_call:g} ms per call, base latency {c.base_latency_ms:g} ms",
+        highlight=False,
+    )
+    table = Table("source", "cpu", "rate", "mCPU measured", "mCPU line", "p99 ms", "in fit")
+    for r in readings:
+        line = c.background_mcpu + c.cpu_ms_per_call * r.rate
+        table.add_row(
+            r.source,
+            r.cpu,
+            f"{r.rate:g}",
+            "-" if r.cpu_mcpu is None else f"{r.cpu_mcpu:.1f}",
+            f"{line:.1f}",
+            "-" if r.p99_ms is None else f"{r.p99_ms:.0f}",
+            "yes" if r in fitted.used else "",
+        )
+    console.print(table)
+    checks = cal.simulate_benchmark(read[0][0], c)
+    simulated = cal.capacities([(k.cpu, k.rate, k.simulated_within_qos) for k in checks])
+    for spec, rs in read:
+        measured = cal.capacities([(r.cpu, r.rate, r.within_qos) for r in rs])
+        console.print(
+            f"capacity {rs[0].source if rs else spec.name}: measured "
+            + ", ".join(f"{cpu} {rate:g}/s" for cpu, rate in measured.items()),
+            highlight=False,
+        )
+    console.print(
+        "capacity simulated: " + ", ".join(f"{cpu} {rate:g}/s" for cpu, rate in simulated.items()),
+        highlight=False,
+    )
+    text = yaml.safe_dump(c.model_dump(), sort_keys=False)
+    if out is None:
+        console.print(text, highlight=False, markup=False)
+    else:
+        out.write_text(text)
+        console.print(str(out), highlight=False)
+
+
 def _run_one(
     experiment: Any,
     experiment_file: Path,

@@ -156,6 +156,41 @@ class StepInterrupted(ExperimentFailed):
     """A step was interrupted (Ctrl-C, SIGTERM, SIGHUP): the benchmark ends."""
 
 
+def step_experiment(spec: BenchmarkSpec, cpu: str, rate: float) -> Experiment:
+    """One step of the benchmark: one proxy at `cpu`, `rate` calls/s for `step_s` (also what
+    the simulator plays to calibrate and check itself against a benchmark)."""
+    return Experiment.model_validate(
+        {
+            "name": f"{spec.name}-{cpu}-{rate:g}",
+            "scenario": {
+                "generate": {
+                    "shape": {"kind": "constant", "rate": rate, "duration_s": spec.step_s},
+                    "arrivals": spec.arrivals,
+                    "seed": spec.seed,
+                    "pods": 2,
+                    "phones_per_pod": spec.phones_per_pod,
+                }
+            },
+            "proxies": {"count": 1, "cpu": cpu},
+            # the step's figures come from its raw samples (_step_figures); the
+            # per-second p99 only shows the step's course, so Prometheus's window is
+            # short: the run waits one window and a scrape before its traffic
+            "qos": {
+                "p0_ms": spec.p0_ms,
+                "percentile": spec.percentile,
+                "window_s": min(spec.step_s, STEP_WINDOW_S),
+            },
+            # two scrapes in the window, also for steps under 10 s
+            "metrics": {
+                "scrape_interval_s": min(STEP_SCRAPE_S, min(spec.step_s, STEP_WINDOW_S) / 2)
+            },
+            "seed": spec.seed,
+            "isolation": spec.isolation.model_dump(),
+            "noise": spec.noise.model_dump() if spec.noise else None,
+        }
+    )
+
+
 def _steps(
     spec: BenchmarkSpec,
     out: Path,
@@ -167,36 +202,7 @@ def _steps(
         failing = 0
         for rate in spec.rates_for(cpu):
             progress(f"{cpu}: {rate:g} calls/s for {spec.step_s:g} s", None)
-            experiment = Experiment.model_validate(
-                {
-                    "name": f"{spec.name}-{cpu}-{rate:g}",
-                    "scenario": {
-                        "generate": {
-                            "shape": {"kind": "constant", "rate": rate, "duration_s": spec.step_s},
-                            "arrivals": spec.arrivals,
-                            "seed": spec.seed,
-                            "pods": 2,
-                            "phones_per_pod": spec.phones_per_pod,
-                        }
-                    },
-                    "proxies": {"count": 1, "cpu": cpu},
-                    # the step's figures come from its raw samples (_step_figures); the
-                    # per-second p99 only shows the step's course, so Prometheus's window is
-                    # short: the run waits one window and a scrape before its traffic
-                    "qos": {
-                        "p0_ms": spec.p0_ms,
-                        "percentile": spec.percentile,
-                        "window_s": min(spec.step_s, STEP_WINDOW_S),
-                    },
-                    # two scrapes in the window, also for steps under 10 s
-                    "metrics": {
-                        "scrape_interval_s": min(STEP_SCRAPE_S, min(spec.step_s, STEP_WINDOW_S) / 2)
-                    },
-                    "seed": spec.seed,
-                    "isolation": spec.isolation.model_dump(),
-                    "noise": spec.noise.model_dump() if spec.noise else None,
-                }
-            )
+            experiment = step_experiment(spec, cpu, rate)
             folder = run_experiment(experiment, None, out / "steps", progress, settings)
             summary = json.loads((folder / "summary.json").read_text())
             if summary.get("status") == "interrupted":  # Ctrl-C or SIGTERM ends the benchmark

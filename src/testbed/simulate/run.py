@@ -143,6 +143,9 @@ class Simulation:
         )
         self.now = 0.0
         self.windows = WindowedLevels(max(1, round(experiment.qos.window_s / self.interval_s)))
+        # every sample's levels from `tally_from_s` on (a benchmark step's, after its warm-up)
+        self.tally_from_s = 0.0
+        self.tally = np.zeros(0, dtype=np.int64)
         self.notes: list[str] = []
         self.samples: list[Sample] = []
         self.autoscaler_rows: list[dict[str, Any]] = []
@@ -179,6 +182,9 @@ class Simulation:
         interval = self.pool.advance(self.offered.per_period[start : start + self.sample_periods])
         self.now += self.interval_s
         self.windows.add(interval.levels)
+        if self.now > self.tally_from_s:
+            for levels in interval.levels.values():
+                self.tally = _plus(self.tally, levels, 1)
         self.succeeded += interval.calls - interval.failed
         self.failed += interval.failed
         self.retransmissions += interval.retransmissions
