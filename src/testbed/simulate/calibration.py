@@ -23,9 +23,9 @@ class Calibration(BaseModel):
     )
     period_s: float = Field(0.1, gt=0, le=1, description="the CFS period (cpu.cfs_period_us)")
     background_mcpu: float = Field(
-        2.0, ge=0, description="CPU a proxy uses with no calls (timers, DMQ keepalives)"
+        5.5, ge=0, description="CPU a proxy uses with no calls (timers, DMQ keepalives)"
     )
-    cpu_ms_per_call: float = Field(1.0, gt=0, description="proxy CPU per call, all messages")
+    cpu_ms_per_call: float = Field(0.65, gt=0, description="proxy CPU per call, all messages")
     bye_share: float = Field(
         0.2, ge=0, lt=1, description="of the per-call cost, paid when the call ends (BYE, 200)"
     )
