@@ -404,7 +404,10 @@ def demo(
 
 @app.command()
 def run(
-    experiment_file: Annotated[Path, typer.Argument(help="experiment YAML (see experiments/)")],
+    experiment_file: Annotated[
+        Path | None,
+        typer.Argument(help="experiment YAML (see experiments/); not with --from-search"),
+    ] = None,
     results: Annotated[Path, typer.Option(help="folder the results folder goes in")] = Path(
         "results"
     ),
@@ -451,6 +454,14 @@ def run(
             "(tee, CI, a pipe); a terminal gets the live view",
         ),
     ] = DEFAULT_EVERY_S,
+    from_search: Annotated[
+        Path | None,
+        typer.Option(
+            help="a `testbed search` folder: run its candidate ranked --rank (its experiment "
+            "file and overrides, then --set)"
+        ),
+    ] = None,
+    rank: Annotated[int, typer.Option(min=1, help="with --from-search: which candidate")] = 1,
 ) -> None:
     """Run an experiment on the local testbed or, with --kubeconfig, on a cluster; the last line
     printed is its results folder (errors go to stderr).
@@ -469,6 +480,19 @@ def run(
     the most serious of its repetitions' (in the order 130, 1, 3, 4)."""
     from testbed.experiment.spec import ExperimentError, load
 
+    if (experiment_file is None) == (from_search is None):
+        _error("give an experiment file or --from-search FOLDER (one of them)")
+        raise typer.Exit(exit_codes.USAGE)
+    if from_search is not None:
+        from testbed.simulate.search import SearchError, candidate_overrides
+
+        try:
+            experiment_file, chosen = candidate_overrides(from_search, rank)
+        except SearchError as exc:
+            _failed("", exc)
+            raise typer.Exit(exit_codes.USAGE) from None
+        set_ = [*chosen, *(set_ or [])]
+    assert experiment_file is not None
     try:
         experiment = load(experiment_file, set_)
     except ExperimentError as exc:
@@ -541,6 +565,71 @@ def simulate(
         f"({summary.get('speedup')}x real time)",
         highlight=False,
     )
+    console.print(str(folder), soft_wrap=True, highlight=False)
+
+
+@app.command()
+def search(
+    experiment_file: Annotated[Path, typer.Argument(help="experiment YAML (see experiments/)")],
+    grid: Annotated[
+        list[str],
+        typer.Option(
+            "--grid",
+            help="an axis KEY.PATH=V1,V2,... (repeatable: every combination); e.g. "
+            "--grid autoscale.hpa_file=hpa/step-10m.yaml,hpa/step-20m.yaml",
+        ),
+    ],
+    repeat: Annotated[int, typer.Option(min=1, help="seeds per candidate (seed + 0..N-1)")] = 1,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="override a field for every candidate (repeatable)"),
+    ] = None,
+    calibration: Annotated[
+        Path | None,
+        typer.Option(help="the model's parameters (default: calibration/this-machine.yaml)"),
+    ] = None,
+    results: Annotated[Path, typer.Option(help="folder the search folder goes in")] = Path(
+        "results"
+    ),
+) -> None:
+    """Search an experiment's parameters in the simulator (docs/simulator.md, "Search"): every
+    combination of the grid, --repeat seeds each, ranked (those with no window over P0 and no
+    failed call first, cheapest first); search.csv, search.json and pareto.png in the folder,
+    printed last. `testbed run --from-search FOLDER --rank K` runs a candidate for real."""
+    from testbed.simulate.calibration import (
+        CalibrationError,
+        default_calibration_path,
+        load_calibration,
+    )
+    from testbed.simulate.run import SimulationError
+    from testbed.simulate.search import SearchError, parse_grid, run_search
+
+    path = calibration or default_calibration_path()
+    try:
+        axes = parse_grid(grid)
+        model = load_calibration(path)
+        folder = run_search(
+            experiment_file, axes, set_ or [], repeat, model, path, results, _plain_line
+        )
+    except (SearchError, CalibrationError, SimulationError) as exc:
+        _failed("", exc)
+        raise typer.Exit(exit_codes.USAGE) from None
+    with (folder / "search.csv").open() as f:
+        import csv as csv_module
+
+        rows = list(csv_module.DictReader(f))
+    table = Table("rank", "candidate", "over P0 %", "failed", "proxy-s", "cost vs plan", "P0 met")
+    for row in rows[:15]:
+        table.add_row(
+            row["rank"],
+            row["candidate"],
+            f"{100 * float(row['share_over_p0']):.1f}",
+            f"{float(row['failed_calls']):.0f}",
+            f"{float(row['proxy_seconds']):.0f}",
+            f"{float(row['cost_vs_plan']):.2f}",
+            "yes" if row["meets_p0"] == "True" else "",
+        )
+    console.print(table)
     console.print(str(folder), soft_wrap=True, highlight=False)
 
 

@@ -144,10 +144,13 @@ def load_rises(experiment: Experiment) -> list[float]:
 
 def plan_proxies(experiment: Experiment, prepared: Prepared) -> int | None:
     """The static capacity plan's proxy count, if the experiment names a plan."""
+    return plan_proxies_for(experiment, prepared.summary.peak_rate * experiment.scenario.speed)
+
+
+def plan_proxies_for(experiment: Experiment, peak_rate: float) -> int | None:
+    """The same for a peak rate (invites/s as played, at the scenario's speed)."""
     plan = experiment.proxies.plan
-    if plan is None:
-        return None
-    return plan.proxies_for(prepared.summary.peak_rate * experiment.scenario.speed)
+    return None if plan is None else plan.proxies_for(peak_rate)
 
 
 def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
