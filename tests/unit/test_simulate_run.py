@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from simulated_experiments import step_experiment
 from typer.testing import CliRunner
 
 from testbed import cli
@@ -16,37 +17,9 @@ from testbed.experiment.spec import load
 from testbed.simulate.calibration import Calibration, default_calibration_path, load_calibration
 from testbed.simulate.run import Simulation, simulate
 
-STEP = {
-    "name": "sim-step",
-    "scenario": {
-        "generate": {
-            "shape": {
-                "kind": "step",
-                "start_rate": 4,
-                "step_rate": 8,
-                "step_every_s": 60,
-                "steps": 2,
-            },
-            "pods": 2,
-            "phones_per_pod": 50,
-        },
-        "hold_ms": 500,
-    },
-    "proxies": {"count": 1, "cpu": "10m"},
-    "autoscale": {
-        "policy": "capacity",
-        "capacity": {"capacity_per_proxy": 6, "headroom": 1.0},
-        "min_replicas": 1,
-        "max_replicas": 4,
-        "sync_period_s": 5,
-        "scrape_interval_s": 5,
-        "metric_window_s": 10,
-        "startup_delay_s": 5,
-    },
-    "qos": {"p0_ms": 1000, "window_s": 10},
-    "metrics": {"scrape_interval_s": 5},
-    "drain_s": 3,
-}
+STEP = step_experiment(drain_s=3)
+STEP["scenario"]["hold_ms"] = 500
+STEP["autoscale"]["max_replicas"] = 4
 
 
 def write(tmp_path: Path, data: dict[str, Any]) -> Path:

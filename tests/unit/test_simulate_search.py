@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
+from simulated_experiments import step_experiment
 from typer.testing import CliRunner
 
 from testbed import cli
@@ -17,35 +18,8 @@ from testbed.experiment import runner
 from testbed.simulate.calibration import Calibration
 from testbed.simulate.search import SearchError, candidate_overrides, parse_grid, run_search
 
-EXPERIMENT = {
-    "name": "search-me",
-    "scenario": {
-        "generate": {
-            "shape": {
-                "kind": "step",
-                "start_rate": 4,
-                "step_rate": 8,
-                "step_every_s": 60,
-                "steps": 2,
-            },
-            "pods": 2,
-            "phones_per_pod": 50,
-        },
-    },
-    "proxies": {"count": 1, "cpu": "10m", "plan": {"capacity_per_proxy": 4}},
-    "autoscale": {
-        "policy": "capacity",
-        "capacity": {"capacity_per_proxy": 6, "headroom": 1.0},
-        "min_replicas": 1,
-        "max_replicas": 6,
-        "sync_period_s": 5,
-        "scrape_interval_s": 5,
-        "metric_window_s": 10,
-        "startup_delay_s": 5,
-    },
-    "qos": {"p0_ms": 1000, "window_s": 10},
-    "metrics": {"scrape_interval_s": 5},
-}
+EXPERIMENT = step_experiment(name="search-me")
+EXPERIMENT["proxies"]["plan"] = {"capacity_per_proxy": 4}
 
 
 def write(tmp_path: Path) -> Path:

@@ -24,6 +24,16 @@ from testbed.autoscale.policies import Readiness
 PodManagement = Literal["ordered", "parallel"]
 
 
+def next_step(target: int, actual: int, mode: PodManagement) -> int | None:
+    """The replica count of the workload controller's next action, or None when there is
+    nothing to do: ordered one proxy at a time, parallel straight to the target."""
+    if target == actual:
+        return None
+    if mode == "parallel":
+        return target
+    return actual + (1 if target > actual else -1)
+
+
 class Scaler(Protocol):
     """What the autoscaler drives: ProxyScaler here, SimulatedScaler in the simulator."""
 
@@ -99,12 +109,7 @@ class ProxyScaler:
             return Readiness(dict(self._ready_since), pending)
 
     def _step(self) -> int | None:
-        """The replica count of the next action, or None when there is nothing to do."""
-        if self._target == self._actual:
-            return None
-        if self.mode == "parallel":
-            return self._target
-        return self._actual + (1 if self._target > self._actual else -1)
+        return next_step(self._target, self._actual, self.mode)
 
     def _run(self) -> None:
         delay = self.retry_delay_s

@@ -749,6 +749,26 @@ AUTOSCALER_COLUMNS = (
 )
 
 
+def new_results_folder(
+    results_root: Path,
+    experiment: Experiment,
+    experiment_file: Path | None,
+    folder_name: str | None = None,
+    suffix: str = "",
+) -> Path:
+    """A run's folder, `folder_name` or `<name><suffix>-<time>`, with the experiment as given
+    (experiment.yaml), as validated (experiment.json) and its HPA manifest (hpa.yaml)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out = (results_root / (folder_name or f"{experiment.name}{suffix}-{stamp}")).resolve()
+    out.mkdir(parents=True, exist_ok=False)
+    if experiment_file is not None:
+        shutil.copyfile(experiment_file, out / "experiment.yaml")
+    (out / "experiment.json").write_text(experiment.model_dump_json(indent=2))
+    if experiment.autoscale is not None and experiment.autoscale.policy in ("hpa", "hybrid"):
+        (out / "hpa.yaml").write_text(yaml.safe_dump(experiment.autoscale.manifest()))
+    return out
+
+
 def run_experiment(
     experiment: Experiment,
     experiment_file: Path | None,
@@ -763,13 +783,6 @@ def run_experiment(
     deadline (deadline.py), or on Ctrl-C, SIGTERM or SIGHUP; its summary.json says which
     (with `summary_extra`'s fields). Raises ExperimentFailed, naming the folder, when it
     failed."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    out = (results_root / (folder_name or f"{experiment.name}-{stamp}")).resolve()
-    out.mkdir(parents=True, exist_ok=False)
-    if experiment_file is not None:
-        shutil.copyfile(experiment_file, out / "experiment.yaml")
-    (out / "experiment.json").write_text(experiment.model_dump_json(indent=2))
-    if experiment.autoscale is not None and experiment.autoscale.policy in ("hpa", "hybrid"):
-        (out / "hpa.yaml").write_text(yaml.safe_dump(experiment.autoscale.manifest()))
+    out = new_results_folder(results_root, experiment, experiment_file, folder_name)
     run = LocalRun(experiment, out, progress, settings or TestbedSettings(), summary_extra)
     return run.execute()

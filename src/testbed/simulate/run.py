@@ -10,7 +10,6 @@ long run: the calls are counted.
 from __future__ import annotations
 
 import math
-import shutil
 import time
 from collections import deque
 from collections.abc import Callable
@@ -28,7 +27,12 @@ from testbed.autoscale.factory import build_policy
 from testbed.autoscale.local import LocalAutoscaler
 from testbed.experiment.csvstream import CsvStream
 from testbed.experiment.deadline import COMPLETED, RunEnd
-from testbed.experiment.runner import AUTOSCALER_COLUMNS, Prepared, write_results
+from testbed.experiment.runner import (
+    AUTOSCALER_COLUMNS,
+    Prepared,
+    new_results_folder,
+    write_results,
+)
 from testbed.experiment.spec import Experiment
 from testbed.sample import Clients, ProxyReading, Sample, ScenarioRun
 from testbed.simulate.calibration import Calibration
@@ -262,12 +266,7 @@ def simulate(
 ) -> Path:
     """Simulate `experiment`; returns its results folder (`<name>-sim-<time>` by default)."""
     simulation = Simulation(experiment, calibration)  # a bad experiment fails before any folder
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    out = (results_root / (folder_name or f"{experiment.name}-sim-{stamp}")).resolve()
-    out.mkdir(parents=True, exist_ok=False)
-    if experiment_file is not None:
-        shutil.copyfile(experiment_file, out / "experiment.yaml")
-    (out / "experiment.json").write_text(experiment.model_dump_json(indent=2))
+    out = new_results_folder(results_root, experiment, experiment_file, folder_name, "-sim")
     (out / "calibration.yaml").write_text(yaml.safe_dump(calibration.model_dump(), sort_keys=False))
     started = time.perf_counter()
     samples = simulation.run(progress)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from testbed.autoscale.policies import Readiness
-from testbed.autoscale.scaler import PodManagement
+from testbed.autoscale.scaler import PodManagement, next_step
 
 
 class SimulatedScaler:
@@ -59,13 +59,6 @@ class SimulatedScaler:
         self._advance()
         return list(self._ready_since)
 
-    def _step(self) -> int | None:
-        if self._target == self._actual:
-            return None
-        if self.mode == "parallel":
-            return self._target
-        return self._actual + (1 if self._target > self._actual else -1)
-
     def _advance(self) -> None:
         now = self._clock()
         while True:
@@ -77,7 +70,7 @@ class SimulatedScaler:
                 self._actual = self._requested
                 self._free_at = self._due
                 self._due = None
-            step = self._step()
+            step = next_step(self._target, self._actual, self.mode)
             if step is None:
                 return
             self._requested = step
