@@ -39,6 +39,8 @@ def test_a_simulated_step_load_scales_out_and_writes_a_results_folder(tmp_path: 
     assert summary["calls_failed"] == 0
     rows = list(csv.DictReader((folder / "timeseries.csv").open()))
     assert len(rows) == 120 + 3 + 1  # the scenario, the drain and the hold, one row a second
+    assert rows[59]["scheduled"] == str(4 * 60)  # invites sent so far, as the controller counts
+    assert rows[-1]["scheduled"] == str(4 * 60 + 12 * 60)
     before = [r for r in rows if float(r["t_s"]) <= 60]
     after = [r for r in rows if float(r["t_s"]) > 100]
     assert {r["proxies"] for r in before} == {"1"}

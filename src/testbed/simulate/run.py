@@ -156,6 +156,7 @@ class Simulation:
         self.succeeded = 0
         self.failed = 0
         self.retransmissions = 0
+        self.scheduled = 0  # invites sent so far (a running sum: a week has 40,000 samples)
         spec = experiment.autoscale
         self.scaler = SimulatedScaler(
             self.initial,
@@ -189,6 +190,7 @@ class Simulation:
         if self.now > self.tally_from_s:
             for levels in interval.levels.values():
                 self.tally = _plus(self.tally, levels, 1)
+        self.scheduled += interval.calls
         self.succeeded += interval.calls - interval.failed
         self.failed += interval.failed
         self.retransmissions += interval.retransmissions
@@ -233,9 +235,7 @@ class Simulation:
             latency_percentile_ms=latency(self.windows.total()),
             lb_invites_per_s=calls / seconds,
             scenario=ScenarioRun(
-                scheduled=int(
-                    self.offered.per_period[: (len(self.samples) + 1) * self.sample_periods].sum()
-                ),
+                scheduled=self.scheduled,
                 sent_per_s=calls / seconds,
                 undeliverable_per_s=0.0,
                 run_state="finished" if finished else "running",
