@@ -13,6 +13,7 @@ from testbed.simulate.calibration import Calibration
 from testbed.simulate.proxy_model import (
     SAMPLES_PER_CALL,
     ProxyPool,
+    histogram_percentile_ms,
     level_ms,
     percentile_level,
 )
@@ -146,3 +147,21 @@ def test_a_long_interval_plays_like_the_same_periods_one_by_one():
     cpu = sum(single.advance(arrivals[i : i + 1]).cpu_seconds["sip-proxy-0"] for i in range(2000))
     assert a.cpu_seconds["sip-proxy-0"] == pytest.approx(cpu, rel=1e-9)
     assert whole.backlog[0] == pytest.approx(single.backlog[0], abs=1e-12)
+
+
+def test_a_percentile_is_read_from_the_buckets_as_histogram_quantile_does():
+    bounds = (0.0005, 0.05, 0.1, 0.2)
+    # 98 samples at level 0 (0.2 ms), 2 at level 1 (100 ms): the 99th is in (50, 100] ms
+    levels = np.array([98, 2])
+    exact = histogram_percentile_ms(levels, 99, QUIET, ())
+    assert exact == pytest.approx(100)
+    read = histogram_percentile_ms(levels, 99, QUIET, bounds)
+    assert read == pytest.approx(50 + 50 * (99 - 98) / 2)  # 75 ms, interpolated
+    # all at level 0: inside the first bucket, interpolated from 0
+    assert histogram_percentile_ms(np.array([100]), 99, QUIET, bounds) == pytest.approx(0.495)
+    # past the last finite bound: that bound, as Prometheus answers
+    assert histogram_percentile_ms(np.array([0, 0, 0, 5]), 99, QUIET, bounds) == pytest.approx(200)
+    assert histogram_percentile_ms(np.array([0, 0, 0, 0, 5]), 99, QUIET, bounds) == pytest.approx(
+        200
+    )
+    assert histogram_percentile_ms(np.zeros(2, dtype=np.int64), 99, QUIET, bounds) is None

@@ -11,7 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from analyzer.config import DEFAULT_BUCKETS, parse_buckets
 
 
 class Calibration(BaseModel):
@@ -43,9 +45,25 @@ class Calibration(BaseModel):
     )
     t1_s: float = Field(0.5, gt=0, description="SIP timer T1: the first INVITE retransmission")
     timeout_s: float = Field(32.0, gt=0, description="timer B: an unanswered INVITE fails")
+    histogram_buckets: str = Field(
+        DEFAULT_BUCKETS,
+        description="the analyzers' bucket bounds (s, ANALYZER_BUCKETS): the time series' "
+        "percentiles are read from them as Prometheus's histogram_quantile does; empty: exact",
+    )
     local_ready_s: float = Field(
         0.0, ge=0, description="added to autoscale.startup_delay_s before a new proxy serves"
     )
+
+    @field_validator("histogram_buckets")
+    @classmethod
+    def _bounds(cls, text: str) -> str:
+        if text.strip():
+            parse_buckets(text)  # names what is wrong
+        return text
+
+    def bucket_bounds(self) -> tuple[float, ...]:
+        """The bucket bounds in seconds; () for exact percentiles."""
+        return parse_buckets(self.histogram_buckets) if self.histogram_buckets.strip() else ()
 
 
 class CalibrationError(ValueError):

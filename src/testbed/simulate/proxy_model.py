@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from testbed.experiment.histogram import quantile
 from testbed.simulate.calibration import Calibration
 
 FloatArray = npt.NDArray[np.float64]
@@ -257,3 +258,26 @@ def percentile_level(levels: IntArray, percentile: float) -> int | None:
 def level_ms(level: int, calibration: Calibration) -> float:
     """The response time a level stands for."""
     return calibration.base_latency_ms if level == 0 else level * calibration.period_s * 1000
+
+
+def histogram_percentile_ms(
+    levels: IntArray, percentile: float, calibration: Calibration, bounds: tuple[float, ...]
+) -> float | None:
+    """The percentile as Prometheus's histogram_quantile reads it from buckets with these
+    upper bounds (seconds): each level's samples counted in the first bucket that holds its
+    response time, then linear interpolation inside the bucket of the rank. Without bounds,
+    the exact level's time."""
+    if not bounds:
+        level = percentile_level(levels, percentile)
+        return None if level is None else level_ms(level, calibration)
+    total = int(levels.sum())
+    if total == 0:
+        return None
+    times = np.array([level_ms(k, calibration) / 1000 for k in range(len(levels))])
+    where = np.searchsorted(np.array(bounds), times - 1e-12, side="left")  # le >= time
+    counts = np.bincount(where, weights=levels, minlength=len(bounds) + 1)
+    cumulative = np.cumsum(counts)
+    buckets = {b: float(cumulative[i]) for i, b in enumerate(bounds)}
+    buckets[math.inf] = float(cumulative[-1])
+    value = quantile(percentile / 100, buckets)
+    return None if value is None else value * 1000

@@ -36,7 +36,7 @@ from testbed.experiment.runner import (
 from testbed.experiment.spec import Experiment
 from testbed.sample import Clients, ProxyReading, Sample, ScenarioRun
 from testbed.simulate.calibration import Calibration
-from testbed.simulate.proxy_model import IntArray, ProxyPool, level_ms, percentile_level
+from testbed.simulate.proxy_model import IntArray, ProxyPool, histogram_percentile_ms
 from testbed.simulate.scaler import SimulatedScaler
 
 
@@ -146,6 +146,7 @@ class Simulation:
             np.random.default_rng(experiment.seed),
         )
         self.now = 0.0
+        self.bounds = calibration.bucket_bounds()  # the time series' percentiles, as measured
         self.windows = WindowedLevels(max(1, round(experiment.qos.window_s / self.interval_s)))
         # every sample's levels from `tally_from_s` on (a benchmark step's, after its warm-up)
         self.tally_from_s = 0.0
@@ -209,8 +210,7 @@ class Simulation:
         percentile = self.experiment.qos.percentile
 
         def latency(levels: IntArray) -> float | None:
-            level = percentile_level(levels, percentile)
-            return None if level is None else level_ms(level, c)
+            return histogram_percentile_ms(levels, percentile, c, self.bounds)
 
         readings = tuple(
             ProxyReading(
