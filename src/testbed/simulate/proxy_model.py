@@ -260,24 +260,40 @@ def level_ms(level: int, calibration: Calibration) -> float:
     return calibration.base_latency_ms if level == 0 else level * calibration.period_s * 1000
 
 
+class BucketReader:
+    """Percentiles as Prometheus's histogram_quantile reads them from buckets with these upper
+    bounds (seconds): each level's samples counted in the first bucket that holds its response
+    time, then linear interpolation inside the bucket of the rank. Without bounds, the exact
+    level's time. Which bucket each level falls in is worked out once."""
+
+    def __init__(self, bounds: tuple[float, ...], calibration: Calibration) -> None:
+        self.bounds = bounds
+        self.calibration = calibration
+        self._where = np.zeros(0, dtype=np.int64)  # level -> bucket index (len(bounds): +Inf)
+
+    def percentile_ms(self, levels: IntArray, percentile: float) -> float | None:
+        if not self.bounds:
+            level = percentile_level(levels, percentile)
+            return None if level is None else level_ms(level, self.calibration)
+        total = int(levels.sum())
+        if total == 0:
+            return None
+        if len(levels) > len(self._where):
+            times = np.arange(len(levels) * 2) * self.calibration.period_s
+            times[0] = self.calibration.base_latency_ms / 1000
+            self._where = np.searchsorted(np.array(self.bounds), times - 1e-12, side="left")
+        counts = np.bincount(
+            self._where[: len(levels)], weights=levels, minlength=len(self.bounds) + 1
+        )
+        cumulative = np.cumsum(counts).tolist()
+        buckets = dict(zip(self.bounds, cumulative, strict=False))
+        buckets[math.inf] = cumulative[-1]
+        value = quantile(percentile / 100, buckets)
+        return None if value is None else value * 1000
+
+
 def histogram_percentile_ms(
     levels: IntArray, percentile: float, calibration: Calibration, bounds: tuple[float, ...]
 ) -> float | None:
-    """The percentile as Prometheus's histogram_quantile reads it from buckets with these
-    upper bounds (seconds): each level's samples counted in the first bucket that holds its
-    response time, then linear interpolation inside the bucket of the rank. Without bounds,
-    the exact level's time."""
-    if not bounds:
-        level = percentile_level(levels, percentile)
-        return None if level is None else level_ms(level, calibration)
-    total = int(levels.sum())
-    if total == 0:
-        return None
-    times = np.array([level_ms(k, calibration) / 1000 for k in range(len(levels))])
-    where = np.searchsorted(np.array(bounds), times - 1e-12, side="left")  # le >= time
-    counts = np.bincount(where, weights=levels, minlength=len(bounds) + 1)
-    cumulative = np.cumsum(counts)
-    buckets = {b: float(cumulative[i]) for i, b in enumerate(bounds)}
-    buckets[math.inf] = float(cumulative[-1])
-    value = quantile(percentile / 100, buckets)
-    return None if value is None else value * 1000
+    """BucketReader's answer, for one reading."""
+    return BucketReader(bounds, calibration).percentile_ms(levels, percentile)

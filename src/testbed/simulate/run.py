@@ -36,7 +36,7 @@ from testbed.experiment.runner import (
 from testbed.experiment.spec import Experiment
 from testbed.sample import Clients, ProxyReading, Sample, ScenarioRun
 from testbed.simulate.calibration import Calibration
-from testbed.simulate.proxy_model import IntArray, ProxyPool, histogram_percentile_ms
+from testbed.simulate.proxy_model import BucketReader, IntArray, ProxyPool
 from testbed.simulate.scaler import SimulatedScaler
 
 
@@ -146,7 +146,8 @@ class Simulation:
             np.random.default_rng(experiment.seed),
         )
         self.now = 0.0
-        self.bounds = calibration.bucket_bounds()  # the time series' percentiles, as measured
+        # the time series' percentiles, read from buckets as the real ones are
+        self.buckets = BucketReader(calibration.bucket_bounds(), calibration)
         self.windows = WindowedLevels(max(1, round(experiment.qos.window_s / self.interval_s)))
         # every sample's levels from `tally_from_s` on (a benchmark step's, after its warm-up)
         self.tally_from_s = 0.0
@@ -206,11 +207,11 @@ class Simulation:
     def _sample(
         self, invites: dict[str, int], cpu: dict[str, float], calls: int, interval: Any
     ) -> Sample:
-        c, seconds = self.calibration, self.interval_s
+        seconds = self.interval_s
         percentile = self.experiment.qos.percentile
 
         def latency(levels: IntArray) -> float | None:
-            return histogram_percentile_ms(levels, percentile, c, self.bounds)
+            return self.buckets.percentile_ms(levels, percentile)
 
         readings = tuple(
             ProxyReading(
