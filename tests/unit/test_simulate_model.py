@@ -118,9 +118,28 @@ def test_the_load_balancer_spreads_calls_over_the_serving_proxies():
     counts = list(out.invites.values())
     assert sum(counts) == 3000
     assert all(900 < n < 1100 for n in counts)
-    p.serve(["sip-proxy-0"])  # the others removed: their state is gone
-    assert set(p.slots) == {"sip-proxy-0"}
+    p.serve(["sip-proxy-0"])  # the others removed: they drain, then go
+    assert p.draining == ["sip-proxy-1", "sip-proxy-2"]
     assert p.advance(np.array([4])).invites == {"sip-proxy-0": 4}
+    assert set(p.slots) == {"sip-proxy-0"}
+
+
+def test_a_removed_proxy_drains_its_queue_and_its_calls_byes():
+    c = QUIET.model_copy(update={"bye_share": 0.5})
+    p = ProxyPool(c, 0.01, 1.0, 0, np.random.default_rng(0))  # calls held 1 s (10 periods)
+    p.serve(["sip-proxy-0", "sip-proxy-1"])
+    p.advance(np.array([8]))
+    slot = p.slots["sip-proxy-1"]
+    assert p.backlog[slot] > 0  # 4 calls' 0.5 ms each on a 1 ms quota: still queued
+    p.serve(["sip-proxy-0"])
+    out = p.advance(np.array([0] * 5))
+    assert out.invites == {"sip-proxy-0": 0}  # no new calls for the draining one
+    assert "sip-proxy-1" in p.slots  # its BYEs are due at 1 s
+    assert p.future[slot].sum() > 0
+    p.advance(np.zeros(20, dtype=np.int64))
+    assert "sip-proxy-1" not in p.slots  # queue and BYEs done: gone
+    p.serve(["sip-proxy-0", "sip-proxy-1"])  # back: a new pod
+    assert p.backlog[p.slots["sip-proxy-1"]] == 0.0
 
 
 def test_with_nobody_serving_every_call_fails():

@@ -92,6 +92,7 @@ class ProxyPool:
         self.future = np.zeros((capacity, self.horizon))  # work due at (period % horizon)
         self.period = 0  # absolute index of the next period
         self.serving: list[str] = []
+        self.draining: list[str] = []  # removed from the LB, finishing their calls
 
     def join(self, name: str, sync: bool = True) -> None:
         """A proxy starts serving: it first takes in the registrations over DMQ (`sync`; the
@@ -107,19 +108,31 @@ class ProxyPool:
         self.future[slot] = 0.0
 
     def leave(self, name: str) -> None:
-        """A proxy is removed: it takes no new calls and its state is gone."""
+        """A proxy is gone: its state with it."""
         slot = self.slots.pop(name, None)
         if slot is not None:
             self.backlog[slot] = 0.0
             self.future[slot] = 0.0
+        if name in self.draining:
+            self.draining.remove(name)
 
     def serve(self, names: list[str]) -> None:
-        """The proxies the load balancer hands new calls to (each must have joined)."""
+        """The proxies the load balancer hands new calls to. One that is no longer among them
+        drains: no new calls, but it works off its queue and its calls' BYEs (they follow the
+        Record-Route), then goes. One that comes back is a new pod (and syncs again)."""
         for name in names:
+            if name in self.draining:
+                self.leave(name)
             self.join(name)
-        for name in set(self.slots) - set(names):
-            self.leave(name)
+        for name in sorted(set(self.slots) - set(names) - set(self.draining)):
+            self.draining.append(name)
         self.serving = sorted(names, key=lambda n: self.slots[n])
+
+    def _drained(self) -> None:
+        for name in list(self.draining):
+            slot = self.slots[name]
+            if self.backlog[slot] <= 1e-12 and not self.future[slot].any():
+                self.leave(name)
 
     def advance(self, arrivals: IntArray) -> Interval:
         """Play `len(arrivals)` periods; `arrivals[i]`: new calls at the LB in period i.
@@ -128,15 +141,18 @@ class ProxyPool:
         (so its retransmission could land inside the pass) are they replayed a few periods at
         a time, so that every retransmission lands after the periods already played."""
         periods = len(arrivals)
-        names = self.serving
+        names = [*self.serving, *self.draining]  # the draining ones last, with no new calls
         slots = np.array([self.slots[n] for n in names], dtype=np.int64)
-        n = len(names)
+        n, serving = len(names), len(self.serving)
         calls = int(arrivals.sum())
-        if n == 0:  # nobody serves: every call fails (the LB answers nothing)
+        if serving == 0:  # nobody serves: every call fails (the LB answers nothing)
+            for name in list(self.draining):
+                self.leave(name)
             self._tick(periods)
             return Interval(periods, {}, {}, {}, calls, calls, 0)
         # the LB's Call-ID hash: each call to any serving proxy with equal chance
-        split = self.rng.multinomial(arrivals, [1.0 / n] * n).astype(np.int64)  # (periods, n)
+        split = np.zeros((periods, n), dtype=np.int64)
+        split[:, :serving] = self.rng.multinomial(arrivals, [1.0 / serving] * serving)
         cpu = np.zeros(n)
         levels = np.zeros((n, 1), dtype=np.int64)
         failed = 0
@@ -161,11 +177,13 @@ class ProxyPool:
         while levels.shape[1] > 1 and not levels[:, -1].any():  # float dust at the top
             levels = levels[:, :-1]
         invites = split.sum(axis=0)
+        self._drained()
+        shown = names[:serving]  # a draining proxy is out of the pool (its CPU is not shown)
         return Interval(
             periods,
-            {name: int(invites[i]) for i, name in enumerate(names)},
-            {name: float(cpu[i]) for i, name in enumerate(names)},
-            {name: levels[i] for i, name in enumerate(names)},
+            {name: int(invites[i]) for i, name in enumerate(shown)},
+            {name: float(cpu[i]) for i, name in enumerate(shown)},
+            {name: levels[i] for i, name in enumerate(shown)},
             calls,
             failed,
             retransmissions,
