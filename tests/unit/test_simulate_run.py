@@ -33,6 +33,7 @@ def test_a_simulated_step_load_scales_out_and_writes_a_results_folder(tmp_path: 
     folder = simulate(load(path), Calibration(), tmp_path / "results", path)
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["simulated"] is True
+    assert summary["not_simulated"] == []
     assert summary["status"] == "completed"
     # 4/s for 60 s, then 12/s for 60 s (deterministic arrivals): every call counted
     assert summary["calls_attempted"] == 4 * 60 + 12 * 60

@@ -168,6 +168,12 @@ class Simulation:
         )
         for name in self.scaler.ready():
             self.pool.join(name, sync=False)
+        # sections of the experiment the model has no part for (summary.json says so)
+        self.not_simulated = [
+            name
+            for name, present in (("faults", bool(experiment.faults)), ("noise", experiment.noise))
+            if present
+        ]
         self.autoscaler: LocalAutoscaler | None = None
         if spec is not None:
             policy = build_policy(spec, experiment.qos.p0_ms, millicores)
@@ -294,6 +300,7 @@ def simulate(
         "speedup": round(samples[-1].t_s / elapsed, 1) if samples and elapsed > 0 else None,
         "retransmissions": simulation.retransmissions,
         "notes": simulation.notes[-20:],
+        "not_simulated": simulation.not_simulated,
     }
     write_results(
         out,
