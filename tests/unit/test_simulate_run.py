@@ -114,3 +114,27 @@ def test_a_scenario_csv_is_refused_with_the_reason(tmp_path: Path):
     assert result.exit_code == 2
     assert "needs scenario.generate" in result.output
     assert not (tmp_path / "r").exists()  # nothing written for a run that cannot be simulated
+
+
+def test_windowed_levels_equal_the_sum_of_the_window_as_proxies_come_and_go():
+    import numpy as np
+
+    from testbed.simulate.run import WindowedLevels
+
+    rng = np.random.default_rng(5)
+    window = WindowedLevels(3)
+    kept: list[dict[str, Any]] = []
+    for _ in range(200):
+        names = [n for n in ("p0", "p1", "p2") if rng.random() < 0.6]
+        # levels of any length, all zero sometimes (a proxy with no samples in a sample)
+        sample = {n: rng.integers(0, 3, rng.integers(1, 4)) * (rng.random() < 0.7) for n in names}
+        window.add(sample)
+        kept = [*kept, sample][-3:]
+        for name in ("p0", "p1", "p2"):
+            arrays = [s[name] for s in kept if name in s]
+            expected = np.zeros(max((len(a) for a in arrays), default=0), dtype=np.int64)
+            for a in arrays:
+                expected[: len(a)] += a
+            got = window.of(name)
+            assert got[: len(expected)].tolist() == expected.tolist()
+            assert not got[len(expected) :].any()

@@ -90,6 +90,7 @@ class WindowedLevels:
         self.window = window
         self._samples: deque[dict[str, IntArray]] = deque()
         self._sums: dict[str, IntArray] = {}
+        self._present: dict[str, int] = {}  # samples in the window that have the proxy
         self._total = np.zeros(0, dtype=np.int64)
 
     def add(self, levels: dict[str, IntArray]) -> None:
@@ -97,14 +98,15 @@ class WindowedLevels:
         for name, a in levels.items():
             self._sums[name] = _plus(self._sums.get(name), a, 1)
             self._total = _plus(self._total, a, 1)
+            self._present[name] = self._present.get(name, 0) + 1
         while len(self._samples) > self.window:
             for name, a in self._samples.popleft().items():
-                left = _plus(self._sums[name], a, -1)
-                if left.any():
-                    self._sums[name] = left
-                else:
-                    del self._sums[name]
                 self._total = _plus(self._total, a, -1)
+                self._present[name] -= 1
+                if self._present[name]:
+                    self._sums[name] = _plus(self._sums[name], a, -1)
+                else:  # no sample of it left in the window
+                    del self._sums[name], self._present[name]
 
     def of(self, name: str) -> IntArray:
         return self._sums.get(name, np.zeros(0, dtype=np.int64))
