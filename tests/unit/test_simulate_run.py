@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from simulated_experiments import step_experiment
 from typer.testing import CliRunner
@@ -138,3 +139,20 @@ def test_windowed_levels_equal_the_sum_of_the_window_as_proxies_come_and_go():
             got = window.of(name)
             assert got[: len(expected)].tolist() == expected.tolist()
             assert not got[len(expected) :].any()
+
+
+# the experiment files (the benchmark files are a BenchmarkSpec: test_simulate_calibrate)
+SHIPPED = sorted(
+    p
+    for p in (Path(__file__).parents[2] / "experiments").glob("*.yaml")
+    if not p.stem.startswith("benchmark")
+)
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
+def test_every_shipped_experiment_simulates(path: Path):
+    experiment = load(path)
+    simulation = Simulation(experiment, Calibration())
+    samples = simulation.run()
+    assert samples[-1].t_s >= simulation.offered.duration_s
+    assert simulation.succeeded + simulation.failed == int(simulation.offered.per_period.sum())
