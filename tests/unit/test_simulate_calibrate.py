@@ -119,4 +119,5 @@ def test_the_cli_writes_a_calibration_naming_its_sources(benchmark: Path, tmp_pa
     assert "capacity simulated: 10m 3/s, 20m 8/s" in result.output
     fitted = load_calibration(out)
     assert fitted.sources == [str(benchmark)]
+    assert fitted.machine.startswith("fitted ")
     assert fitted.cpu_ms_per_call == pytest.approx(1.4, rel=0.05)

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import csv
 import math
+import os
+import platform
 import statistics
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,7 +140,9 @@ def fit(readings: list[StepReading], base: Calibration, sources: list[str]) -> F
             "mCPU per call/s): not a usable benchmark"
         )
     within = [r.p50_ms for r in readings if r.within_qos and r.p50_ms is not None]
-    update = {
+    update: dict[str, object] = {
+        "machine": f"fitted {time.strftime('%Y-%m-%d %H:%M')} on {platform.node()} "
+        f"({os.cpu_count()} CPUs, {platform.release()})",
         "background_mcpu": round(max(0.0, intercept), 3),
         "cpu_ms_per_call": round(slope, 4),
         "sources": sources,
