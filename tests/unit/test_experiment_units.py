@@ -187,6 +187,39 @@ def test_set_overrides_fields_and_names_bad_paths(tmp_path: Path):
         load(path, ["qos.p0_ms=-1"])
 
 
+def test_set_reaches_into_the_hpa_file_and_its_lists(tmp_path: Path):
+    (tmp_path / "hpa").mkdir()
+    (tmp_path / "hpa" / "cpu.yaml").write_text(
+        "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: h}\n"
+        "spec:\n  scaleTargetRef: {apiVersion: apps/v1, kind: StatefulSet, name: sip-proxy}\n"
+        "  minReplicas: 2\n  maxReplicas: 6\n  metrics:\n  - type: Resource\n"
+        "    resource: {name: cpu, target: {type: Utilization, averageUtilization: 80}}\n"
+    )
+    path = tmp_path / "e.yaml"
+    path.write_text(
+        "name: x\nscenario: {generate: {shape: {kind: step, step_every_s: 300}}}\n"
+        "proxies: {count: 2, cpu: 20m}\nautoscale: {policy: hpa, hpa_file: hpa/cpu.yaml}\n"
+    )
+    experiment = load(
+        path,
+        [
+            "autoscale.hpa.spec.metrics.0.resource.target.averageUtilization=50",
+            "autoscale.hpa.spec.behavior.scaleDown.stabilizationWindowSeconds=60",
+        ],
+    )
+    autoscale = experiment.autoscale
+    assert autoscale is not None
+    assert autoscale.hpa_file is None  # the file's manifest, inline, with the two changes
+    manifest = autoscale.hpa_manifest()
+    assert manifest.spec.metrics[0].resource.target.averageUtilization == 50  # type: ignore[union-attr]
+    assert manifest.spec.behavior.scaleDown.stabilizationWindowSeconds == 60  # type: ignore[union-attr]
+    assert manifest.spec.maxReplicas == 6
+    # without such an override the file stays a file
+    assert load(path).autoscale.hpa_file == tmp_path / "hpa" / "cpu.yaml"  # type: ignore[union-attr]
+    with pytest.raises(ExperimentError, match="is a list of 1: give an index from 0 to 0"):
+        load(path, ["autoscale.hpa.spec.metrics.3.type=Pods"])
+
+
 def test_a_benchmark_steps_through_each_limits_own_rates(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):

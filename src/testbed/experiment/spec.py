@@ -214,7 +214,8 @@ class ExperimentError(ValueError):
 
 
 def apply_override(data: dict[str, Any], override: str) -> None:
-    """`a.b.c=value` (value read as YAML) sets data['a']['b']['c'], like helm's --set."""
+    """`a.b.c=value` (value read as YAML) sets data['a']['b']['c'], like helm's --set; a number
+    picks an item of a list (`spec.metrics.0.resource.target.averageUtilization=50`)."""
     key, sep, text = override.partition("=")
     if not sep or not key:
         raise ExperimentError(f"--set {override}: expected KEY.PATH=VALUE")
@@ -224,15 +225,47 @@ def apply_override(data: dict[str, Any], override: str) -> None:
         raise ExperimentError(f"--set {override}: value is not valid YAML: {exc}") from None
     parts = key.split(".")
     node: Any = data
-    for i, part in enumerate(parts[:-1]):
+    for i, part in enumerate(parts):
+        where = ".".join(parts[: i + 1])
+        last = i == len(parts) - 1
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ExperimentError(
+                    f"--set {override}: {'.'.join(parts[:i])} is a list of {len(node)}: "
+                    f"give an index from 0 to {len(node) - 1}"
+                )
+            if last:
+                node[int(part)] = value
+                return
+            node = node[int(part)]
+            continue
+        if last:
+            node[part] = value
+            return
         child = node.get(part)
         if child is None:
             child = node[part] = {}
-        if not isinstance(child, dict):
-            where = ".".join(parts[: i + 1])
+        if not isinstance(child, dict | list):
             raise ExperimentError(f"--set {override}: {where} is not a mapping")
         node = child
-    node[parts[-1]] = value
+
+
+def _inline_hpa_file(data: dict[str, Any], path: Path, overrides: list[str]) -> None:
+    """Overrides inside the HPA manifest (`autoscale.hpa.<...>=`) of an experiment that names
+    it by `autoscale.hpa_file`: the file's manifest is put in the experiment first."""
+    if not any(o.partition("=")[0].startswith("autoscale.hpa.") for o in overrides):
+        return
+    autoscale = data.get("autoscale")
+    if not isinstance(autoscale, dict) or "hpa" in autoscale or "hpa_file" not in autoscale:
+        return
+    manifest_path = Path(str(autoscale["hpa_file"]))
+    if not manifest_path.is_absolute():
+        manifest_path = path.parent / manifest_path
+    try:
+        autoscale["hpa"] = yaml.safe_load(manifest_path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ExperimentError(f"{path}: autoscale.hpa_file: {exc}") from None
+    del autoscale["hpa_file"]
 
 
 def load(path: Path, overrides: list[str] | None = None) -> Experiment:
@@ -244,6 +277,7 @@ def load(path: Path, overrides: list[str] | None = None) -> Experiment:
         raise ExperimentError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise ExperimentError(f"{path}: expected a mapping at the top level")
+    _inline_hpa_file(data, path, overrides or [])
     for override in overrides or []:
         apply_override(data, override)
     try:

@@ -179,22 +179,29 @@ def _pareto(path: Path, order: list[Candidate], skip: int) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig, ax = plt.subplots(figsize=(9, 6))
+    points: dict[tuple[float, float], list[int]] = {}  # candidates that land on one point
     for rank, c in enumerate(order, start=1):
         x, y = c.mean("proxy_seconds"), 100 * c.mean("share_over_p0")
+        points.setdefault((round(x, 1), round(y, 2)), []).append(rank)
         failed = c.mean("failed_calls")
         colour = "#38a169" if c.meets_p0 else ("#c53030" if failed else "#dd6b20")
         ax.scatter([x], [y], s=30 + min(failed, 200), color=colour, zorder=3)
-        if rank <= 5:
-            label = " ".join(o.split(".")[-1] for o in c.overrides[skip:]) or "(base)"
-            ax.annotate(
-                f"#{rank} {label}", (x, y), fontsize=7, xytext=(4, 4), textcoords="offset points"
-            )
+    lines = []  # the points' keys, under the plot (labels at the points would overlap)
+    for (x, y), ranks in sorted(points.items(), key=lambda item: item[1][0])[:8]:
+        ax.annotate(f"#{ranks[0]}", (x, y), fontsize=8, xytext=(4, 6), textcoords="offset points")
+        best = order[ranks[0] - 1]
+        label = " ".join(o.split(".")[-1] for o in best.overrides[skip:]) or "(base)"
+        more = f" (and {len(ranks) - 1} more at this point)" if len(ranks) > 1 else ""
+        lines.append(f"#{ranks[0]}: {label}{more}")
+    fig.text(0.01, 0.01, "\n".join(lines), fontsize=7, va="bottom", family="monospace")
+    fig.subplots_adjust(bottom=0.14 + 0.03 * len(lines))
+    top = max((100 * c.mean("share_over_p0") for c in order), default=0.0)
+    ax.set_ylim(-1, max(5.0, top * 1.1))
     ax.set_xlabel("proxy-seconds (cost)")
     ax.set_ylabel("windows over P0 (%)")
     ax.set_title("search: green met P0 with no failed call, red lost calls (size: how many)")
     ax.grid(alpha=0.3)
-    fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
