@@ -95,9 +95,9 @@ def compare_run(folder: Path, calibration: Calibration, out: Path) -> dict[str, 
 
 def compare_benchmark(folder: Path, calibration: Calibration) -> list[dict[str, Any]]:
     spec, readings = cal.read_benchmark(folder)
-    measured = cal.capacities([(r.cpu, r.rate, r.within_qos) for r in readings])
+    measured = cal.capacities(spec, [(r.cpu, r.rate, r.within_qos) for r in readings])
     checks = cal.simulate_benchmark(spec, calibration)
-    simulated = cal.capacities([(k.cpu, k.rate, k.simulated_within_qos) for k in checks])
+    simulated = cal.capacities(spec, [(k.cpu, k.rate, k.simulated_within_qos) for k in checks])
     rows = []
     for cpu, real in measured.items():
         ladder = [0.0, *spec.rates_for(cpu)]

@@ -688,9 +688,11 @@ def calibrate(
         )
     console.print(table)
     checks = cal.simulate_benchmark(read[0][0], c)
-    simulated = cal.capacities([(k.cpu, k.rate, k.simulated_within_qos) for k in checks])
+    simulated = cal.capacities(
+        read[0][0], [(k.cpu, k.rate, k.simulated_within_qos) for k in checks]
+    )
     for spec, rs in read:
-        measured = cal.capacities([(r.cpu, r.rate, r.within_qos) for r in rs])
+        measured = cal.capacities(spec, [(r.cpu, r.rate, r.within_qos) for r in rs])
         console.print(
             f"capacity {rs[0].source if rs else spec.name}: measured "
             + ", ".join(f"{cpu} {rate:g}/s" for cpu, rate in measured.items()),

@@ -79,10 +79,11 @@ def test_the_fit_recovers_the_parameters_the_steps_ran_with(benchmark: Path):
 
 def test_the_simulated_capacity_follows_the_calibration():
     checks = cal.simulate_benchmark(SPEC, TRUE)
-    capacity = cal.capacities([(k.cpu, k.rate, k.simulated_within_qos) for k in checks])
+    capacity = cal.capacities(SPEC, [(k.cpu, k.rate, k.simulated_within_qos) for k in checks])
     # 10m: (10 - 3) / 1.4 = 5 calls/s of CPU: 3 is kept, 8 is not; 20m: 12 calls/s
     assert capacity == {"10m": 3, "20m": 8}
-    assert cal.capacities([("10m", 1, True), ("10m", 2, False), ("10m", 3, True)]) == {"10m": 1}
+    steps = [("10m", 1.0, True), ("10m", 2.0, False), ("10m", 3.0, True)]
+    assert cal.capacities(SPEC, steps) == {"10m": 1}
 
 
 def test_too_few_unthrottled_steps_are_refused(benchmark: Path):

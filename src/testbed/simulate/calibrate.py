@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from testbed.experiment.benchmark import BenchmarkSpec, step_experiment
+from testbed.experiment.benchmark import BenchmarkSpec, capacity_of, step_experiment
 from testbed.local.cgroups import parse_millicores
 from testbed.simulate.calibration import Calibration, CalibrationError
 from testbed.simulate.proxy_model import level_ms, percentile_level
@@ -192,17 +192,7 @@ def simulate_benchmark(spec: BenchmarkSpec, calibration: Calibration) -> list[St
     return checks
 
 
-def capacities(steps: list[tuple[str, float, bool]]) -> dict[str, float]:
-    """Per CPU limit, the largest rate of the unbroken run of steps within QoS from the first
-    (the benchmark's capacity_of); `steps`: (cpu, rate, within QoS) in the order run."""
-    out: dict[str, float] = {}
-    broken: set[str] = set()
-    for cpu, rate, ok in steps:
-        out.setdefault(cpu, 0.0)
-        if cpu in broken:
-            continue
-        if ok:
-            out[cpu] = rate
-        else:
-            broken.add(cpu)
-    return out
+def capacities(spec: BenchmarkSpec, steps: list[tuple[str, float, bool]]) -> dict[str, float]:
+    """The benchmark's capacity per limit (capacity_of) of steps given as (cpu, rate, within
+    QoS) in the order run: measured ones or simulated ones."""
+    return capacity_of(spec, [{"cpu": c, "rate": r, "within_qos": ok} for c, r, ok in steps])
