@@ -36,7 +36,7 @@ from testbed.experiment.runner import (
 from testbed.experiment.spec import Experiment
 from testbed.sample import Clients, ProxyReading, Sample, ScenarioRun
 from testbed.simulate.calibration import Calibration
-from testbed.simulate.proxy_model import BucketReader, IntArray, ProxyPool
+from testbed.simulate.proxy_model import BucketReader, IntArray, Interval, ProxyPool
 from testbed.simulate.scaler import SimulatedScaler
 
 
@@ -72,7 +72,10 @@ def offered_load(experiment: Experiment, period_s: float, sample_periods: int) -
     counts = np.zeros(periods, dtype=np.int64)
     for at_ms in invite_times_ms(scenario.shape, generate.arrivals, generate.seed):
         index = np.minimum((at_ms / speed / 1000 / period_s).astype(np.int64), periods - 1)
-        counts += np.bincount(index, minlength=periods)
+        if len(index):  # counted over the chunk's own span, not the whole run's periods
+            low = int(index.min())
+            part = np.bincount(index - low)
+            counts[low : low + len(part)] += part
     return Offered(
         counts,
         duration,
@@ -160,7 +163,6 @@ class Simulation:
         self.succeeded = 0
         self.failed = 0
         self.retransmissions = 0
-        self.scheduled = 0  # invites sent so far (a running sum: a week has 40,000 samples)
         spec = experiment.autoscale
         self.scaler = SimulatedScaler(
             self.initial,
@@ -200,11 +202,10 @@ class Simulation:
         if self.now > self.tally_from_s:
             for levels in interval.levels.values():
                 self.tally = _plus(self.tally, levels, 1)
-        self.scheduled += interval.calls
         self.succeeded += interval.calls - interval.failed
         self.failed += interval.failed
         self.retransmissions += interval.retransmissions
-        sample = self._sample(interval.invites, interval.cpu_seconds, interval.calls, interval)
+        sample = self._sample(interval)
         if self.autoscaler is not None:
             written = len(self.autoscaler.events)
             sample = self.autoscaler.tick(self.now, sample)
@@ -212,10 +213,13 @@ class Simulation:
         self.samples.append(sample)
         return sample
 
-    def _sample(
-        self, invites: dict[str, int], cpu: dict[str, float], calls: int, interval: Any
-    ) -> Sample:
-        seconds = self.interval_s
+    def _sample(self, interval: Interval) -> Sample:
+        seconds, invites, cpu, calls = (
+            self.interval_s,
+            interval.invites,
+            interval.cpu_seconds,
+            interval.calls,
+        )
         percentile = self.experiment.qos.percentile
 
         def latency(levels: IntArray) -> float | None:
@@ -244,7 +248,7 @@ class Simulation:
             latency_percentile_ms=latency(self.windows.total()),
             lb_invites_per_s=calls / seconds,
             scenario=ScenarioRun(
-                scheduled=self.scheduled,
+                scheduled=self.succeeded + self.failed,  # every invite sent so far
                 sent_per_s=calls / seconds,
                 undeliverable_per_s=0.0,
                 run_state="finished" if finished else "running",
