@@ -520,16 +520,20 @@ def run(
         raise typer.Exit(code)
 
 
+# the simulator's model parameters, as `simulate` and `search` take them
+CalibrationFile = Annotated[
+    Path | None,
+    typer.Option(help="the model's parameters (default: calibration/this-machine.yaml)"),
+]
+
+
 @app.command()
 def simulate(
     experiment_file: Annotated[Path, typer.Argument(help="experiment YAML (see experiments/)")],
     results: Annotated[Path, typer.Option(help="folder the results folder goes in")] = Path(
         "results"
     ),
-    calibration: Annotated[
-        Path | None,
-        typer.Option(help="the model's parameters (default: calibration/this-machine.yaml)"),
-    ] = None,
+    calibration: CalibrationFile = None,
     set_: Annotated[
         list[str] | None,
         typer.Option("--set", help="override a field, as for `testbed run` (repeatable)"),
@@ -584,10 +588,7 @@ def search(
         list[str] | None,
         typer.Option("--set", help="override a field for every candidate (repeatable)"),
     ] = None,
-    calibration: Annotated[
-        Path | None,
-        typer.Option(help="the model's parameters (default: calibration/this-machine.yaml)"),
-    ] = None,
+    calibration: CalibrationFile = None,
     results: Annotated[Path, typer.Option(help="folder the search folder goes in")] = Path(
         "results"
     ),

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from testbed.simulate.calibration import Calibration
 from testbed.simulate.proxy_model import (
     SAMPLES_PER_CALL,
+    BucketReader,
     ProxyPool,
-    histogram_percentile_ms,
     level_ms,
     percentile_level,
 )
@@ -172,15 +172,14 @@ def test_a_percentile_is_read_from_the_buckets_as_histogram_quantile_does():
     bounds = (0.0005, 0.05, 0.1, 0.2)
     # 98 samples at level 0 (0.2 ms), 2 at level 1 (100 ms): the 99th is in (50, 100] ms
     levels = np.array([98, 2])
-    exact = histogram_percentile_ms(levels, 99, QUIET, ())
+    exact = BucketReader((), QUIET).percentile_ms(levels, 99)
+    reader = BucketReader(bounds, QUIET)
     assert exact == pytest.approx(100)
-    read = histogram_percentile_ms(levels, 99, QUIET, bounds)
+    read = reader.percentile_ms(levels, 99)
     assert read == pytest.approx(50 + 50 * (99 - 98) / 2)  # 75 ms, interpolated
     # all at level 0: inside the first bucket, interpolated from 0
-    assert histogram_percentile_ms(np.array([100]), 99, QUIET, bounds) == pytest.approx(0.495)
+    assert reader.percentile_ms(np.array([100]), 99) == pytest.approx(0.495)
     # past the last finite bound: that bound, as Prometheus answers
-    assert histogram_percentile_ms(np.array([0, 0, 0, 5]), 99, QUIET, bounds) == pytest.approx(200)
-    assert histogram_percentile_ms(np.array([0, 0, 0, 0, 5]), 99, QUIET, bounds) == pytest.approx(
-        200
-    )
-    assert histogram_percentile_ms(np.zeros(2, dtype=np.int64), 99, QUIET, bounds) is None
+    assert reader.percentile_ms(np.array([0, 0, 0, 5]), 99) == pytest.approx(200)
+    assert reader.percentile_ms(np.array([0, 0, 0, 0, 5]), 99) == pytest.approx(200)
+    assert reader.percentile_ms(np.zeros(2, dtype=np.int64), 99) is None

@@ -308,10 +308,3 @@ class BucketReader:
         buckets[math.inf] = cumulative[-1]
         value = quantile(percentile / 100, buckets)
         return None if value is None else value * 1000
-
-
-def histogram_percentile_ms(
-    levels: IntArray, percentile: float, calibration: Calibration, bounds: tuple[float, ...]
-) -> float | None:
-    """BucketReader's answer, for one reading."""
-    return BucketReader(bounds, calibration).percentile_ms(levels, percentile)
