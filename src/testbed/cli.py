@@ -647,7 +647,8 @@ def calibrate(
         typer.Option(help="the calibration whose other fields are kept (default: this machine's)"),
     ] = None,
 ) -> None:
-    """Fit the simulator's CPU model (background and cost per call) to benchmark folders, then
+    """Fit the simulator's CPU model (background, cost per call, and a throttled proxy's
+    batched cost and overhead) to benchmark folders, then
     play their steps in the simulator and print the capacities it finds next to the measured
     ones (docs/simulator.md, "Calibration")."""
     import yaml
@@ -688,6 +689,20 @@ def calibrate(
             "yes" if r in fitted.used else "",
         )
     console.print(table)
+    if c.batched_cpu_ms_per_call is None:
+        console.print(
+            f"throttled: no batching ({len(fitted.knees)} knee(s) at the limit: "
+            + (", ".join(f"{k.cpu} {k.rate:g}/s" for k in fitted.knees) or "none")
+            + "; the fit needs knees at two limits that the line puts too low)",
+            highlight=False,
+        )
+    else:
+        console.print(
+            f"throttled: {c.batched_cpu_ms_per_call:g} ms per call handled back to back, "
+            f"{c.throttled_overhead_ms:g} ms per period behind, fitted to the knees "
+            + ", ".join(f"{k.cpu} {k.rate:g}/s" for k in fitted.knees),
+            highlight=False,
+        )
     checks = cal.simulate_benchmark(read[0][0], c)
     simulated = cal.capacities(
         read[0][0], [(k.cpu, k.rate, k.simulated_within_qos) for k in checks]

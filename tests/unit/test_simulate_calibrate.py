@@ -30,15 +30,15 @@ SPEC = BenchmarkSpec(
 )
 
 
-def make_benchmark(root: Path, calibration: Calibration = TRUE) -> Path:
+def make_benchmark(root: Path, calibration: Calibration = TRUE, spec: BenchmarkSpec = SPEC) -> Path:
     """A benchmark folder whose steps ran in the simulator."""
     folder = root / "bench-sim"
     (folder / "steps").mkdir(parents=True)
-    (folder / "benchmark.json").write_text(SPEC.model_dump_json())
+    (folder / "benchmark.json").write_text(spec.model_dump_json())
     table = []
-    for cpu in SPEC.cpu:
-        for rate in SPEC.rates_for(cpu):
-            step = simulate(step_experiment(SPEC, cpu, rate), calibration, folder / "steps")
+    for cpu in spec.cpu:
+        for rate in spec.rates_for(cpu):
+            step = simulate(step_experiment(spec, cpu, rate), calibration, folder / "steps")
             summary = json.loads((step / "summary.json").read_text())
             table.append(
                 {
@@ -122,3 +122,83 @@ def test_the_cli_writes_a_calibration_naming_its_sources(benchmark: Path, tmp_pa
     assert fitted.sources == [str(benchmark)]
     assert fitted.machine.startswith("fitted ")
     assert fitted.cpu_ms_per_call == pytest.approx(1.4, rel=0.05)
+
+
+def reading(cpu: str, rate: float, mcpu: float, ok: bool, source: str = "b") -> cal.StepReading:
+    millicores = int(cpu.removesuffix("m"))
+    return cal.StepReading(source, cpu, millicores, rate, mcpu, None, None, 0, ok)
+
+
+def test_a_knee_lies_halfway_to_the_first_step_out_of_qos_with_the_proxy_at_its_limit():
+    readings = [
+        reading("10m", 2, 6.0, True),
+        reading("10m", 4, 9.0, True),
+        reading("10m", 6, 10.0, False),
+        reading("10m", 8, 10.0, True),  # after the run broke: not counted
+        reading("20m", 10, 14.0, True),
+        reading("20m", 30, 20.0, True),  # the top, within QoS and at the limit: a lower bound
+        reading("30m", 10, 14.0, True),
+        reading("30m", 20, 21.0, False),  # broke at 70% of its limit: not a CPU knee
+    ]
+    knees = cal.throttled_knees(readings)
+    assert [(k.cpu, k.rate) for k in knees] == [("10m", 5.0), ("20m", 30.0)]
+
+
+def test_the_batched_cost_and_overhead_put_the_knees_where_they_were_measured():
+    # knees made with 0.4 ms per batched call and 0.3 ms per period behind, 4 mCPU background:
+    # limit - 4 = 3 + 0.4 x rate
+    knees = [
+        cal.Knee("b", f"{m}m", m, (m - 4 - 3) / 0.4) for m in (10, 20, 30)
+    ]  # 7.5, 32.5, 57.5 calls/s
+    batched, overhead = cal.fit_throttled(knees, 4.0, 0.9, 0.1)
+    assert batched == pytest.approx(0.4)
+    assert overhead == pytest.approx(0.3)
+    # one limit, or knees the line already explains: no batching
+    assert cal.fit_throttled(knees[:1], 4.0, 0.9, 0.1) == (None, 0.0)
+    assert cal.fit_throttled(knees, 4.0, 0.3, 0.1) == (None, 0.0)
+
+
+THROTTLED = Calibration(
+    background_mcpu=3.0,
+    cpu_ms_per_call=1.0,
+    batched_cpu_ms_per_call=0.5,
+    throttled_overhead_ms=0.2,
+    bye_share=0.2,
+)
+LADDER = BenchmarkSpec(
+    name="bench",
+    cpu=["10m", "20m", "30m"],
+    rates={
+        "10m": [1, 2, 3, 4, 6, 8, 10, 12],
+        "20m": [3, 6, 9, 20, 25, 30, 35, 40],
+        "30m": [3, 6, 9, 30, 40, 45, 50, 55, 60],
+    },
+    step_s=20,
+    warmup_s=3,
+    phones_per_pod=20,
+)
+
+
+def test_a_throttled_benchmark_is_fitted_back_to_capacities_within_a_step(tmp_path: Path):
+    folder = make_benchmark(tmp_path, THROTTLED, LADDER)
+    spec, readings = cal.read_benchmark(folder)
+    fitted = cal.fit(readings, Calibration(), [str(folder)])
+    c = fitted.calibration
+    assert c.cpu_ms_per_call == pytest.approx(1.0, rel=0.05)
+    assert c.batched_cpu_ms_per_call is not None
+    assert c.batched_cpu_ms_per_call == pytest.approx(0.5, rel=0.25)
+    measured = cal.capacities(spec, [(r.cpu, r.rate, r.within_qos) for r in readings])
+    checks = cal.simulate_benchmark(spec, c)
+    simulated = cal.capacities(spec, [(k.cpu, k.rate, k.simulated_within_qos) for k in checks])
+    for cpu, rate in measured.items():
+        ladder = spec.rates_for(cpu)
+        assert abs(ladder.index(simulated[cpu]) - ladder.index(rate)) <= 1, (
+            cpu,
+            measured,
+            simulated,
+        )
+    # the line alone puts the 20m and 30m knees far too low
+    line = c.model_copy(update={"batched_cpu_ms_per_call": None, "throttled_overhead_ms": 0})
+    alone = cal.simulate_benchmark(spec, line)
+    alone_capacity = cal.capacities(spec, [(k.cpu, k.rate, k.simulated_within_qos) for k in alone])
+    assert alone_capacity["30m"] < measured["30m"]

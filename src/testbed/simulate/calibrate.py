@@ -5,6 +5,11 @@ A benchmark step is one proxy at a CPU limit under a constant rate. Its mean CPU
 (after the warm-up) against the rate is a line, `background + cost x rate`, as long as the
 proxy is not throttled; steps that used 85% of their limit or more are left out of the fit.
 The base latency is the median p50 of the steps within QoS.
+
+A throttled proxy serves more calls per CPU second than that line allows (it handles messages
+back to back, once behind), so the line alone puts its knee too low. Where each limit's run of
+steps within QoS ended with the proxy at its limit, the batched cost per call and the overhead
+per period spent behind are fitted so that the model's knees fall where the measured ones did.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from testbed.simulate.proxy_model import level_ms, percentile_level
 from testbed.simulate.run import Simulation
 
 THROTTLED_SHARE = 0.85  # a step at this share of its limit or above is not in the fit
+AT_LIMIT_SHARE = 0.95  # a step at this share of its limit or above ran the proxy at its limit
 PROXY_CPU = "sip-proxy-0.cpu_mcpu"
 
 
@@ -48,6 +54,7 @@ class Fit:
     calibration: Calibration
     used: list[StepReading]  # the steps the line was fitted to
     readings: list[StepReading]
+    knees: list[Knee]  # the throttled knees the batched cost and the overhead were fitted to
 
 
 def benchmark_folders(paths: list[Path]) -> list[Path]:
@@ -140,16 +147,88 @@ def fit(readings: list[StepReading], base: Calibration, sources: list[str]) -> F
             "mCPU per call/s): not a usable benchmark"
         )
     within = [r.p50_ms for r in readings if r.within_qos and r.p50_ms is not None]
+    background = max(0.0, intercept)
+    knees = throttled_knees(readings)
+    batched, overhead = fit_throttled(knees, background, slope, base.period_s)
     update: dict[str, object] = {
         "machine": f"fitted {time.strftime('%Y-%m-%d %H:%M')} on {platform.node()} "
         f"({os.cpu_count()} CPUs, {platform.release()})",
-        "background_mcpu": round(max(0.0, intercept), 3),
+        "background_mcpu": round(background, 3),
         "cpu_ms_per_call": round(slope, 4),
+        "batched_cpu_ms_per_call": None if batched is None else round(batched, 4),
+        "throttled_overhead_ms": round(overhead, 4),
         "sources": sources,
     }
     if within:
         update["base_latency_ms"] = round(statistics.median(within), 3)
-    return Fit(base.model_copy(update=update), used, readings)
+    return Fit(base.model_copy(update=update), used, readings, knees)
+
+
+@dataclass(frozen=True)
+class Knee:
+    """Where one benchmark's proxy at one limit stopped keeping up while throttled."""
+
+    source: str
+    cpu: str
+    millicores: int
+    rate: float  # between the last rate within QoS and the next, or the last (a lower bound)
+
+
+def throttled_knees(readings: list[StepReading]) -> list[Knee]:
+    """Per benchmark folder and limit: the rate where the unbroken run of steps within QoS
+    ends (halfway to the first step out of it), where that step (or the last one, when none
+    broke) ran the proxy at its limit: a knee set by the CPU quota. A limit whose proxy broke
+    below its limit says nothing about a throttled proxy and gives none."""
+    knees = []
+    for source, cpu in dict.fromkeys((r.source, r.cpu) for r in readings):
+        steps = sorted((r for r in readings if (r.source, r.cpu) == (source, cpu)), key=_rate)
+        ok = _unbroken(steps)
+        after = steps[len(ok)] if len(ok) < len(steps) else None
+        edge = after if after is not None else (ok[-1] if ok else None)
+        if not ok or edge is None or edge.cpu_mcpu is None:
+            continue
+        if edge.cpu_mcpu < AT_LIMIT_SHARE * edge.millicores:
+            continue
+        rate = ok[-1].rate if after is None else (ok[-1].rate + after.rate) / 2
+        knees.append(Knee(source, cpu, edge.millicores, rate))
+    return knees
+
+
+def _rate(reading: StepReading) -> float:
+    return reading.rate
+
+
+def _unbroken(steps: list[StepReading]) -> list[StepReading]:
+    ok = []
+    for step in steps:
+        if not step.within_qos or step.failed:
+            break
+        ok.append(step)
+    return ok
+
+
+def fit_throttled(
+    knees: list[Knee], background_mcpu: float, cpu_ms_per_call: float, period_s: float
+) -> tuple[float | None, float]:
+    """The batched cost per call (ms) and the overhead per period spent behind (ms) that put
+    a throttled proxy's knee where the benchmarks measured it: at the knee the whole quota goes
+    on the background, the overhead and the calls at the batched cost, `limit - background =
+    overhead / period + batched x rate` (mCPU), a line through the knees of two limits or
+    more. Fewer limits, or knees the unthrottled line already explains: (None, 0), no batching.
+    """
+    if len({k.millicores for k in knees}) < 2:
+        return None, 0.0
+    xs = [k.rate for k in knees]
+    ys = [k.millicores - background_mcpu for k in knees]
+    slope, intercept = statistics.linear_regression(xs, ys)
+    if intercept < 0 or slope <= 0:  # no overhead: the line through the origin
+        slope, intercept = (
+            sum(x * y for x, y in zip(xs, ys, strict=True)) / sum(x * x for x in xs),
+            0.0,
+        )
+    if slope >= cpu_ms_per_call:
+        return None, 0.0
+    return slope, intercept * period_s
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,9 @@
 A proxy is modelled as a FIFO of CPU work served under a CFS quota: `limit x period` seconds of
 CPU per `period_s`, so a busy proxy answers in multiples of the period, as measured. Its work is
 a fixed background load plus a cost per call, split between the moment the call starts (the
-challenged and the authenticated INVITE, their answers, the ACKs) and its BYE.
+challenged and the authenticated INVITE, their answers, the ACKs) and its BYE. Messages that
+find older work waiting cost less (`batched_cpu_ms_per_call`): the benchmark's throttled
+proxies served more calls per CPU second than the unthrottled line allows.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from analyzer.config import DEFAULT_BUCKETS, parse_buckets
 
@@ -28,6 +30,18 @@ class Calibration(BaseModel):
         5.5, ge=0, description="CPU a proxy uses with no calls (timers, DMQ keepalives)"
     )
     cpu_ms_per_call: float = Field(0.65, gt=0, description="proxy CPU per call, all messages")
+    batched_cpu_ms_per_call: float | None = Field(
+        None,
+        gt=0,
+        description="the same, for messages that find older work waiting and are handled back "
+        "to back with it (a throttled proxy wakes up once for many); None: cpu_ms_per_call",
+    )
+    throttled_overhead_ms: float = Field(
+        0.0,
+        ge=0,
+        description="CPU a proxy spends per period it starts behind (its processes resuming "
+        "after the quota ran out), in proportion to the share of the period older work takes",
+    )
     bye_share: float = Field(
         0.2, ge=0, lt=1, description="of the per-call cost, paid when the call ends (BYE, 200)"
     )
@@ -53,6 +67,18 @@ class Calibration(BaseModel):
     local_ready_s: float = Field(
         0.0, ge=0, description="added to autoscale.startup_delay_s before a new proxy serves"
     )
+
+    @model_validator(mode="after")
+    def _batched_not_dearer(self) -> Calibration:
+        if self.batched_cpu_ms_per_call is not None and (
+            self.batched_cpu_ms_per_call > self.cpu_ms_per_call
+        ):
+            raise ValueError(
+                f"batched_cpu_ms_per_call ({self.batched_cpu_ms_per_call}) is above "
+                f"cpu_ms_per_call ({self.cpu_ms_per_call}): handling messages back to back "
+                "cannot cost more"
+            )
+        return self
 
     @field_validator("histogram_buckets")
     @classmethod

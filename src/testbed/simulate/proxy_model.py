@@ -6,6 +6,14 @@ quota). Work is the calibrated background, the calls' costs, retransmitted INVIT
 proxy joins, the registrations it takes in over DMQ. The backlog follows Lindley's recursion,
 solved for a few periods at once with cumulative sums (numpy, no Python step per message).
 
+A proxy behind its work behaves differently from one with CPU to spare: messages that arrive
+while older work waits are handled back to back with it (a throttled proxy wakes up once for
+many), at the batched cost, and each period it starts behind costs a fixed overhead (its
+processes resuming after the quota ran out). Both scale with the share of the period the proxy
+spends on older work: its starting backlog over the quota, at most 1. The work then depends on
+the backlog and the backlog on the work; the pass is solved by iterating to the fixed point,
+which is the period-by-period solution.
+
 A message waits behind the backlog left from earlier periods and behind the work ahead of it in
 its own period (arrivals spread evenly over a period): its response time is its "level", the
 number of whole periods it waits, times the period (a throttled proxy answers in multiples of
@@ -33,6 +41,10 @@ IntArray = npt.NDArray[np.int64]
 
 SAMPLES_PER_CALL = 3  # invite_challenge, invite_forward, ok_forward
 INVITES_PER_CALL = 2  # the challenged INVITE and the authenticated one
+# the batched cost's fixed point: iterations before the pass is played period by period, and
+# the backlog difference (CPU seconds) taken as settled
+BATCH_ITERATIONS = 40
+BATCH_TOLERANCE = 1e-12
 
 
 @dataclass(frozen=True)
@@ -69,6 +81,11 @@ class ProxyPool:
         self.call_now = c.cpu_ms_per_call / 1000 * (1 - c.bye_share)
         self.call_end = c.cpu_ms_per_call / 1000 * c.bye_share
         self.retransmission = c.retransmission_cpu_ms / 1000
+        batched = (
+            c.cpu_ms_per_call if c.batched_cpu_ms_per_call is None else c.batched_cpu_ms_per_call
+        )
+        self.discount = 1 - batched / c.cpu_ms_per_call  # off a message's cost when batched
+        self.overhead = c.throttled_overhead_ms / 1000  # per period spent behind
         self.sync_work = phones * c.dmq_sync_ms_per_phone / 1000
         self.hold_periods = max(1, round(hold_s / c.period_s))
         # timer A fires T1, 3 T1, 7 T1, ... after the first send, while the INVITE is waiting
@@ -194,6 +211,42 @@ class ProxyPool:
         self.future[:, index] = 0.0
         self.period += step
 
+    def _lindley(self, work: FloatArray, before: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """B_t = max(0, B_{t-1} + W_t - Q) for all periods at once: each period's closing
+        backlog and its starting one."""
+        s = np.cumsum(work - self.quota, axis=0)
+        backlog = s - np.minimum(np.minimum.accumulate(s, axis=0), -before)
+        prior = np.vstack([before[np.newaxis, :], backlog[:-1]])
+        return backlog, prior
+
+    def _batched_work(self, messages: FloatArray, prior: FloatArray) -> FloatArray:
+        share = np.minimum(prior / self.quota, 1.0)  # of the period spent on older work
+        return self.background + messages * (1 - self.discount * share) + self.overhead * share
+
+    def _batched(
+        self, messages: FloatArray, before: FloatArray, prior: FloatArray
+    ) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """Work, closing and starting backlogs with the batched cost. Iterating backlog ->
+        cost -> backlog makes at least one more period exact each time, and settles
+        geometrically while the batched share is below 1; a pass that has not settled after
+        BATCH_ITERATIONS is played period by period (the same solution, slower)."""
+        for _ in range(BATCH_ITERATIONS):
+            work = self._batched_work(messages, prior)
+            backlog, new_prior = self._lindley(work, before)
+            settled = np.abs(new_prior - prior).max() <= BATCH_TOLERANCE
+            prior = new_prior
+            if settled:
+                return work, backlog, prior
+        work = np.empty_like(messages)
+        backlog = np.empty_like(messages)
+        carried = before.copy()
+        for t in range(len(messages)):
+            prior[t] = carried
+            work[t] = self._batched_work(messages[t], carried)
+            carried = np.maximum(0.0, carried + work[t] - self.quota)
+            backlog[t] = carried
+        return work, backlog, prior
+
     def _play(
         self, slots: IntArray, split: IntArray, whole: bool
     ) -> tuple[FloatArray, IntArray, int, int] | None:
@@ -204,16 +257,16 @@ class ProxyPool:
         index = (self.period + np.arange(step)) % self.horizon
         grid = np.ix_(slots, index)
         due = self.future[grid].T  # (step, n) work scheduled earlier
-        work = self.background + split * self.call_now + due
+        messages = split * self.call_now + due  # CPU of the messages, each handled alone
         h = self.hold_periods
         if h < step:  # BYEs of calls begun in this pass that end inside it
-            work[h:] += split[:-h] * self.call_end
+            messages[h:] += split[:-h] * self.call_end
         quota = self.quota
         before = self.backlog[slots]
-        # Lindley: B_t = max(0, B_{t-1} + W_t - Q), all periods at once
-        s = np.cumsum(work - quota, axis=0)
-        backlog = s - np.minimum(np.minimum.accumulate(s, axis=0), -before)
-        prior = np.vstack([before[np.newaxis, :], backlog[:-1]])  # each period's starting backlog
+        work = self.background + messages
+        backlog, prior = self._lindley(work, before)
+        if (self.discount > 0 or self.overhead > 0) and prior.any():
+            work, backlog, prior = self._batched(messages, before, prior)
         top = prior + work  # the work a sample arriving last in its period waits behind
         first = self.retransmit_levels[0] if len(self.retransmit_levels) else None
         if whole and first is not None and (top > first * quota).any():
