@@ -10,6 +10,7 @@ from testbed.autoscale.policies import (
     QosSettings,
     ScalingPolicy,
 )
+from testbed.autoscale.predictive import PredictivePolicy, PredictiveSettings, lead_time
 from testbed.autoscale.spec import AutoscaleSpec
 
 
@@ -36,6 +37,8 @@ def build_policy(spec: AutoscaleSpec, p0_ms: float, proxy_millicores: int | None
         return HybridPolicy(_hpa(spec, proxy_millicores), qos)
     if spec.policy == "qos":
         return qos
+    if spec.policy == "predictive":
+        return _predictive(spec, p0_ms)
     assert spec.capacity is not None
     return CapacityPolicy(
         spec.capacity.capacity_per_proxy,
@@ -43,4 +46,22 @@ def build_policy(spec: AutoscaleSpec, p0_ms: float, proxy_millicores: int | None
         spec.min_replicas,
         spec.max_replicas,
         spec.capacity.scale_down_window_s,
+    )
+
+
+def _predictive(spec: AutoscaleSpec, p0_ms: float) -> PredictivePolicy:
+    assert spec.predictive is not None
+    knobs = spec.predictive.model_dump()
+    ready_delay_s = knobs.pop("ready_delay_s")
+    lead = lead_time(
+        spec.startup_delay_s,
+        ready_delay_s,
+        spec.scrape_interval_s,
+        spec.metric_window_s,
+        spec.sync_period_s,
+    )
+    return PredictivePolicy(
+        PredictiveSettings(p0_ms=p0_ms, lead_time_s=lead, **knobs),
+        spec.min_replicas,
+        spec.max_replicas,
     )

@@ -43,14 +43,42 @@ class QosPolicySpec(_Strict):
         return self
 
 
+class PredictivePolicySpec(_Strict):
+    """The predictive policy's knobs (P0 from qos.p0_ms; the lead time is computed from the
+    autoscaler's settings below); see docs/autoscaling.md."""
+
+    knee_per_proxy: float = Field(
+        gt=0, description="invites/s one proxy serves within P0 (the benchmark's capacity)"
+    )
+    target_share: float = Field(0.8, gt=0, le=1)
+    calm_fraction: float = Field(0.3, gt=0, lt=1)
+    breach_fraction: float = Field(0.6, gt=0, le=1)
+    knee_raise: float = Field(0.05, ge=0, le=1)
+    knee_cut: float = Field(0.9, gt=0, le=1)
+    knee_max_factor: float = Field(1.5, ge=1)
+    knee_min_factor: float = Field(0.5, gt=0, le=1)
+    settle_s: float = Field(30.0, ge=0)
+    trend_window_s: float = Field(60.0, gt=0)
+    ready_delay_s: float = Field(
+        1.0, ge=0, description="from a pod's start-up to serving (a local proxy: about 1 s)"
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> PredictivePolicySpec:
+        if self.calm_fraction >= self.breach_fraction:
+            raise ValueError("calm_fraction must be below breach_fraction")
+        return self
+
+
 class AutoscaleSpec(_Strict):
     """A scaling policy and how the local autoscaler runs it."""
 
-    policy: Literal["hpa", "capacity", "qos", "hybrid"]
+    policy: Literal["hpa", "capacity", "qos", "hybrid", "predictive"]
     hpa: dict[str, Any] | None = Field(None, description="an autoscaling/v2 HPA manifest")
     hpa_file: Path | None = Field(None, description="the same, from a YAML file")
     capacity: CapacityPolicySpec | None = None
     qos: QosPolicySpec = QosPolicySpec()
+    predictive: PredictivePolicySpec | None = None
     min_replicas: int = Field(1, ge=1, description="capacity and qos (hpa: the manifest's)")
     max_replicas: int = Field(10, ge=1, le=100)
     sync_period_s: float = Field(15.0, gt=0, description="the HPA controller's sync period")
@@ -69,6 +97,8 @@ class AutoscaleSpec(_Strict):
             raise ValueError(f"policy {self.policy} needs exactly one of hpa and hpa_file")
         if self.policy == "capacity" and self.capacity is None:
             raise ValueError("policy capacity needs capacity.capacity_per_proxy")
+        if self.policy == "predictive" and self.predictive is None:
+            raise ValueError("policy predictive needs predictive.knee_per_proxy")
         if self.min_replicas > self.max_replicas:
             raise ValueError("min_replicas must not exceed max_replicas")
         return self

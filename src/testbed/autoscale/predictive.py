@@ -1,0 +1,172 @@
+"""The predictive QoS policy: proxies for the invite rate expected one lead time ahead, at a
+per-proxy knee that the p99 response time corrects.
+
+CPU-based HPA and the reactive QoS policy act after the fact: the HPA once the CPU has risen,
+the QoS policy once the p99 has. A proxy that is asked for now serves only after its start-up,
+and the metrics that asked for it were already a scrape interval and half a window old, so
+both are late by that lead time on a rising load. This policy scales on the load balancer's
+invite rate and its trend, projected over the lead time, which it computes from the settings
+(start-up + ready delay + scrape interval + half the metric window + one sync period) rather
+than having it tuned. The knee (the invites/s one proxy serves within P0) starts from a hint,
+the benchmark's capacity at the proxies' CPU limit, and is corrected by what the p99 says:
+
+- a breach (p99 above `breach_fraction` of P0) at some rate per proxy: the knee is below that
+  rate, cut to it times `knee_cut`;
+- calm (p99 below `calm_fraction` of P0) while each proxy carries at least `target_share` of
+  the knee: the knee is raised by `knee_raise`, up to `knee_max_factor` times the hint
+  (and never cut below `knee_min_factor` times it).
+
+The p99 of a proxy that is starting, or has served for less than `settle_s`, is left out (a new
+proxy under a CPU limit shows seconds of latency while it warms up, which says nothing about the
+knee), as Kubernetes leaves unready pods out of the CPU average.
+
+Scale-in is guarded: a proxy is removed only when one fewer would still carry the highest rate
+of the last lead time and the rate projected a lead time ahead at `target_share` of the knee,
+and no sooner than a lead time after the last change: it never removes a proxy it would have to
+add back before a new one could serve.
+
+Sans-I/O like every policy here: views and times go in, a replica count and a reason come out.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+from testbed.autoscale.metrics import MetricView
+from testbed.autoscale.policies import Readiness, Recommendation
+
+
+@dataclass(frozen=True)
+class PredictiveSettings:
+    p0_ms: float
+    knee_per_proxy: float  # invites/s one proxy serves within P0: the benchmark's, a hint
+    lead_time_s: float  # computed by `lead_time` from the autoscaler's settings
+    target_share: float = 0.8  # of the knee each proxy is planned to carry
+    calm_fraction: float = 0.3  # p99 below this share of P0: calm
+    breach_fraction: float = 0.6  # p99 above this share of P0: the knee is lower
+    knee_raise: float = 0.05  # per calm sync near the target, the knee grows by this share
+    knee_cut: float = 0.9  # on a breach the knee becomes the rate per proxy times this
+    knee_max_factor: float = 1.5  # the knee never grows past this many times the hint
+    knee_min_factor: float = 0.5  # nor falls below this many times it (one odd breach)
+    settle_s: float = 30.0  # a proxy's p99 counts this long after it serves
+    trend_window_s: float = 60.0  # the rate's trend is fitted over this much of its history
+
+
+def lead_time(
+    startup_delay_s: float,
+    ready_delay_s: float,
+    scrape_interval_s: float,
+    metric_window_s: float,
+    sync_period_s: float,
+) -> float:
+    """How far ahead a decision has to look: a proxy asked for now serves after its start-up
+    (and the testbed's ready delay); the rate the decision read was up to a scrape interval old
+    and averaged over a window (half of it late); and the decision itself waits for its sync."""
+    return startup_delay_s + ready_delay_s + scrape_interval_s + metric_window_s / 2 + sync_period_s
+
+
+class PredictivePolicy:
+    name = "predictive"
+
+    def __init__(
+        self, settings: PredictiveSettings, min_replicas: int = 1, max_replicas: int = 20
+    ) -> None:
+        s = settings
+        if s.knee_per_proxy <= 0 or not 0 < s.target_share <= 1:
+            raise ValueError("the knee must be > 0 and target_share in (0, 1]")
+        if not 0 < s.calm_fraction < s.breach_fraction:
+            raise ValueError("calm_fraction must be above 0 and below breach_fraction")
+        self.s = s
+        self.min_replicas, self.max_replicas = min_replicas, max_replicas
+        self.knee = s.knee_per_proxy
+        self._rates: deque[tuple[float, float]] = deque()  # (view time, invites/s)
+        self._last_change = -math.inf
+        self._last_view = -math.inf  # the knee learns once per scrape, not once per sync
+        # what the last decision was based on, for the exporter and the log
+        self.predicted_rate: float | None = None
+        self.p99_ms: float | None = None
+
+    def recommend(
+        self, now: float, current: int, view: MetricView | None, readiness: Readiness
+    ) -> Recommendation:
+        s = self.s
+        if view is None or view.invite_rate is None:
+            return Recommendation(current, "predictive: no rate yet")
+        rate = view.invite_rate
+        fresh = view.time != self._last_view
+        if fresh:
+            self._last_view = view.time
+            self._rates.append((view.time, rate))
+        while self._rates and self._rates[0][0] < view.time - max(s.trend_window_s, s.lead_time_s):
+            self._rates.popleft()
+        slope = self._slope(view.time)
+        predicted = max(0.0, rate + slope * s.lead_time_s)
+        self.predicted_rate = predicted
+        p99 = self._settled_p99(now, view, readiness)
+        self.p99_ms = p99
+        starting = current > len(readiness.ready) or bool(readiness.pending)
+        if fresh and p99 is not None and not starting:
+            self._learn(p99, rate / max(1, len(readiness.ready)))
+        per_proxy = s.target_share * self.knee
+        wanted = math.ceil(max(rate, predicted) / per_proxy - 1e-9)
+        about = (
+            f"{rate:.1f}/s, {predicted:.1f}/s in {s.lead_time_s:.0f} s, knee {self.knee:.1f}/s"
+            f", p99 {'-' if p99 is None else f'{p99:.0f} ms'}"
+        )
+        if p99 is not None and p99 > s.p0_ms and not starting:
+            wanted = max(wanted, current + 1)  # over P0 whatever the rate says
+        if wanted > current:
+            return self._change(now, wanted, f"predictive: up, {about}")
+        # scale-in: one fewer must carry the highest recent rate and the projection, and the
+        # last change must be a lead time ago (else it may be the proxy just added)
+        recent = max((r for t, r in self._rates if t >= view.time - s.lead_time_s), default=rate)
+        need = math.ceil(max(recent, predicted, rate) / per_proxy - 1e-9)
+        calm_enough = p99 is None or p99 < s.breach_fraction * s.p0_ms
+        if (
+            need < current
+            and current > self.min_replicas
+            and not starting
+            and calm_enough
+            and now - self._last_change >= s.lead_time_s
+        ):
+            return self._change(now, current - 1, f"predictive: down, {about}")
+        return Recommendation(current, f"predictive: hold {current}, {about}")
+
+    def _change(self, now: float, desired: int, reason: str) -> Recommendation:
+        self._last_change = now
+        return Recommendation(min(max(desired, self.min_replicas), self.max_replicas), reason)
+
+    def _slope(self, now: float) -> float:
+        """Least-squares slope (invites/s per s) of the rate over the trend window."""
+        points = [(t, r) for t, r in self._rates if t >= now - self.s.trend_window_s]
+        if len(points) < 3:
+            return 0.0
+        mean_t = sum(t for t, _ in points) / len(points)
+        mean_r = sum(r for _, r in points) / len(points)
+        var = sum((t - mean_t) ** 2 for t, _ in points)
+        if var == 0:
+            return 0.0
+        return sum((t - mean_t) * (r - mean_r) for t, r in points) / var
+
+    def _settled_p99(self, now: float, view: MetricView, readiness: Readiness) -> float | None:
+        """The pool's p99 (ms) without the proxies still warming up: the pool's own figure when
+        every proxy has settled, else the worst settled proxy's."""
+        settled = {
+            pod for pod, since in readiness.ready_since.items() if now - since >= self.s.settle_s
+        }
+        if not settled:
+            return None
+        if settled >= set(view.p99_s) and view.p99_all_s is not None:
+            return view.p99_all_s * 1000
+        values = [v for pod, v in view.p99_s.items() if pod in settled and v is not None]
+        return max(values) * 1000 if values else None
+
+    def _learn(self, p99_ms: float, per_proxy: float) -> None:
+        s = self.s
+        if p99_ms > s.breach_fraction * s.p0_ms:
+            cut = min(self.knee, per_proxy * s.knee_cut)
+            self.knee = max(cut, s.knee_min_factor * s.knee_per_proxy)
+        elif p99_ms < s.calm_fraction * s.p0_ms and per_proxy >= s.target_share * self.knee:
+            self.knee = min(self.knee * (1 + s.knee_raise), s.knee_max_factor * s.knee_per_proxy)

@@ -1,0 +1,134 @@
+"""The predictive policy on synthetic metric views: it scales ahead of a rising rate by the lead
+time it computes, leaves warming proxies' p99 out, corrects its knee from the p99, and never
+removes a proxy it would add back within its lead time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from testbed.autoscale.factory import build_policy
+from testbed.autoscale.metrics import MetricView
+from testbed.autoscale.policies import Readiness
+from testbed.autoscale.predictive import PredictivePolicy, PredictiveSettings, lead_time
+from testbed.autoscale.spec import AutoscaleSpec
+
+
+def view(
+    t: float, rate: float, p99_ms: float | None = 1.0, pods: int = 2, **p99s: float
+) -> MetricView:
+    names = [f"sip-proxy-{i}" for i in range(pods)]
+    per = {n: (p99s.get(n.replace("-", "_"), p99_ms) or 0) / 1000 for n in names}
+    return MetricView(
+        time=t,
+        cpu_cores=dict.fromkeys(names, 0.01),
+        p99_s=dict(per),
+        p99_all_s=None if p99_ms is None else max([p99_ms, *p99s.values()]) / 1000,
+        invite_rate=rate,
+        pods=frozenset(names),
+    )
+
+
+def ready(n: int, since: float = -1000.0, **late: float) -> Readiness:
+    return Readiness({f"sip-proxy-{i}": late.get(f"sip_proxy_{i}", since) for i in range(n)})
+
+
+def policy(**knobs: Any) -> PredictivePolicy:
+    settings: dict[str, Any] = {"p0_ms": 1000.0, "knee_per_proxy": 10.0, "lead_time_s": 60.0}
+    return PredictivePolicy(PredictiveSettings(**{**settings, **knobs}), 1, 10)
+
+
+def test_the_lead_time_is_start_up_plus_the_metric_delay_plus_a_sync():
+    # 5 s start-up, 1 s to serve, a 30 s scrape, half a 30 s window, a 15 s sync
+    assert lead_time(5, 1, 30, 30, 15) == 66
+
+
+def test_a_rising_rate_gets_its_proxies_a_lead_time_ahead():
+    p = policy()
+    # 0.1 invites/s more every second: at 7/s the rate in 60 s is 13/s, more than the
+    # 8/s (0.8 x 10) one proxy is planned for
+    decisions = [p.recommend(t, 1, view(t, 1 + 0.1 * t, pods=1), ready(1)) for t in (0, 30, 60)]
+    assert [d.desired for d in decisions] == [1, 1, 2]
+    assert "up" in decisions[-1].reason
+    assert p.predicted_rate == pytest.approx(13.0)
+    # a flat rate of 7/s needs no second proxy
+    flat = policy()
+    assert [flat.recommend(t, 1, view(t, 7, pods=1), ready(1)).desired for t in (0, 30, 60)] == [
+        1,
+        1,
+        1,
+    ]
+
+
+def test_a_warming_proxy_s_p99_is_left_out():
+    p = policy(knee_per_proxy=8.0)
+    # sip-proxy-1 serves since t=90: at t=100 it shows 1.8 s, which says nothing of the knee
+    d = p.recommend(100, 2, view(100, 10, 2.0, sip_proxy_1=1800), ready(2, sip_proxy_1=90))
+    assert d.desired == 2
+    assert p.knee == 8
+    assert p.p99_ms == pytest.approx(2.0)
+    # the same from a settled proxy: a breach at 5/s per proxy, the knee cut below it
+    settled = policy(knee_per_proxy=8.0)
+    d = settled.recommend(100, 2, view(100, 10, 2.0, sip_proxy_1=1800), ready(2))
+    assert settled.knee == pytest.approx(4.5)
+    assert d.desired == 3  # over P0: one more at least; 10/s at 0.8 x 4.5 per proxy wants 3
+    # one breach at a low rate per proxy does not cut the knee below half the hint
+    odd = policy(knee_per_proxy=8.0)
+    odd.recommend(100, 2, view(100, 2, 900), ready(2))
+    assert odd.knee == 4.0
+
+
+def test_calm_at_the_target_raises_the_knee_up_to_its_bound():
+    p = policy(knee_max_factor=1.2)
+    for i in range(10):
+        p.recommend(30 * i, 1, view(30 * i, 8.0 * p.knee / 10, pods=1), ready(1))
+    assert p.knee == pytest.approx(12.0)  # 1.2 x the hint, not more
+    idle = policy()
+    for i in range(10):  # calm but far under the target: no evidence about the knee
+        idle.recommend(30 * i, 1, view(30 * i, 2.0, pods=1), ready(1))
+    assert idle.knee == 10
+
+
+def test_no_proxy_removed_that_the_lead_time_would_bring_back():
+    p = policy()
+    # 3 proxies for 20/s; the rate falls to 9/s at t=60: 2 proxies would do (16/s planned)
+    assert p.recommend(0, 3, view(0, 20, pods=3), ready(3)).desired == 3
+    d = p.recommend(30, 3, view(30, 9, pods=3), ready(3))
+    assert d.desired == 3  # the highest rate of the last lead time (20/s) still needs 3
+    d = p.recommend(90, 3, view(90, 9, pods=3), ready(3))
+    assert d.desired == 2  # 60 s of 9/s: one fewer carries it
+    d = p.recommend(120, 2, view(120, 5, pods=2), ready(2))
+    assert d.desired == 2  # and the next one only a lead time after that change
+    assert "hold" in d.reason
+
+
+def test_no_scale_in_while_proxies_start_or_p99_is_high():
+    p = policy()
+    d = p.recommend(0, 3, view(0, 2, pods=2), ready(2))  # 3 asked for, 2 serve
+    assert d.desired == 3
+    high = policy()
+    d = high.recommend(0, 3, view(0, 2, 700, pods=3), ready(3))
+    assert d.desired == 3
+
+
+def test_the_autoscale_section_builds_it_with_the_computed_lead_time():
+    spec = AutoscaleSpec.model_validate(
+        {
+            "policy": "predictive",
+            "predictive": {"knee_per_proxy": 6},
+            "startup_delay_s": 5,
+            "scrape_interval_s": 30,
+            "metric_window_s": 30,
+            "sync_period_s": 15,
+        }
+    )
+    built = build_policy(spec, 1000, 10)
+    assert isinstance(built, PredictivePolicy)
+    assert built.s.lead_time_s == 66
+    with pytest.raises(ValueError, match=r"predictive needs predictive\.knee_per_proxy"):
+        AutoscaleSpec.model_validate({"policy": "predictive"})
+    with pytest.raises(ValueError, match="calm_fraction must be below breach_fraction"):
+        AutoscaleSpec.model_validate(
+            {"policy": "predictive", "predictive": {"knee_per_proxy": 6, "calm_fraction": 0.7}}
+        )
