@@ -94,11 +94,13 @@ def test_no_proxy_removed_that_the_lead_time_would_bring_back():
     p = policy()
     # 3 proxies for 20/s; the rate falls to 9/s at t=60: 2 proxies would do (16/s planned)
     assert p.recommend(0, 3, view(0, 20, pods=3), ready(3)).desired == 3
-    d = p.recommend(30, 3, view(30, 9, pods=3), ready(3))
-    assert d.desired == 3  # the highest rate of the last lead time (20/s) still needs 3
-    d = p.recommend(90, 3, view(90, 9, pods=3), ready(3))
-    assert d.desired == 2  # 60 s of 9/s: one fewer carries it
-    d = p.recommend(120, 2, view(120, 5, pods=2), ready(2))
+    for t in (30, 60, 90, 120):
+        d = p.recommend(t, 3, view(t, 9, pods=3), ready(3))
+        # the highest rate of the last two lead times (20/s at t=0) still needs 3
+        assert d.desired == 3, t
+    d = p.recommend(150, 3, view(150, 9, pods=3), ready(3))
+    assert d.desired == 2  # 20/s is two lead times ago: one fewer carries 9/s
+    d = p.recommend(180, 2, view(180, 5, pods=2), ready(2))
     assert d.desired == 2  # and the next one only a lead time after that change
     assert "hold" in d.reason
 
@@ -132,3 +134,12 @@ def test_the_autoscale_section_builds_it_with_the_computed_lead_time():
         AutoscaleSpec.model_validate(
             {"policy": "predictive", "predictive": {"knee_per_proxy": 6, "calm_fraction": 0.7}}
         )
+
+
+def test_the_trend_is_fitted_over_scrapes_whatever_their_jitter():
+    # scrapes 30.01 s apart: a 60 s window would hold two of them and see no trend
+    p = policy()
+    times = [30.01 * i for i in range(3)]
+    for t in times:
+        p.recommend(t, 1, view(t, 5 + 0.1 * t, pods=1), ready(1))
+    assert p.predicted_rate == pytest.approx(5 + 0.1 * times[-1] + 0.1 * 60)

@@ -20,10 +20,11 @@ The p99 of a proxy that is starting, or has served for less than `settle_s`, is 
 proxy under a CPU limit shows seconds of latency while it warms up, which says nothing about the
 knee), as Kubernetes leaves unready pods out of the CPU average.
 
-Scale-in is guarded: a proxy is removed only when one fewer would still carry the highest rate
-of the last lead time and the rate projected a lead time ahead at `target_share` of the knee,
-and no sooner than a lead time after the last change: it never removes a proxy it would have to
-add back before a new one could serve.
+Scale-in is guarded: a proxy is removed only when one fewer would still carry, at
+`target_share` of the knee, the highest rate and the highest projection of the last
+`scale_in_lead_times` lead times, and no sooner than a lead time after the last change: it
+does not remove a proxy that a rise it has just seen would have it add back before a new one
+could serve.
 
 Sans-I/O like every policy here: views and times go in, a replica count and a reason come out.
 """
@@ -51,7 +52,8 @@ class PredictiveSettings:
     knee_max_factor: float = 1.5  # the knee never grows past this many times the hint
     knee_min_factor: float = 0.5  # nor falls below this many times it (one odd breach)
     settle_s: float = 30.0  # a proxy's p99 counts this long after it serves
-    trend_window_s: float = 60.0  # the rate's trend is fitted over this much of its history
+    trend_points: int = 4  # the rate's trend is fitted over this many scrapes (at least 3)
+    scale_in_lead_times: float = 2.0  # scale-in looks back this many lead times
 
 
 def lead_time(
@@ -82,6 +84,7 @@ class PredictivePolicy:
         self.min_replicas, self.max_replicas = min_replicas, max_replicas
         self.knee = s.knee_per_proxy
         self._rates: deque[tuple[float, float]] = deque()  # (view time, invites/s)
+        self._projections: deque[tuple[float, float]] = deque()  # (view time, projected)
         self._last_change = -math.inf
         self._last_view = -math.inf  # the knee learns once per scrape, not once per sync
         # what the last decision was based on, for the exporter and the log
@@ -99,10 +102,16 @@ class PredictivePolicy:
         if fresh:
             self._last_view = view.time
             self._rates.append((view.time, rate))
-        while self._rates and self._rates[0][0] < view.time - max(s.trend_window_s, s.lead_time_s):
+        # kept: what scale-in looks back over, and the last trend_points scrapes
+        keep = view.time - s.scale_in_lead_times * s.lead_time_s
+        while len(self._rates) > s.trend_points and self._rates[0][0] < keep:
             self._rates.popleft()
-        slope = self._slope(view.time)
+        slope = self._slope()
         predicted = max(0.0, rate + slope * s.lead_time_s)
+        if fresh:
+            self._projections.append((view.time, predicted))
+        while self._projections and self._projections[0][0] < keep:
+            self._projections.popleft()
         self.predicted_rate = predicted
         p99 = self._settled_p99(now, view, readiness)
         self.p99_ms = p99
@@ -119,10 +128,13 @@ class PredictivePolicy:
             wanted = max(wanted, current + 1)  # over P0 whatever the rate says
         if wanted > current:
             return self._change(now, wanted, f"predictive: up, {about}")
-        # scale-in: one fewer must carry the highest recent rate and the projection, and the
-        # last change must be a lead time ago (else it may be the proxy just added)
-        recent = max((r for t, r in self._rates if t >= view.time - s.lead_time_s), default=rate)
-        need = math.ceil(max(recent, predicted, rate) / per_proxy - 1e-9)
+        # scale-in: one fewer must carry the highest rate and projection of the last
+        # scale_in_lead_times lead times, and the last change must be a lead time ago (else it
+        # may be the proxy just added)
+        since = view.time - s.scale_in_lead_times * s.lead_time_s
+        recent = max((r for t, r in self._rates if t >= since), default=rate)
+        projected = max((r for t, r in self._projections if t >= since), default=predicted)
+        need = math.ceil(max(recent, projected, predicted, rate) / per_proxy - 1e-9)
         calm_enough = p99 is None or p99 < s.breach_fraction * s.p0_ms
         if (
             need < current
@@ -138,9 +150,11 @@ class PredictivePolicy:
         self._last_change = now
         return Recommendation(min(max(desired, self.min_replicas), self.max_replicas), reason)
 
-    def _slope(self, now: float) -> float:
-        """Least-squares slope (invites/s per s) of the rate over the trend window."""
-        points = [(t, r) for t, r in self._rates if t >= now - self.s.trend_window_s]
+    def _slope(self) -> float:
+        """Least-squares slope (invites/s per s) of the rate over the last trend_points scrapes.
+        Counted in scrapes, not seconds: a window of twice the scrape interval holds two or
+        three of them depending on a few milliseconds of jitter."""
+        points = list(self._rates)[-self.s.trend_points :]
         if len(points) < 3:
             return 0.0
         mean_t = sum(t for t, _ in points) / len(points)

@@ -58,7 +58,8 @@ class PredictivePolicySpec(_Strict):
     knee_max_factor: float = Field(1.5, ge=1)
     knee_min_factor: float = Field(0.5, gt=0, le=1)
     settle_s: float = Field(30.0, ge=0)
-    trend_window_s: float = Field(60.0, gt=0)
+    trend_points: int = Field(4, ge=3, le=100)
+    scale_in_lead_times: float = Field(2.0, ge=1)
     ready_delay_s: float = Field(
         1.0, ge=0, description="from a pod's start-up to serving (a local proxy: about 1 s)"
     )
