@@ -74,6 +74,20 @@ def _clamp(value: int, low: int, high: int) -> int:
     return min(max(value, low), high)
 
 
+def least_squares_slope(points: list[tuple[float, float]]) -> float:
+    """The least-squares slope of (time, value) points; 0 with fewer than three or no spread in
+    time (two points make a trend of any noise)."""
+    if len(points) < 3:
+        return 0.0
+    n = len(points)
+    mean_t = sum(t for t, _ in points) / n
+    mean_v = sum(v for _, v in points) / n
+    var = sum((t - mean_t) ** 2 for t, _ in points)
+    if var == 0:
+        return 0.0
+    return sum((t - mean_t) * (v - mean_v) for t, v in points) / var
+
+
 # -- Kubernetes HPA ----------------------------------------------------------------------------
 
 
@@ -238,15 +252,7 @@ class QosPolicy:
     def _trend_crosses(self, threshold: float) -> bool:
         """Least-squares slope of the recent p99 values, projected `lookahead_s` ahead."""
         points = list(self._p99)
-        if len(points) < 3:
-            return False
-        n = len(points)
-        mean_t = sum(t for t, _ in points) / n
-        mean_v = sum(v for _, v in points) / n
-        var = sum((t - mean_t) ** 2 for t, _ in points)
-        if var == 0:
-            return False
-        slope = sum((t - mean_t) * (v - mean_v) for t, v in points) / var
+        slope = least_squares_slope(points)
         return slope > 0 and points[-1][1] + slope * self.s.lookahead_s > threshold
 
     def recommend(

@@ -36,7 +36,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from testbed.autoscale.metrics import MetricView
-from testbed.autoscale.policies import Readiness, Recommendation
+from testbed.autoscale.policies import Readiness, Recommendation, least_squares_slope
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,9 @@ class PredictivePolicy:
         keep = view.time - s.scale_in_lead_times * s.lead_time_s
         while len(self._rates) > s.trend_points and self._rates[0][0] < keep:
             self._rates.popleft()
-        slope = self._slope()
+        # over the last trend_points scrapes, counted in scrapes: a window in seconds of twice
+        # the scrape interval holds two or three of them by a few milliseconds of jitter
+        slope = least_squares_slope(list(self._rates)[-s.trend_points :])
         predicted = max(0.0, rate + slope * s.lead_time_s)
         if fresh:
             self._projections.append((view.time, predicted))
@@ -131,9 +133,8 @@ class PredictivePolicy:
         # scale-in: one fewer must carry the highest rate and projection of the last
         # scale_in_lead_times lead times, and the last change must be a lead time ago (else it
         # may be the proxy just added)
-        since = view.time - s.scale_in_lead_times * s.lead_time_s
-        recent = max((r for t, r in self._rates if t >= since), default=rate)
-        projected = max((r for t, r in self._projections if t >= since), default=predicted)
+        recent = max((r for t, r in self._rates if t >= keep), default=rate)
+        projected = max((r for _t, r in self._projections), default=predicted)
         need = math.ceil(max(recent, projected, predicted, rate) / per_proxy - 1e-9)
         calm_enough = p99 is None or p99 < s.breach_fraction * s.p0_ms
         if (
@@ -149,20 +150,6 @@ class PredictivePolicy:
     def _change(self, now: float, desired: int, reason: str) -> Recommendation:
         self._last_change = now
         return Recommendation(min(max(desired, self.min_replicas), self.max_replicas), reason)
-
-    def _slope(self) -> float:
-        """Least-squares slope (invites/s per s) of the rate over the last trend_points scrapes.
-        Counted in scrapes, not seconds: a window of twice the scrape interval holds two or
-        three of them depending on a few milliseconds of jitter."""
-        points = list(self._rates)[-self.s.trend_points :]
-        if len(points) < 3:
-            return 0.0
-        mean_t = sum(t for t, _ in points) / len(points)
-        mean_r = sum(r for _, r in points) / len(points)
-        var = sum((t - mean_t) ** 2 for t, _ in points)
-        if var == 0:
-            return 0.0
-        return sum((t - mean_t) * (r - mean_r) for t, r in points) / var
 
     def _settled_p99(self, now: float, view: MetricView, readiness: Readiness) -> float | None:
         """The pool's p99 (ms) without the proxies still warming up: the pool's own figure when

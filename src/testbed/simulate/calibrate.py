@@ -21,6 +21,7 @@ import platform
 import statistics
 import time
 from dataclasses import dataclass
+from operator import attrgetter
 from pathlib import Path
 
 from testbed.experiment.benchmark import BenchmarkSpec, capacity_of, step_experiment
@@ -181,7 +182,9 @@ def throttled_knees(readings: list[StepReading]) -> list[Knee]:
     below its limit says nothing about a throttled proxy and gives none."""
     knees = []
     for source, cpu in dict.fromkeys((r.source, r.cpu) for r in readings):
-        steps = sorted((r for r in readings if (r.source, r.cpu) == (source, cpu)), key=_rate)
+        steps = sorted(
+            (r for r in readings if (r.source, r.cpu) == (source, cpu)), key=attrgetter("rate")
+        )
         ok = _unbroken(steps)
         after = steps[len(ok)] if len(ok) < len(steps) else None
         edge = after if after is not None else (ok[-1] if ok else None)
@@ -192,10 +195,6 @@ def throttled_knees(readings: list[StepReading]) -> list[Knee]:
         rate = ok[-1].rate if after is None else (ok[-1].rate + after.rate) / 2
         knees.append(Knee(source, cpu, edge.millicores, rate))
     return knees
-
-
-def _rate(reading: StepReading) -> float:
-    return reading.rate
 
 
 def _unbroken(steps: list[StepReading]) -> list[StepReading]:
