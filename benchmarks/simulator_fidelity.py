@@ -22,7 +22,9 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import statistics
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -67,30 +69,103 @@ def matched(
     return hits
 
 
-def compare_run(folder: Path, calibration: Calibration, out: Path) -> dict[str, Any]:
+def cpu_ms_per_call(folder: Path, calls: int) -> float | None:
+    """The proxies' CPU over the run (every proxy's samples, background included) per call: a
+    real run whose figure is far from the simulation's ran on a machine faster or slower than
+    the calibration's, whatever the model does."""
+    if calls <= 0:
+        return None
+    with (folder / "timeseries.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    cpu_s = 0.0
+    previous = 0.0
+    for row in rows:
+        t = float(row["t_s"])
+        used = [float(v) for k, v in row.items() if k.endswith(".cpu_mcpu") and v not in ("", None)]
+        cpu_s += sum(used) / 1000 * (t - previous)
+        previous = t
+    return 1000 * cpu_s / calls
+
+
+@dataclass(frozen=True)
+class RunFigures:
+    share: float  # % of windows over P0
+    proxy_seconds: float
+    changes: list[tuple[float, int, int]]
+    failed: int
+    cpu_per_call: float | None
+
+
+def figures(folder: Path) -> RunFigures:
+    summary = json.loads((folder / "summary.json").read_text())
+    return RunFigures(
+        100 * summary["p99_violation_share"],
+        summary["proxy_seconds"],
+        target_changes(folder),
+        summary["calls_failed"],
+        cpu_ms_per_call(folder, summary["calls_attempted"]),
+    )
+
+
+def same_experiment(folder: Path) -> str:
+    """What repetitions of one experiment share: the experiment without its seed."""
     experiment = Experiment.model_validate_json((folder / "experiment.json").read_text())
-    real = json.loads((folder / "summary.json").read_text())
-    started = time.perf_counter()
-    sim_folder = simulate(experiment, calibration, out, folder_name=f"{folder.name}-sim")
-    wall = time.perf_counter() - started
-    sim = json.loads((sim_folder / "summary.json").read_text())
+    return experiment.model_dump_json(exclude={"seed"})
+
+
+def compare_group(
+    folders: list[Path], calibration: Calibration, out: Path, seeds: int
+) -> dict[str, Any]:
+    """Real repetitions of one experiment against the model played with `seeds` seeds of its
+    own randomness (the load balancer's hash draws; the offered calls are the recorded
+    experiment's): the means side by side, with their spreads. A policy that reacts to a
+    p99 near its margin is chaotic; one run of it, real or simulated, is one draw."""
+    experiment = Experiment.model_validate_json((folders[0] / "experiment.json").read_text())
+    real = [figures(f) for f in folders]
+    sim: list[RunFigures] = []
+    wall = simulated_s = 0.0
+    for k in range(seeds):
+        seeded = experiment.model_copy(update={"seed": experiment.seed + k})
+        started = time.perf_counter()
+        sim_folder = simulate(seeded, calibration, out, folder_name=f"{folders[0].name}-sim-{k}")
+        wall += time.perf_counter() - started
+        simulated_s += json.loads((sim_folder / "summary.json").read_text())["duration_s"]
+        sim.append(figures(sim_folder))
     sync = experiment.autoscale.sync_period_s if experiment.autoscale else 0.0
-    real_changes, sim_changes = target_changes(folder), target_changes(sim_folder)
+    matches = [matched(r.changes, s.changes, sync) for r in real for s in sim]
+    name = folders[0].name
+    if folders[0].name.startswith("run-"):
+        name = f"{folders[0].parent.name}/{folders[0].name}"
     return {
-        "run": f"{folder.parent.name}/{folder.name}"
-        if folder.name.startswith("run-")
-        else folder.name,
-        "share_real": 100 * real["p99_violation_share"],
-        "share_sim": 100 * sim["p99_violation_share"],
-        "ps_real": real["proxy_seconds"],
-        "ps_sim": sim["proxy_seconds"],
-        "actions": f"{len(real_changes)}/{len(sim_changes)}",
-        "actions_matched": matched(real_changes, sim_changes, sync),
-        "actions_real": len(real_changes),
-        "failed_real": real["calls_failed"],
-        "failed_sim": sim["calls_failed"],
-        "speedup": sim["duration_s"] / wall if wall > 0 else 0.0,
+        "run": name if len(folders) == 1 else f"{name} (+{len(folders) - 1})",
+        "share_real": _mean([r.share for r in real]),
+        "share_sim": _mean([s.share for s in sim]),
+        "ps_real": _mean([r.proxy_seconds for r in real]),
+        "ps_real_sd": _sd([r.proxy_seconds for r in real]),
+        "ps_sim": _mean([s.proxy_seconds for s in sim]),
+        "ps_sim_sd": _sd([s.proxy_seconds for s in sim]),
+        "actions_real": _mean([len(r.changes) for r in real]),
+        "actions_sim": _mean([len(s.changes) for s in sim]),
+        "actions_matched": _mean(matches),
+        "failed_real": _mean([r.failed for r in real]),
+        "failed_sim": _mean([s.failed for s in sim]),
+        "cpu_per_call_real": _mean_of([r.cpu_per_call for r in real]),
+        "cpu_per_call_sim": _mean_of([s.cpu_per_call for s in sim]),
+        "speedup": simulated_s / wall if wall > 0 else 0.0,
     }
+
+
+def _mean(values: list[float] | list[int]) -> float:
+    return statistics.fmean(values) if values else 0.0
+
+
+def _sd(values: list[float]) -> float:
+    return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def _mean_of(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return statistics.fmean(known) if known else None
 
 
 def compare_benchmark(folder: Path, calibration: Calibration) -> list[dict[str, Any]]:
@@ -109,34 +184,48 @@ def compare_benchmark(folder: Path, calibration: Calibration) -> list[dict[str, 
     return rows
 
 
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folders", nargs="+", type=Path)
     parser.add_argument("--calibration", type=Path, default=default_calibration_path())
     parser.add_argument("--out", type=Path, default=Path("results/fidelity"))
+    parser.add_argument(
+        "--seeds", type=int, default=3, help="model seeds per experiment (the LB's hash draws)"
+    )
     args = parser.parse_args()
     calibration = load_calibration(args.calibration)
     print(f"# calibration: {args.calibration}")
-    runs: list[dict[str, Any]] = []
+    groups: dict[str, list[Path]] = {}
     benches: list[dict[str, Any]] = []
     for folder in args.folders:
         for run in runs_in(folder, "experiment.json"):
             if (run / "summary.json").exists():
-                runs.append(compare_run(run, calibration, args.out))
+                groups.setdefault(same_experiment(run), []).append(run)
         for bench in runs_in(folder, "benchmark.csv"):
             benches.extend(compare_benchmark(bench, calibration))
+    runs = [compare_group(g, calibration, args.out, args.seeds) for g in groups.values()]
     if runs:
         print(
-            "# run: windows over P0 % real/sim, proxy-seconds real/sim (error), actions real/sim"
-            " (matched within a sync period), failed calls real/sim"
+            "# run (+ its repetitions): means over real runs / model seeds: windows over P0 %,"
+            " proxy-seconds ± sd (error of the means), scaling actions (matched within a sync"
+            " period, per pair of runs), failed calls, the proxies' CPU per call in ms,"
+            " background included (far apart: the machine ran at another speed than the"
+            " calibration's)"
         )
         for r in runs:
             error = 100 * (r["ps_sim"] - r["ps_real"]) / r["ps_real"] if r["ps_real"] else 0.0
             r["ps_error"] = error
             print(
-                f"  {r['run']:40s} {r['share_real']:5.1f} / {r['share_sim']:5.1f}  "
-                f"{r['ps_real']:8.0f} / {r['ps_sim']:8.0f} ({error:+5.1f}%)  {r['actions']:>6s} "
-                f"({r['actions_matched']} matched)  {r['failed_real']} / {r['failed_sim']}"
+                f"  {r['run']:44s} {r['share_real']:5.1f} / {r['share_sim']:5.1f}  "
+                f"{r['ps_real']:6.0f} ± {r['ps_real_sd']:<4.0f} / {r['ps_sim']:6.0f} ± "
+                f"{r['ps_sim_sd']:<4.0f} ({error:+5.1f}%)  {r['actions_real']:4.1f} / "
+                f"{r['actions_sim']:4.1f} ({r['actions_matched']:.1f} matched)  "
+                f"{r['failed_real']:g} / {r['failed_sim']:g}  "
+                f"{_ms(r['cpu_per_call_real'])} / {_ms(r['cpu_per_call_sim'])}"
             )
     if benches:
         print("# benchmark: capacity per CPU limit real / sim (calls/s), rate steps apart")

@@ -153,9 +153,19 @@ def test_the_batched_cost_and_overhead_put_the_knees_where_they_were_measured():
     batched, overhead = cal.fit_throttled(knees, 4.0, 0.9, 0.1)
     assert batched == pytest.approx(0.4)
     assert overhead == pytest.approx(0.3)
-    # one limit, or knees the line already explains: no batching
-    assert cal.fit_throttled(knees[:1], 4.0, 0.9, 0.1) == (None, 0.0)
+    # knees the line already explains, or none: no batching
     assert cal.fit_throttled(knees, 4.0, 0.3, 0.1) == (None, 0.0)
+    assert cal.fit_throttled([], 4.0, 0.9, 0.1) == (None, 0.0)
+
+
+def test_one_limit_gives_the_batched_cost_through_its_knee():
+    # 10m, knee at 8 calls/s, 2 mCPU background: 8 mCPU of calls, 1 ms each, no overhead
+    knee = cal.Knee("b", "10m", 10, 8.0)
+    batched, overhead = cal.fit_throttled([knee], 2.0, 1.2, 0.1)
+    assert batched == pytest.approx(1.0)
+    assert overhead == 0.0
+    # the line already puts the knee there (or beyond): no batching
+    assert cal.fit_throttled([knee], 2.0, 0.9, 0.1) == (None, 0.0)
 
 
 THROTTLED = Calibration(

@@ -213,13 +213,16 @@ def fit_throttled(
     a throttled proxy's knee where the benchmarks measured it: at the knee the whole quota goes
     on the background, the overhead and the calls at the batched cost, `limit - background =
     overhead / period + batched x rate` (mCPU), a line through the knees of two limits or
-    more. Fewer limits, or knees the unthrottled line already explains: (None, 0), no batching.
+    more. The knees of one limit give the batched cost alone (the line through the origin:
+    a benchmark of one limit, quicker to run in the hour it has to match). No knee, or knees
+    the unthrottled line already explains: (None, 0), no batching.
     """
-    if len({k.millicores for k in knees}) < 2:
+    if not knees:
         return None, 0.0
     xs = [k.rate for k in knees]
     ys = [k.millicores - background_mcpu for k in knees]
-    slope, intercept = statistics.linear_regression(xs, ys)
+    two = len({k.millicores for k in knees}) >= 2
+    slope, intercept = statistics.linear_regression(xs, ys) if two else (0.0, 0.0)
     if intercept < 0 or slope <= 0:  # no overhead: the line through the origin
         slope, intercept = (
             sum(x * y for x, y in zip(xs, ys, strict=True)) / sum(x * x for x in xs),
