@@ -693,16 +693,25 @@ def calibrate(
         console.print(
             f"throttled: no batching ({len(fitted.knees)} knee(s) at the limit: "
             + (", ".join(f"{k.cpu} {k.rate:g}/s" for k in fitted.knees) or "none")
-            + "; the fit needs knees at two limits that the line puts too low)",
+            + "; the fit needs a knee the line puts too low)",
             highlight=False,
         )
     else:
         console.print(
             f"throttled: {c.batched_cpu_ms_per_call:g} ms per call handled back to back, "
             f"{c.throttled_overhead_ms:g} ms per period behind, fitted to the knees "
-            + ", ".join(f"{k.cpu} {k.rate:g}/s" for k in fitted.knees),
+            + ", ".join(
+                f"{k.cpu} {k.rate:g}/s" + (" (or more: the ladder's top)" if k.lower_bound else "")
+                for k in fitted.knees
+            ),
             highlight=False,
         )
+        if all(k.lower_bound for k in fitted.knees):
+            console.print(
+                "every knee is a ladder's top that kept QoS: the batched cost is an upper bound "
+                "(run the ladder past the knee for a fit)",
+                highlight=False,
+            )
     checks = cal.simulate_benchmark(read[0][0], c)
     simulated = cal.capacities(
         read[0][0], [(k.cpu, k.rate, k.simulated_within_qos) for k in checks]

@@ -141,7 +141,10 @@ def test_a_knee_lies_halfway_to_the_first_step_out_of_qos_with_the_proxy_at_its_
         reading("30m", 20, 21.0, False),  # broke at 70% of its limit: not a CPU knee
     ]
     knees = cal.throttled_knees(readings)
-    assert [(k.cpu, k.rate) for k in knees] == [("10m", 5.0), ("20m", 30.0)]
+    assert [(k.cpu, k.rate, k.lower_bound) for k in knees] == [
+        ("10m", 5.0, False),
+        ("20m", 30.0, True),
+    ]
 
 
 def test_the_batched_cost_and_overhead_put_the_knees_where_they_were_measured():

@@ -173,6 +173,9 @@ class Knee:
     cpu: str
     millicores: int
     rate: float  # between the last rate within QoS and the next, or the last (a lower bound)
+    # the ladder's top kept QoS: the knee is at this rate or above, and the batched cost
+    # fitted to it an upper bound (run the ladder past the knee)
+    lower_bound: bool = False
 
 
 def throttled_knees(readings: list[StepReading]) -> list[Knee]:
@@ -193,7 +196,7 @@ def throttled_knees(readings: list[StepReading]) -> list[Knee]:
         if edge.cpu_mcpu < AT_LIMIT_SHARE * edge.millicores:
             continue
         rate = ok[-1].rate if after is None else (ok[-1].rate + after.rate) / 2
-        knees.append(Knee(source, cpu, edge.millicores, rate))
+        knees.append(Knee(source, cpu, edge.millicores, rate, lower_bound=after is None))
     return knees
 
 
