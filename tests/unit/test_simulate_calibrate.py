@@ -215,3 +215,13 @@ def test_a_throttled_benchmark_is_fitted_back_to_capacities_within_a_step(tmp_pa
     alone = cal.simulate_benchmark(spec, line)
     alone_capacity = cal.capacities(spec, [(k.cpu, k.rate, k.simulated_within_qos) for k in alone])
     assert alone_capacity["30m"] < measured["30m"]
+
+
+def test_the_base_latency_comes_from_unthrottled_steps_only():
+    # steps at the limit keep QoS with a median of one period: not the proxy's latency
+    readings = [
+        cal.StepReading("b", "10m", 10, rate, mcpu, p50, None, 0, True)
+        for rate, mcpu, p50 in ((2, 4.0, 0.2), (4, 6.0, 0.3), (8, 10.0, 97.0), (10, 10.0, 98.0))
+    ]
+    fitted = cal.fit(readings, Calibration(), [])
+    assert fitted.calibration.base_latency_ms == pytest.approx(0.25)

@@ -4,7 +4,7 @@ the benchmark played again in the simulator to show how well the fit reproduces 
 A benchmark step is one proxy at a CPU limit under a constant rate. Its mean CPU over the step
 (after the warm-up) against the rate is a line, `background + cost x rate`, as long as the
 proxy is not throttled; steps that used 85% of their limit or more are left out of the fit.
-The base latency is the median p50 of the steps within QoS.
+The base latency is the median p50 of those steps within QoS.
 
 A throttled proxy serves more calls per CPU second than that line allows (it handles messages
 back to back, once behind), so the line alone puts its knee too low. Where each limit's run of
@@ -147,7 +147,8 @@ def fit(readings: list[StepReading], base: Calibration, sources: list[str]) -> F
             f"the proxy's CPU does not rise with the rate in these steps (slope {slope:.3f} "
             "mCPU per call/s): not a usable benchmark"
         )
-    within = [r.p50_ms for r in readings if r.within_qos and r.p50_ms is not None]
+    # the unthrottled steps' (a throttled proxy's median is whole periods, not its latency)
+    within = [r.p50_ms for r in used if r.within_qos and r.p50_ms is not None]
     background = max(0.0, intercept)
     knees = throttled_knees(readings)
     batched, overhead = fit_throttled(knees, background, slope, base.period_s)
