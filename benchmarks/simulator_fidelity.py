@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import json
 import statistics
 import time
@@ -133,6 +134,8 @@ def compare_group(
         sim.append(figures(sim_folder))
     sync = experiment.autoscale.sync_period_s if experiment.autoscale else 0.0
     matches = [matched(r.changes, s.changes, sync) for r in real for s in sim]
+    # how close the testbed is to itself: real repetitions matched with one another
+    among = [matched(a.changes, b.changes, sync) for a, b in itertools.combinations(real, 2)]
     name = folders[0].name
     if folders[0].name.startswith("run-"):
         name = f"{folders[0].parent.name}/{folders[0].name}"
@@ -147,6 +150,7 @@ def compare_group(
         "actions_real": _mean([len(r.changes) for r in real]),
         "actions_sim": _mean([len(s.changes) for s in sim]),
         "actions_matched": _mean(matches),
+        "actions_matched_real": _mean(among) if among else None,
         "failed_real": _mean([r.failed for r in real]),
         "failed_sim": _mean([s.failed for s in sim]),
         "cpu_per_call_real": _mean_of([r.cpu_per_call for r in real]),
@@ -184,6 +188,10 @@ def compare_benchmark(folder: Path, calibration: Calibration) -> list[dict[str, 
     return rows
 
 
+def _count(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
@@ -212,9 +220,9 @@ def main() -> None:
         print(
             "# run (+ its repetitions): means over real runs / model seeds: windows over P0 %,"
             " proxy-seconds ± sd (error of the means), scaling actions (matched within a sync"
-            " period, per pair of runs), failed calls, the proxies' CPU per call in ms,"
-            " background included (far apart: the machine ran at another speed than the"
-            " calibration's)"
+            " period, per pair of real and simulated runs, and per pair of real runs), failed"
+            " calls, the proxies' CPU per call in ms, background included (far apart: the"
+            " machine ran at another speed than the calibration's)"
         )
         for r in runs:
             error = 100 * (r["ps_sim"] - r["ps_real"]) / r["ps_real"] if r["ps_real"] else 0.0
@@ -223,7 +231,8 @@ def main() -> None:
                 f"  {r['run']:44s} {r['share_real']:5.1f} / {r['share_sim']:5.1f}  "
                 f"{r['ps_real']:6.0f} ± {r['ps_real_sd']:<4.0f} / {r['ps_sim']:6.0f} ± "
                 f"{r['ps_sim_sd']:<4.0f} ({error:+5.1f}%)  {r['actions_real']:4.1f} / "
-                f"{r['actions_sim']:4.1f} ({r['actions_matched']:.1f} matched)  "
+                f"{r['actions_sim']:4.1f} ({r['actions_matched']:.1f} matched; real with real "
+                f"{_count(r['actions_matched_real'])})  "
                 f"{r['failed_real']:g} / {r['failed_sim']:g}  "
                 f"{_ms(r['cpu_per_call_real'])} / {_ms(r['cpu_per_call_sim'])}"
             )
