@@ -9,15 +9,16 @@ from typing import Any
 import pytest
 from support import ROOT
 
+from scaling_policy.policy import Readiness
+from scaling_policy.view import MetricView
 from testbed.autoscale.controller import Autoscaler
-from testbed.autoscale.metrics import MetricView, ScrapedMetrics
+from testbed.autoscale.metrics import ScrapedMetrics
 from testbed.autoscale.policies import (
     CapacityPolicy,
     HpaPolicy,
     HybridPolicy,
     QosPolicy,
     QosSettings,
-    Readiness,
 )
 from testbed.autoscale.scaler import ProxyScaler
 from testbed.sample import ProxyReading, Sample

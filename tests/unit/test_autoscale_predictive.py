@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
+from scaling_policy.policy import Readiness
+from scaling_policy.predictive import PredictivePolicy, PredictiveSettings, lead_time
+from scaling_policy.view import MetricView
 from testbed.autoscale.factory import build_policy
-from testbed.autoscale.metrics import MetricView
-from testbed.autoscale.policies import Readiness
-from testbed.autoscale.predictive import PredictivePolicy, PredictiveSettings, lead_time
 from testbed.autoscale.spec import AutoscaleSpec
 
 

@@ -20,9 +20,9 @@ import uvicorn
 from prometheus_client import CollectorRegistry
 
 from api_token import bearer
+from scaling_policy.policy import Readiness
 from scenario_controller.config import Settings
 from scenario_controller.main import create_app
-from testbed.autoscale.policies import Readiness
 from testbed.experiment.panel_feed import (
     BadValue,
     PanelFeed,

@@ -6,8 +6,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from scaling_policy.policy import Readiness, ScalingPolicy
 from testbed.autoscale.metrics import MetricSource
-from testbed.autoscale.policies import Readiness, ScalingPolicy
 from testbed.sample import Sample
 
 

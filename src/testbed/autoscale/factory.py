@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+from scaling_policy.policy import ScalingPolicy
+from scaling_policy.predictive import PredictivePolicy, PredictiveSettings, lead_time
 from testbed.autoscale.policies import (
     CapacityPolicy,
     HpaPolicy,
     HybridPolicy,
     QosPolicy,
     QosSettings,
-    ScalingPolicy,
 )
-from testbed.autoscale.predictive import PredictivePolicy, PredictiveSettings, lead_time
 from testbed.autoscale.spec import AutoscaleSpec
 
 

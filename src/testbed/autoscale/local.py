@@ -11,10 +11,11 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, start_http_server
 
+from scaling_policy.policy import ScalingPolicy
+from scaling_policy.view import MetricView
 from testbed.autoscale.controller import Autoscaler, ScalingEvent
 from testbed.autoscale.exporter import AutoscalerMetrics
-from testbed.autoscale.metrics import MetricSource, MetricView, ScrapedMetrics
-from testbed.autoscale.policies import ScalingPolicy
+from testbed.autoscale.metrics import MetricSource, ScrapedMetrics
 from testbed.autoscale.scaler import ProxyScaler, Scaler
 from testbed.autoscale.spec import AutoscaleSpec
 from testbed.sample import Sample, Scaling

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass, field
 from typing import Protocol
 
+from scaling_policy.view import MetricView
 from testbed.sample import Sample
 
 PROXY_PREFIX = "sip-proxy-"
@@ -22,20 +22,6 @@ CPU_RESOURCE = "Resource/cpu"
 CPU_POD_METRIC = "container_cpu_usage_per_second"  # the paper's A.7 Pods metric, in cores
 P99_POD_METRIC = "sip_response_time_p99_seconds"  # per proxy, from its analyzer
 INVITE_RATE_METRIC = "sip_invites_per_second"  # at the load balancer (Object or External)
-
-
-@dataclass(frozen=True)
-class MetricView:
-    """One scrape: per-proxy averages over the window and totals, as of `time`."""
-
-    time: float
-    cpu_cores: dict[str, float | None]  # per proxy, average cores used over the window
-    p99_s: dict[str, float | None]  # per proxy, windowed p99 response time
-    p99_all_s: float | None  # over all proxies (what the QoS target is about)
-    invite_rate: float | None  # INVITEs/s handed out by the load balancer, averaged
-    pods: frozenset[str] = field(default_factory=frozenset)
-    source: str = "samples"  # samples (ScrapedMetrics) or prometheus (PrometheusMetrics)
-    at: float | None = None  # Unix time the values are of, when queried
 
 
 class MetricSource(Protocol):

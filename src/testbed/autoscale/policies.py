@@ -11,8 +11,15 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
+from scaling_policy.policy import (
+    Readiness,
+    Recommendation,
+    clamp,
+    least_squares_slope,
+)
+from scaling_policy.view import MetricView
 from testbed.autoscale.hpa import (
     HorizontalPodAutoscaler,
     HpaManifest,
@@ -26,7 +33,6 @@ from testbed.autoscale.metrics import (
     CPU_RESOURCE,
     INVITE_RATE_METRIC,
     P99_POD_METRIC,
-    MetricView,
 )
 
 SERVED_METRICS = (
@@ -36,56 +42,6 @@ SERVED_METRICS = (
     f"Object/{INVITE_RATE_METRIC}",
     f"External/{INVITE_RATE_METRIC}",
 )
-
-
-@dataclass(frozen=True)
-class Readiness:
-    """Which proxies take traffic, and since when (for the HPA's CPU initialization rule), and
-    which were asked for but are not serving yet (pending pods, in Kubernetes' words)."""
-
-    ready_since: dict[str, float]
-    pending: frozenset[str] = frozenset()
-
-    @property
-    def ready(self) -> frozenset[str]:
-        return frozenset(self.ready_since)
-
-
-@dataclass(frozen=True)
-class Recommendation:
-    desired: int
-    reason: str
-
-
-class ScalingPolicy(Protocol):
-    """A testbed autoscaling policy (hpa, capacity, qos, hybrid): a replica count and a reason
-    per sync. The HPA manifest's rate limits are hpa.HpaRatePolicy, a different thing."""
-
-    name: str
-    min_replicas: int
-    max_replicas: int
-
-    def recommend(
-        self, now: float, current: int, view: MetricView | None, readiness: Readiness
-    ) -> Recommendation: ...
-
-
-def _clamp(value: int, low: int, high: int) -> int:
-    return min(max(value, low), high)
-
-
-def least_squares_slope(points: list[tuple[float, float]]) -> float:
-    """The least-squares slope of (time, value) points; 0 with fewer than three or no spread in
-    time (two points make a trend of any noise)."""
-    if len(points) < 3:
-        return 0.0
-    n = len(points)
-    mean_t = sum(t for t, _ in points) / n
-    mean_v = sum(v for _, v in points) / n
-    var = sum((t - mean_t) ** 2 for t, _ in points)
-    if var == 0:
-        return 0.0
-    return sum((t - mean_t) * (v - mean_v) for t, v in points) / var
 
 
 # -- Kubernetes HPA ----------------------------------------------------------------------------
@@ -195,7 +151,7 @@ class CapacityPolicy:
     ) -> Recommendation:
         if view is None or view.invite_rate is None:
             return Recommendation(current, "capacity: no rate yet")
-        wanted = _clamp(
+        wanted = clamp(
             math.ceil(view.invite_rate / self.capacity - 1e-9), self.min_replicas, self.max_replicas
         )
         self._history.append((now, wanted))
@@ -308,7 +264,7 @@ class QosPolicy:
         if rate is not None and self._for_rate(rate) > current - 1:
             return Recommendation(current, "qos: one proxy fewer would near the knee")
         self._calm_since = now  # one at a time, each after a calm period
-        desired = _clamp(current - 1, self.min_replicas, self.max_replicas)
+        desired = clamp(current - 1, self.min_replicas, self.max_replicas)
         return Recommendation(desired, f"qos: p99 {p99:.0f} ms < {down_ms:.0f} ms")
 
     def _for_rate(self, rate: float) -> int:
@@ -322,7 +278,7 @@ class QosPolicy:
             desired = max(desired, self._for_rate(rate))
         self._last_up = now
         self._calm_since = None  # a scale down needs a whole calm period after this
-        return Recommendation(_clamp(desired, self.min_replicas, self.max_replicas), reason)
+        return Recommendation(clamp(desired, self.min_replicas, self.max_replicas), reason)
 
 
 # -- hybrid ------------------------------------------------------------------------------------
@@ -345,5 +301,5 @@ class HybridPolicy:
         by_cpu = self.cpu.recommend(now, current, view, readiness)
         by_qos = self.qos.recommend(now, current, view, readiness)
         # the higher of the two: up when either wants up, down only when both want down
-        desired = _clamp(max(by_cpu.desired, by_qos.desired), self.min_replicas, self.max_replicas)
+        desired = clamp(max(by_cpu.desired, by_qos.desired), self.min_replicas, self.max_replicas)
         return Recommendation(desired, f"hybrid: cpu {by_cpu.desired}, qos {by_qos.desired}")

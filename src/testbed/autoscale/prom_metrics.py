@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from testbed.autoscale.metrics import MetricView, pool_pods
+from scaling_policy.view import MetricView
+from testbed.autoscale.metrics import pool_pods
 from testbed.local.prometheus import PrometheusError, PromQuery
 from testbed.local.rules import (
     CPU_POD_METRIC,

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Literal, Protocol
 
-from testbed.autoscale.policies import Readiness
+from scaling_policy.policy import Readiness
 
 PodManagement = Literal["ordered", "parallel"]
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from testbed.autoscale.policies import Readiness
+from scaling_policy.policy import Readiness
 from testbed.local.state import Component
 from testbed.sample import Sample as TakenSample
 from testbed_messages.experiment import (

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from testbed.autoscale.policies import Readiness
+from scaling_policy.policy import Readiness
 from testbed.autoscale.scaler import PodManagement, next_step
 
 

@@ -26,7 +26,8 @@ Scale-in is guarded: a proxy is removed only when one fewer would still carry, a
 does not remove a proxy that a rise it has just seen would have it add back before a new one
 could serve.
 
-Sans-I/O like every policy here: views and times go in, a replica count and a reason come out.
+Sans-I/O like every policy of the testbed: views and times go in, a replica count and a
+reason come out.
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
-from testbed.autoscale.metrics import MetricView
-from testbed.autoscale.policies import Readiness, Recommendation, least_squares_slope
+from scaling_policy.policy import Readiness, Recommendation, least_squares_slope
+from scaling_policy.view import MetricView
 
 
 @dataclass(frozen=True)
