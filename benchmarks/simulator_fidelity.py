@@ -5,8 +5,11 @@ Give it results folders of real runs: `testbed run` folders (or `--repeat` group
 experiment it recorded (experiment.json, benchmark.json) and its figures are put next to the
 real ones:
 
-- a run: share of windows over P0 (points), proxy-seconds (%), scaling actions (when the pool's
-  target changed, matched within one sync period) and failed calls;
+- runs: the real runs of one experiment (repetitions, whatever their seed) are one group, played
+  with `--seeds` seeds of the model's own randomness; the means side by side: share of windows
+  over P0 (points), proxy-seconds ± sd (% between the means), scaling actions (when the pool's
+  target changed, matched within one sync period, per real/simulated pair and per real/real
+  pair), failed calls and the proxies' CPU per call;
 - a benchmark: the capacity per CPU limit, and how many rate steps apart the two are.
 
 Goals (issue 20): windows over P0 within 5 points, proxy-seconds within 10%, scaling actions at
@@ -14,7 +17,7 @@ the same times within one sync period, capacity within one rate step, failed cal
 order. The last line: worst_p99_share_error_pts=.. worst_proxy_seconds_error_pct=..
 worst_capacity_error_steps=.. speedup=..
 
-    uv run python benchmarks/simulator_fidelity.py FOLDER... [--calibration FILE]
+    uv run python benchmarks/simulator_fidelity.py FOLDER... [--calibration FILE] [--seeds N]
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import argparse
 import csv
 import itertools
 import json
+import math
 import statistics
 import time
 from dataclasses import dataclass
@@ -83,7 +87,7 @@ def cpu_ms_per_call(folder: Path, calls: int) -> float | None:
     for row in rows:
         t = float(row["t_s"])
         used = [float(v) for k, v in row.items() if k.endswith(".cpu_mcpu") and v not in ("", None)]
-        cpu_s += sum(used) / 1000 * (t - previous)
+        cpu_s += sum(u for u in used if not math.isnan(u)) / 1000 * (t - previous)
         previous = t
     return 1000 * cpu_s / calls
 
