@@ -225,9 +225,12 @@ def fit_throttled(
         return None, 0.0
     xs = [k.rate for k in knees]
     ys = [k.millicores - background_mcpu for k in knees]
-    two = len({k.millicores for k in knees}) >= 2
-    slope, intercept = statistics.linear_regression(xs, ys) if two else (0.0, 0.0)
-    if intercept < 0 or slope <= 0:  # no overhead: the line through the origin
+    fitted = (
+        statistics.linear_regression(xs, ys) if len({k.millicores for k in knees}) >= 2 else None
+    )
+    if fitted is not None and fitted.intercept >= 0 and fitted.slope > 0:
+        slope, intercept = fitted
+    else:  # one limit (no overhead to tell apart), or no overhead: the line through the origin
         slope, intercept = (
             sum(x * y for x, y in zip(xs, ys, strict=True)) / sum(x * x for x in xs),
             0.0,

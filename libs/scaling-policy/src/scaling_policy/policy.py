@@ -29,8 +29,9 @@ class Recommendation:
 
 
 class ScalingPolicy(Protocol):
-    """A testbed autoscaling policy (hpa, capacity, qos, hybrid): a replica count and a reason
-    per sync. The HPA manifest's rate limits are hpa.HpaRatePolicy, a different thing."""
+    """A testbed autoscaling policy (hpa, capacity, qos, hybrid, predictive): a replica count
+    and a reason per sync. The HPA manifest's rate limits are hpa.HpaRatePolicy, a different
+    thing."""
 
     name: str
     min_replicas: int

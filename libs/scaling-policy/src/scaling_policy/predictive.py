@@ -36,7 +36,7 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
-from scaling_policy.policy import Readiness, Recommendation, least_squares_slope
+from scaling_policy.policy import Readiness, Recommendation, clamp, least_squares_slope
 from scaling_policy.view import MetricView
 
 
@@ -150,7 +150,7 @@ class PredictivePolicy:
 
     def _change(self, now: float, desired: int, reason: str) -> Recommendation:
         self._last_change = now
-        return Recommendation(min(max(desired, self.min_replicas), self.max_replicas), reason)
+        return Recommendation(clamp(desired, self.min_replicas, self.max_replicas), reason)
 
     def _settled_p99(self, now: float, view: MetricView, readiness: Readiness) -> float | None:
         """The pool's p99 (ms) without the proxies still warming up: the pool's own figure when
