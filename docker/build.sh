@@ -3,8 +3,9 @@
 # services/<name>/pyproject.toml, the Kamailio image's (repo configs) from the root pyproject.
 #
 #   docker/build.sh [options] [IMAGE...]     IMAGE: sip-controller sip-client
-#                                            scenario-controller csvgen analyzer kamailio
-#                                            kamailio-debug mariadb prometheus (default: all)
+#                                            scenario-controller csvgen analyzer
+#                                            policy-controller kamailio kamailio-debug
+#                                            mariadb prometheus (default: all)
 #   mariadb and prometheus are the database and metrics server from Debian's packages, for
 #   compose and the chart where no registry serves the upstream images; tagged with their
 #   Debian versions.
@@ -26,8 +27,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ALL_IMAGES=(sip-controller sip-client scenario-controller csvgen analyzer kamailio kamailio-debug
-  mariadb prometheus)
+ALL_IMAGES=(sip-controller sip-client scenario-controller csvgen analyzer policy-controller
+  kamailio kamailio-debug mariadb prometheus)
 
 registry="${IMAGE_REGISTRY:-ims-testbed}"
 push=0
@@ -38,7 +39,7 @@ platform=""
 base=local
 images=()
 
-usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; }
 
 while (($#)); do
   case "$1" in
@@ -66,7 +67,7 @@ project_version() {
 describe() {
   local image="$1" version
   case "$image" in
-    sip-controller|sip-client|scenario-controller|csvgen|analyzer)
+    sip-controller|sip-client|scenario-controller|csvgen|analyzer|policy-controller)
       version="$(project_version "services/$image/pyproject.toml")"
       echo "docker/$image.Dockerfile - $version $registry/$image:$version" ;;
     kamailio)

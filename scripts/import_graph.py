@@ -19,6 +19,7 @@ import grimp
 LIBRARIES = (
     "api_token",
     "kamailio_rpc",
+    "scaling_policy",
     "scenario_csv",
     "scenario_gen",
     "service_kit",
@@ -26,7 +27,14 @@ LIBRARIES = (
     "testbed_db",
     "testbed_messages",
 )
-SERVICES = ("analyzer", "csvgen", "scenario_controller", "sip_client", "sip_controller")
+SERVICES = (
+    "analyzer",
+    "csvgen",
+    "policy_controller",
+    "scenario_controller",
+    "sip_client",
+    "sip_controller",
+)
 TESTBED = "testbed"
 
 

@@ -48,6 +48,12 @@ CHARTS: dict[str, str | None] = {
 }
 
 
+# images docker-compose.yml does not run, each with the reason; every other image must be there
+NOT_IN_COMPOSE = {
+    "policy-controller": "it sets a workload's scale through a Kubernetes API: the chart runs it",
+}
+
+
 class VersionError(Exception):
     """A file this script needs is missing or unreadable (one line, exit 2)."""
 
@@ -141,15 +147,18 @@ def pins(root: Path) -> list[Pin]:
     }
     for image, (version, source) in image_versions.items():
         name = re.escape(image)
-        result.append(
-            Pin(
-                "docker-compose.yml",
-                f"image {REGISTRY}/{image}",
-                version,
-                source,
-                re.compile(rf"(?m)^\s*image: {REGISTRY}/{name}:(?P<v>[^\s\"-]+)(?:-debug)?\s*$"),
+        if image not in NOT_IN_COMPOSE:
+            result.append(
+                Pin(
+                    "docker-compose.yml",
+                    f"image {REGISTRY}/{image}",
+                    version,
+                    source,
+                    re.compile(
+                        rf"(?m)^\s*image: {REGISTRY}/{name}:(?P<v>[^\s\"-]+)(?:-debug)?\s*$"
+                    ),
+                )
             )
-        )
         result.append(
             Pin(
                 f"docker/{image}.Dockerfile",

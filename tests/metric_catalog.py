@@ -93,12 +93,19 @@ def _csvgen(registry: CollectorRegistry) -> None:
     CsvgenMetrics(registry)
 
 
+def _policy_controller(registry: CollectorRegistry) -> None:
+    from policy_controller.metrics import PolicyControllerMetrics
+
+    PolicyControllerMetrics(registry)
+
+
 SERVICES = [
     Service("analyzer", "analyzer_", _analyzer),
     Service("sip-client", "sip_client_", _sip_client),
     Service("scenario-controller", "scenario_controller_", _scenario_controller),
     Service("sip-controller", "sip_controller_", _sip_controller),
     Service("csvgen", "csvgen_", _csvgen),
+    Service("policy-controller", "policy_controller_", _policy_controller),
 ]
 
 

@@ -35,7 +35,14 @@ from support import ROOT, free_port
 from service_kit import env_variables
 
 DOCKER = ROOT / "docker"
-PYTHON_IMAGES = ["sip-controller", "sip-client", "scenario-controller", "csvgen", "analyzer"]
+PYTHON_IMAGES = [
+    "sip-controller",
+    "sip-client",
+    "scenario-controller",
+    "csvgen",
+    "analyzer",
+    "policy-controller",
+]
 ALL_IMAGES = [*PYTHON_IMAGES, "kamailio"]
 # image -> (settings class, host variable, port variable): what the HEALTHCHECK must name
 SERVICE_SETTINGS = {
@@ -48,6 +55,11 @@ SERVICE_SETTINGS = {
     ),
     "csvgen": ("csvgen.config", "CSVGEN_HOST", "CSVGEN_PORT"),
     "analyzer": ("analyzer.config", "ANALYZER_HTTP_HOST", "ANALYZER_HTTP_PORT"),
+    "policy-controller": (
+        "policy_controller.config",
+        "POLICY_CONTROLLER_HOST",
+        "POLICY_CONTROLLER_PORT",
+    ),
 }
 
 

@@ -83,6 +83,12 @@ SCENARIOS: dict[str, list[str]] = {
         "autoscaling.cpu.metric=Pods",
     ],
     "keda": ["--set", "global.sipProxy.autoscaler=keda"],
+    "predictive": [
+        "--set",
+        "global.sipProxy.autoscaler=predictive",
+        "--set",
+        "prometheus.enabled=true",
+    ],
     "fixed": ["--set", "global.sipProxy.autoscaler=none"],
     "proxy-deployment": ["--set", "global.sipProxy.workload=Deployment"],
     "classic-sidecar": ["--set", "sip-proxy.analyzer.nativeSidecar=false"],
@@ -300,7 +306,7 @@ def test_validation_catches_a_broken_manifest() -> None:
 def test_misconfigurations_fail_with_a_reason() -> None:
     base = ["template", RELEASE, str(CHART), "--kube-version", KUBE_VERSION]
     cases = {
-        "global.sipProxy.autoscaler must be hpa, keda or none": [
+        "global.sipProxy.autoscaler must be hpa, keda, predictive or none": [
             "--set",
             "global.sipProxy.autoscaler=both",
         ],
@@ -885,6 +891,110 @@ def test_keda_scaled_object_alternative() -> None:
     assert "replicas" not in proxy(docs)["spec"]
 
 
+def test_predictive_controller_replaces_the_hpa_with_rbac_for_the_scale_alone() -> None:
+    docs = render("predictive")
+    assert not kinds(docs, "HorizontalPodAutoscaler")
+    assert not kinds(docs, "ScaledObject")
+    assert "replicas" not in proxy(docs)["spec"]  # the controller owns the count
+    name = f"{RELEASE}-policy-controller"
+    role = find(docs, "Role", name)
+    assert role["rules"] == [
+        {
+            "apiGroups": ["apps"],
+            "resources": ["statefulsets/scale"],
+            "resourceNames": [f"{RELEASE}-sip-proxy"],
+            "verbs": ["get", "patch"],
+        }
+    ]
+    binding = find(docs, "RoleBinding", name)
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": name,
+    }
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": name, "namespace": NAMESPACE}]
+    deployment = find(docs, "Deployment", name)
+    spec = pod_spec(deployment)
+    assert spec["serviceAccountName"] == name
+    assert deployment["spec"]["replicas"] == 1
+    variables = env(container(spec, "policy-controller"))
+    assert variables["POLICY_CONTROLLER_TARGET_KIND"] == "statefulsets"
+    assert variables["POLICY_CONTROLLER_TARGET_NAME"] == f"{RELEASE}-sip-proxy"
+    assert variables["POLICY_CONTROLLER_PROMETHEUS_URL"] == (
+        f"http://{RELEASE}-prometheus.{NAMESPACE}.svc.cluster.local:9090"
+    )
+    bounds = values()["autoscaling"]
+    assert variables["POLICY_CONTROLLER_MIN_REPLICAS"] == str(bounds["minReplicas"])
+    assert variables["POLICY_CONTROLLER_MAX_REPLICAS"] == str(bounds["maxReplicas"])
+    # the proxies' CPU limit (30m), which the policy measures its knee against
+    limit = values("sip-proxy")["resources"]["limits"]["cpu"]
+    assert float(variables["POLICY_CONTROLLER_CPU_LIMIT_CORES"]) == int(limit.rstrip("m")) / 1000
+    # every variable is one the service reads, none is set twice
+    names = [e["name"] for e in container(spec, "policy-controller")["env"]]
+    assert len(names) == len(set(names))
+    assert set(names) <= set(settings_env("policy_controller.config"))
+    # scraped like every service: the Service is labelled and names its port http
+    service = find(docs, "Service", name)
+    assert service["metadata"]["labels"]["ims-testbed/metrics"] == "true"
+    assert [p["name"] for p in service["spec"]["ports"]] == ["http"]
+    # a Deployment of proxies: the same, on deployments/scale
+    other = render("predictive", "--set", "global.sipProxy.workload=Deployment")
+    assert find(other, "Role", name)["rules"][0]["resources"] == ["deployments/scale"]
+
+
+def test_predictive_controller_reads_local_modes_very_queries() -> None:
+    """The PromQL the controller gets is what local mode renders from the same rules, with
+    the chart's window and scrape interval (the policy's lead time depends on them)."""
+    from testbed.autoscale.prom_metrics import LB_SELECTOR, P99_SERIES
+    from testbed.local.rules import (
+        CPU_POD_METRIC,
+        INVITE_RATE_METRIC,
+        P99_POD_METRIC,
+        chart_queries,
+    )
+
+    local = chart_queries(CHART, 12, NAMESPACE)
+    docs = render(
+        "predictive", "--set", "metrics.window=12s", "--set", "prometheus.scrapeInterval=1m30s"
+    )
+    variables = env(
+        container(
+            pod_spec(find(docs, "Deployment", f"{RELEASE}-policy-controller")), "policy-controller"
+        )
+    )
+    assert variables["POLICY_CONTROLLER_QUERY_CPU"] == local.namespace_query(CPU_POD_METRIC)
+    assert variables["POLICY_CONTROLLER_QUERY_P99_BY_POD"] == local.namespace_query(P99_POD_METRIC)
+    assert variables["POLICY_CONTROLLER_QUERY_P99"] == local.keda_query(P99_SERIES)
+    assert variables["POLICY_CONTROLLER_QUERY_INVITE_RATE"] == local.external_query(
+        INVITE_RATE_METRIC, LB_SELECTOR
+    )
+    assert "[12s]" in variables["POLICY_CONTROLLER_QUERY_CPU"]
+    assert float(variables["POLICY_CONTROLLER_METRIC_WINDOW_S"]) == 12
+    assert float(variables["POLICY_CONTROLLER_SCRAPE_INTERVAL_S"]) == 90
+
+
+def test_predictive_controller_needs_a_prometheus_and_a_rule_for_each_query() -> None:
+    base = ["template", RELEASE, str(CHART), "--kube-version", KUBE_VERSION]
+    base += ["--set", "global.sipProxy.autoscaler=predictive"]
+    result = helm(*base, check=False)
+    assert result.returncode != 0
+    assert "policyController.prometheusUrl" in result.stderr
+    given = helm(*base, "--set", "policyController.prometheusUrl=http://prom:9090").stdout
+    assert "http://prom:9090" in given
+    result = helm(
+        *base,
+        "--set",
+        "prometheus.enabled=true",
+        "--set",
+        "keda.triggers=null",
+        check=False,
+    )
+    assert result.returncode != 0
+    assert (
+        "keda.triggers: 0 queries read analyzer_sip_response_time_seconds_bucket" in result.stderr
+    )
+
+
 # -- environment names -------------------------------------------------------------------------
 
 # settings left at the service's default, and why
@@ -1169,14 +1279,22 @@ def containers(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def test_images_carry_each_services_version() -> None:
     # Prometheus comes with kube-prometheus-stack (the prometheus subchart is off by default),
-    # the debug image is for `kubectl debug`
+    # the debug image is for `kubectl debug`, the policy controller runs instead of the HPA
+    # (global.sipProxy.autoscaler predictive)
     expected = {
         i
         for i in built_images()
-        if not i.endswith("-debug") and not i.startswith("ims-testbed/prometheus:")
+        if not i.endswith("-debug")
+        and not i.startswith(("ims-testbed/prometheus:", "ims-testbed/policy-controller:"))
     }
     ours = {c["image"] for c in containers(render("default", *PROJECT_MARIADB))}
     assert ours == expected
+    predictive = {c["image"] for c in containers(render("predictive", *PROJECT_MARIADB))}
+    assert predictive - ours == {
+        i
+        for i in built_images()
+        if i.startswith(("ims-testbed/prometheus:", "ims-testbed/policy-controller:"))
+    }
     # by default the database is Docker Hub's image of the same MariaDB version
     upstream = {c["image"] for c in containers(render())}
     assert upstream == {i.replace("ims-testbed/mariadb:", "mariadb:") for i in expected}
@@ -1310,6 +1428,8 @@ def test_dashboard_queries_use_the_metric_names_the_services_export() -> None:
         "direction",
         "method",
         "status",
+        "increase",
+        "action",
     }
     used: set[str] = set()
     for panel in panels:
@@ -2618,6 +2738,33 @@ def test_network_policies_follow_the_values(tmp_path: Path) -> None:
     assert (("TCP", 9101)) not in {
         (p["protocol"], p["port"]) for r in sip_proxy["spec"]["ingress"] for p in r["ports"]
     }
+
+
+def test_the_policy_controllers_metrics_admit_prometheus_alone() -> None:
+    name = f"{RELEASE}-policy-controller"
+    policy = find(render("predictive"), "NetworkPolicy", name)
+    assert policy["spec"]["podSelector"] == {"matchLabels": selector_labels("policy-controller")}
+    assert policy["spec"]["ingress"] == [
+        {
+            "from": [
+                {"podSelector": {"matchLabels": selector_labels("prometheus")}},
+                MONITORING_PEER,  # networkPolicy.metricsSources' default
+            ],
+            "ports": [{"protocol": "TCP", "port": 8095}],
+        }
+    ]
+    # no metrics source: no rule (an empty `from` would admit every peer)
+    docs = fresh_render(
+        "--set",
+        "global.sipProxy.autoscaler=predictive",
+        "--set",
+        "policyController.prometheusUrl=http://prom:9090",
+        "--set",
+        "networkPolicy.metricsSources=null",
+    )
+    assert find(docs, "NetworkPolicy", name)["spec"].get("ingress") in (None, [])
+    for version in SCHEMA_VERSIONS:
+        kubernetes_validate.validate(find(docs, "NetworkPolicy", name), version, strict=True)
 
 
 def test_the_panels_ingress_is_off_by_default() -> None:

@@ -128,6 +128,16 @@ def test_the_autoscale_section_builds_it_with_the_computed_lead_time():
     built = build_policy(spec, 1000, 10)
     assert isinstance(built, PredictivePolicy)
     assert built.s.lead_time_s == 66
+    assert built.s.cpu_limit_cores == pytest.approx(0.010)  # the proxies' 10m limit
+    unlimited = build_policy(spec, 1000, None)
+    assert isinstance(unlimited, PredictivePolicy)
+    assert unlimited.s.cpu_limit_cores is None
+    off = AutoscaleSpec.model_validate(
+        {"policy": "predictive", "predictive": {"knee_per_proxy": 6, "cpu_knee": False}}
+    )
+    built_off = build_policy(off, 1000, 10)
+    assert isinstance(built_off, PredictivePolicy)
+    assert built_off.s.cpu_limit_cores is None
     with pytest.raises(ValueError, match=r"predictive needs predictive\.knee_per_proxy"):
         AutoscaleSpec.model_validate({"policy": "predictive"})
     with pytest.raises(ValueError, match="calm_fraction must be below breach_fraction"):
@@ -143,3 +153,57 @@ def test_the_trend_is_fitted_over_scrapes_whatever_their_jitter():
     for t in times:
         p.recommend(t, 1, view(t, 5 + 0.1 * t, pods=1), ready(1))
     assert p.predicted_rate == pytest.approx(5 + 0.1 * times[-1] + 0.1 * 60)
+
+
+def busy(t: float, rate: float, pods: int, cores: float) -> MetricView:
+    names = [f"sip-proxy-{i}" for i in range(pods)]
+    return MetricView(
+        time=t,
+        cpu_cores=dict.fromkeys(names, cores),
+        p99_s=dict.fromkeys(names, 0.001),
+        p99_all_s=0.001,
+        invite_rate=rate,
+        pods=frozenset(names),
+    )
+
+
+def test_the_cpu_measures_a_knee_below_a_wrong_hint_before_any_breach():
+    # a 10m proxy: 1.6 mCPU of background and 1 ms of CPU per invite, so 90% of the limit
+    # (9m) is reached at 7.4 invites/s; the hint says 12
+    p = policy(knee_per_proxy=12.0, target_share=0.9, cpu_limit_cores=0.010)
+    desired = []
+    for i, rate in enumerate([2.0, 4.0, 6.0, 8.0]):
+        t = 300.0 * i  # slow steps: the trend adds little over the 60 s lead time
+        d = p.recommend(t, 1, busy(t, rate, 1, 0.0016 + 0.001 * rate), ready(1))
+        desired.append(d.desired)
+    assert p.cpu_knee == pytest.approx(7.4)
+    assert p.effective_knee == pytest.approx(7.4)
+    assert p.knee == 12.0  # nothing was learned from the p99: it never breached
+    # 8/s is over 0.9 x 7.4 for one proxy: a second one, as the HPA at 90% would ask
+    assert desired == [1, 1, 1, 2]
+    assert "cpu 7.4" in p.recommend(1200, 2, busy(1200, 8.0, 2, 0.0056), ready(2)).reason
+
+
+def test_a_throttled_proxy_is_off_the_line_and_a_lone_busy_one_bounds_the_knee():
+    p = policy(knee_per_proxy=12.0, cpu_limit_cores=0.010)
+    # one rate only, the proxy at its limit: no line; CPU per invite gives 8 x 0.9 = 7.2
+    p.recommend(0, 1, busy(0, 8.0, 1, 0.010), ready(1))
+    assert p.cpu_knee == pytest.approx(7.2)
+    # idle: nothing read (the background would pass for the cost of the invites)
+    idle = policy(knee_per_proxy=12.0, cpu_limit_cores=0.010)
+    idle.recommend(0, 1, busy(0, 1.0, 1, 0.0026), ready(1))
+    assert idle.cpu_knee is None
+    assert idle.effective_knee == 12.0
+    # a warming proxy's CPU is not read either
+    warm = policy(knee_per_proxy=12.0, cpu_limit_cores=0.010)
+    warm.recommend(100, 1, busy(100, 8.0, 1, 0.010), ready(1, since=90.0))
+    assert warm.cpu_knee is None
+
+
+def test_a_knee_above_the_hint_is_not_taken_from_the_cpu():
+    # a fast machine: 0.5 ms per invite puts 90% of 10m at 14.8/s; the learned knee (10) stays
+    p = policy(cpu_limit_cores=0.010)
+    for i, rate in enumerate([2.0, 4.0, 6.0]):
+        p.recommend(30.0 * i, 1, busy(30.0 * i, rate, 1, 0.0016 + 0.0005 * rate), ready(1))
+    assert p.cpu_knee == pytest.approx(14.8)
+    assert p.effective_knee == 10.0

@@ -40,6 +40,23 @@ COMMANDS = {
     "sip-client": ([sys.executable, "-m", "sip_client"], [str(BIN / "sip-client")]),
     "analyzer": ([sys.executable, "-m", "analyzer"], [str(BIN / "analyzer"), "serve"]),
     "csvgen": ([sys.executable, "-m", "csvgen", "serve"], [str(BIN / "csvgen"), "serve"]),
+    "policy-controller": (
+        [sys.executable, "-m", "policy_controller", "serve"],
+        [str(BIN / "policy-controller"), "serve"],
+    ),
+}
+# the settings a service has no default for (the chart sets them); the other services have one
+# for every setting
+REQUIRED = {
+    "policy-controller": {
+        "POLICY_CONTROLLER_PROMETHEUS_URL": "http://127.0.0.1:9",
+        "POLICY_CONTROLLER_QUERY_CPU": "sum(rate(cpu[30s])) by (pod)",
+        "POLICY_CONTROLLER_QUERY_P99_BY_POD": "p99_by_pod",
+        "POLICY_CONTROLLER_QUERY_P99": "p99",
+        "POLICY_CONTROLLER_QUERY_INVITE_RATE": "invite_rate",
+        "POLICY_CONTROLLER_TARGET_NAME": "sip-proxy",
+        "POLICY_CONTROLLER_KNEE_PER_PROXY": "10",
+    },
 }
 # an empty classic pcap (the global header alone): the analyzer reads it instead of capturing
 EMPTY_PCAP = bytes.fromhex("d4c3b2a1020004000000000000000000ffff000001000000")
@@ -129,7 +146,7 @@ def test_help_names_host_port_and_the_variables(name: str, how: int) -> None:
 @pytest.mark.parametrize("name", sorted(COMMANDS))
 def test_bad_settings_are_one_line_each_and_exit_2(name: str, how: int) -> None:
     _, port = _host_port(SERVICES[name])
-    env = {**os.environ, port: "not-a-port"}
+    env = {**os.environ, **REQUIRED.get(name, {}), port: "not-a-port"}
     # a second bad variable of the service's own
     second = {
         "sip-controller": ("SUBSCRIBER_FIRST", "-1"),
@@ -137,6 +154,7 @@ def test_bad_settings_are_one_line_each_and_exit_2(name: str, how: int) -> None:
         "sip-client": ("PHONES", "101"),
         "analyzer": ("ANALYZER_BACKEND", "scapy"),
         "csvgen": ("CSVGEN_MAX_ROWS", "0"),
+        "policy-controller": ("POLICY_CONTROLLER_TREND_POINTS", "2"),
     }[name]
     env[second[0]] = second[1]
     result = _run(COMMANDS[name][how], env)
@@ -165,6 +183,14 @@ def _service_env(name: str, tmp_path: Path) -> dict[str, str]:
         "sip-client": {"SIP_CLIENT_ADDRESS": "127.0.0.1", "SIP_CLIENT_PORT": "0"},
         "analyzer": {"ANALYZER_PCAP_FILE": str(tmp_path / "empty.pcap")},
         "csvgen": {},
+        # closed ports: never a real Prometheus or API server; the loop counts the failures
+        "policy-controller": {
+            **REQUIRED["policy-controller"],
+            "POLICY_CONTROLLER_PROMETHEUS_URL": f"http://127.0.0.1:{free_port()}",
+            "POLICY_CONTROLLER_KUBE_API": f"http://127.0.0.1:{free_port()}",
+            "POLICY_CONTROLLER_KUBE_TOKEN_FILE": str(tmp_path / "token"),
+            "POLICY_CONTROLLER_NAMESPACE": "test",
+        },
     }[name]
 
 

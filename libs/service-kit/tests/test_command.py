@@ -17,6 +17,25 @@ class Toy(ServiceSettings):
     buckets: int = Field(3, ge=1, description="how many")
 
 
+class Needy(ServiceSettings):
+    listen_fields = ("needy_host", "needy_port")
+
+    needy_host: str = "127.0.0.1"
+    needy_port: int = 8000
+    needy_url: str  # no default: the environment must give it
+
+
+def test_help_says_which_variables_are_required(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        command_line(Needy, "needy", "", ["--help"])
+    rows = {row.split()[0]: row.split()[1:] for row in capsys.readouterr().out.splitlines()[-3:]}
+    assert rows == {
+        "NEEDY_HOST": ["default", "'127.0.0.1'"],
+        "NEEDY_PORT": ["default", "8000"],
+        "NEEDY_URL": ["required"],
+    }
+
+
 def test_help_names_the_options_and_every_variable(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exited:
         command_line(Toy, "toy", "A toy service.", ["--help"])

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import Field
 
-from service_kit import envdoc
+from service_kit import ServiceSettings, envdoc
 
 PAGE = f"# Configuration\n\nintro\n\n{envdoc.BEGIN}\nold\n{envdoc.END}\n\nafter\n"
 
@@ -21,6 +22,19 @@ def test_one_row_per_variable_with_type_bounds_and_default(toy_repo: Path) -> No
     assert "`services/toy-svc/src/toy_svc/data`" in rows["| `TOY_DIR`"]
     assert "`~/.toy`" in rows["| `TOY_HOME`"]
     assert "### toy-svc" in table
+
+
+def test_a_field_without_a_default_is_required(tmp_path: Path) -> None:
+    class Needy(ServiceSettings):
+        listen_fields = ("needy_host", "needy_port")
+
+        needy_host: str = "127.0.0.1"
+        needy_port: int = 8000
+        needy_url: str = Field(description="the one it needs")
+
+    fields = Needy.model_fields
+    assert envdoc.default_cell(fields["needy_url"], tmp_path) == "required"
+    assert envdoc.default_cell(fields["needy_port"], tmp_path) == "`8000`"
 
 
 def test_only_the_marked_part_is_replaced(toy_repo: Path) -> None:

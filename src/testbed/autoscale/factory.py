@@ -38,7 +38,7 @@ def build_policy(spec: AutoscaleSpec, p0_ms: float, proxy_millicores: int | None
     if spec.policy == "qos":
         return qos
     if spec.policy == "predictive":
-        return _predictive(spec, p0_ms)
+        return _predictive(spec, p0_ms, proxy_millicores)
     assert spec.capacity is not None
     return CapacityPolicy(
         spec.capacity.capacity_per_proxy,
@@ -49,10 +49,15 @@ def build_policy(spec: AutoscaleSpec, p0_ms: float, proxy_millicores: int | None
     )
 
 
-def _predictive(spec: AutoscaleSpec, p0_ms: float) -> PredictivePolicy:
+def _predictive(
+    spec: AutoscaleSpec, p0_ms: float, proxy_millicores: int | None
+) -> PredictivePolicy:
     assert spec.predictive is not None
     knobs = spec.predictive.model_dump()
     ready_delay_s = knobs.pop("ready_delay_s")
+    # the measured knee needs the limit the CPU is a share of
+    measured = knobs.pop("cpu_knee") and proxy_millicores is not None
+    knobs["cpu_limit_cores"] = proxy_millicores / 1000 if measured and proxy_millicores else None
     lead = lead_time(
         spec.startup_delay_s,
         ready_delay_s,

@@ -60,6 +60,10 @@ class PredictivePolicySpec(_Strict):
     settle_s: float = Field(30.0, ge=0)
     trend_points: int = Field(4, ge=3, le=100)
     scale_in_lead_times: float = Field(2.0, ge=1)
+    cpu_knee: bool = Field(
+        True, description="also measure the knee from CPU per invite (proxies with a CPU limit)"
+    )
+    cpu_ceiling: float = Field(0.9, gt=0, le=1, description="of the CPU limit, at the knee")
     ready_delay_s: float = Field(
         1.0, ge=0, description="from a pod's start-up to serving (a local proxy: about 1 s)"
     )

@@ -88,8 +88,8 @@ def hpa_values(experiment: Experiment) -> dict[str, Any]:
     assert experiment.autoscale is not None
     if experiment.autoscale.policy != "hpa":
         raise ExperimentFailed(
-            f"autoscale.policy {experiment.autoscale.policy}: only the HPA runs on a cluster "
-            "(the capacity, qos and hybrid policies are local mode's autoscaler)"
+            f"autoscale.policy {experiment.autoscale.policy}: only the HPA and the predictive "
+            "policy run on a cluster (capacity, qos and hybrid are local mode's autoscaler)"
         )
     spec = experiment.autoscale.manifest().get("spec", {})
     values: dict[str, Any] = {
@@ -114,6 +114,25 @@ def hpa_values(experiment: Experiment) -> dict[str, Any]:
     return values
 
 
+def predictive_values(experiment: Experiment) -> dict[str, Any]:
+    """The chart's `policyController` values from the experiment's predictive section: the
+    controller's environment (POLICY_CONTROLLER_<KNOB>), which computes the same lead time
+    from the same settings; the proxies' CPU limit comes from the chart's sip-proxy.resources."""
+    autoscale = experiment.autoscale
+    assert autoscale is not None
+    assert autoscale.predictive is not None
+    knobs = autoscale.predictive.model_dump()
+    ready_delay_s = knobs.pop("ready_delay_s")
+    settings: dict[str, Any] = {
+        "p0_ms": experiment.qos.p0_ms,
+        **knobs,
+        "ready_delay_s": ready_delay_s,
+        "startup_delay_s": autoscale.startup_delay_s,
+        "sync_period_s": autoscale.sync_period_s,
+    }
+    return {"env": {f"POLICY_CONTROLLER_{k.upper()}": str(v) for k, v in settings.items()}}
+
+
 def chart_values(
     experiment: Experiment, prepared: Prepared, local_images: bool, namespace: str
 ) -> dict[str, Any]:
@@ -136,7 +155,14 @@ def chart_values(
         },
         "monitoring": {"dashboard": {"enabled": False}},
     }
-    if experiment.autoscale is not None:
+    if experiment.autoscale is not None and experiment.autoscale.policy == "predictive":
+        values["global"]["sipProxy"]["autoscaler"] = "predictive"
+        values["autoscaling"] = {
+            "minReplicas": experiment.autoscale.min_replicas,
+            "maxReplicas": experiment.autoscale.max_replicas,
+        }
+        values["policyController"] = predictive_values(experiment)
+    elif experiment.autoscale is not None:
         values["global"]["sipProxy"]["autoscaler"] = "hpa"
         values["autoscaling"] = hpa_values(experiment)
         # the HPA starts from the experiment's initial count
@@ -151,12 +177,16 @@ def chart_values(
 
 
 @contextlib.contextmanager
-def _forwards(tools: ClusterTools, namespace: str) -> Iterator[dict[str, str]]:
+def _forwards(
+    tools: ClusterTools, namespace: str, predictive: bool = False
+) -> Iterator[dict[str, str]]:
     targets = {
         "scenario": (f"svc/{RELEASE}-scenario-controller", 8001),
         "controller": (f"svc/{RELEASE}-sip-controller", 8000),
         "prometheus": (f"svc/{RELEASE}-prometheus", 9090),
     }
+    if predictive:
+        targets["policy"] = (f"svc/{RELEASE}-policy-controller", 8095)
     with contextlib.ExitStack() as stack:
         urls = {
             key: stack.enter_context(PortForward(tools.kubectl_cmd, namespace, target, port)).url
@@ -287,7 +317,8 @@ def run_on_cluster(
     if experiment_file is not None:
         shutil.copyfile(experiment_file, out / "experiment.yaml")
     (out / "experiment.json").write_text(experiment.model_dump_json(indent=2))
-    if experiment.autoscale is not None:
+    predictive = experiment.autoscale is not None and experiment.autoscale.policy == "predictive"
+    if experiment.autoscale is not None and not predictive:
         (out / "hpa.yaml").write_text(yaml.safe_dump(experiment.autoscale.manifest()))
     progress("preparing the scenario", None)
     prepared = prepare(experiment, out)
@@ -326,7 +357,7 @@ def run_on_cluster(
         tools.helm(*args)
         timings["helm_install_s"] = round(time.monotonic() - start, 1)
         (out / "pods.txt").write_text(tools.kubectl("-n", namespace, "get", "pods", "-o", "wide"))
-        with _forwards(tools, namespace) as urls:
+        with _forwards(tools, namespace, predictive) as urls:
             prom = Prometheus(urls["prometheus"], http)
             _wait(prom.ready, 60, "Prometheus ready")
             scenario_url = urls["scenario"]
@@ -376,7 +407,10 @@ def run_on_cluster(
                 while True:
                     sample = sampler.sample()
                     rows.append(sample)
-                    if experiment.autoscale is not None and len(rows) % 5 == 1:
+                    if predictive:
+                        # every decision of the policy controller (it syncs slower than this)
+                        hpa_log.append({"t_s": sample.t_s, **_policy_status(http, urls["policy"])})
+                    elif experiment.autoscale is not None and len(rows) % 5 == 1:
                         hpa_log.append({"t_s": sample.t_s, **_hpa_status(tools, namespace)})
                     progress("running", Running(sample, duration))
                     if sample.run_state not in (None, "running", "paused"):
@@ -446,6 +480,15 @@ def _api_token(tools: ClusterTools, namespace: str) -> str:
         return api_token.validate(value)
     except ValueError as exc:  # validate's message never contains the token
         raise ExperimentFailed(f"secret {name}, key api-token: {exc}") from None
+
+
+def _policy_status(http: httpx.Client, url: str) -> dict[str, Any]:
+    """The policy controller's last decision (its GET /status), in autoscaler.csv's columns."""
+    try:
+        status = http.get(f"{url}/status", timeout=5).json()
+    except (httpx.HTTPError, ValueError):
+        return {"current": None, "desired": None, "reason": "policy controller unreachable"}
+    return {k: status.get(k) for k in ("current", "desired", "reason")}
 
 
 def _hpa_status(tools: ClusterTools, namespace: str) -> dict[str, Any]:

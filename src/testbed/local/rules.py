@@ -118,6 +118,12 @@ class ChartQueries:
         pod = _label("pod", names[0]) if len(names) == 1 else f'pod=~"{"|".join(names)}"'
         return rule.expand([_label("namespace", self.namespace), pod], ["pod"])
 
+    def namespace_query(self, metric: str) -> str:
+        """A Pods metric for every pod of the namespace, by pod: what the chart's policy
+        controller asks (templates/_queries.tpl), where the adapter would list the HPA's pods."""
+        rule = self._rule(self.custom, metric, "rules")
+        return rule.expand([_label("namespace", self.namespace)], ["pod"])
+
     def external_query(self, metric: str, selector: dict[str, str]) -> str:
         """The adapter's query for an External metric with the HPA's matchLabels."""
         rule = self._rule(self.external, metric, "externalRules")

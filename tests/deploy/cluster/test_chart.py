@@ -2,7 +2,9 @@
 postStart hooks enable them through the real controller and their preStop hooks drain them,
 `kubectl scale` is followed by the load balancer's dispatcher set, phones register and calls
 complete through the cluster's load balancer, and the real HPA scales the proxies' StatefulSet
-on CPU from metrics-server under load and back down with the chart's behavior policies.
+on CPU from metrics-server under load and back down with the chart's behavior policies, and the
+predictive policy controller does the same through the StatefulSet's scale subresource, with
+RBAC for that alone and its decisions in the release's Prometheus.
 
 Security: the chart's NetworkPolicies are accepted by the API server (this cluster's bridge
 network plugin does not enforce them, so only their validity is checked here); the
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -410,3 +413,102 @@ def test_the_hpa_scales_the_proxies_on_cpu_under_load_and_back(
         if e["reason"] == "SuccessfulRescale"
     ]
     assert any("below target" in m for m in rescales), rescales
+
+
+PREDICTIVE_VALUES: dict[str, Any] = {
+    "global": {"sipProxy": {"autoscaler": "predictive"}},
+    "prometheus": {"enabled": True},
+    "autoscaling": {"minReplicas": 1, "maxReplicas": 3},
+    "policyController": {
+        "env": {
+            # a knee well under what the load below brings to one proxy: the controller must
+            # ask for more proxies whatever this machine's speed; decisions every 5 s
+            "POLICY_CONTROLLER_KNEE_PER_PROXY": "4",
+            "POLICY_CONTROLLER_TARGET_SHARE": "0.8",
+            "POLICY_CONTROLLER_SYNC_PERIOD_S": "5",
+            "POLICY_CONTROLLER_STARTUP_DELAY_S": "10",
+            "POLICY_CONTROLLER_P0_MS": "500",
+        }
+    },
+}
+
+
+def _can_i(release: Release, *what: str) -> bool:
+    account = f"system:serviceaccount:{NS}:{RELEASE}-policy-controller"
+    out = release.kubectl("auth", "can-i", *what, f"--as={account}", check=False)
+    return out.strip() == "yes"
+
+
+def _prometheus_value(release: Release, expr: str) -> float | None:
+    url = f"http://{release.service_ip('prometheus')}:9090/api/v1/query"
+    result = httpx.get(url, params={"query": expr}, timeout=10).json()["data"]["result"]
+    return float(result[0]["value"][1]) if result else None
+
+
+# the upgrade, two minutes of load, and the guarded scale-in back to one proxy
+@pytest.mark.timeout(900)
+def test_the_predictive_policy_controller_scales_the_proxies_through_their_scale_subresource(
+    release: Release, cluster: Cluster, tmp_path: Path
+) -> None:
+    release.helm_run("upgrade", _deep(VALUES, PREDICTIVE_VALUES))
+    sts = f"{RELEASE}-sip-proxy"
+    assert not json.loads(release.kubectl("get", "hpa", "-o", "json"))["items"]
+    # its ServiceAccount may read and set the proxies' scale, and nothing else
+    assert _can_i(release, "get", f"statefulsets/{sts}", "--subresource=scale")
+    assert _can_i(release, "patch", f"statefulsets/{sts}", "--subresource=scale")
+    assert not _can_i(release, "patch", f"statefulsets/{sts}")
+    assert not _can_i(release, "patch", f"statefulsets/{RELEASE}-sip-loadb", "--subresource=scale")
+    assert not _can_i(release, "get", "pods")
+    assert not _can_i(release, "get", "secrets")
+
+    def replicas() -> int:
+        return int(
+            release.kubectl("get", "statefulset", sts, "-o", "jsonpath={.spec.replicas}") or 0
+        )
+
+    policy = f"http://{release.service_ip('policy-controller')}:8095"
+    _wait(lambda: replicas() == 1, 240, "the policy controller at its minimum")
+    lb = f"{release.service_ip('sip-loadb')}:5060"
+    node = cluster.settings.node_ip
+    sipp = release.sipp(tmp_path)
+    uas = sipp.start_uas(node, UAS_PORT)
+    peak = [1]
+    reasons: list[str] = []
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.wait(2):
+            try:
+                peak[0] = max(peak[0], replicas())
+                reasons.append(httpx.get(f"{policy}/status", timeout=5).json().get("reason", ""))
+            except (AssertionError, httpx.HTTPError, ValueError) as exc:
+                reasons.append(f"watch: {exc}")
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        callees = [f"50{n:02d}" for n in range(100)]
+        reg = sipp.register(callees, f"{node}:{UAS_PORT}", lb, f"{node}:5091")
+        assert reg.successful == len(callees)
+        pairs = [(f"51{n:02d}", c) for n, c in enumerate(callees)]
+        # 10 calls/s for two minutes: 3 proxies at the knee of 4 x 0.8, yet within one
+        # proxy's 30m limit (no call should fail while the pool grows)
+        calls = sipp.calls(pairs, lb, f"{node}:5092", rate=10, count=10 * 120, timeout=240)
+    finally:
+        stop.set()
+        watcher.join(10)
+        processes.stop(uas)
+    ups = [r for r in reasons if r.startswith("predictive: up")]
+    print("policy controller decisions (up):", *ups[:5], sep="\n  ")
+    assert ups, reasons[-10:]
+    assert peak[0] >= 2, reasons[-10:]
+    # scaling during the load lost no call: every pod joined and left through the hooks
+    assert calls.failed == 0, calls.errors
+    # its decisions are series in the release's Prometheus (the dashboard's row)
+    assert (_prometheus_value(release, "max(policy_controller_desired_replicas)") or 0) >= 2
+    assert (_prometheus_value(release, "max(policy_controller_invite_rate)") or 0) > 0
+    errors = _prometheus_value(release, "sum(policy_controller_errors_total)")
+    print("policy controller errors:", errors)
+    # after the load: back to one proxy once the guard's look-back has passed
+    _wait(lambda: replicas() == 1, 300, "the policy controller back at one proxy")
+    assert replicas() == 1

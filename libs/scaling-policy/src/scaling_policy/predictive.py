@@ -16,6 +16,15 @@ the benchmark's capacity at the proxies' CPU limit, and is corrected by what the
   the knee: the knee is raised by `knee_raise`, up to `knee_max_factor` times the hint
   (and never cut below `knee_min_factor` times it).
 
+Where the proxies' CPU limit is known (`cpu_limit_cores`), the knee is also measured, without
+waiting for a breach: a line fitted to the settled proxies' CPU against their invites/s (a
+background plus a cost per invite, from the unthrottled scrapes) says how many invites/s fit in
+`cpu_ceiling` of the limit, and the knee used is the lower of that and the learned one. Until
+the rates spread enough for a line, a busy proxy's CPU per invite gives a lower bound. A
+hint above what the proxies really serve (a slower hour of a shared machine, a heavier message
+mix than the benchmark's) is then corrected as soon as they are busy, as the CPU-based HPA
+would see it, rather than after the p99 broke P0.
+
 The p99 of a proxy that is starting, or has served for less than `settle_s`, is left out (a new
 proxy under a CPU limit shows seconds of latency while it warms up, which says nothing about the
 knee), as Kubernetes leaves unready pods out of the CPU average.
@@ -55,6 +64,12 @@ class PredictiveSettings:
     settle_s: float = 30.0  # a proxy's p99 counts this long after it serves
     trend_points: int = 4  # the rate's trend is fitted over this many scrapes (at least 3)
     scale_in_lead_times: float = 2.0  # scale-in looks back this many lead times
+    cpu_limit_cores: float | None = None  # each proxy's CPU limit; None: no measured knee
+    cpu_ceiling: float = 0.9  # of the limit a proxy may use at the knee (CFS throttles past it)
+    cpu_min_share: float = 0.5  # no line yet: CPU per invite is read above this share only
+    # (the idle background, counted per invite, would understate the knee)
+    cpu_points: int = 120  # the (invites/s, cores) points the line is fitted to, newest kept
+    cpu_spread: float = 0.25  # the line needs rates spread over this share of the highest
 
 
 def lead_time(
@@ -81,6 +96,12 @@ class PredictivePolicy:
             raise ValueError("the knee must be > 0 and target_share in (0, 1]")
         if not 0 < s.calm_fraction < s.breach_fraction:
             raise ValueError("calm_fraction must be above 0 and below breach_fraction")
+        if s.cpu_limit_cores is not None and not (
+            s.cpu_limit_cores > 0 and 0 < s.cpu_min_share <= s.cpu_ceiling <= 1
+        ):
+            raise ValueError(
+                "cpu_limit_cores must be > 0 and 0 < cpu_min_share <= cpu_ceiling <= 1"
+            )
         self.s = s
         self.min_replicas, self.max_replicas = min_replicas, max_replicas
         self.knee = s.knee_per_proxy
@@ -91,6 +112,8 @@ class PredictivePolicy:
         # what the last decision was based on, for the exporter and the log
         self.predicted_rate: float | None = None
         self.p99_ms: float | None = None
+        self.cpu_knee: float | None = None  # the knee the CPU per invite measured, last read
+        self._cpu_points: deque[tuple[float, float]] = deque(maxlen=settings.cpu_points)
 
     def recommend(
         self, now: float, current: int, view: MetricView | None, readiness: Readiness
@@ -121,10 +144,14 @@ class PredictivePolicy:
         starting = current > len(readiness.ready) or bool(readiness.pending)
         if fresh and p99 is not None and not starting:
             self._learn(p99, rate / max(1, len(readiness.ready)))
-        per_proxy = s.target_share * self.knee
+        if fresh and not starting:
+            self._measure_knee(now, view, readiness, rate)
+        knee = self.effective_knee
+        per_proxy = s.target_share * knee
         wanted = math.ceil(max(rate, predicted) / per_proxy - 1e-9)
         about = (
-            f"{rate:.1f}/s, {predicted:.1f}/s in {s.lead_time_s:.0f} s, knee {self.knee:.1f}/s"
+            f"{rate:.1f}/s, {predicted:.1f}/s in {s.lead_time_s:.0f} s, knee {knee:.1f}/s"
+            f"{'' if self.cpu_knee is None else f' (cpu {self.cpu_knee:.1f})'}"
             f", p99 {'-' if p99 is None else f'{p99:.0f} ms'}"
         )
         if p99 is not None and p99 > s.p0_ms and not starting:
@@ -147,6 +174,40 @@ class PredictivePolicy:
         ):
             return self._change(now, current - 1, f"predictive: down, {about}")
         return Recommendation(current, f"predictive: hold {current}, {about}")
+
+    @property
+    def effective_knee(self) -> float:
+        """The knee decisions use: the learned one, or the CPU's where that is lower."""
+        return self.knee if self.cpu_knee is None else min(self.knee, self.cpu_knee)
+
+    def _measure_knee(
+        self, now: float, view: MetricView, readiness: Readiness, rate: float
+    ) -> None:
+        """The invites/s a proxy serves at cpu_ceiling of its limit, from the settled proxies'
+        CPU per invite (the load balancer spreads invites evenly over the ready ones)."""
+        s = self.s
+        if s.cpu_limit_cores is None or not readiness.ready:
+            return
+        settled = [
+            pod
+            for pod, since in readiness.ready_since.items()
+            if now - since >= s.settle_s and view.cpu_cores.get(pod) is not None
+        ]
+        if not settled:
+            return
+        ceiling = s.cpu_ceiling * s.cpu_limit_cores
+        per_proxy = rate / len(readiness.ready)
+        used = [view.cpu_cores[pod] or 0.0 for pod in settled]
+        # a throttled proxy's CPU is its limit whatever its rate: off the line
+        self._cpu_points.extend((per_proxy, cores) for cores in used if cores < ceiling)
+        line = _line(list(self._cpu_points), s.cpu_spread)
+        if line is not None:
+            background, per_invite = line
+            self.cpu_knee = max(0.0, ceiling - background) / per_invite
+            return
+        cores = sum(used) / len(used)
+        if cores >= s.cpu_min_share * s.cpu_limit_cores and per_proxy > 0:
+            self.cpu_knee = per_proxy * ceiling / cores
 
     def _change(self, now: float, desired: int, reason: str) -> Recommendation:
         self._last_change = now
@@ -172,3 +233,23 @@ class PredictivePolicy:
             self.knee = max(cut, s.knee_min_factor * s.knee_per_proxy)
         elif p99_ms < s.calm_fraction * s.p0_ms and per_proxy >= s.target_share * self.knee:
             self.knee = min(self.knee * (1 + s.knee_raise), s.knee_max_factor * s.knee_per_proxy)
+
+
+def _line(points: list[tuple[float, float]], spread: float) -> tuple[float, float] | None:
+    """Least squares cores = background + per_invite * rate, when the rates spread over
+    `spread` of the highest and CPU rises with them; a negative background is read as none."""
+    if len(points) < 3:
+        return None
+    rates = [r for r, _ in points]
+    if max(rates) <= 0 or max(rates) - min(rates) < spread * max(rates):
+        return None
+    per_invite = least_squares_slope(points)
+    if per_invite <= 0:
+        return None
+    mean_r = sum(rates) / len(points)
+    background = sum(c for _, c in points) / len(points) - per_invite * mean_r
+    if background < 0:
+        # through the origin instead: the cost per invite alone
+        per_invite = sum(c * r for r, c in points) / sum(r * r for r in rates)
+        background = 0.0
+    return background, per_invite

@@ -31,6 +31,9 @@ def port_number(text: str) -> int:
 def _variables(settings_cls: type[ServiceSettings]) -> str:
     lines = ["environment (docs/configuration.md; --host/--port beat their variables):"]
     for name, info in env_variables(settings_cls).items():
+        if info.is_required():
+            lines.append(f"  {name:<32} required")
+            continue
         default = "unset" if info.default is None else repr(info.default)
         lines.append(f"  {name:<32} default {default}")
     return "\n".join(lines)

@@ -64,6 +64,13 @@ def _default(value: Any, root: Path) -> str:
     return f"`{value}`" if str(value) != "" else "empty"
 
 
+def default_cell(info: FieldInfo, root: Path) -> str:
+    """A field's default as the table shows it; `required` for a field without one."""
+    if info.is_required():
+        return "required"
+    return _default(info.get_default(call_default_factory=True), root)
+
+
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
@@ -77,7 +84,7 @@ def service_table(service: Service, root: Path) -> str:
     ]
     for name, info in env_variables(service.settings_class()).items():
         kind = ", ".join(filter(None, [_type(info.annotation), _bounds(info)]))
-        default = _default(info.get_default(call_default_factory=True), root)
+        default = default_cell(info, root)
         rows.append(
             f"| `{name}` | {_cell(kind)} | {_cell(default)} | {_cell(info.description or '')} |"
         )
