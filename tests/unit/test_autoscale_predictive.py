@@ -207,3 +207,30 @@ def test_a_knee_above_the_hint_is_not_taken_from_the_cpu():
         p.recommend(30.0 * i, 1, busy(30.0 * i, rate, 1, 0.0016 + 0.0005 * rate), ready(1))
     assert p.cpu_knee == pytest.approx(14.8)
     assert p.effective_knee == 10.0
+
+
+def test_a_rate_window_filling_up_is_no_trend():
+    # the load starts at 5/s; the 30 s rate window shows 0, 1.7, 3.3, 5/s on 10 s scrapes
+    filling = [(0.0, 0.0), (10.0, 5 / 3), (20.0, 10 / 3), (30.0, 5.0), (40.0, 5.0)]
+    naive = policy(knee_per_proxy=6.0)
+    aware = policy(knee_per_proxy=6.0, trend_after_s=30.0)
+    for t, rate in filling[:4]:
+        up = naive.recommend(t, 1, view(t, rate, pods=1), ready(1))
+        held = aware.recommend(t, 1, view(t, rate, pods=1), ready(1))
+    assert up.desired >= 2  # 5/s + its "trend" over 60 s: 15/s, for a 4.8/s proxy
+    assert held.desired == 1  # 5/s alone fits one proxy (the knee rose while calm)
+    assert aware.predicted_rate == pytest.approx(5.0)
+    # a rise once the window is full is a trend again
+    for t, rate in [(50.0, 6.0), (60.0, 7.0), (70.0, 8.0)]:
+        d = aware.recommend(t, 1, view(t, rate, pods=1), ready(1))
+    assert aware.predicted_rate == pytest.approx(8.0 + 0.1 * 60)
+    assert d.desired >= 2
+
+
+def test_the_autoscale_section_s_window_is_the_trend_s_delay():
+    spec = AutoscaleSpec.model_validate(
+        {"policy": "predictive", "predictive": {"knee_per_proxy": 6}, "metric_window_s": 45}
+    )
+    built = build_policy(spec, 1000, 10)
+    assert isinstance(built, PredictivePolicy)
+    assert built.s.trend_after_s == 45

@@ -33,7 +33,10 @@ def test_the_policys_settings_and_lead_time(env):
     s = Settings()
     # start-up 15 + ready 0 + scrape interval 5 + half the 30 s window + a 15 s sync
     assert s.lead_time_s == 50
-    assert s.predictive() == PredictiveSettings(p0_ms=500, knee_per_proxy=6, lead_time_s=50)
+    # the trend waits for the queries' window to fill (POLICY_CONTROLLER_METRIC_WINDOW_S)
+    assert s.predictive() == PredictiveSettings(
+        p0_ms=500, knee_per_proxy=6, lead_time_s=50, trend_after_s=30
+    )
 
 
 def test_the_cpu_knee_needs_the_limit_and_can_be_turned_off(env, monkeypatch):

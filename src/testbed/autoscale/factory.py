@@ -66,7 +66,9 @@ def _predictive(
         spec.sync_period_s,
     )
     return PredictivePolicy(
-        PredictiveSettings(p0_ms=p0_ms, lead_time_s=lead, **knobs),
+        PredictiveSettings(
+            p0_ms=p0_ms, lead_time_s=lead, trend_after_s=spec.metric_window_s, **knobs
+        ),
         spec.min_replicas,
         spec.max_replicas,
     )

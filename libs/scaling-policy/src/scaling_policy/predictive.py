@@ -64,6 +64,9 @@ class PredictiveSettings:
     settle_s: float = 30.0  # a proxy's p99 counts this long after it serves
     trend_points: int = 4  # the rate's trend is fitted over this many scrapes (at least 3)
     scale_in_lead_times: float = 2.0  # scale-in looks back this many lead times
+    # the trend reads only scrapes this long after the rate rose from zero: while the rate
+    # window fills, the averaged rate climbs to the load's level, which is no trend
+    trend_after_s: float = 0.0
     cpu_limit_cores: float | None = None  # each proxy's CPU limit; None: no measured knee
     cpu_ceiling: float = 0.9  # of the limit a proxy may use at the knee (CFS throttles past it)
     cpu_min_share: float = 0.5  # no line yet: CPU per invite is read above this share only
@@ -109,6 +112,7 @@ class PredictivePolicy:
         self._projections: deque[tuple[float, float]] = deque()  # (view time, projected)
         self._last_change = -math.inf
         self._last_view = -math.inf  # the knee learns once per scrape, not once per sync
+        self._rate_since: float | None = None  # when the rate last rose from zero
         # what the last decision was based on, for the exporter and the log
         self.predicted_rate: float | None = None
         self.p99_ms: float | None = None
@@ -126,13 +130,18 @@ class PredictivePolicy:
         if fresh:
             self._last_view = view.time
             self._rates.append((view.time, rate))
+            if rate <= 0:
+                self._rate_since = None
+            elif self._rate_since is None:
+                self._rate_since = view.time
         # kept: what scale-in looks back over, and the last trend_points scrapes
         keep = view.time - s.scale_in_lead_times * s.lead_time_s
         while len(self._rates) > s.trend_points and self._rates[0][0] < keep:
             self._rates.popleft()
         # over the last trend_points scrapes, counted in scrapes: a window in seconds of twice
         # the scrape interval holds two or three of them by a few milliseconds of jitter
-        slope = least_squares_slope(list(self._rates)[-s.trend_points :])
+        since = math.inf if self._rate_since is None else self._rate_since + s.trend_after_s
+        slope = least_squares_slope([p for p in self._rates if p[0] >= since][-s.trend_points :])
         predicted = max(0.0, rate + slope * s.lead_time_s)
         if fresh:
             self._projections.append((view.time, predicted))

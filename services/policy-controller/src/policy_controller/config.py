@@ -214,6 +214,8 @@ class Settings(ServiceSettings):
             settle_s=self.policy_controller_settle_s,
             trend_points=self.policy_controller_trend_points,
             scale_in_lead_times=self.policy_controller_scale_in_lead_times,
+            # the queries' window: the rate climbs while it fills, which is no trend
+            trend_after_s=self.policy_controller_metric_window_s,
             cpu_limit_cores=self.policy_controller_cpu_limit_cores
             if self.policy_controller_cpu_knee
             else None,
