@@ -15,11 +15,13 @@ ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never \
 WORKDIR /src
 # third-party dependencies first (rebuilt only when uv.lock or these pyproject files change)
 COPY pyproject.toml uv.lock ./
+COPY libs/prom-answer/pyproject.toml libs/prom-answer/
 COPY libs/scaling-policy/pyproject.toml libs/scaling-policy/
 COPY libs/service-kit/pyproject.toml libs/service-kit/
 COPY services/policy-controller/pyproject.toml services/policy-controller/
 RUN --mount=type=cache,target=/root/.cache/uv \
     /opt/uv/bin/uv sync --frozen --no-dev --no-install-workspace --package policy-controller
+COPY libs/prom-answer/src libs/prom-answer/src
 COPY libs/scaling-policy/src libs/scaling-policy/src
 COPY libs/service-kit/src libs/service-kit/src
 COPY services/policy-controller/src services/policy-controller/src

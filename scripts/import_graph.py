@@ -19,6 +19,7 @@ import grimp
 LIBRARIES = (
     "api_token",
     "kamailio_rpc",
+    "prom_answer",
     "scaling_policy",
     "scenario_csv",
     "scenario_gen",

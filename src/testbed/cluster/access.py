@@ -5,7 +5,6 @@ routing or ingress needed), and a small Prometheus HTTP API client."""
 from __future__ import annotations
 
 import contextlib
-import math
 import socket
 import subprocess
 import time
@@ -14,6 +13,8 @@ from types import TracebackType
 from typing import Any
 
 import httpx
+
+from prom_answer import PrometheusError, parse_answer
 
 
 class AccessError(RuntimeError):
@@ -85,16 +86,12 @@ class Prometheus:
 
     def query(self, expr: str) -> list[dict[str, Any]]:
         """An instant query: [{labels..., 'value': float}], NaN samples left out."""
-        response = self.http.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=5)
-        body = response.json()
-        if body.get("status") != "success":
-            raise AccessError(f"prometheus: {expr}: {body.get('error', response.text)}")
-        out = []
-        for item in body["data"]["result"]:
-            value = float(item["value"][1])
-            if not math.isnan(value) and not math.isinf(value):
-                out.append({**item["metric"], "value": value})
-        return out
+        try:
+            response = self.http.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=5)
+            series = parse_answer(response.status_code, response.json())
+        except (httpx.HTTPError, ValueError, PrometheusError) as exc:
+            raise AccessError(f"prometheus: {expr}: {exc}") from None
+        return [{**s.labels, "value": s.value} for s in series if s.value is not None]
 
     def scalar(self, expr: str) -> float | None:
         result = self.query(expr)

@@ -28,6 +28,8 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
+import prom_answer
+from prom_answer import Series, parse_answer, single
 from testbed.local import cgroups, processes
 from testbed.local.processes import ProcessHandle
 from testbed.local.state import Component, TestbedState
@@ -195,21 +197,17 @@ class CpuExporter:
 # -- the query client ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Sample:
-    labels: dict[str, str]
-    value: float
-
-
 class PromQuery:
-    """A thin client of /api/v1/query (instant vectors and scalars)."""
+    """A thin client of /api/v1/query (instant vectors and scalars); the answers are read by
+    the `prom_answer` library, as the in-cluster policy controller reads them."""
 
     def __init__(self, url: str, http: httpx.Client, timeout: float = 2.0) -> None:
         self.url = url.rstrip("/")
         self.http = http
         self.timeout = timeout
 
-    def query(self, expr: str, at: float | None = None) -> list[Sample]:
+    def query(self, expr: str, at: float | None = None) -> list[Series]:
+        """The instant vector of `expr` (a value None: NaN or infinite)."""
         params = {"query": expr} | ({} if at is None else {"time": f"{at:.3f}"})
         try:
             response = self.http.get(
@@ -220,28 +218,20 @@ class PromQuery:
             raise PrometheusError(f"unreachable ({type(exc).__name__})") from exc
         except ValueError:
             raise PrometheusError(f"HTTP {response.status_code}, answer is not JSON") from None
-        if body.get("status") != "success":
-            raise PrometheusError(f"{body.get('errorType')}: {body.get('error')}")
-        data = body["data"]
-        if data["resultType"] == "scalar":
-            return [Sample({}, float(data["result"][1]))]
-        if data["resultType"] != "vector":
-            raise PrometheusError(f"expected an instant vector, got {data['resultType']}")
-        return [Sample(dict(r["metric"]), float(r["value"][1])) for r in data["result"]]
+        try:
+            return parse_answer(response.status_code, body)
+        except prom_answer.PrometheusError as exc:
+            raise PrometheusError(f"{expr}: {exc}") from None
 
     def value(self, expr: str, at: float | None = None) -> float | None:
         """The single value of `expr` (None: no series, or NaN as for no observations)."""
-        found = self.query(expr, at)
-        if len(found) > 1:
-            raise PrometheusError(f"{len(found)} series for {expr}")
-        return _number(found[0].value) if found else None
+        try:
+            return single(self.query(expr, at))
+        except prom_answer.PrometheusError as exc:
+            raise PrometheusError(f"{expr}: {exc}") from None
 
     def by_label(self, expr: str, label: str, at: float | None = None) -> dict[str, float | None]:
-        return {s.labels.get(label, ""): _number(s.value) for s in self.query(expr, at)}
-
-
-def _number(value: float) -> float | None:
-    return None if math.isnan(value) else value
+        return prom_answer.by_label(self.query(expr, at), label)
 
 
 def graph_link(url: str, expr: str, start: float, end: float) -> str:
