@@ -27,10 +27,11 @@ import pytest
 import yaml
 
 from kamailio_rpc import KamailioRpc
+from prom_answer import parse_answer, single
 from testbed.cluster.cluster import Cluster
 from testbed.cluster.layout import REPO_ROOT
 from testbed.local import processes
-from testbed.sipp import SippRunner
+from testbed.sipp import SippResult, SippRunner
 
 NS = "ims-test"
 RELEASE = "tb"
@@ -212,6 +213,24 @@ def _pod_cpu(release: Release) -> str:
     return "; ".join(" ".join(line.split()[:3]) for line in out.splitlines() if "proxy" in line)
 
 
+def _load(release: Release, cluster: Cluster, workdir: Path, rate: int, seconds: int) -> SippResult:
+    """`rate` calls/s for `seconds` through the release's load balancer, from SIPp on the node's
+    address of the cluster network: 100 callees registered (all must succeed), then the calls
+    between 100 pairs; SIPp's UAS is stopped whatever happens."""
+    lb = f"{release.service_ip('sip-loadb')}:5060"
+    node = cluster.settings.node_ip
+    sipp = release.sipp(workdir)
+    uas = sipp.start_uas(node, UAS_PORT)
+    try:
+        callees = [f"50{n:02d}" for n in range(100)]
+        reg = sipp.register(callees, f"{node}:{UAS_PORT}", lb, f"{node}:5091")
+        assert reg.successful == len(callees), reg.errors
+        pairs = [(f"51{n:02d}", c) for n, c in enumerate(callees)]
+        return sipp.calls(pairs, lb, f"{node}:5092", rate=rate, count=rate * seconds, timeout=240)
+    finally:
+        processes.stop(uas)
+
+
 def test_every_pod_is_ready_and_the_hooks_enabled_each_proxy(release: Release) -> None:
     pods = json.loads(release.kubectl("get", "pods", "-o", "json"))["items"]
     not_ready = [
@@ -366,22 +385,11 @@ def test_the_hpa_scales_the_proxies_on_cpu_under_load_and_back(
         return int(status.get("currentReplicas", 0))
 
     _wait(lambda: replicas() == 1, 120, "the HPA at its minimum")
-    lb = f"{release.service_ip('sip-loadb')}:5060"
-    node = cluster.settings.node_ip
-    sipp = release.sipp(tmp_path)
-    uas = sipp.start_uas(node, UAS_PORT)
-    try:
-        callees = [f"50{n:02d}" for n in range(100)]
-        reg = sipp.register(callees, f"{node}:{UAS_PORT}", lb, f"{node}:5091")
-        assert reg.successful == len(callees)
-        pairs = [(f"51{n:02d}", c) for n, c in enumerate(callees)]
-        # 15 calls/s for two minutes: well over the 10m target per proxy, yet within one
-        # proxy's 30m limit on a slow machine too (at 25/s a fresh CI machine saturated the
-        # first proxy for 20 s before the HPA's first step, and a call timed out there)
-        calls = sipp.calls(pairs, lb, f"{node}:5092", rate=15, count=15 * 120, timeout=240)
-        peak = replicas()
-    finally:
-        processes.stop(uas)
+    # 15 calls/s for two minutes: well over the 10m target per proxy, yet within one proxy's
+    # 30m limit on a slow machine too (at 25/s a fresh CI machine saturated the first proxy for
+    # 20 s before the HPA's first step, and a call timed out there)
+    calls = _load(release, cluster, tmp_path, rate=15, seconds=120)
+    peak = replicas()
     events = release.kubectl(
         "get", "events", "--field-selector", f"involvedObject.name={hpa}", "-o", "json"
     )
@@ -441,8 +449,8 @@ def _can_i(release: Release, *what: str) -> bool:
 
 def _prometheus_value(release: Release, expr: str) -> float | None:
     url = f"http://{release.service_ip('prometheus')}:9090/api/v1/query"
-    result = httpx.get(url, params={"query": expr}, timeout=10).json()["data"]["result"]
-    return float(result[0]["value"][1]) if result else None
+    response = httpx.get(url, params={"query": expr}, timeout=10)
+    return single(parse_answer(response.status_code, response.json()))
 
 
 # the upgrade, two minutes of load, and the guarded scale-in back to one proxy
@@ -468,10 +476,6 @@ def test_the_predictive_policy_controller_scales_the_proxies_through_their_scale
 
     policy = f"http://{release.service_ip('policy-controller')}:8095"
     _wait(lambda: replicas() == 1, 240, "the policy controller at its minimum")
-    lb = f"{release.service_ip('sip-loadb')}:5060"
-    node = cluster.settings.node_ip
-    sipp = release.sipp(tmp_path)
-    uas = sipp.start_uas(node, UAS_PORT)
     peak = [1]
     reasons: list[str] = []
     stop = threading.Event()
@@ -487,17 +491,12 @@ def test_the_predictive_policy_controller_scales_the_proxies_through_their_scale
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     try:
-        callees = [f"50{n:02d}" for n in range(100)]
-        reg = sipp.register(callees, f"{node}:{UAS_PORT}", lb, f"{node}:5091")
-        assert reg.successful == len(callees)
-        pairs = [(f"51{n:02d}", c) for n, c in enumerate(callees)]
         # 10 calls/s for two minutes: 3 proxies at the knee of 4 x 0.8, yet within one
         # proxy's 30m limit (no call should fail while the pool grows)
-        calls = sipp.calls(pairs, lb, f"{node}:5092", rate=10, count=10 * 120, timeout=240)
+        calls = _load(release, cluster, tmp_path, rate=10, seconds=120)
     finally:
         stop.set()
         watcher.join(10)
-        processes.stop(uas)
     ups = [r for r in reasons if r.startswith("predictive: up")]
     print("policy controller decisions (up):", *ups[:5], sep="\n  ")
     assert ups, reasons[-10:]
