@@ -155,13 +155,13 @@ def test_the_trend_is_fitted_over_scrapes_whatever_their_jitter():
     assert p.predicted_rate == pytest.approx(5 + 0.1 * times[-1] + 0.1 * 60)
 
 
-def busy(t: float, rate: float, pods: int, cores: float) -> MetricView:
+def busy(t: float, rate: float, pods: int, cores: float, p99_s: float = 0.001) -> MetricView:
     names = [f"sip-proxy-{i}" for i in range(pods)]
     return MetricView(
         time=t,
         cpu_cores=dict.fromkeys(names, cores),
-        p99_s=dict.fromkeys(names, 0.001),
-        p99_all_s=0.001,
+        p99_s=dict.fromkeys(names, p99_s),
+        p99_all_s=p99_s,
         invite_rate=rate,
         pods=frozenset(names),
     )
@@ -174,14 +174,41 @@ def test_the_cpu_measures_a_knee_below_a_wrong_hint_before_any_breach():
     desired = []
     for i, rate in enumerate([2.0, 4.0, 6.0, 8.0]):
         t = 300.0 * i  # slow steps: the trend adds little over the 60 s lead time
-        d = p.recommend(t, 1, busy(t, rate, 1, 0.0016 + 0.001 * rate), ready(1))
+        # a p99 of 400 ms: neither calm (< 300) nor a breach (> 600), so the p99 corrects nothing
+        d = p.recommend(t, 1, busy(t, rate, 1, 0.0016 + 0.001 * rate, p99_s=0.4), ready(1))
         desired.append(d.desired)
     assert p.cpu_knee == pytest.approx(7.4)
     assert p.effective_knee == pytest.approx(7.4)
-    assert p.knee == 12.0  # nothing was learned from the p99: it never breached
+    # nothing learned from the p99
+    assert p.knee == 12.0
+    assert p.cpu_trust == 1.0
     # 8/s is over 0.9 x 7.4 for one proxy: a second one, as the HPA at 90% would ask
     assert desired == [1, 1, 1, 2]
     assert "cpu 7.4" in p.recommend(1200, 2, busy(1200, 8.0, 2, 0.0056), ready(2)).reason
+
+
+def test_the_p99_corrects_the_cpu_s_knee_up_when_calm_under_load_and_down_on_a_breach():
+    # the line says 7.4/s at 90% of 10m; the proxies stay calm (1 ms) while carrying 7/s each,
+    # over calm_load_share (0.8) of that knee: each scrape raises the CPU's knee by 5%
+    p = policy(knee_per_proxy=12.0, cpu_limit_cores=0.010)
+    for i, rate in enumerate([2.0, 4.0]):
+        p.recommend(300.0 * i, 1, busy(300.0 * i, rate, 1, 0.0016 + 0.001 * rate), ready(1))
+    assert p.cpu_trust == 1.0  # calm at 4/s (under 0.8 x 7.4) says nothing about the knee
+    for i in range(3):
+        t = 600.0 + 30 * i
+        p.recommend(t, 2, busy(t, 14.0, 2, 0.0086), ready(2))
+    assert p.cpu_knee == pytest.approx(7.4)
+    assert p.cpu_trust == pytest.approx(1.05**3)
+    assert p.effective_knee == pytest.approx(7.4 * 1.05**3)
+    # nor past knee_max_factor (1.5) times the line's knee
+    for i in range(30):
+        t = 700.0 + 30 * i
+        p.recommend(t, 2, busy(t, 2 * 0.8 * p.effective_knee, 2, 0.0076), ready(2))
+    assert p.cpu_trust == pytest.approx(1.5)
+    # a breach at 7/s per proxy: the CPU's knee is cut to 7 x 0.9 (the learned one too)
+    p.recommend(2000, 2, busy(2000, 14.0, 2, 0.0086, p99_s=0.8), ready(2))
+    assert p.effective_knee == pytest.approx(7 * 0.9)
+    assert p.knee == pytest.approx(7 * 0.9)
 
 
 def test_a_throttled_proxy_is_off_the_line_and_a_lone_busy_one_bounds_the_knee():

@@ -12,8 +12,8 @@ the benchmark's capacity at the proxies' CPU limit, and is corrected by what the
 
 - a breach (p99 above `breach_fraction` of P0) at some rate per proxy: the knee is below that
   rate, cut to it times `knee_cut`;
-- calm (p99 below `calm_fraction` of P0) while each proxy carries at least `target_share` of
-  the knee: the knee is raised by `knee_raise`, up to `knee_max_factor` times the hint
+- calm (p99 below `calm_fraction` of P0) while each proxy carries at least `calm_load_share`
+  of the knee: the knee is raised by `knee_raise`, up to `knee_max_factor` times the hint
   (and never cut below `knee_min_factor` times it).
 
 Where the proxies' CPU limit is known (`cpu_limit_cores`), the knee is also measured, without
@@ -23,7 +23,10 @@ background plus a cost per invite, from the unthrottled scrapes) says how many i
 the rates spread enough for a line, a busy proxy's CPU per invite gives a lower bound. A
 hint above what the proxies really serve (a slower hour of a shared machine, a heavier message
 mix than the benchmark's) is then corrected as soon as they are busy, as the CPU-based HPA
-would see it, rather than after the p99 broke P0.
+would see it, rather than after the p99 broke P0. The p99 corrects the CPU's knee as it does
+the learned one (a factor, `cpu_trust`, raised on calm and cut on a breach within the same
+bounds): a proxy's CPU per invite falls as it gets busier (work batched per wake-up), so a
+line fitted at lower rates understates what it serves, and only the p99 says by how much.
 
 The p99 of a proxy that is starting, or has served for less than `settle_s`, is left out (a new
 proxy under a CPU limit shows seconds of latency while it warms up, which says nothing about the
@@ -61,6 +64,8 @@ class PredictiveSettings:
     knee_cut: float = 0.9  # on a breach the knee becomes the rate per proxy times this
     knee_max_factor: float = 1.5  # the knee never grows past this many times the hint
     knee_min_factor: float = 0.5  # nor falls below this many times it (one odd breach)
+    # calm says something about the knee only while each proxy carries this share of it
+    calm_load_share: float = 0.8
     settle_s: float = 30.0  # a proxy's p99 counts this long after it serves
     trend_points: int = 4  # the rate's trend is fitted over this many scrapes (at least 3)
     scale_in_lead_times: float = 2.0  # scale-in looks back this many lead times
@@ -118,6 +123,7 @@ class PredictivePolicy:
         self.p99_ms: float | None = None
         self.cpu_knee: float | None = None  # the knee the CPU per invite measured, last read
         self._cpu_points: deque[tuple[float, float]] = deque(maxlen=settings.cpu_points)
+        self.cpu_trust = 1.0  # the p99's correction of the CPU's knee
 
     def recommend(
         self, now: float, current: int, view: MetricView | None, readiness: Readiness
@@ -186,8 +192,11 @@ class PredictivePolicy:
 
     @property
     def effective_knee(self) -> float:
-        """The knee decisions use: the learned one, or the CPU's where that is lower."""
-        return self.knee if self.cpu_knee is None else min(self.knee, self.cpu_knee)
+        """The knee decisions use: the learned one, or the CPU's (as the p99 corrected it)
+        where that is lower."""
+        if self.cpu_knee is None:
+            return self.knee
+        return min(self.knee, self.cpu_knee * self.cpu_trust)
 
     def _measure_knee(
         self, now: float, view: MetricView, readiness: Readiness, rate: float
@@ -240,8 +249,14 @@ class PredictivePolicy:
         if p99_ms > s.breach_fraction * s.p0_ms:
             cut = min(self.knee, per_proxy * s.knee_cut)
             self.knee = max(cut, s.knee_min_factor * s.knee_per_proxy)
-        elif p99_ms < s.calm_fraction * s.p0_ms and per_proxy >= s.target_share * self.knee:
+            if self.cpu_knee:
+                trust = min(self.cpu_trust, per_proxy * s.knee_cut / self.cpu_knee)
+                self.cpu_trust = max(trust, s.knee_min_factor)
+        elif p99_ms < s.calm_fraction * s.p0_ms and per_proxy >= (
+            s.calm_load_share * self.effective_knee
+        ):
             self.knee = min(self.knee * (1 + s.knee_raise), s.knee_max_factor * s.knee_per_proxy)
+            self.cpu_trust = min(self.cpu_trust * (1 + s.knee_raise), s.knee_max_factor)
 
 
 def _line(points: list[tuple[float, float]], spread: float) -> tuple[float, float] | None:

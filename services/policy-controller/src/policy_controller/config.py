@@ -129,6 +129,12 @@ class Settings(ServiceSettings):
     policy_controller_knee_min_factor: float = Field(
         0.5, gt=0, le=1, description="nor falls below this many times it"
     )
+    policy_controller_calm_load_share: float = Field(
+        0.8,
+        gt=0,
+        le=1,
+        description="calm raises the knee only while proxies carry this share of it",
+    )
     policy_controller_settle_s: float = Field(
         30.0, ge=0, description="a proxy's p99 counts this long after it was first seen"
     )
@@ -211,6 +217,7 @@ class Settings(ServiceSettings):
             knee_cut=self.policy_controller_knee_cut,
             knee_max_factor=self.policy_controller_knee_max_factor,
             knee_min_factor=self.policy_controller_knee_min_factor,
+            calm_load_share=self.policy_controller_calm_load_share,
             settle_s=self.policy_controller_settle_s,
             trend_points=self.policy_controller_trend_points,
             scale_in_lead_times=self.policy_controller_scale_in_lead_times,
