@@ -190,7 +190,7 @@ def test_the_cpu_measures_a_knee_below_a_wrong_hint_before_any_breach():
 def test_the_p99_corrects_the_cpu_s_knee_up_when_calm_under_load_and_down_on_a_breach():
     # the line says 7.4/s at 90% of 10m; the proxies stay calm (1 ms) while carrying 7/s each,
     # over calm_load_share (0.8) of that knee: each scrape raises the CPU's knee by 5%
-    p = policy(knee_per_proxy=12.0, cpu_limit_cores=0.010)
+    p = policy(knee_per_proxy=12.0, target_share=1.0, cpu_limit_cores=0.010)
     for i, rate in enumerate([2.0, 4.0]):
         p.recommend(300.0 * i, 1, busy(300.0 * i, rate, 1, 0.0016 + 0.001 * rate), ready(1))
     assert p.cpu_trust == 1.0  # calm at 4/s (under 0.8 x 7.4) says nothing about the knee
@@ -261,3 +261,39 @@ def test_the_autoscale_section_s_window_is_the_trend_s_delay():
     built = build_policy(spec, 1000, 10)
     assert isinstance(built, PredictivePolicy)
     assert built.s.trend_after_s == 45
+
+
+def test_the_metrics_of_the_pool_before_a_change_teach_nothing_for_a_lead_time():
+    # the real run (2026-12-04 12:39): one 10m proxy swamped at 8/s (p99 2.5 s) asked for a
+    # second and, the p99 still over P0, a third; 15 s later the window still showed the first
+    # proxy's 6.8 s while three shared the 8/s, and the knee was cut to 8/3 x 0.9
+    p = policy(knee_per_proxy=12.0, target_share=1.0, cpu_limit_cores=0.010)
+    p.recommend(0, 1, busy(0, 5.0, 1, 0.0074, p99_s=0.06), ready(1))
+    up = p.recommend(30, 1, busy(30, 8.0, 1, 0.0100, p99_s=2.49), ready(1))
+    assert up.desired == 2
+    # that breach of a settled pool is a lesson: one proxy serves less than 8/s
+    assert p.effective_knee == pytest.approx(8 * 0.9)
+    # 15 s on: the same stale view, the second proxy serving; no second "over P0" proxy
+    again = p.recommend(45, 2, busy(45, 8.0, 1, 0.0100, p99_s=2.49), ready(2, sip_proxy_1=40.0))
+    assert again.desired == 2
+    # a new scrape, still within the lead time (60 s): the old proxy's backlog is no lesson
+    stale = busy(60, 8.0, 2, 0.0065, p99_s=6.8)
+    assert p.recommend(60, 2, stale, ready(2, sip_proxy_1=40.0)).desired == 2
+    assert p.effective_knee == pytest.approx(8 * 0.9)
+    # a lead time after the change the pool's own p99 counts again: calm at 4/s each
+    later = p.recommend(95, 2, busy(95, 8.0, 2, 0.0060, p99_s=0.05), ready(2, sip_proxy_1=40.0))
+    assert later.desired == 2
+    # and a breach then is a lesson about 4/s per proxy (the learned knee stops at half the
+    # hint, the CPU's at half its line)
+    p.recommend(125, 2, busy(125, 8.0, 2, 0.0099, p99_s=0.9), ready(2, sip_proxy_1=40.0))
+    assert p.effective_knee < 8 * 0.9
+    assert p.knee == pytest.approx(0.5 * 12.0)
+
+
+def test_at_the_maximum_asking_for_more_is_no_change():
+    # ten proxies at 6/s each, over a knee of 5: the policy asks for more at each sync, which
+    # changes nothing, so the pool's calm p99 goes on teaching the knee at every scrape
+    p = policy(knee_per_proxy=5.0, target_share=1.0)
+    for t in (0, 30):
+        assert p.recommend(t, 10, view(t, 60.0, pods=10), ready(10)).desired == 10
+    assert p.knee == pytest.approx(5 * 1.05**2)

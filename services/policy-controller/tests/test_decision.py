@@ -216,10 +216,11 @@ def test_the_recorded_run_replayed_through_the_core(recorded):
     assert [seen[t][2:] for t in (165, 180, 195)] == [(1, 1), (1, 1), (2, 0)]
     # nothing more while it starts, though the one settled proxy's p99 (1.5 s) is over P0
     assert {seen[t][:2] for t in (165, 180)} == {("hold", 2)}
-    # then a settled p99 over P0 adds a proxy at each decision: the recorded run's own proxies
-    # (its pods, its p99) did not follow these decisions, so the breach never ends here
-    assert [seen[t][0] for t in (195, 300, 540, 700)] == ["up"] * 4
-    assert [seen[t][1] for t in (195, 300, 540, 700)] == sorted(
-        {seen[t][1] for t in (195, 300, 540, 700)}
-    )
+    # at 195 s the new pod serves, but the settled proxy's p99 still describes the pool before
+    # it (the change was 45 s ago, under the 66 s lead time): no second proxy on its word
+    assert seen[195][:2] == ("hold", 2)
+    # later a settled p99 over P0 adds a proxy at each decision: the recorded run's own proxies
+    # (its pods, its p99) did not follow these decisions, so the breach goes on here
+    assert [seen[t][:2] for t in (300, 540)] == [("up", 3), ("up", 4)]
+    assert seen[700] == ("hold", 4, 4, 0)
     assert "down" not in {action for action, *_ in seen.values()}

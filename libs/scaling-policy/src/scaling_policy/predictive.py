@@ -30,7 +30,10 @@ line fitted at lower rates understates what it serves, and only the p99 says by 
 
 The p99 of a proxy that is starting, or has served for less than `settle_s`, is left out (a new
 proxy under a CPU limit shows seconds of latency while it warms up, which says nothing about the
-knee), as Kubernetes leaves unready pods out of the CPU average.
+knee), as Kubernetes leaves unready pods out of the CPU average. For a lead time after a change
+nothing is learned and a p99 over P0 adds no proxy: the metrics still describe the pool before
+the change (a real run read the p99 of one proxy swamped at 8/s against the 2.7/s each of three
+proxies had since, cut the knee to 1.2/s and asked for nine proxies).
 
 Scale-in is guarded: a proxy is removed only when one fewer would still carry, at
 `target_share` of the knee, the highest rate and the highest projection of the last
@@ -157,9 +160,13 @@ class PredictivePolicy:
         p99 = self._settled_p99(now, view, readiness)
         self.p99_ms = p99
         starting = current > len(readiness.ready) or bool(readiness.pending)
-        if fresh and p99 is not None and not starting:
+        # for a lead time after a change the metrics still describe the pool before it (the
+        # p99 and CPU of a window when fewer proxies carried the rate): read against today's
+        # rate per proxy they would teach a knee that is far too low
+        settled_pool = not starting and now - self._last_change >= s.lead_time_s
+        if fresh and p99 is not None and settled_pool:
             self._learn(p99, rate / max(1, len(readiness.ready)))
-        if fresh and not starting:
+        if fresh and settled_pool:
             self._measure_knee(now, view, readiness, rate)
         knee = self.effective_knee
         per_proxy = s.target_share * knee
@@ -169,10 +176,10 @@ class PredictivePolicy:
             f"{'' if self.cpu_knee is None else f' (cpu {self.cpu_knee:.1f})'}"
             f", p99 {'-' if p99 is None else f'{p99:.0f} ms'}"
         )
-        if p99 is not None and p99 > s.p0_ms and not starting:
+        if p99 is not None and p99 > s.p0_ms and settled_pool:
             wanted = max(wanted, current + 1)  # over P0 whatever the rate says
         if wanted > current:
-            return self._change(now, wanted, f"predictive: up, {about}")
+            return self._change(now, current, wanted, f"predictive: up, {about}")
         # scale-in: one fewer must carry the highest rate and projection of the last
         # scale_in_lead_times lead times, and the last change must be a lead time ago (else it
         # may be the proxy just added)
@@ -187,7 +194,7 @@ class PredictivePolicy:
             and calm_enough
             and now - self._last_change >= s.lead_time_s
         ):
-            return self._change(now, current - 1, f"predictive: down, {about}")
+            return self._change(now, current, current - 1, f"predictive: down, {about}")
         return Recommendation(current, f"predictive: hold {current}, {about}")
 
     @property
@@ -227,9 +234,11 @@ class PredictivePolicy:
         if cores >= s.cpu_min_share * s.cpu_limit_cores and per_proxy > 0:
             self.cpu_knee = per_proxy * ceiling / cores
 
-    def _change(self, now: float, desired: int, reason: str) -> Recommendation:
-        self._last_change = now
-        return Recommendation(clamp(desired, self.min_replicas, self.max_replicas), reason)
+    def _change(self, now: float, current: int, desired: int, reason: str) -> Recommendation:
+        desired = clamp(desired, self.min_replicas, self.max_replicas)
+        if desired != current:  # at the maximum, asking for more changes nothing
+            self._last_change = now
+        return Recommendation(desired, reason)
 
     def _settled_p99(self, now: float, view: MetricView, readiness: Readiness) -> float | None:
         """The pool's p99 (ms) without the proxies still warming up: the pool's own figure when
