@@ -213,20 +213,22 @@ def _pod_cpu(release: Release) -> str:
     return "; ".join(" ".join(line.split()[:3]) for line in out.splitlines() if "proxy" in line)
 
 
-def _load(release: Release, cluster: Cluster, workdir: Path, rate: int, seconds: int) -> SippResult:
-    """`rate` calls/s for `seconds` through the release's load balancer, from SIPp on the node's
-    address of the cluster network: 100 callees registered (all must succeed), then the calls
-    between 100 pairs; SIPp's UAS is stopped whatever happens."""
+def _load(
+    release: Release, cluster: Cluster, workdir: Path, rate: int, count: int, callees: int = 100
+) -> SippResult:
+    """`count` calls at `rate` calls/s through the release's load balancer, from SIPp on the
+    node's address of the cluster network: `callees` users registered (all must succeed), then
+    calls between as many pairs; SIPp's UAS is stopped whatever happens."""
     lb = f"{release.service_ip('sip-loadb')}:5060"
     node = cluster.settings.node_ip
     sipp = release.sipp(workdir)
     uas = sipp.start_uas(node, UAS_PORT)
     try:
-        callees = [f"50{n:02d}" for n in range(100)]
-        reg = sipp.register(callees, f"{node}:{UAS_PORT}", lb, f"{node}:5091")
-        assert reg.successful == len(callees), reg.errors
-        pairs = [(f"51{n:02d}", c) for n, c in enumerate(callees)]
-        return sipp.calls(pairs, lb, f"{node}:5092", rate=rate, count=rate * seconds, timeout=240)
+        called = [f"50{n:02d}" for n in range(callees)]
+        reg = sipp.register(called, f"{node}:{UAS_PORT}", lb, f"{node}:5091")
+        assert reg.successful == len(called), reg.errors
+        pairs = [(f"51{n:02d}", c) for n, c in enumerate(called)]
+        return sipp.calls(pairs, lb, f"{node}:5092", rate=rate, count=count, timeout=240)
     finally:
         processes.stop(uas)
 
@@ -355,21 +357,9 @@ def test_phones_register_and_calls_complete_through_the_cluster_load_balancer(
 
     _wait(registered, 120, "every phone of the client pods registered")
     # SIPp, an independent peer, on the node's address of the cluster network
-    lb = f"{release.service_ip('sip-loadb')}:5060"
-    node = cluster.settings.node_ip
-    sipp = release.sipp(tmp_path)
-    uas = sipp.start_uas(node, UAS_PORT)
-    try:
-        callees = [f"50{n:02d}" for n in range(20)]
-        reg = sipp.register(callees, f"{node}:{UAS_PORT}", lb, f"{node}:5091")
-        assert reg.successful == len(callees), reg.errors
-        calls = sipp.calls(
-            [(f"51{n:02d}", c) for n, c in enumerate(callees)], lb, f"{node}:5092", rate=10
-        )
-        assert calls.successful == len(callees), calls.errors
-        assert calls.failed == 0
-    finally:
-        processes.stop(uas)
+    calls = _load(release, cluster, tmp_path, rate=10, count=20, callees=20)
+    assert calls.successful == 20, calls.errors
+    assert calls.failed == 0
 
 
 # two minutes of load, then the scale-down window and one step per 15 s
@@ -388,7 +378,7 @@ def test_the_hpa_scales_the_proxies_on_cpu_under_load_and_back(
     # 15 calls/s for two minutes: well over the 10m target per proxy, yet within one proxy's
     # 30m limit on a slow machine too (at 25/s a fresh CI machine saturated the first proxy for
     # 20 s before the HPA's first step, and a call timed out there)
-    calls = _load(release, cluster, tmp_path, rate=15, seconds=120)
+    calls = _load(release, cluster, tmp_path, rate=15, count=15 * 120)
     peak = replicas()
     events = release.kubectl(
         "get", "events", "--field-selector", f"involvedObject.name={hpa}", "-o", "json"
@@ -493,7 +483,7 @@ def test_the_predictive_policy_controller_scales_the_proxies_through_their_scale
     try:
         # 10 calls/s for two minutes: 3 proxies at the knee of 4 x 0.8, yet within one
         # proxy's 30m limit (no call should fail while the pool grows)
-        calls = _load(release, cluster, tmp_path, rate=10, seconds=120)
+        calls = _load(release, cluster, tmp_path, rate=10, count=10 * 120)
     finally:
         stop.set()
         watcher.join(10)
