@@ -181,19 +181,13 @@ class PredictivePolicy:
         if wanted > current:
             return self._change(now, current, wanted, f"predictive: up, {about}")
         # scale-in: one fewer must carry the highest rate and projection of the last
-        # scale_in_lead_times lead times, and the last change must be a lead time ago (else it
-        # may be the proxy just added)
+        # scale_in_lead_times lead times, and the pool must have settled (the last change a lead
+        # time ago, else it may be the proxy just added)
         recent = max((r for t, r in self._rates if t >= keep), default=rate)
         projected = max((r for _t, r in self._projections), default=predicted)
         need = math.ceil(max(recent, projected, predicted, rate) / per_proxy - 1e-9)
         calm_enough = p99 is None or p99 < s.breach_fraction * s.p0_ms
-        if (
-            need < current
-            and current > self.min_replicas
-            and not starting
-            and calm_enough
-            and now - self._last_change >= s.lead_time_s
-        ):
+        if need < current and current > self.min_replicas and settled_pool and calm_enough:
             return self._change(now, current, current - 1, f"predictive: down, {about}")
         return Recommendation(current, f"predictive: hold {current}, {about}")
 
