@@ -132,37 +132,32 @@ def _dashboard_queries() -> list[str]:
     return list(walk(json.loads((CHART / "dashboards" / "ims-testbed.json").read_text())["panels"]))
 
 
-class RecordingPrometheus:
-    """The cluster sampler's Prometheus, keeping the queries it is asked."""
-
-    def __init__(self) -> None:
-        self.asked: list[str] = []
-
-    def query(self, expr: str) -> list[dict[str, Any]]:
-        self.asked.append(expr)
-        return []
-
-    def scalar(self, expr: str) -> float | None:
-        self.asked.append(expr)
-        return None
-
-
 def _cluster_sampler_queries() -> list[str]:
+    """The queries the cluster sampler asks its Prometheus (here answering empty vectors)."""
     from testbed.experiment.cluster_sampler import ClusterSampler
+    from testbed.local.prometheus import PromQuery
 
-    prom = RecordingPrometheus()
-    with httpx.Client() as http:
+    asked: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path != "/api/v1/query":
+            return httpx.Response(404)  # the scenario controller: not running here
+        asked.append(request.url.params["query"])
+        data = {"resultType": "vector", "result": []}
+        return httpx.Response(200, json={"status": "success", "data": data})
+
+    with httpx.Client(transport=httpx.MockTransport(answer)) as http:
         sampler = ClusterSampler(
-            prom,  # type: ignore[arg-type]
+            PromQuery("http://prometheus:9090", http),
             http,
             "lab",
             window_s=10,
             percentile=99,
-            scenario_url="http://127.0.0.1:9",  # discard: nothing answers
+            scenario_url="http://127.0.0.1:9",
             replicas=lambda: 1,
         )
         sampler.sample()
-    return prom.asked
+    return asked
 
 
 def _queries() -> dict[str, list[str]]:

@@ -1,6 +1,7 @@
 """Reaching a release's services from the machine running the experiment: `kubectl
 port-forward` on 127.0.0.1, which works on any cluster the kubeconfig reaches (no ClusterIP
-routing or ingress needed), and a small Prometheus HTTP API client."""
+routing or ingress needed). The cluster's Prometheus is then read by the local mode's
+client (testbed.local.prometheus.PromQuery)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,6 @@ import subprocess
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import Any
-
-import httpx
-
-from prom_answer import PrometheusError, parse_answer
 
 
 class AccessError(RuntimeError):
@@ -77,31 +73,6 @@ class PortForward:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-
-
-class Prometheus:
-    def __init__(self, url: str, http: httpx.Client) -> None:
-        self.url = url.rstrip("/")
-        self.http = http
-
-    def query(self, expr: str) -> list[dict[str, Any]]:
-        """An instant query: [{labels..., 'value': float}], NaN samples left out."""
-        try:
-            response = self.http.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=5)
-            series = parse_answer(response.status_code, response.json())
-        except (httpx.HTTPError, ValueError, PrometheusError) as exc:
-            raise AccessError(f"prometheus: {expr}: {exc}") from None
-        return [{**s.labels, "value": s.value} for s in series if s.value is not None]
-
-    def scalar(self, expr: str) -> float | None:
-        result = self.query(expr)
-        return result[0]["value"] if result else None
-
-    def ready(self) -> bool:
-        try:
-            return self.http.get(f"{self.url}/-/ready", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
 
 
 def kubectl_command(kubectl: Path, kubeconfig: Path) -> list[str]:

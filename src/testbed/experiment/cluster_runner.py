@@ -26,7 +26,7 @@ import httpx
 import yaml
 
 import api_token
-from testbed.cluster.access import PortForward, Prometheus, kubectl_command
+from testbed.cluster.access import PortForward, kubectl_command
 from testbed.cluster.layout import REPO_ROOT
 from testbed.experiment.cluster_sampler import ClusterSampler, proxy_column
 from testbed.experiment.loop import Progress, Running
@@ -39,6 +39,7 @@ from testbed.experiment.runner import (
     write_results,
 )
 from testbed.experiment.spec import Experiment
+from testbed.local.prometheus import PromQuery
 from testbed.sample import Sample
 
 CHART = REPO_ROOT / "helm" / "ims-testbed"
@@ -358,7 +359,7 @@ def run_on_cluster(
         timings["helm_install_s"] = round(time.monotonic() - start, 1)
         (out / "pods.txt").write_text(tools.kubectl("-n", namespace, "get", "pods", "-o", "wide"))
         with _forwards(tools, namespace, predictive) as urls:
-            prom = Prometheus(urls["prometheus"], http)
+            prom = PromQuery(urls["prometheus"], http, timeout=5.0)
             _wait(prom.ready, 60, "Prometheus ready")
             scenario_url = urls["scenario"]
             auth = api_token.bearer(_api_token(tools, namespace))

@@ -18,10 +18,10 @@ from typing import Any
 
 import httpx
 
-from testbed.cluster.access import Prometheus
 from testbed.experiment import histogram
 from testbed.experiment.histogram import Buckets
 from testbed.experiment.sampler import HISTOGRAM, MESSAGES, counter_rate, sample_scenario
+from testbed.local.prometheus import PromQuery
 from testbed.sample import ProxyReading, Sample
 
 _ORDINAL = re.compile(r"-sip-proxy-(\d+)$")
@@ -37,7 +37,7 @@ def proxy_column(pod: str) -> str | None:
 class ClusterSampler:
     def __init__(
         self,
-        prometheus: Prometheus,
+        prometheus: PromQuery,
         http: httpx.Client,
         namespace: str,
         window_s: float,
@@ -61,10 +61,10 @@ class ClusterSampler:
 
     def _by_pod(self, expr: str) -> dict[str, float]:
         out = {}
-        for item in self.prom.query(expr):
-            column = proxy_column(str(item.get("pod", "")))
-            if column is not None:
-                out[column] = item["value"]
+        for pod, value in self.prom.by_label(expr, "pod").items():
+            column = proxy_column(pod)
+            if column is not None and value is not None:  # None: NaN, no value to show
+                out[column] = value
         return out
 
     def _rate(self, key: str, value: float, now: float) -> float | None:
@@ -82,10 +82,10 @@ class ClusterSampler:
         them) kept over the window, the quantile of their difference; observations before the
         first sample (the registrations) are left out, as locally."""
         current: dict[str, Buckets] = {}
-        for item in self.prom.query(f"sum by (pod, le) ({HISTOGRAM}_bucket{{{sel}}})"):
-            column = proxy_column(str(item.get("pod", "")))
-            if column is not None:
-                current.setdefault(column, {})[float(item["le"])] = item["value"]
+        for series in self.prom.query(f"sum by (pod, le) ({HISTOGRAM}_bucket{{{sel}}})"):
+            column = proxy_column(series.labels.get("pod", ""))
+            if column is not None and series.value is not None and "le" in series.labels:
+                current.setdefault(column, {})[float(series.labels["le"])] = series.value
         window_total: Buckets = {}
         by_pod: dict[str, float] = {}
         for column, buckets in current.items():
@@ -138,7 +138,7 @@ class ClusterSampler:
             for column in pods
         )
         lb_sel = self._sel('component="sip-loadb"')
-        lb_invites = self.prom.scalar(
+        lb_invites = self.prom.value(
             f"sum(irate(kamailio_script_new_invites{{{lb_sel}}}[{RATE_RANGE}]))"
         )
         scenario, clients = sample_scenario(self._get_json, self._rate, self.scenario_url, now)

@@ -10,6 +10,7 @@ labelled as the chart's ServiceMonitors label them. The proxies' CPU is served b
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import math
@@ -218,20 +219,33 @@ class PromQuery:
             raise PrometheusError(f"unreachable ({type(exc).__name__})") from exc
         except ValueError:
             raise PrometheusError(f"HTTP {response.status_code}, answer is not JSON") from None
-        try:
+        with _naming(expr):
             return parse_answer(response.status_code, body)
-        except prom_answer.PrometheusError as exc:
-            raise PrometheusError(f"{expr}: {exc}") from None
 
     def value(self, expr: str, at: float | None = None) -> float | None:
         """The single value of `expr` (None: no series, or NaN as for no observations)."""
-        try:
-            return single(self.query(expr, at))
-        except prom_answer.PrometheusError as exc:
-            raise PrometheusError(f"{expr}: {exc}") from None
+        series = self.query(expr, at)
+        with _naming(expr):
+            return single(series)
 
     def by_label(self, expr: str, label: str, at: float | None = None) -> dict[str, float | None]:
         return prom_answer.by_label(self.query(expr, at), label)
+
+    def ready(self) -> bool:
+        """Whether the server answers ready (/-/ready), as after replaying its WAL."""
+        try:
+            return self.http.get(f"{self.url}/-/ready", timeout=self.timeout).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+
+@contextlib.contextmanager
+def _naming(expr: str) -> Iterator[None]:
+    """The library's error about an answer, as this module's error naming the query."""
+    try:
+        yield
+    except prom_answer.PrometheusError as exc:
+        raise PrometheusError(f"{expr}: {exc}") from None
 
 
 def graph_link(url: str, expr: str, start: float, end: float) -> str:
