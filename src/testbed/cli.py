@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from enum import StrEnum
 from importlib import metadata
 from pathlib import Path
@@ -520,6 +521,104 @@ def run(
         raise typer.Exit(code)
 
 
+@app.command()
+def campaign(
+    campaign_file: Annotated[
+        Path, typer.Argument(help="campaign YAML: candidates and repetitions (docs/campaigns.md)")
+    ],
+    results: Annotated[Path, typer.Option(help="folder the campaign folder goes in")] = Path(
+        "results"
+    ),
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set", help="override a field of every candidate, after the file's (repeatable)"
+        ),
+    ] = None,
+    latest_start: Annotated[
+        str | None,
+        typer.Option(
+            help="HH:MM (local time, within the next 24 h): start no run after it; the runs "
+            "left are marked `not run` and the groups summarised as they are"
+        ),
+    ] = None,
+    fail_on_qos: Annotated[
+        bool,
+        typer.Option("--fail-on-qos", help="as for `testbed run`, over every run"),
+    ] = False,
+    progress_every: Annotated[
+        float, typer.Option(min=1.0, help="seconds of run time between progress lines")
+    ] = DEFAULT_EVERY_S,
+) -> None:
+    """Run several candidate experiments N times each on the local testbed, interleaved
+    (repetition 1 of every candidate, then 2, ...; repetition i of each with the same seeds),
+    a group folder per candidate, then `testbed compare` over the groups. The last line printed
+    is the campaign folder; the exit status is the most serious of its runs' (as `run --repeat`;
+    a run not played counts as failed)."""
+    from testbed.experiment.campaign import (
+        CampaignError,
+        group_folders,
+        load_campaign,
+        run_campaign,
+    )
+    from testbed.experiment.compare import compare as compare_runs
+    from testbed.experiment.group import load_group
+    from testbed.experiment.runner import run_experiment
+
+    try:
+        spec, planned = load_campaign(campaign_file, set_)
+        deadline = None if latest_start is None else next_clock_time(latest_start, time.time())
+    except (CampaignError, ValueError) as exc:
+        _failed("", exc)
+        raise typer.Exit(exit_codes.USAGE) from None
+
+    files = {plan.candidate.name: plan.file for plan in planned}
+
+    def run_one(run: Any, group: Path, folder_name: str, extra: dict[str, Any]) -> Path:
+        progress = PlainProgress(run, _plain_line, progress_every)
+        return run_experiment(
+            run, files[group.name], group, progress, folder_name=folder_name, summary_extra=extra
+        )
+
+    folder, ended = run_campaign(
+        spec, planned, campaign_file, results, run_one, _note, latest_start=deadline
+    )
+    if ended:
+        _error(f"ended early: {ended}")
+    groups = group_folders(folder, planned)
+    for group in groups:
+        _print_group(group)
+    if any(load_group(g).counted for g in groups):
+        _print_comparison(compare_runs(groups, folder / "compare"))
+    summaries = [
+        {"status": r.status, **_summary(g / r.folder)}
+        if (g / r.folder / "summary.json").exists()
+        else {"status": r.status}
+        for g in groups
+        for r in load_group(g).repetitions
+    ]
+    interrupted = ended is not None and "latest-start" not in ended
+    code = exit_codes.group_exit_code(summaries, fail_on_qos, interrupted)
+    if code != exit_codes.OK:
+        _error(f"exit status {code}: {exit_codes.describe(code)}")
+    console.print(str(folder), soft_wrap=True, highlight=False)
+    if code != exit_codes.OK:
+        raise typer.Exit(code)
+
+
+def next_clock_time(text: str, now: float) -> float:
+    """The Unix time of the next HH:MM (local time) after `now`; ValueError naming the text."""
+    try:
+        hours, minutes = (int(part) for part in text.split(":"))
+        if not (0 <= hours < 24 and 0 <= minutes < 60):
+            raise ValueError
+    except ValueError:
+        raise ValueError(f"--latest-start {text!r}: expected HH:MM, e.g. 17:10") from None
+    local = time.localtime(now)
+    at = time.mktime((*local[:3], hours, minutes, 0, 0, 0, -1))
+    return at if at > now else at + 24 * 3600
+
+
 # the simulator's model parameters, as `simulate` and `search` take them
 CalibrationFile = Annotated[
     Path | None,
@@ -991,7 +1090,6 @@ def compare(
     group's figures as mean ± 95% CI, differences from the first entry marked), which met P0
     and the cheapest of those (also OUT/verdict.txt), and OUT/compare.html, compare.csv (n,
     mean, sd, CI) and compare_tests.csv (every pair)."""
-    from testbed.experiment.compare import COLUMNS
     from testbed.experiment.compare import compare as compare_runs
 
     try:
@@ -999,6 +1097,13 @@ def compare(
     except FileNotFoundError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
+    _print_comparison(comparison)
+
+
+def _print_comparison(comparison: Any) -> None:
+    """`testbed compare`'s table, significant differences and verdict, then its page."""
+    from testbed.experiment.compare import COLUMNS
+
     table = Table(title="comparison")
     for _key, label in COLUMNS:
         table.add_column(label)
@@ -1025,7 +1130,6 @@ def prometheus(
 ) -> None:
     """Serve a run's kept Prometheus TSDB again for ad-hoc queries, until Ctrl-C."""
     import signal
-    import time
 
     import httpx
 

@@ -190,7 +190,8 @@ def _figures(entries: list[Entry], out: Path) -> list[str]:
         ax.set_xlabel("time (s)")
         ax.set_ylabel(unit)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:  # none when no run wrote this column
+            ax.legend(fontsize=7)
         fig.tight_layout()
         name = f"compare_{metric}.png"
         fig.savefig(out / name)

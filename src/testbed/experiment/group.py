@@ -205,7 +205,7 @@ def run_repetitions(
             for repetition in repetitions:
                 record(None, False)
                 note(f"repetition {repetition.index}/{len(repetitions)} (seed {repetition.seed})")
-                _run(out, repetition, run_one)
+                run_repetition(out, repetition, run_one)
                 if repetition.status == "interrupted":
                     interrupted = f"repetition {repetition.index}: {repetition.end_reason}"
                     break
@@ -220,7 +220,11 @@ def run_repetitions(
     return interrupted
 
 
-def _run(out: Path, repetition: Repetition, run_one: Callable[[Repetition], Path]) -> None:
+def run_repetition(
+    out: Path, repetition: Repetition, run_one: Callable[[Repetition], Path]
+) -> None:
+    """Runs one repetition into out/<its folder>; its status and why it ended are set from
+    the summary.json it wrote (or from the exception it raised)."""
     folder = out / repetition.folder
     try:
         folder = run_one(repetition)
