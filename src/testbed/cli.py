@@ -524,8 +524,18 @@ def run(
 @app.command()
 def campaign(
     campaign_file: Annotated[
-        Path, typer.Argument(help="campaign YAML: candidates and repetitions (docs/campaigns.md)")
-    ],
+        Path | None,
+        typer.Argument(
+            help="campaign YAML: candidates and repetitions (docs/experiments.md, Campaigns)"
+        ),
+    ] = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option(
+            help="a campaign folder: play the runs it has not played (not run, interrupted), "
+            "into the same groups; not with a campaign file"
+        ),
+    ] = None,
     results: Annotated[Path, typer.Option(help="folder the campaign folder goes in")] = Path(
         "results"
     ),
@@ -552,22 +562,37 @@ def campaign(
 ) -> None:
     """Run several candidate experiments N times each on the local testbed, interleaved
     (repetition 1 of every candidate, then 2, ...; repetition i of each with the same seeds),
-    a group folder per candidate, then `testbed compare` over the groups. The last line printed
-    is the campaign folder; the exit status is the most serious of its runs' (as `run --repeat`;
-    a run not played counts as failed)."""
+    a group folder per candidate, then `testbed compare` over the groups. --resume plays what an
+    ended campaign left. The last line printed is the campaign folder; the exit status is the
+    most serious of its runs' (as `run --repeat`; a run not played counts as failed)."""
     from testbed.experiment.campaign import (
         CampaignError,
         group_folders,
         load_campaign,
-        run_campaign,
+        play_campaign,
+        resume_campaign,
+        start_campaign,
     )
     from testbed.experiment.compare import compare as compare_runs
     from testbed.experiment.group import load_group
     from testbed.experiment.runner import run_experiment
 
+    if (campaign_file is None) == (resume is None):
+        _error("give a campaign file or --resume FOLDER (one of them)")
+        raise typer.Exit(exit_codes.USAGE)
+    if resume is not None and set_:
+        _error("--set applies to a new campaign; a resumed one keeps its overrides")
+        raise typer.Exit(exit_codes.USAGE)
+    played: list[dict[str, Any]] = []
     try:
-        spec, planned = load_campaign(campaign_file, set_)
         deadline = None if latest_start is None else next_clock_time(latest_start, time.time())
+        if resume is not None:
+            folder = resume.resolve()
+            spec, planned, played = resume_campaign(folder)
+        else:
+            assert campaign_file is not None
+            spec, planned = load_campaign(campaign_file, set_)
+            folder = start_campaign(spec, planned, campaign_file, results)
     except (CampaignError, ValueError) as exc:
         _failed("", exc)
         raise typer.Exit(exit_codes.USAGE) from None
@@ -580,11 +605,9 @@ def campaign(
             run, files[group.name], group, progress, folder_name=folder_name, summary_extra=extra
         )
 
-    folder, ended = run_campaign(
-        spec, planned, campaign_file, results, run_one, _note, latest_start=deadline
-    )
-    if ended:
-        _error(f"ended early: {ended}")
+    ended = play_campaign(folder, spec, planned, played, run_one, _note, latest_start=deadline)
+    if ended is not None:
+        _error(f"ended early: {ended.reason}")
     groups = group_folders(folder, planned)
     for group in groups:
         _print_group(group)
@@ -597,7 +620,7 @@ def campaign(
         for g in groups
         for r in load_group(g).repetitions
     ]
-    interrupted = ended is not None and "latest-start" not in ended
+    interrupted = ended is not None and ended.interrupted
     code = exit_codes.group_exit_code(summaries, fail_on_qos, interrupted)
     if code != exit_codes.OK:
         _error(f"exit status {code}: {exit_codes.describe(code)}")

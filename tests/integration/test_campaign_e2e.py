@@ -102,3 +102,16 @@ def test_campaign_plays_candidates_interleaved_and_compares_them(tmp_path: Path)
         rows = list(csv.DictReader(f))
     assert len(rows) == 2
     assert "(n=2)" in done.stdout
+
+    # resuming a campaign that played everything plays nothing and compares again
+    again = subprocess.run(
+        [*CLI, "campaign", "--resume", str(folder)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert Path(again.stdout.strip().splitlines()[-1]) == folder
+    assert len(json.loads((folder / "campaign.json").read_text())["played"]) == 4

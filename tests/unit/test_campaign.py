@@ -16,9 +16,12 @@ import yaml
 from testbed.cli import next_clock_time
 from testbed.experiment.campaign import (
     CampaignError,
+    Ended,
     group_folders,
     load_campaign,
+    play_campaign,
     play_order,
+    resume_campaign,
     run_campaign,
 )
 from testbed.experiment.compare import compare
@@ -79,11 +82,12 @@ class Runs:
         self.played.append(
             (run.name, repetition, run.seed, generate.seed, run.proxies.count, run.qos.p0_ms)
         )
-        error = self.fail.get((run.name, repetition))
-        if error is not None:
-            raise error
         out = group / folder
         out.mkdir()
+        error = self.fail.get((run.name, repetition))
+        if error is not None:
+            (out / "partial.csv").write_text("what it measured before it ended\n")
+            raise error
         summary = {"status": "completed", "experiment": run.name, "proxy_seconds": 100.0}
         (out / "summary.json").write_text(json.dumps(summary | extra))
         return out
@@ -142,17 +146,58 @@ def test_an_interrupted_run_ends_the_campaign_and_the_rest_is_not_run(tmp_path: 
     spec, planned = load_campaign(path)
     runs = Runs(fail={("b", 1): KeyboardInterrupt("SIGTERM")})
     folder, ended = run_campaign(spec, planned, path, tmp_path / "results", runs, print)
-    assert ended == "b repetition 1: interrupted"
+    assert ended == Ended("b repetition 1: interrupted", interrupted=True)
     assert len(runs.played) == 2
     statuses = {
         name: [r.status for r in load_group(folder / name).repetitions] for name in ("a", "b")
     }
     assert statuses == {"a": ["completed", "not run"], "b": ["interrupted", "not run"]}
-    assert json.loads((folder / "campaign.json").read_text())["ended_early"] == ended
+    assert json.loads((folder / "campaign.json").read_text())["ended_early"] == ended.reason
     assert (folder / "a" / "group_summary.json").exists()
     # the comparison still reads both groups, b with no completed run
     comparison = compare(group_folders(folder, planned), tmp_path / "cmp")
     assert [len(entry.summaries) for entry in comparison.entries] == [1, 0]
+
+
+def test_a_resumed_campaign_plays_what_was_left_into_the_same_groups(tmp_path: Path) -> None:
+    path = _campaign(tmp_path)
+    spec, planned = load_campaign(path, ["seed=10"])
+    runs = Runs(fail={("b", 1): KeyboardInterrupt("SIGTERM")})
+    folder, ended = run_campaign(spec, planned, path, tmp_path / "results", runs, print)
+    assert ended is not None
+    spec, planned, played = resume_campaign(folder)
+    assert [[r.status for r in p.repetitions] for p in planned] == [
+        ["completed", "pending"],
+        ["pending", "pending"],
+    ]
+    # the interrupted run's folder is kept aside, not overwritten
+    assert (folder / "b" / "run-1.interrupted-1" / "partial.csv").exists()
+    assert not (folder / "b" / "run-1").exists()
+    again = Runs()
+    assert play_campaign(folder, spec, planned, played, again, print) is None
+    # the same overrides (--set seed=10 included) and seeds, in the interleaved order
+    assert [(name, rep, seed) for name, rep, seed, *_ in again.played] == [
+        ("b", 1, 10),
+        ("a", 2, 11),
+        ("b", 2, 11),
+    ]
+    record = json.loads((folder / "campaign.json").read_text())
+    assert [(p["candidate"], p["repetition"], p["status"]) for p in record["played"]] == [
+        ("a", 1, "completed"),
+        ("b", 1, "interrupted"),
+        ("b", 1, "completed"),
+        ("a", 2, "completed"),
+        ("b", 2, "completed"),
+    ]
+    assert record["ended_early"] is None
+    for name in ("a", "b"):
+        stats = json.loads((folder / name / "group_summary.json").read_text())
+        assert stats["counted"] == 2
+
+
+def test_resuming_a_folder_that_is_no_campaign_names_it(tmp_path: Path) -> None:
+    with pytest.raises(CampaignError, match=f"{tmp_path}: not a campaign folder"):
+        resume_campaign(tmp_path)
 
 
 def test_no_run_starts_after_the_latest_start(tmp_path: Path) -> None:
@@ -169,10 +214,10 @@ def test_no_run_starts_after_the_latest_start(tmp_path: Path) -> None:
         spec, planned, path, tmp_path / "results", runs, print, latest_start=2500.0, clock=clock
     )
     assert [(name, rep) for name, rep, *_ in runs.played] == [("a", 1), ("b", 1)]
-    assert ended == "--latest-start passed before run 3 of 6"
+    assert ended == Ended("--latest-start passed before run 3 of 6", interrupted=False)
     repetitions = load_group(folder / "a").repetitions
     assert [r.status for r in repetitions] == ["completed", "not run", "not run"]
-    assert repetitions[1].end_reason == ended
+    assert repetitions[1].end_reason == ended.reason
 
 
 def test_play_order_is_repetition_major() -> None:

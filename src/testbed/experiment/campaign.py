@@ -12,7 +12,8 @@ ran first. Repetition i of every candidate uses the same seeds (the experiment's
 
 A campaign always ends with every group's summary written: a failed run is recorded and the
 next runs; a signal, or a run that would start after --latest-start, ends it, the runs left
-marked `not run`."""
+marked `not run`. `testbed campaign --resume FOLDER` plays those (and the interrupted ones,
+whose folders are kept aside) later, in the same order, into the same groups."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from testbed.experiment.group import (
     Repetition,
     RunOne,
     arrivals_note,
+    load_group,
     reseed,
     run_repetition,
     scenario_seed,
@@ -75,6 +77,15 @@ class CampaignSpec(BaseModel):
         if twice:
             raise ValueError(f"candidate names must differ: {', '.join(twice)} given twice")
         return self
+
+
+@dataclass(frozen=True)
+class Ended:
+    """Why a campaign ended before playing every run: a signal or an interrupted run
+    (`interrupted`), or --latest-start."""
+
+    reason: str
+    interrupted: bool
 
 
 @dataclass
@@ -143,9 +154,16 @@ def run_campaign(
     note: Callable[[str], None],
     latest_start: float | None = None,
     clock: Callable[[], float] = time.time,
-) -> tuple[Path, str | None]:
-    """Plays the campaign (see the module's text); returns its folder and why it ended early
-    (None: every run was played). `latest_start` (Unix time): no run starts after it."""
+) -> tuple[Path, Ended | None]:
+    """Starts the campaign's folder and plays it (see play_campaign)."""
+    out = start_campaign(spec, planned, campaign_file, results_root)
+    return out, play_campaign(out, spec, planned, [], run_one, note, latest_start, clock)
+
+
+def start_campaign(
+    spec: CampaignSpec, planned: list[Planned], campaign_file: Path, results_root: Path
+) -> Path:
+    """The campaign's folder with a group folder per candidate, every repetition pending."""
     out = (results_root / f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
     out.mkdir(parents=True, exist_ok=False)
     (out / "campaign.yaml").write_bytes(campaign_file.read_bytes())
@@ -157,34 +175,85 @@ def run_campaign(
         for index in range(1, spec.repeat + 1):
             run = reseed(plan.experiment, index)
             plan.repetitions.append(Repetition(index, f"run-{index}", run.seed, scenario_seed(run)))
-    order = play_order(spec.repeat, len(planned))
-    played: list[dict[str, Any]] = []
+    _record(out, spec, planned, [], None, final=False)
+    return out
 
-    def record(final: bool, ended: str | None) -> None:
-        for plan in planned:
-            group = out / plan.candidate.name
-            header = (
-                plan.candidate.name,
-                "run",
-                plan.experiment.seed,
-                "repetition i: seed + (i - 1), and scenario.generate.seed + (i - 1)",
-            )
-            note_text = arrivals_note(plan.experiment)
-            write_group_file(group, header, spec.repeat, plan.repetitions, note_text, ended)
-            if final:
-                write_group_summary(group)
-        _write_campaign_file(out, spec, planned, played, ended)
 
-    ended: str | None = None
+# a resumed campaign plays these again (a folder they left is kept aside); `pending`: the
+# campaign's process was killed during that run
+REPLAYED = ("not run", "interrupted", "pending")
+
+
+def resume_campaign(out: Path) -> tuple[CampaignSpec, list[Planned], list[dict[str, Any]]]:
+    """A campaign folder read back to play what it has not: its candidates as campaign.json
+    recorded them (experiment file and overrides), every repetition in REPLAYED pending again.
+    A folder such a run left is renamed `run-<i>.interrupted-<n>` first, so that nothing it
+    measured is lost. CampaignError names what cannot be read."""
+    record_file = out / CAMPAIGN_FILE
+    try:
+        record = json.loads(record_file.read_text())
+        spec = CampaignSpec.model_validate(yaml.safe_load((out / "campaign.yaml").read_text()))
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        raise CampaignError(f"{out}: not a campaign folder ({exc})") from None
+    by_name = {c.name: c for c in spec.candidates}
+    planned = []
+    try:
+        entries = [
+            (by_name[e["name"]], Path(e["experiment"]), list(e["overrides"]))
+            for e in record["candidates"]
+        ]
+        groups = [load_group(out / candidate.name) for candidate, _, _ in entries]
+    except (KeyError, TypeError, OSError, ValueError) as exc:
+        raise CampaignError(f"{out}: campaign.json or a group.json unreadable ({exc!r})") from None
+    for (candidate, file, overrides), group in zip(entries, groups, strict=True):
+        try:
+            experiment = load(file, overrides)
+        except ExperimentError as exc:
+            raise CampaignError(f"{out}: candidate {candidate.name}: {exc}") from None
+        plan = Planned(candidate, file, experiment, overrides, group.repetitions)
+        for repetition in plan.repetitions:
+            if repetition.status not in REPLAYED:
+                continue
+            folder = out / candidate.name / repetition.folder
+            if folder.exists():
+                n = 1
+                while folder.with_name(f"{folder.name}.interrupted-{n}").exists():
+                    n += 1
+                folder.rename(folder.with_name(f"{folder.name}.interrupted-{n}"))
+            repetition.status, repetition.end_reason = "pending", ""
+        planned.append(plan)
+    return spec, planned, list(record.get("played", []))
+
+
+def play_campaign(
+    out: Path,
+    spec: CampaignSpec,
+    planned: list[Planned],
+    played: list[dict[str, Any]],
+    run_one: RunOne,
+    note: Callable[[str], None],
+    latest_start: float | None = None,
+    clock: Callable[[], float] = time.time,
+) -> Ended | None:
+    """Plays every pending repetition, interleaved (see the module's text), recording each in
+    `played`; returns why it ended early (None: all were played). `latest_start` (Unix time):
+    no run starts after it."""
+    order = [
+        (index, c)
+        for index, c in play_order(spec.repeat, len(planned))
+        if planned[c].repetitions[index - 1].status == "pending"
+    ]
+    ended: Ended | None = None
     with Interrupts(note) as interrupts:
         try:
             for number, (index, c) in enumerate(order, 1):
                 plan = planned[c]
                 repetition = plan.repetitions[index - 1]
                 if latest_start is not None and clock() > latest_start:
-                    ended = f"--latest-start passed before run {number} of {len(order)}"
+                    reason = f"--latest-start passed before run {number} of {len(order)}"
+                    ended = Ended(reason, interrupted=False)
                     break
-                record(False, None)
+                _record(out, spec, planned, played, None, final=False)
                 note(
                     f"run {number}/{len(order)}: {plan.candidate.name}, repetition "
                     f"{index}/{spec.repeat} (seed {repetition.seed})"
@@ -207,19 +276,46 @@ def run_campaign(
                     }
                 )
                 if repetition.status == "interrupted":
-                    ended = f"{plan.candidate.name} repetition {index}: {repetition.end_reason}"
+                    reason = f"{plan.candidate.name} repetition {index}: {repetition.end_reason}"
+                    ended = Ended(reason, interrupted=True)
                     break
         except KeyboardInterrupt:
-            ended = f"interrupted by {interrupts.received or 'SIGINT'} between runs"
+            reason = f"interrupted by {interrupts.received or 'SIGINT'} between runs"
+            ended = Ended(reason, interrupted=True)
         finally:
             interrupts.cleaning()
             for plan in planned:
                 for repetition in plan.repetitions:
                     if repetition.status == "pending":
                         repetition.status = "not run"
-                        repetition.end_reason = ended or ""
-            record(True, ended)
-    return out, ended
+                        repetition.end_reason = "" if ended is None else ended.reason
+            _record(out, spec, planned, played, ended, final=True)
+    return ended
+
+
+def _record(
+    out: Path,
+    spec: CampaignSpec,
+    planned: list[Planned],
+    played: list[dict[str, Any]],
+    ended: Ended | None,
+    final: bool,
+) -> None:
+    """group.json of every candidate (and, when final, its summary) and campaign.json."""
+    for plan in planned:
+        group = out / plan.candidate.name
+        header = (
+            plan.candidate.name,
+            "run",
+            plan.experiment.seed,
+            "repetition i: seed + (i - 1), and scenario.generate.seed + (i - 1)",
+        )
+        note_text = arrivals_note(plan.experiment)
+        why = None if ended is None else ended.reason
+        write_group_file(group, header, spec.repeat, plan.repetitions, note_text, why)
+        if final:
+            write_group_summary(group)
+    _write_campaign_file(out, spec, planned, played, ended)
 
 
 def _write_campaign_file(
@@ -227,14 +323,14 @@ def _write_campaign_file(
     spec: CampaignSpec,
     planned: list[Planned],
     played: list[dict[str, Any]],
-    ended: str | None,
+    ended: Ended | None,
 ) -> None:
     data = {
         "campaign": spec.name,
         "description": spec.description,
         "repeat": spec.repeat,
         "order": "interleaved: repetition 1 of every candidate, then repetition 2, ...",
-        "ended_early": ended,
+        "ended_early": None if ended is None else ended.reason,
         "candidates": [
             {
                 "name": plan.candidate.name,
