@@ -211,6 +211,28 @@ def test_the_p99_corrects_the_cpu_s_knee_up_when_calm_under_load_and_down_on_a_b
     assert p.knee == pytest.approx(7 * 0.9)
 
 
+def test_calm_at_the_planned_load_raises_a_knee_that_a_breach_cut():
+    # a real run (14:23, target_share 0.8): a breach at 8/s on one proxy cut the knee to 7.2,
+    # so the policy planned 0.8 x 7.2 = 5.8/s per proxy; calm counted only from 0.8 x 7.2
+    # per proxy, a load it never let a proxy reach, and the knee stayed 7.2 to the end
+    p = policy(knee_per_proxy=12.0, target_share=0.8)
+    p.recommend(0.0, 1, view(0.0, 8.0, p99_ms=700.0, pods=1), ready(1))
+    assert p.knee == pytest.approx(7.2)
+    # three proxies carry 16.5/s (5.5/s each, over 0.8 of the planned 5.8/s), the p99 calm:
+    # the knee grows until 0.8 of its plan passes the load calm was seen at (5.5 / 0.64)
+    for i in range(5):
+        t = 600.0 + 30 * i
+        assert p.recommend(t, 3, view(t, 16.5, pods=3), ready(3)).desired == 3
+    assert p.knee == pytest.approx(7.2 * 1.05**4)  # 0.64 x 8.3 < 5.5 < 0.64 x 8.75
+    assert 0.8 * 0.8 * p.knee > 5.5
+    # calm under that share of the plan (2 proxies' worth of rate on 4) says nothing
+    knee = p.knee
+    for i in range(3):
+        t = 800.0 + 30 * i
+        p.recommend(t, 4, view(t, 8.0, pods=4), ready(4))
+    assert p.knee == knee
+
+
 def test_a_throttled_proxy_is_off_the_line_and_a_lone_busy_one_bounds_the_knee():
     p = policy(knee_per_proxy=12.0, cpu_limit_cores=0.010)
     # one rate only, the proxy at its limit: no line; CPU per invite gives 8 x 0.9 = 7.2

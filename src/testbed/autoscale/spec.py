@@ -58,7 +58,11 @@ class PredictivePolicySpec(_Strict):
     knee_max_factor: float = Field(1.5, ge=1)
     knee_min_factor: float = Field(0.5, gt=0, le=1)
     calm_load_share: float = Field(
-        0.8, gt=0, le=1, description="calm raises the knee only while proxies carry this share"
+        0.8,
+        gt=0,
+        le=1,
+        description="calm raises the knee only while proxies carry this share of their "
+        "planned load (target_share of the knee)",
     )
     settle_s: float = Field(30.0, ge=0)
     trend_points: int = Field(4, ge=3, le=100)

@@ -13,8 +13,12 @@ the benchmark's capacity at the proxies' CPU limit, and is corrected by what the
 - a breach (p99 above `breach_fraction` of P0) at some rate per proxy: the knee is below that
   rate, cut to it times `knee_cut`;
 - calm (p99 below `calm_fraction` of P0) while each proxy carries at least `calm_load_share`
-  of the knee: the knee is raised by `knee_raise`, up to `knee_max_factor` times the hint
-  (and never cut below `knee_min_factor` times it).
+  of the load it is planned to carry (`target_share` of the knee): the knee is raised by
+  `knee_raise`, up to `knee_max_factor` times the hint (and never cut below `knee_min_factor`
+  times it). Measured against the plan, not the knee: the policy keeps each proxy under
+  `target_share` of the knee, so a condition at or above that share could never hold and the
+  knee, once cut, could only fall (a real run kept 7.2/s from one breach to its end, four
+  proxies for 20/s where two served it).
 
 Where the proxies' CPU limit is known (`cpu_limit_cores`), the knee is also measured, without
 waiting for a breach: a line fitted to the settled proxies' CPU against their invites/s (a
@@ -67,7 +71,8 @@ class PredictiveSettings:
     knee_cut: float = 0.9  # on a breach the knee becomes the rate per proxy times this
     knee_max_factor: float = 1.5  # the knee never grows past this many times the hint
     knee_min_factor: float = 0.5  # nor falls below this many times it (one odd breach)
-    # calm says something about the knee only while each proxy carries this share of it
+    # calm says something about the knee only while each proxy carries this share of its
+    # planned load (target_share x knee)
     calm_load_share: float = 0.8
     settle_s: float = 30.0  # a proxy's p99 counts this long after it serves
     trend_points: int = 4  # the rate's trend is fitted over this many scrapes (at least 3)
@@ -256,7 +261,7 @@ class PredictivePolicy:
                 trust = min(self.cpu_trust, per_proxy * s.knee_cut / self.cpu_knee)
                 self.cpu_trust = max(trust, s.knee_min_factor)
         elif p99_ms < s.calm_fraction * s.p0_ms and per_proxy >= (
-            s.calm_load_share * self.effective_knee
+            s.calm_load_share * s.target_share * self.effective_knee
         ):
             self.knee = min(self.knee * (1 + s.knee_raise), s.knee_max_factor * s.knee_per_proxy)
             self.cpu_trust = min(self.cpu_trust * (1 + s.knee_raise), s.knee_max_factor)

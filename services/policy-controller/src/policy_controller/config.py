@@ -133,7 +133,8 @@ class Settings(ServiceSettings):
         0.8,
         gt=0,
         le=1,
-        description="calm raises the knee only while proxies carry this share of it",
+        description="calm raises the knee only while proxies carry this share of their planned "
+        "load (target_share of the knee)",
     )
     policy_controller_settle_s: float = Field(
         30.0, ge=0, description="a proxy's p99 counts this long after it was first seen"
