@@ -34,7 +34,7 @@ def test_campaign_plays_candidates_interleaved_and_compares_them(tmp_path: Path)
                         "shape": {"kind": "constant", "rate": 5, "duration_s": 10},
                         "arrivals": "poisson",
                         "seed": 3,
-                        "pods": 1,
+                        "pods": 2,
                         "phones_per_pod": 5,
                     },
                     "hold_ms": 100,
@@ -100,7 +100,9 @@ def test_campaign_plays_candidates_interleaved_and_compares_them(tmp_path: Path)
     assert (folder / "compare" / "compare.html").exists()
     with (folder / "compare" / "compare.csv").open() as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 2
+    # one row per candidate and figure, the first candidate the reference
+    assert {row["entry"] for row in rows} == {"one", "two"}
+    assert [row["entry"] for row in rows if row["figure"] == "proxy_seconds"] == ["one", "two"]
     assert "(n=2)" in done.stdout
 
     # resuming a campaign that played everything plays nothing and compares again

@@ -72,7 +72,7 @@ class Runs:
     summary.json a run writes; `fail` maps (candidate, repetition) to an exception to raise."""
 
     def __init__(self, fail: dict[tuple[str, int], BaseException] | None = None) -> None:
-        self.played: list[tuple[str, int, int, int | None, int, float]] = []
+        self.played: list[tuple[str, int, int, int, int | None, float]] = []
         self.fail = fail or {}
 
     def __call__(self, run: Experiment, group: Path, folder: str, extra: dict[str, Any]) -> Path:
