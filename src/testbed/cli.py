@@ -613,13 +613,7 @@ def campaign(
         _print_group(group)
     if any(load_group(g).counted for g in groups):
         _print_comparison(compare_runs(groups, folder / "compare"))
-    summaries = [
-        {"status": r.status, **_summary(g / r.folder)}
-        if (g / r.folder / "summary.json").exists()
-        else {"status": r.status}
-        for g in groups
-        for r in load_group(g).repetitions
-    ]
+    summaries = [s for g in groups for s in _repetition_summaries(g, load_group(g).repetitions)]
     interrupted = ended is not None and ended.interrupted
     code = exit_codes.group_exit_code(summaries, fail_on_qos, interrupted)
     if code != exit_codes.OK:
@@ -957,12 +951,7 @@ def _run_group(
         folder, interrupted = exc.folder, True
     _print_group(folder)
     repetitions = load_group(folder).repetitions
-    summaries = [
-        {"status": r.status, **_summary(folder / r.folder)}
-        if (folder / r.folder / "summary.json").exists()
-        else {"status": r.status}
-        for r in repetitions
-    ]
+    summaries = _repetition_summaries(folder, repetitions)
     code = exit_codes.group_exit_code(summaries, fail_on_qos, interrupted)
     if code in (exit_codes.CALLS_FAILED, exit_codes.QOS_EXCEEDED):
         bad = [
@@ -974,6 +963,17 @@ def _run_group(
     console.print(str(folder), soft_wrap=True, highlight=False)
     if code != exit_codes.OK:
         raise typer.Exit(code)
+
+
+def _repetition_summaries(group: Path, repetitions: list[Any]) -> list[dict[str, Any]]:
+    """Each repetition's summary.json with the status group.json gives it (alone where the
+    repetition wrote none), for the group's exit status."""
+    return [
+        {"status": r.status, **_summary(group / r.folder)}
+        if (group / r.folder / "summary.json").exists()
+        else {"status": r.status}
+        for r in repetitions
+    ]
 
 
 def _note(message: str) -> None:

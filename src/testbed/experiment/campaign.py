@@ -39,7 +39,7 @@ from testbed.experiment.group import (
     write_group_summary,
 )
 from testbed.experiment.lifecycle import Interrupts
-from testbed.experiment.spec import Experiment, ExperimentError, load
+from testbed.experiment.spec import Experiment, ExperimentError, load, problems, read_yaml
 
 CAMPAIGN_FILE = "campaign.json"
 NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"  # a folder name
@@ -109,18 +109,9 @@ def load_campaign(path: Path, extra: list[str] | None = None) -> tuple[CampaignS
     the campaign before anything runs). `extra` (`--set`) overrides come last, for every
     candidate. The experiment's name becomes the candidate's."""
     try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise CampaignError(f"{path}: no such file") from None
-    except yaml.YAMLError as exc:
-        raise CampaignError(f"{path}: not valid YAML: {exc}") from None
-    try:
-        spec = CampaignSpec.model_validate(data)
+        spec = CampaignSpec.model_validate(read_yaml(path, CampaignError))
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'file'}: {e['msg']}" for e in exc.errors()
-        )
-        raise CampaignError(f"{path}: {problems}") from None
+        raise CampaignError(f"{path}: {problems(exc)}") from None
     planned = []
     for candidate in spec.candidates:
         file = candidate.experiment

@@ -268,13 +268,25 @@ def _inline_hpa_file(data: dict[str, Any], path: Path, overrides: list[str]) -> 
     del autoscale["hpa_file"]
 
 
-def load(path: Path, overrides: list[str] | None = None) -> Experiment:
+def read_yaml(path: Path, error: type[ValueError]) -> Any:
+    """The YAML document in `path`; `error` naming the file when it is missing or not YAML."""
     try:
-        data = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except FileNotFoundError:
-        raise ExperimentError(f"{path}: no such file") from None
+        raise error(f"{path}: no such file") from None
     except yaml.YAMLError as exc:
-        raise ExperimentError(f"{path}: not valid YAML: {exc}") from None
+        raise error(f"{path}: not valid YAML: {exc}") from None
+
+
+def problems(exc: ValidationError) -> str:
+    """A validation error as `field.path: message; ...` ('file' for the top level)."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'file'}: {e['msg']}" for e in exc.errors()
+    )
+
+
+def load(path: Path, overrides: list[str] | None = None) -> Experiment:
+    data = read_yaml(path, ExperimentError)
     if not isinstance(data, dict):
         raise ExperimentError(f"{path}: expected a mapping at the top level")
     _inline_hpa_file(data, path, overrides or [])
@@ -283,10 +295,7 @@ def load(path: Path, overrides: list[str] | None = None) -> Experiment:
     try:
         experiment = Experiment.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'file'}: {e['msg']}" for e in exc.errors()
-        )
-        raise ExperimentError(f"{path}: {problems}") from None
+        raise ExperimentError(f"{path}: {problems(exc)}") from None
     # files named in the experiment are relative to the experiment file
     csv = experiment.scenario.csv
     if csv is not None and not csv.is_absolute():
