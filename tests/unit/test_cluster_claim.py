@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 
 from testbed.cluster import hoststate
@@ -50,6 +51,11 @@ def test_a_cluster_with_a_live_process_is_left_alone(tmp_path: Path) -> None:
     # a process naming a file of the directory, as every component does
     sleeper = subprocess.Popen(["tail", "-f", str(root / "logs" / "x")])
     try:
+        # Popen can return before the child has exec'd tail (its command line is still this
+        # interpreter's until then): on a busy machine the first look finds nothing
+        deadline = time.monotonic() + 10
+        while processes_of(root) != [sleeper.pid] and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert processes_of(root) == [sleeper.pid]
         assert recover_stale(settings, print) is None
         assert settings.claim_file.exists()
