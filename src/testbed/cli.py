@@ -8,7 +8,7 @@ import time
 from enum import StrEnum
 from importlib import metadata
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -28,6 +28,9 @@ from testbed.local.cgroups import parse_millicores
 from testbed.local.state import IsolationRecord, RunRegistry
 from testbed.local.testbed import ComponentStatus, LocalTestbed, StartupError
 from testbed.view import view as view_command
+
+if TYPE_CHECKING:
+    from testbed.experiment.group import Group
 
 app = typer.Typer(
     help="Local testbed for scaling SIP proxies (Kamailio) under a response-time target.",
@@ -611,9 +614,10 @@ def campaign(
     groups = group_folders(folder, planned)
     for group in groups:
         _print_group(group)
-    if any(load_group(g).counted for g in groups):
+    loaded = [load_group(g) for g in groups]
+    if any(g.counted for g in loaded):
         _print_comparison(compare_runs(groups, folder / "compare"))
-    summaries = [s for g in groups for s in _repetition_summaries(g, load_group(g).repetitions)]
+    summaries = [s for g in loaded for s in _repetition_summaries(g)]
     interrupted = ended is not None and ended.interrupted
     code = exit_codes.group_exit_code(summaries, fail_on_qos, interrupted)
     if code != exit_codes.OK:
@@ -950,8 +954,9 @@ def _run_group(
         _error(f"interrupted: {exc}")
         folder, interrupted = exc.folder, True
     _print_group(folder)
-    repetitions = load_group(folder).repetitions
-    summaries = _repetition_summaries(folder, repetitions)
+    group = load_group(folder)
+    repetitions = group.repetitions
+    summaries = _repetition_summaries(group)
     code = exit_codes.group_exit_code(summaries, fail_on_qos, interrupted)
     if code in (exit_codes.CALLS_FAILED, exit_codes.QOS_EXCEEDED):
         bad = [
@@ -965,14 +970,14 @@ def _run_group(
         raise typer.Exit(code)
 
 
-def _repetition_summaries(group: Path, repetitions: list[Any]) -> list[dict[str, Any]]:
+def _repetition_summaries(group: Group) -> list[dict[str, Any]]:
     """Each repetition's summary.json with the status group.json gives it (alone where the
     repetition wrote none), for the group's exit status."""
     return [
-        {"status": r.status, **_summary(group / r.folder)}
-        if (group / r.folder / "summary.json").exists()
+        {"status": r.status, **_summary(group.folder / r.folder)}
+        if (group.folder / r.folder / "summary.json").exists()
         else {"status": r.status}
-        for r in repetitions
+        for r in group.repetitions
     ]
 
 
