@@ -190,7 +190,7 @@ def test_the_cpu_measures_a_knee_below_a_wrong_hint_before_any_breach():
 def test_the_p99_corrects_the_cpu_s_knee_up_when_calm_under_load_and_down_on_a_breach():
     # the line says 7.4/s at 90% of 10m; the proxies stay calm (1 ms) while carrying 7/s each,
     # over calm_load_share (0.8) of that knee: each scrape raises the CPU's knee by 5%
-    p = policy(knee_per_proxy=12.0, target_share=1.0, cpu_limit_cores=0.010)
+    p = policy(knee_per_proxy=12.0, target_share=1.0, cpu_limit_cores=0.010, cpu_trust_max=1.5)
     for i, rate in enumerate([2.0, 4.0]):
         p.recommend(300.0 * i, 1, busy(300.0 * i, rate, 1, 0.0016 + 0.001 * rate), ready(1))
     assert p.cpu_trust == 1.0  # calm at 4/s (under 0.8 x 7.4) says nothing about the knee
@@ -200,7 +200,7 @@ def test_the_p99_corrects_the_cpu_s_knee_up_when_calm_under_load_and_down_on_a_b
     assert p.cpu_knee == pytest.approx(7.4)
     assert p.cpu_trust == pytest.approx(1.05**3)
     assert p.effective_knee == pytest.approx(7.4 * 1.05**3)
-    # nor past knee_max_factor (1.5) times the line's knee
+    # nor past cpu_trust_max (1.5 here) times the line's knee
     for i in range(30):
         t = 700.0 + 30 * i
         p.recommend(t, 2, busy(t, 2 * 0.8 * p.effective_knee, 2, 0.0076), ready(2))
@@ -319,3 +319,24 @@ def test_at_the_maximum_asking_for_more_is_no_change():
     for t in (0, 30):
         assert p.recommend(t, 10, view(t, 60.0, pods=10), ready(10)).desired == 10
     assert p.knee == pytest.approx(5 * 1.05**2)
+
+
+def test_calm_lifts_the_cpu_s_knee_only_a_little_past_the_limit():
+    # the default cap (1.1): a real run whose calm lifted the factor to 1.47 kept two proxies
+    # for 19/s and broke P0 at the 20/s step
+    p = policy(knee_per_proxy=12.0, target_share=1.0, cpu_limit_cores=0.010)
+    for i, rate in enumerate([2.0, 4.0]):
+        p.recommend(300.0 * i, 1, busy(300.0 * i, rate, 1, 0.0016 + 0.001 * rate), ready(1))
+    for i in range(30):
+        t = 600.0 + 30 * i
+        p.recommend(t, 2, busy(t, 14.0, 2, 0.0086), ready(2))
+    assert p.cpu_knee == pytest.approx(7.4)
+    assert p.cpu_trust == pytest.approx(1.1)
+    assert p.effective_knee == pytest.approx(7.4 * 1.1)
+    # the learned knee (no CPU line) still grows to knee_max_factor: the cap is the CPU's alone
+    assert p.knee == pytest.approx(12.0 * 1.5)
+
+
+def test_a_cpu_trust_cap_under_1_is_refused():
+    with pytest.raises(ValueError, match="cpu_trust_max"):
+        policy(cpu_trust_max=0.9)

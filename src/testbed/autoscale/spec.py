@@ -57,6 +57,9 @@ class PredictivePolicySpec(_Strict):
     knee_cut: float = Field(0.9, gt=0, le=1)
     knee_max_factor: float = Field(1.5, ge=1)
     knee_min_factor: float = Field(0.5, gt=0, le=1)
+    cpu_trust_max: float = Field(
+        1.1, ge=1, description="calm lifts the CPU's knee at most this many times"
+    )
     calm_load_share: float = Field(
         0.8,
         gt=0,

@@ -28,9 +28,12 @@ the rates spread enough for a line, a busy proxy's CPU per invite gives a lower 
 hint above what the proxies really serve (a slower hour of a shared machine, a heavier message
 mix than the benchmark's) is then corrected as soon as they are busy, as the CPU-based HPA
 would see it, rather than after the p99 broke P0. The p99 corrects the CPU's knee as it does
-the learned one (a factor, `cpu_trust`, raised on calm and cut on a breach within the same
-bounds): a proxy's CPU per invite falls as it gets busier (work batched per wake-up), so a
-line fitted at lower rates understates what it serves, and only the p99 says by how much.
+the learned one (a factor, `cpu_trust`, raised on calm and cut on a breach): a proxy's CPU
+per invite falls as it gets busier (work batched per wake-up), so a line fitted at lower rates
+understates what it serves, and only the p99 says by how much. Calm lifts it only to
+`cpu_trust_max`, a little past the limit: a calm p99 at 80% of the knee says nothing about
+how far past the CPU's knee a proxy still serves, and a real run that let calm lift it to 1.47
+(a knee of 13.7/s on a 9.3/s line) kept two proxies for 19/s and broke P0 at the 20/s step.
 
 The p99 of a proxy that is starting, or has served for less than `settle_s`, is left out (a new
 proxy under a CPU limit shows seconds of latency while it warms up, which says nothing about the
@@ -71,6 +74,9 @@ class PredictiveSettings:
     knee_cut: float = 0.9  # on a breach the knee becomes the rate per proxy times this
     knee_max_factor: float = 1.5  # the knee never grows past this many times the hint
     knee_min_factor: float = 0.5  # nor falls below this many times it (one odd breach)
+    # calm lifts the CPU's knee at most this many times (the p99 says the line understates a
+    # busy proxy, not by how much)
+    cpu_trust_max: float = 1.1
     # calm says something about the knee only while each proxy carries this share of its
     # planned load (target_share x knee)
     calm_load_share: float = 0.8
@@ -112,6 +118,8 @@ class PredictivePolicy:
             raise ValueError("the knee must be > 0 and target_share in (0, 1]")
         if not 0 < s.calm_fraction < s.breach_fraction:
             raise ValueError("calm_fraction must be above 0 and below breach_fraction")
+        if s.cpu_trust_max < 1:
+            raise ValueError("cpu_trust_max must be at least 1")
         if s.cpu_limit_cores is not None and not (
             s.cpu_limit_cores > 0 and 0 < s.cpu_min_share <= s.cpu_ceiling <= 1
         ):
@@ -264,7 +272,7 @@ class PredictivePolicy:
             s.calm_load_share * s.target_share * self.effective_knee
         ):
             self.knee = min(self.knee * (1 + s.knee_raise), s.knee_max_factor * s.knee_per_proxy)
-            self.cpu_trust = min(self.cpu_trust * (1 + s.knee_raise), s.knee_max_factor)
+            self.cpu_trust = min(self.cpu_trust * (1 + s.knee_raise), s.cpu_trust_max)
 
 
 def _line(points: list[tuple[float, float]], spread: float) -> tuple[float, float] | None:

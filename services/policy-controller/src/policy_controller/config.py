@@ -129,6 +129,9 @@ class Settings(ServiceSettings):
     policy_controller_knee_min_factor: float = Field(
         0.5, gt=0, le=1, description="nor falls below this many times it"
     )
+    policy_controller_cpu_trust_max: float = Field(
+        1.1, ge=1, description="calm lifts the CPU's knee at most this many times"
+    )
     policy_controller_calm_load_share: float = Field(
         0.8,
         gt=0,
@@ -218,6 +221,7 @@ class Settings(ServiceSettings):
             knee_cut=self.policy_controller_knee_cut,
             knee_max_factor=self.policy_controller_knee_max_factor,
             knee_min_factor=self.policy_controller_knee_min_factor,
+            cpu_trust_max=self.policy_controller_cpu_trust_max,
             calm_load_share=self.policy_controller_calm_load_share,
             settle_s=self.policy_controller_settle_s,
             trend_points=self.policy_controller_trend_points,
