@@ -612,9 +612,9 @@ def campaign(
     if ended is not None:
         _error(f"ended early: {ended.reason}")
     groups = group_folders(folder, planned)
-    for group in groups:
-        _print_group(group)
     loaded = [load_group(g) for g in groups]
+    for group in loaded:
+        _print_group(group)
     if any(g.counted for g in loaded):
         _print_comparison(compare_runs(groups, folder / "compare"))
     summaries = [s for g in loaded for s in _repetition_summaries(g)]
@@ -953,15 +953,14 @@ def _run_group(
     except GroupInterrupted as exc:
         _error(f"interrupted: {exc}")
         folder, interrupted = exc.folder, True
-    _print_group(folder)
     group = load_group(folder)
-    repetitions = group.repetitions
+    _print_group(group)
     summaries = _repetition_summaries(group)
     code = exit_codes.group_exit_code(summaries, fail_on_qos, interrupted)
     if code in (exit_codes.CALLS_FAILED, exit_codes.QOS_EXCEEDED):
         bad = [
             r.folder
-            for r, s in zip(repetitions, summaries, strict=True)
+            for r, s in zip(group.repetitions, summaries, strict=True)
             if exit_codes.run_exit_code(s, fail_on_qos) == code
         ]
         _error(f"exit status {code}: {exit_codes.describe(code)} in {', '.join(bad)}")
@@ -985,11 +984,10 @@ def _note(message: str) -> None:
     console.print(f"[dim]{message}[/dim]")
 
 
-def _print_group(folder: Path) -> None:
+def _print_group(group: Group) -> None:
     """The repetitions with their status, and mean ± 95% CI of each figure."""
-    from testbed.experiment.group import load_group, mean_ci, statistics
+    from testbed.experiment.group import mean_ci, statistics
 
-    group = load_group(folder)
     stats = statistics(group.summaries)
     runs = Table(title=f"{group.name}: {len(group.repetitions)} repetitions")
     for column in ("run", "seed", "scenario seed", "status", "why it ended"):
