@@ -60,6 +60,35 @@ def test_calls_complete_through_lb_and_spread_over_proxies(sip_system: SipSystem
     assert all(a > b for a, b in zip(after, before, strict=True)), (before, after)
 
 
+def test_a_first_invite_is_challenged_and_goes_no_further(sip_system: SipSystem):
+    """benchmarks/message_costs.py's challenge step: INVITE, 407, nothing else."""
+    before = [sip_system.invites_received(i) for i in range(2)]
+    result = sip_system.sipp.challenges(
+        sip_system.pairs(20), sip_system.lb, "127.0.0.1:5094", rate=20, count=20, tag="chal"
+    )
+    assert (result.successful, result.failed) == (20, 0), result.errors
+    after = [sip_system.invites_received(i) for i in range(2)]
+    assert sum(after) - sum(before) == 20  # one INVITE each, none authenticated
+
+
+def test_retransmitted_authenticated_invites_are_absorbed(sip_system: SipSystem):
+    """benchmarks/message_costs.py's absorbed step: each call's authenticated INVITE is sent
+    twenty more times; the proxies see them (22 INVITEs a call, and what SIPp's own timer sent
+    again) and the calls still complete."""
+    before = [sip_system.invites_received(i) for i in range(2)]
+    result = sip_system.sipp.calls(
+        sip_system.pairs(10),
+        sip_system.lb,
+        "127.0.0.1:5094",
+        rate=10,
+        tag="retransmitting",
+        retransmitting=True,
+    )
+    assert (result.successful, result.failed) == (10, 0), result.errors
+    after = [sip_system.invites_received(i) for i in range(2)]
+    assert sum(after) - sum(before) == 10 * 22 + result.retransmissions
+
+
 def test_invite_to_unregistered_user_gets_404(sip_system: SipSystem):
     result = sip_system.sipp.calls(
         [("0001", "0999")], sip_system.lb, "127.0.0.1:5094", rate=1, expect=404, tag="c404"

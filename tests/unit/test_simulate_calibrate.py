@@ -77,6 +77,21 @@ def test_the_fit_recovers_the_parameters_the_steps_ran_with(benchmark: Path):
     }
 
 
+def test_the_costs_by_message_type_are_the_measured_shares_of_the_fitted_call(benchmark: Path):
+    _spec, readings = cal.read_benchmark(benchmark)
+    fitted = cal.fit(readings, Calibration(), [str(benchmark)]).calibration
+    shares = cal.MESSAGE_SHARES
+    assert 0 < shares.challenge < 1 - shares.bye  # the challenge is part of the set-up
+    assert 0 < shares.dmq_replica < shares.register
+    assert fitted.bye_share == shares.bye
+    per_call = fitted.cpu_ms_per_call
+    assert fitted.challenge_cpu_ms == pytest.approx(shares.challenge * per_call, abs=1e-4)
+    assert fitted.register_cpu_ms == pytest.approx(shares.register * per_call, abs=1e-4)
+    assert fitted.retransmission_cpu_ms == pytest.approx(shares.absorbed * per_call, abs=1e-4)
+    assert 0 < shares.absorbed < shares.challenge  # absorbing is cheaper than challenging
+    assert fitted.dmq_replica_cpu_ms == pytest.approx(shares.dmq_replica * per_call, abs=1e-4)
+
+
 def test_the_simulated_capacity_follows_the_calibration():
     checks = cal.simulate_benchmark(SPEC, TRUE)
     capacity = cal.capacities(SPEC, [(k.cpu, k.rate, k.simulated_within_qos) for k in checks])

@@ -104,6 +104,71 @@ def test_invites_waiting_past_t1_are_sent_again_and_cost_cpu_later():
     assert later.cpu_seconds["sip-proxy-0"] > 0.005 + 0.0001
 
 
+def test_a_retransmitted_first_invite_is_challenged_again_and_costs_more_than_one_absorbed():
+    def work(challenge_ms: float | None) -> tuple[float, int]:
+        """All CPU work the calls and their retransmissions brought, and the retransmissions."""
+        c = QUIET.model_copy(
+            update={"retransmission_cpu_ms": 0.1, "challenge_cpu_ms": challenge_ms}
+        )
+        p = pool(c)
+        p.serve(["sip-proxy-0"])
+        out = p.advance(np.array([10] + [0] * 4))
+        later = p.advance(np.zeros(40, dtype=np.int64))
+        served = out.cpu_seconds["sip-proxy-0"] + later.cpu_seconds["sip-proxy-0"]
+        return served + float(p.backlog.sum()), out.retransmissions
+
+    absorbed_only, sent = work(None)
+    challenged, sent_again = work(0.5)
+    assert sent == sent_again > 0
+    # half of the waiting INVITEs are first ones: (0.5 - 0.1) / 2 ms more for each retransmission
+    assert challenged - absorbed_only == pytest.approx(sent * 0.0002)
+
+
+REGISTERING = QUIET.model_copy(
+    update={
+        "register_cpu_ms": 1.0,
+        "dmq_replica_cpu_ms": 0.25,
+        "reregister_interval_s": 10.0,
+        "dmq_sync_ms_per_phone": 0.0,
+    }
+)
+
+
+def test_the_phones_refresh_their_registrations_together_on_every_proxy():
+    p = pool(REGISTERING, cores=1.0, phones=100, seed=3)
+    p.serve(["sip-proxy-0", "sip-proxy-1"])
+    p.schedule_refreshes(first_s=5.0)
+    before = p.advance(np.zeros(50, dtype=np.int64))  # 0-5 s: nothing yet
+    assert sum(before.cpu_seconds.values()) == 0
+    assert p.registrations == 0
+    burst = p.advance(np.zeros(50, dtype=np.int64))  # 5-10 s: 100 REGISTERs
+    assert p.registrations == 100
+    # each registration: 1 ms where the LB sent it and its 0.25 ms copy on the other proxy
+    assert sum(burst.cpu_seconds.values()) == pytest.approx(0.100 * 1.25)
+    taken = {name: (cpu - 0.025) / 0.75 * 1000 for name, cpu in burst.cpu_seconds.items()}
+    assert sum(taken.values()) == pytest.approx(100)
+    assert all(20 < n < 80 for n in taken.values())
+    p.advance(np.zeros(100, dtype=np.int64))  # 10-20 s: the next refresh at 15 s
+    assert p.registrations == 200
+
+
+def test_a_refresh_on_a_busy_10m_proxy_delays_the_calls_behind_it():
+    p = pool(REGISTERING, cores=0.01, phones=20)  # 20 ms of REGISTERs, 1 ms a period
+    p.serve(["sip-proxy-0"])
+    p.schedule_refreshes(first_s=0.0)
+    out = p.advance(np.array([0, 1] + [0] * 30))
+    # the call came a period after the burst: behind the 19 ms of registrations still queued
+    assert out.levels["sip-proxy-0"].nonzero()[0].min() >= 19
+
+
+def test_without_registration_costs_no_refresh_is_scheduled():
+    p = pool(QUIET, cores=1.0, phones=100)
+    p.serve(["sip-proxy-0"])
+    p.schedule_refreshes(first_s=0.0)
+    p.advance(np.zeros(10, dtype=np.int64))
+    assert p.registrations == 0
+
+
 def test_calls_behind_more_than_timer_b_of_work_fail():
     c = QUIET.model_copy(update={"timeout_s": 1.0, "t1_s": 0.5})
     p = pool(c)

@@ -30,6 +30,26 @@ from testbed.simulate.calibration import Calibration, CalibrationError
 from testbed.simulate.proxy_model import level_ms, percentile_level
 from testbed.simulate.run import Simulation
 
+
+@dataclass(frozen=True)
+class MessageShares:
+    """What each kind of message costs a proxy, as a share of a whole call's CPU: a benchmark
+    of calls alone fits one cost per call, and these split it (measured apart by
+    benchmarks/message_costs.py; shares, because a machine's speed moves 2-3x between hours
+    and the shares much less)."""
+
+    bye: float  # the BYE and its 200, when the call ends
+    challenge: float  # a first INVITE and its 407 (a retransmitted first INVITE costs this)
+    absorbed: float  # a retransmitted authenticated INVITE, absorbed by its transaction
+    register: float  # a registration, on the proxy that takes it
+    dmq_replica: float  # its copy on each other proxy
+
+
+# benchmarks/message_costs.py, 2026-12-05 03:04-03:15, means of 3 rounds (docs/simulator.md)
+MESSAGE_SHARES = MessageShares(
+    bye=0.294, challenge=0.171, absorbed=0.025, register=0.562, dmq_replica=0.139
+)
+
 THROTTLED_SHARE = 0.85  # a step at this share of its limit or above is not in the fit
 AT_LIMIT_SHARE = 0.95  # a step at this share of its limit or above ran the proxy at its limit
 PROXY_CPU = "sip-proxy-0.cpu_mcpu"
@@ -159,6 +179,12 @@ def fit(readings: list[StepReading], base: Calibration, sources: list[str]) -> F
         "cpu_ms_per_call": round(slope, 4),
         "batched_cpu_ms_per_call": None if batched is None else round(batched, 4),
         "throttled_overhead_ms": round(overhead, 4),
+        # the costs by message type: the measured shares of this hour's cost per call
+        "bye_share": MESSAGE_SHARES.bye,
+        "challenge_cpu_ms": round(MESSAGE_SHARES.challenge * slope, 4),
+        "retransmission_cpu_ms": round(MESSAGE_SHARES.absorbed * slope, 4),
+        "register_cpu_ms": round(MESSAGE_SHARES.register * slope, 4),
+        "dmq_replica_cpu_ms": round(MESSAGE_SHARES.dmq_replica * slope, 4),
         "sources": sources,
     }
     if within:

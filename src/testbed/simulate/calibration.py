@@ -3,7 +3,10 @@
 A proxy is modelled as a FIFO of CPU work served under a CFS quota: `limit x period` seconds of
 CPU per `period_s`, so a busy proxy answers in multiples of the period, as measured. Its work is
 a fixed background load plus a cost per call, split between the moment the call starts (the
-challenged and the authenticated INVITE, their answers, the ACKs) and its BYE. Messages that
+challenged and the authenticated INVITE, their answers, the ACKs) and its BYE, the phones'
+registrations (on the proxy that takes each, and its copy over DMQ on every other) and
+retransmitted INVITEs (a first INVITE is challenged again, an authenticated one absorbed); the
+costs by message type are measured by benchmarks/message_costs.py. Messages that
 find older work waiting cost less (`batched_cpu_ms_per_call`): the benchmark's throttled
 proxies served more calls per CPU second than the unthrottled line allows.
 """
@@ -46,7 +49,31 @@ class Calibration(BaseModel):
         0.2, ge=0, lt=1, description="of the per-call cost, paid when the call ends (BYE, 200)"
     )
     retransmission_cpu_ms: float = Field(
-        0.05, ge=0, description="absorbing one retransmitted INVITE (the transaction exists)"
+        0.05,
+        ge=0,
+        description="absorbing one retransmitted authenticated INVITE (its transaction exists)",
+    )
+    challenge_cpu_ms: float | None = Field(
+        None,
+        ge=0,
+        description="a first INVITE and its 407: what a retransmitted first INVITE costs (the "
+        "proxy keeps no transaction for it and challenges it again); None: "
+        "retransmission_cpu_ms",
+    )
+    register_cpu_ms: float = Field(
+        0.0,
+        ge=0,
+        description="a registration (REGISTER, 401, REGISTER with credentials, 200) on the "
+        "proxy that takes it",
+    )
+    dmq_replica_cpu_ms: float = Field(
+        0.0, ge=0, description="a registration's copy on each other proxy (DMQ replication)"
+    )
+    reregister_interval_s: float = Field(
+        3000.0,
+        gt=0,
+        description="the phones refresh their bindings this often, all at once (the sip-client's "
+        "REREGISTER_INTERVAL_SECONDS and REGISTER_SPREAD_SECONDS defaults, as the runs use them)",
     )
     dmq_sync_ms_per_phone: float = Field(
         0.05, ge=0, description="a joining proxy's CPU to take in one registration over DMQ"

@@ -2,8 +2,9 @@
 levels come out.
 
 Each proxy is a FIFO of CPU work served at most `quota = limit x period` per period (the CFS
-quota). Work is the calibrated background, the calls' costs, retransmitted INVITEs and, when a
-proxy joins, the registrations it takes in over DMQ. The backlog follows Lindley's recursion,
+quota). Work is the calibrated background, the calls' costs, retransmitted INVITEs, the phones'
+re-registrations (on the proxy that takes each and, over DMQ, on the others) and, when a proxy
+joins, the registrations it takes in over DMQ. The backlog follows Lindley's recursion,
 solved for a few periods at once with cumulative sums (numpy, no Python step per message).
 
 A proxy behind its work behaves differently from one with CPU to spare: messages that arrive
@@ -80,7 +81,16 @@ class ProxyPool:
         self.background = c.background_mcpu / 1000 * c.period_s
         self.call_now = c.cpu_ms_per_call / 1000 * (1 - c.bye_share)
         self.call_end = c.cpu_ms_per_call / 1000 * c.bye_share
-        self.retransmission = c.retransmission_cpu_ms / 1000
+        # a waiting call has two INVITEs waiting: the first one, challenged again when it is
+        # sent again (the proxy keeps no transaction for it), and the authenticated one, absorbed
+        challenge = c.retransmission_cpu_ms if c.challenge_cpu_ms is None else c.challenge_cpu_ms
+        self.retransmission = (challenge + c.retransmission_cpu_ms) / 2 / 1000
+        self.phones = phones
+        self.register_work = c.register_cpu_ms / 1000
+        self.replica_work = c.dmq_replica_cpu_ms / 1000
+        self.refresh_periods = max(1, round(c.reregister_interval_s / c.period_s))
+        self.next_refresh: int | None = None  # period of the phones' next re-registration
+        self.registrations = 0
         batched = (
             c.cpu_ms_per_call if c.batched_cpu_ms_per_call is None else c.batched_cpu_ms_per_call
         )
@@ -110,6 +120,24 @@ class ProxyPool:
         self.period = 0  # absolute index of the next period
         self.serving: list[str] = []
         self.draining: list[str] = []  # removed from the LB, finishing their calls
+
+    def schedule_refreshes(self, first_s: float) -> None:
+        """The phones refresh their bindings all at once every `reregister_interval_s`, the first
+        time `first_s` into the run (they registered before it). Each registration costs the
+        proxy the LB hands it to `register_cpu_ms`, and every other serving proxy its DMQ copy."""
+        if self.phones > 0 and (self.register_work > 0 or self.replica_work > 0):
+            self.next_refresh = self.period + max(0, round(first_s / self.period_s))
+
+    def _refreshes(self, slots: IntArray, serving: int, step: int) -> None:
+        """Schedule the work of the refreshes that fall in the next `step` periods (ahead of
+        the pass that plays them: it reads them from `future`, within its horizon)."""
+        while self.next_refresh is not None and self.next_refresh < self.period + step:
+            if serving:
+                taken = self.rng.multinomial(self.phones, [1.0 / serving] * serving)
+                work = taken * self.register_work + (self.phones - taken) * self.replica_work
+                self.future[slots[:serving], self.next_refresh % self.horizon] += work
+                self.registrations += self.phones
+            self.next_refresh += self.refresh_periods
 
     def join(self, name: str, sync: bool = True) -> None:
         """A proxy starts serving: it first takes in the registrations over DMQ (`sync`; the
@@ -163,6 +191,7 @@ class ProxyPool:
         n, serving = len(names), len(self.serving)
         calls = int(arrivals.sum())
         if serving == 0:  # nobody serves: every call fails (the LB answers nothing)
+            self._refreshes(slots, 0, periods)  # nor any REGISTER
             for name in list(self.draining):
                 self.leave(name)
             self._tick(periods)
@@ -179,6 +208,7 @@ class ProxyPool:
         longest = max(1, self.horizon - self.hold_periods - 1)
         while start < periods:
             step = min(periods - start, longest)
+            self._refreshes(slots, serving, step)
             out = self._play(slots, split[start : start + step], whole=True)
             if out is None:
                 step = min(self.chunk, step)

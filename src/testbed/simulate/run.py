@@ -172,6 +172,11 @@ class Simulation:
         )
         for name in self.scaler.ready():
             self.pool.join(name, sync=False)
+        # the runner registers the phones, then waits a window and a scrape before the
+        # scenario (runner._let_registrations_leave_the_window): the refreshes come that much
+        # earlier than a whole interval into the run
+        settle = experiment.qos.window_s + experiment.metrics.scrape_interval_s
+        self.pool.schedule_refreshes(calibration.reregister_interval_s - settle)
         # sections of the experiment the model has no part for (summary.json says so)
         self.not_simulated = [
             name
@@ -305,6 +310,7 @@ def simulate(
         "simulation_s": round(elapsed, 3),
         "speedup": round(samples[-1].t_s / elapsed, 1) if samples and elapsed > 0 else None,
         "retransmissions": simulation.retransmissions,
+        "registrations": simulation.pool.registrations,
         "notes": simulation.notes[-20:],
         "not_simulated": simulation.not_simulated,
     }

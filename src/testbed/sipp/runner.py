@@ -136,17 +136,42 @@ class SippRunner:
         passwords: dict[str, str] | None = None,
         tag: str = "register",
         expect: int = 200,
+        count: int | None = None,
     ) -> SippResult:
         """REGISTER each user (401, then with credentials) with Contact user@`contact`; a
-        registration counts as successful when the final answer is `expect`."""
+        registration counts as successful when the final answer is `expect`. `count` more than
+        the users registers them again in turn (refreshes of their bindings)."""
         passwords = passwords or {}
         rows = [
             f"{u};{_auth(u, passwords.get(u) or self.password_for(u))};{contact};{self.domain}"
             for u in users
         ]
         return self._run(
-            "register.xml", rows, target, local, rate, len(rows), timeout, tag, final=expect
+            "register.xml",
+            rows,
+            target,
+            local,
+            rate,
+            count or len(rows),
+            timeout,
+            tag,
+            final=expect,
         )
+
+    def challenges(
+        self,
+        pairs: Sequence[tuple[str, str]],
+        target: str,
+        local: str,
+        rate: float,
+        count: int,
+        timeout: float = 120.0,
+        tag: str = "challenges",
+    ) -> SippResult:
+        """First INVITEs without credentials, each answered with 407 and nothing more (the
+        challenge half of a call, and what a retransmitted first INVITE costs the proxy)."""
+        rows = [f"{a};{b};;{self.domain}" for a, b in pairs]
+        return self._run("challenge.xml", rows, target, local, rate, count, timeout, tag, final=407)
 
     def calls(
         self,
@@ -160,14 +185,21 @@ class SippRunner:
         tag: str = "calls",
         limit: int | None = None,
         expect: int = 200,
+        retransmitting: bool = False,
     ) -> SippResult:
         """INVITE, 407, ACK, INVITE with credentials, 200, ACK, BYE after `hold_ms`; with
-        another `expect` the authenticated INVITE must be refused with that status."""
+        another `expect` the authenticated INVITE must be refused with that status;
+        `retransmitting`: the authenticated INVITE is sent again twenty times once
+        answered."""
         rows = [f"{a};{b};{_auth(a, self.password_for(a))};{self.domain}" for a, b in pairs]
         extra = ["-d", str(hold_ms)]
         if limit is not None:
             extra += ["-l", str(limit)]
         scenario = "uac.xml" if expect == 200 else "uac_rejected.xml"
+        if retransmitting:
+            if expect != 200:
+                raise ValueError("retransmitting calls are answered calls (expect 200)")
+            scenario = "uac_retransmitting.xml"
         return self._run(
             scenario, rows, target, local, rate, count or len(rows), timeout, tag, extra, expect
         )
