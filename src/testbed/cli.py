@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from enum import StrEnum
 from importlib import metadata
@@ -667,6 +668,7 @@ def simulate(
         CalibrationError,
         default_calibration_path,
         load_calibration,
+        with_client_environment,
     )
     from testbed.simulate.run import SimulationError
     from testbed.simulate.run import simulate as simulate_experiment
@@ -674,7 +676,7 @@ def simulate(
     path = calibration or default_calibration_path()
     try:
         experiment = load(experiment_file, set_)
-        model = load_calibration(path)
+        model = with_client_environment(load_calibration(path), os.environ)
         folder = simulate_experiment(experiment, model, results, experiment_file, path)
     except (ExperimentError, CalibrationError, SimulationError) as exc:
         _failed("", exc)
@@ -721,6 +723,7 @@ def search(
         CalibrationError,
         default_calibration_path,
         load_calibration,
+        with_client_environment,
     )
     from testbed.simulate.run import SimulationError
     from testbed.simulate.search import SearchError, parse_grid, run_search
@@ -728,7 +731,7 @@ def search(
     path = calibration or default_calibration_path()
     try:
         axes = parse_grid(grid)
-        model = load_calibration(path)
+        model = with_client_environment(load_calibration(path), os.environ)
         folder = run_search(
             experiment_file, axes, set_ or [], repeat, model, path, results, _plain_line
         )

@@ -137,7 +137,7 @@ REGISTERING = QUIET.model_copy(
 def test_the_phones_refresh_their_registrations_together_on_every_proxy():
     p = pool(REGISTERING, cores=1.0, phones=100, seed=3)
     p.serve(["sip-proxy-0", "sip-proxy-1"])
-    p.schedule_refreshes(first_s=5.0)
+    p.schedule_refreshes(first_s=5.0, proxies=2)
     before = p.advance(np.zeros(50, dtype=np.int64))  # 0-5 s: nothing yet
     assert sum(before.cpu_seconds.values()) == 0
     assert p.registrations == 0
@@ -152,19 +152,62 @@ def test_the_phones_refresh_their_registrations_together_on_every_proxy():
     assert p.registrations == 200
 
 
-def test_a_refresh_on_a_busy_10m_proxy_delays_the_calls_behind_it():
-    p = pool(REGISTERING, cores=0.01, phones=20)  # 20 ms of REGISTERs, 1 ms a period
+def test_a_refresh_comes_spread_over_the_time_the_start_s_registrations_took():
+    # 40 REGISTERs of 1 ms on a 10m proxy (1 ms a period): the start's took 40 periods, and so
+    # does each refresh, ending 5 s into the run
+    p = pool(REGISTERING, cores=0.01, phones=40)
     p.serve(["sip-proxy-0"])
-    p.schedule_refreshes(first_s=0.0)
-    out = p.advance(np.array([0, 1] + [0] * 30))
-    # the call came a period after the burst: behind the 19 ms of registrations still queued
-    assert out.levels["sip-proxy-0"].nonzero()[0].min() >= 19
+    p.schedule_refreshes(first_s=5.0, proxies=1)
+    quiet = p.advance(np.zeros(11, dtype=np.int64))  # up to 1.1 s: nothing yet
+    assert p.registrations == 0
+    assert quiet.cpu_seconds["sip-proxy-0"] == 0
+    p.advance(np.zeros(40, dtype=np.int64))  # 1.1-5.1 s: one REGISTER a period
+    assert p.registrations == 40
+    assert p.backlog.sum() == pytest.approx(0, abs=1e-12)  # served as fast as they came
+
+
+def test_a_refresh_on_a_busy_10m_proxy_delays_the_calls_behind_it():
+    # the same refresh while calls take half of the proxy: it is behind by 0.5 ms a period
+    p = pool(REGISTERING, cores=0.01, phones=40)
+    p.serve(["sip-proxy-0"])
+    p.schedule_refreshes(first_s=5.0, proxies=1)
+    calls = np.tile([1, 0], 40)  # a 1 ms call every other period
+    before = p.advance(calls[:10])
+    during = p.advance(calls[10:])
+    assert percentile_level(before.levels["sip-proxy-0"], 100) == 0
+    # by the burst's end 40 x 0.5 ms of work waits: the last calls wait about 20 periods
+    assert percentile_level(during.levels["sip-proxy-0"], 100) >= 15
+
+
+def test_a_refresh_that_waits_past_t1_is_sent_again_and_its_tail_fails_past_timer_f():
+    # 300 REGISTERs of 1 ms over 30 s on a 10m proxy that calls keep busy half of the time:
+    # the backlog grows to 15 s and more as the waiting REGISTERs are sent again
+    once = REGISTERING.model_copy(update={"reregister_interval_s": 1000.0})
+    p = pool(once, cores=0.01, phones=300)
+    p.serve(["sip-proxy-0"])
+    p.schedule_refreshes(first_s=30.0, proxies=1)
+    out = p.advance(np.tile([1, 0], 400))  # 80 s
+    assert p.registrations == 300
+    assert p.register_retransmissions > 300  # most waited past several timer E firings
+    # each retransmission is processed again (half a registration on the mean); the calls'
+    # INVITEs are sent again too (0.05 ms each)
+    work = 0.300 + 0.400 + p.register_retransmissions * 0.0005 + out.retransmissions * 0.00005
+    assert out.cpu_seconds["sip-proxy-0"] + p.backlog.sum() == pytest.approx(work, rel=0.05)
+    assert 0 < p.registrations_failed < 300  # the tail waited past timer F (32 s)
+
+
+def test_a_small_refresh_on_a_fast_proxy_is_never_sent_again():
+    p = pool(REGISTERING, cores=1.0, phones=100)
+    p.serve(["sip-proxy-0", "sip-proxy-1"])
+    p.schedule_refreshes(first_s=1.0, proxies=2)
+    p.advance(np.zeros(100, dtype=np.int64))
+    assert (p.registrations, p.register_retransmissions, p.registrations_failed) == (100, 0, 0)
 
 
 def test_without_registration_costs_no_refresh_is_scheduled():
     p = pool(QUIET, cores=1.0, phones=100)
     p.serve(["sip-proxy-0"])
-    p.schedule_refreshes(first_s=0.0)
+    p.schedule_refreshes(first_s=1.0, proxies=2)
     p.advance(np.zeros(10, dtype=np.int64))
     assert p.registrations == 0
 
@@ -295,3 +338,15 @@ def test_batching_keeps_a_throttled_proxy_up_where_the_line_alone_collapses():
         out[name] = level
     assert out["batched"] <= 3
     assert out["line"] > 50  # seconds behind and growing
+
+
+def test_the_clients_refresh_interval_comes_from_their_own_variable_where_it_is_set():
+    from testbed.simulate.calibration import CalibrationError, with_client_environment
+
+    assert with_client_environment(QUIET, {}) is QUIET
+    assert with_client_environment(
+        QUIET, {"REREGISTER_INTERVAL_SECONDS": "240"}
+    ).reregister_interval_s == pytest.approx(240)
+    for bad in ("soon", "0", "nan"):
+        with pytest.raises(CalibrationError, match="REREGISTER_INTERVAL_SECONDS"):
+            with_client_environment(QUIET, {"REREGISTER_INTERVAL_SECONDS": bad})

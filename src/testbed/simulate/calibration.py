@@ -13,6 +13,8 @@ proxies served more calls per CPU second than the unthrottled line allows.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from pathlib import Path
 
 import yaml
@@ -85,7 +87,12 @@ class Calibration(BaseModel):
         1.0, gt=0, description="the CPU a proxy without a limit gets (the SUT's CPUs)"
     )
     t1_s: float = Field(0.5, gt=0, description="SIP timer T1: the first INVITE retransmission")
-    timeout_s: float = Field(32.0, gt=0, description="timer B: an unanswered INVITE fails")
+    timeout_s: float = Field(
+        32.0, gt=0, description="timers B and F: an unanswered INVITE or REGISTER fails"
+    )
+    t2_s: float = Field(
+        4.0, gt=0, description="SIP timer T2: a REGISTER is sent again at most this far apart"
+    )
     histogram_buckets: str = Field(
         DEFAULT_BUCKETS,
         description="the analyzers' bucket bounds (s, ANALYZER_BUCKETS): the time series' "
@@ -136,6 +143,26 @@ def load_calibration(path: Path) -> Calibration:
             f"{'.'.join(str(p) for p in e['loc']) or '(file)'}: {e['msg']}" for e in exc.errors()
         )
         raise CalibrationError(f"{path}: {problems}") from None
+
+
+# the sip-client's variable: set where `testbed run` runs, it reaches the local client pods
+REREGISTER_VARIABLE = "REREGISTER_INTERVAL_SECONDS"
+
+
+def with_client_environment(calibration: Calibration, environ: Mapping[str, str]) -> Calibration:
+    """The calibration with the clients' refresh interval from `environ` where it is set, so
+    that `REREGISTER_INTERVAL_SECONDS=240 testbed simulate` plays what the same variable does to
+    `testbed run`'s client pods; CalibrationError names the variable if it is not a number > 0."""
+    text = environ.get(REREGISTER_VARIABLE)
+    if text is None:
+        return calibration
+    try:
+        interval = float(text)
+    except ValueError:
+        interval = math.nan
+    if not interval > 0:  # also NaN
+        raise CalibrationError(f"{REREGISTER_VARIABLE}={text!r}: not a number of seconds > 0")
+    return calibration.model_copy(update={"reregister_interval_s": interval})
 
 
 def default_calibration_path() -> Path:

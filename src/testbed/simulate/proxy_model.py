@@ -29,6 +29,7 @@ challenge, the authenticated INVITE forwarded, its 200 forwarded.
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -89,8 +90,25 @@ class ProxyPool:
         self.register_work = c.register_cpu_ms / 1000
         self.replica_work = c.dmq_replica_cpu_ms / 1000
         self.refresh_periods = max(1, round(c.reregister_interval_s / c.period_s))
-        self.next_refresh: int | None = None  # period of the phones' next re-registration
+        self.next_refresh: int | None = None  # period the phones' next refresh starts
+        self._burst: list[tuple[int, int]] = []  # (periods after its start, REGISTERs)
+        self._pending: deque[tuple[int, int]] = deque()  # (period, REGISTERs) still to come
         self.registrations = 0
+        self.register_retransmissions = 0
+        self.registrations_failed = 0
+        # a REGISTER still waiting is sent again (timer E: T1, then doubling up to T2) and
+        # processed again in full: the proxy keeps no transaction for either of its two
+        # requests (the 401 and the 200 are sent statelessly); one of the two, on the mean
+        self.register_retransmission = self.register_work / 2
+        offsets_e = []
+        at, gap = c.t1_s, c.t1_s
+        while at < c.timeout_s:
+            offsets_e.append(at)
+            gap = min(2 * gap, c.t2_s)
+            at += gap
+        self.register_levels = np.array(
+            [math.ceil(o / c.period_s - 1e-9) for o in offsets_e], dtype=np.int64
+        )
         batched = (
             c.cpu_ms_per_call if c.batched_cpu_ms_per_call is None else c.batched_cpu_ms_per_call
         )
@@ -117,27 +135,44 @@ class ProxyPool:
         self.slots: dict[str, int] = {}
         self.backlog = np.zeros(capacity)
         self.future = np.zeros((capacity, self.horizon))  # work due at (period % horizon)
+        self.future_registers = np.zeros((capacity, self.horizon))  # REGISTERs arriving then
         self.period = 0  # absolute index of the next period
         self.serving: list[str] = []
         self.draining: list[str] = []  # removed from the LB, finishing their calls
 
-    def schedule_refreshes(self, first_s: float) -> None:
-        """The phones refresh their bindings all at once every `reregister_interval_s`, the first
-        time `first_s` into the run (they registered before it). Each registration costs the
-        proxy the LB hands it to `register_cpu_ms`, and every other serving proxy its DMQ copy."""
-        if self.phones > 0 and (self.register_work > 0 or self.replica_work > 0):
-            self.next_refresh = self.period + max(0, round(first_s / self.period_s))
+    def schedule_refreshes(self, first_s: float, proxies: int) -> None:
+        """The phones refresh their bindings every `reregister_interval_s` after their last 200.
+        They registered together before the run, and the `proxies` of the start answered them
+        as fast as they could serve them, so each refresh comes spread over that time (the
+        CPU of the registrations over the CPU each proxy has to spare), the first one ending
+        `first_s` into the run. Each registration costs the proxy the LB hands it to
+        `register_cpu_ms`, and every other serving proxy its DMQ copy."""
+        if self.phones <= 0 or (self.register_work <= 0 and self.replica_work <= 0):
+            return
+        n = max(1, proxies)
+        work = self.phones / n * self.register_work + self.phones * (n - 1) / n * self.replica_work
+        spare = max(self.quota - self.background, 1e-3 * self.quota)
+        spread = min(max(1, math.ceil(work / spare - 1e-9)), self.refresh_periods)
+        counts = np.diff(np.round(np.linspace(0, self.phones, spread + 1)).astype(np.int64))
+        self._burst = [(offset, int(c)) for offset, c in enumerate(counts) if c]
+        end = self.period + max(0, round(first_s / self.period_s))
+        self.next_refresh = end - spread + 1  # may lie before now: those periods are skipped
 
     def _refreshes(self, slots: IntArray, serving: int, step: int) -> None:
-        """Schedule the work of the refreshes that fall in the next `step` periods (ahead of
-        the pass that plays them: it reads them from `future`, within its horizon)."""
-        while self.next_refresh is not None and self.next_refresh < self.period + step:
-            if serving:
-                taken = self.rng.multinomial(self.phones, [1.0 / serving] * serving)
-                work = taken * self.register_work + (self.phones - taken) * self.replica_work
-                self.future[slots[:serving], self.next_refresh % self.horizon] += work
-                self.registrations += self.phones
+        """Schedule the REGISTERs of the refreshes that fall in the next `step` periods (ahead
+        of the pass that plays them: it reads them from `future_registers`)."""
+        end = self.period + step
+        while self.next_refresh is not None and self.next_refresh < end:
+            self._pending.extend((self.next_refresh + off, c) for off, c in self._burst)
             self.next_refresh += self.refresh_periods
+        while self._pending and self._pending[0][0] < end:
+            at, count = self._pending.popleft()
+            if serving and at >= self.period:
+                taken = self.rng.multinomial(count, [1.0 / serving] * serving)
+                ring = at % self.horizon
+                self.future_registers[slots[:serving], ring] += taken
+                self.future[slots[:serving], ring] += (count - taken) * self.replica_work
+                self.registrations += count
 
     def join(self, name: str, sync: bool = True) -> None:
         """A proxy starts serving: it first takes in the registrations over DMQ (`sync`; the
@@ -151,6 +186,7 @@ class ProxyPool:
         self.slots[name] = slot
         self.backlog[slot] = self.sync_work if sync else 0.0
         self.future[slot] = 0.0
+        self.future_registers[slot] = 0.0
 
     def leave(self, name: str) -> None:
         """A proxy is gone: its state with it."""
@@ -158,6 +194,7 @@ class ProxyPool:
         if slot is not None:
             self.backlog[slot] = 0.0
             self.future[slot] = 0.0
+            self.future_registers[slot] = 0.0
         if name in self.draining:
             self.draining.remove(name)
 
@@ -176,7 +213,11 @@ class ProxyPool:
     def _drained(self) -> None:
         for name in list(self.draining):
             slot = self.slots[name]
-            if self.backlog[slot] <= 1e-12 and not self.future[slot].any():
+            if (
+                self.backlog[slot] <= 1e-12
+                and not self.future[slot].any()
+                and not self.future_registers[slot].any()
+            ):
                 self.leave(name)
 
     def advance(self, arrivals: IntArray) -> Interval:
@@ -239,6 +280,7 @@ class ProxyPool:
     def _tick(self, step: int) -> None:
         index = (self.period + np.arange(step)) % self.horizon
         self.future[:, index] = 0.0
+        self.future_registers[:, index] = 0.0
         self.period += step
 
     def _lindley(self, work: FloatArray, before: FloatArray) -> tuple[FloatArray, FloatArray]:
@@ -287,7 +329,9 @@ class ProxyPool:
         index = (self.period + np.arange(step)) % self.horizon
         grid = np.ix_(slots, index)
         due = self.future[grid].T  # (step, n) work scheduled earlier
-        messages = split * self.call_now + due  # CPU of the messages, each handled alone
+        registers = self.future_registers[grid].T  # (step, n) REGISTERs arriving
+        # CPU of the messages, each handled alone
+        messages = split * self.call_now + registers * self.register_work + due
         h = self.hold_periods
         if h < step:  # BYEs of calls begun in this pass that end inside it
             messages[h:] += split[:-h] * self.call_end
@@ -302,6 +346,7 @@ class ProxyPool:
         if whole and first is not None and (top > first * quota).any():
             return None
         self.future[grid] = 0.0
+        self.future_registers[grid] = 0.0
         self.backlog[slots] = backlog[-1]
         served = prior + work - backlog
 
@@ -334,6 +379,19 @@ class ProxyPool:
                 retransmitted += int(count.sum())
                 targets = (self.period + np.arange(step) + int(level)) % self.horizon
                 self.future[np.ix_(slots, targets)] += (count * self.retransmission).T
+            # REGISTERs still waiting at each timer E firing are processed again; past timer
+            # F the phone's registration has failed (it tries again later: not played)
+            for level in self.register_levels:
+                waiting = registers * np.clip((top - level * quota) / safe, 0, 1)
+                count = np.round(waiting)
+                self.register_retransmissions += int(count.sum())
+                targets = (self.period + np.arange(step) + int(level)) % self.horizon
+                self.future[np.ix_(slots, targets)] += (count * self.register_retransmission).T
+            self.registrations_failed += int(
+                np.round(
+                    (registers * np.clip((top - self.timeout_level * quota) / safe, 0, 1)).sum()
+                )
+            )
             # calls whose INVITE waits past timer B fail
             late = split.astype(np.float64) * np.clip(
                 (top - self.timeout_level * quota) / safe, 0, 1

@@ -176,7 +176,7 @@ class Simulation:
         # scenario (runner._let_registrations_leave_the_window): the refreshes come that much
         # earlier than a whole interval into the run
         settle = experiment.qos.window_s + experiment.metrics.scrape_interval_s
-        self.pool.schedule_refreshes(calibration.reregister_interval_s - settle)
+        self.pool.schedule_refreshes(calibration.reregister_interval_s - settle, self.initial)
         # sections of the experiment the model has no part for (summary.json says so)
         self.not_simulated = [
             name
@@ -311,6 +311,8 @@ def simulate(
         "speedup": round(samples[-1].t_s / elapsed, 1) if samples and elapsed > 0 else None,
         "retransmissions": simulation.retransmissions,
         "registrations": simulation.pool.registrations,
+        "registration_retransmissions": simulation.pool.register_retransmissions,
+        "registrations_failed": simulation.pool.registrations_failed,
         "notes": simulation.notes[-20:],
         "not_simulated": simulation.not_simulated,
     }
