@@ -176,7 +176,9 @@ def test_a_refresh_on_a_busy_10m_proxy_delays_the_calls_behind_it():
     during = p.advance(calls[10:])
     assert percentile_level(before.levels["sip-proxy-0"], 100) == 0
     # by the burst's end 40 x 0.5 ms of work waits: the last calls wait about 20 periods
-    assert percentile_level(during.levels["sip-proxy-0"], 100) >= 15
+    worst = percentile_level(during.levels["sip-proxy-0"], 100)
+    assert worst is not None
+    assert worst >= 15
 
 
 def test_a_refresh_that_waits_past_t1_is_sent_again_and_its_tail_fails_past_timer_f():
