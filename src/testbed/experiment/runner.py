@@ -499,7 +499,7 @@ class LocalRun:
         sampler computed them from its first sample)."""
         if self.promql is None:
             return
-        settle = self.experiment.qos.window_s + self.experiment.metrics.scrape_interval_s
+        settle = self.experiment.registration_settle_s
         self.note(f"waiting {settle:g} s for the registrations to leave the p99 window")
         time.sleep(settle)
 

@@ -208,6 +208,12 @@ class Experiment(_Strict):
             raise ValueError("; ".join(problems))
         return self
 
+    @property
+    def registration_settle_s(self) -> float:
+        """How long the scenario waits after the phones registered: one p99 window and a
+        scrape, so that no REGISTER answered late counts in the run's first windows."""
+        return self.qos.window_s + self.metrics.scrape_interval_s
+
 
 class ExperimentError(ValueError):
     """The experiment file cannot be used; the message names the file and field."""

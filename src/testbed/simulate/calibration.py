@@ -74,8 +74,8 @@ class Calibration(BaseModel):
     reregister_interval_s: float = Field(
         3000.0,
         gt=0,
-        description="the phones refresh their bindings this often, all at once (the sip-client's "
-        "REREGISTER_INTERVAL_SECONDS and REGISTER_SPREAD_SECONDS defaults, as the runs use them)",
+        description="each phone refreshes its binding this long after its last 200 (the "
+        "sip-client's REREGISTER_INTERVAL_SECONDS default, as the runs use it)",
     )
     dmq_sync_ms_per_phone: float = Field(
         0.05, ge=0, description="a joining proxy's CPU to take in one registration over DMQ"

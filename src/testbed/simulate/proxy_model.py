@@ -366,36 +366,36 @@ class ProxyPool:
         ge = np.minimum.accumulate(ge, axis=1)  # rounding must not make it grow
         levels = ge - np.concatenate([ge[:, 1:], np.zeros((n, 1), dtype=np.int64)], axis=1)
 
-        # retransmissions: INVITEs still waiting at each timer A firing, due that much later
-        # (at least T1 later: beyond this pass, which is shorter than T1 unless nothing waits)
-        invites = split * INVITES_PER_CALL
+        # requests still waiting at each timer firing are sent again, due that much later (at
+        # least T1 later: beyond this pass, which is shorter than T1 unless nothing waits):
+        # INVITEs on timer A, REGISTERs on timer E (processed again in full); past timer B a
+        # call fails, past timer F a registration (the phone tries again later: not played)
         retransmitted = 0
         failed = 0
         late: FloatArray = np.zeros(split.shape)
         if not whole:
-            for level in self.retransmit_levels:
-                waiting = invites * np.clip((top - level * quota) / safe, 0, 1)
-                count = np.round(waiting)
-                retransmitted += int(count.sum())
-                targets = (self.period + np.arange(step) + int(level)) % self.horizon
-                self.future[np.ix_(slots, targets)] += (count * self.retransmission).T
-            # REGISTERs still waiting at each timer E firing are processed again; past timer
-            # F the phone's registration has failed (it tries again later: not played)
-            for level in self.register_levels:
-                waiting = registers * np.clip((top - level * quota) / safe, 0, 1)
-                count = np.round(waiting)
-                self.register_retransmissions += int(count.sum())
-                targets = (self.period + np.arange(step) + int(level)) % self.horizon
-                self.future[np.ix_(slots, targets)] += (count * self.register_retransmission).T
-            self.registrations_failed += int(
-                np.round(
-                    (registers * np.clip((top - self.timeout_level * quota) / safe, 0, 1)).sum()
-                )
+
+            def behind(level: int) -> FloatArray:
+                """The share of each period's requests still waiting `level` periods on."""
+                return np.clip((top - level * quota) / safe, 0, 1)
+
+            def send_again(requests: FloatArray, timers: IntArray, cost: float) -> int:
+                sent = 0
+                for level in timers:
+                    count = np.round(requests * behind(int(level)))
+                    sent += int(count.sum())
+                    targets = (self.period + np.arange(step) + int(level)) % self.horizon
+                    self.future[np.ix_(slots, targets)] += (count * cost).T
+                return sent
+
+            invites = (split * INVITES_PER_CALL).astype(np.float64)
+            retransmitted = send_again(invites, self.retransmit_levels, self.retransmission)
+            self.register_retransmissions += send_again(
+                registers, self.register_levels, self.register_retransmission
             )
-            # calls whose INVITE waits past timer B fail
-            late = split.astype(np.float64) * np.clip(
-                (top - self.timeout_level * quota) / safe, 0, 1
-            )
+            expired = behind(self.timeout_level)
+            self.registrations_failed += int(np.round((registers * expired).sum()))
+            late = split.astype(np.float64) * expired
             failed = int(np.round(late.sum()))
         # the others end after their hold time: BYEs due after this pass
         ending = np.arange(step) + h >= step

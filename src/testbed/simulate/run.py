@@ -172,11 +172,11 @@ class Simulation:
         )
         for name in self.scaler.ready():
             self.pool.join(name, sync=False)
-        # the runner registers the phones, then waits a window and a scrape before the
-        # scenario (runner._let_registrations_leave_the_window): the refreshes come that much
-        # earlier than a whole interval into the run
-        settle = experiment.qos.window_s + experiment.metrics.scrape_interval_s
-        self.pool.schedule_refreshes(calibration.reregister_interval_s - settle, self.initial)
+        # the runner registers the phones, then waits before the scenario: the refreshes come
+        # that much earlier than a whole interval into the run
+        self.pool.schedule_refreshes(
+            calibration.reregister_interval_s - experiment.registration_settle_s, self.initial
+        )
         # sections of the experiment the model has no part for (summary.json says so)
         self.not_simulated = [
             name

@@ -171,7 +171,7 @@ class SippRunner:
         """First INVITEs without credentials, each answered with 407 and nothing more (the
         challenge half of a call, and what a retransmitted first INVITE costs the proxy)."""
         rows = [f"{a};{b};;{self.domain}" for a, b in pairs]
-        return self._run("challenge.xml", rows, target, local, rate, count, timeout, tag, final=407)
+        return self._run("challenge.xml", rows, target, local, rate, count, timeout, tag)
 
     def calls(
         self,
