@@ -29,6 +29,27 @@ class SippError(RuntimeError):
     pass
 
 
+# uac.xml's authenticated INVITE: SIPp's own branch, or one fixed per call so that copies of it
+# are retransmissions of the same transaction
+_RETRANSMITTED_BRANCH = "z9hG4bK-auth-[pid]-[call_number]"
+
+
+def render_scenario(name: str, final: int = 200, retransmitting: bool = False) -> str:
+    """A scenario file's text with its placeholders filled: {{FINAL}} (the final answer
+    expected), and uac.xml's {{AUTH_BRANCH}} and {{AFTER_ANSWER}} (nothing, or with
+    `retransmitting` the authenticated INVITE sent again twenty times once answered)."""
+    text = (SCENARIOS / name).read_text()
+    after = (SCENARIOS / "retransmit_answered_invite.part.xml").read_text()
+    values = {
+        "{{FINAL}}": str(final),
+        "{{AFTER_ANSWER}}": after if retransmitting else "",
+        "{{AUTH_BRANCH}}": _RETRANSMITTED_BRANCH if retransmitting else "[branch]",
+    }
+    for placeholder, value in values.items():
+        text = text.replace(placeholder, value)
+    return text
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     """Nearest-rank percentile (q in 0..100); NaN for no values."""
     if not values:
@@ -196,12 +217,20 @@ class SippRunner:
         if limit is not None:
             extra += ["-l", str(limit)]
         scenario = "uac.xml" if expect == 200 else "uac_rejected.xml"
-        if retransmitting:
-            if expect != 200:
-                raise ValueError("retransmitting calls are answered calls (expect 200)")
-            scenario = "uac_retransmitting.xml"
+        if retransmitting and expect != 200:
+            raise ValueError("retransmitting calls are answered calls (expect 200)")
         return self._run(
-            scenario, rows, target, local, rate, count or len(rows), timeout, tag, extra, expect
+            scenario,
+            rows,
+            target,
+            local,
+            rate,
+            count or len(rows),
+            timeout,
+            tag,
+            extra,
+            expect,
+            retransmitting,
         )
 
     def _run(
@@ -216,15 +245,14 @@ class SippRunner:
         tag: str,
         extra: list[str] | None = None,
         final: int = 200,
+        retransmitting: bool = False,
     ) -> SippResult:
         run_dir = self.workdir / tag
         if run_dir.exists():
             shutil.rmtree(run_dir)
         run_dir.mkdir(parents=True)
         scenario_file = run_dir / scenario
-        scenario_file.write_text(
-            (SCENARIOS / scenario).read_text().replace("{{FINAL}}", str(final))
-        )
+        scenario_file.write_text(render_scenario(scenario, final, retransmitting))
         injection = run_dir / "injection.csv"
         injection.write_text("SEQUENTIAL\n" + "\n".join(rows) + "\n")
         host, _, port = local.rpartition(":")
