@@ -40,6 +40,7 @@ from pathlib import Path
 from kamailio_rpc import KamailioRpc
 from testbed.config import TestbedSettings
 from testbed.local import cgroups, processes
+from testbed.local.prometheus import cpu_seconds
 from testbed.local.state import Component
 from testbed.local.testbed import PROXY_KIND, LocalTestbed
 from testbed.sipp import SippResult, SippRunner
@@ -52,19 +53,16 @@ KINDS = ("register", "dmq_replica", "challenge", "absorbed", "call_setup", "bye"
 
 @dataclass(frozen=True)
 class Counter:
-    """One proxy's CPU seconds, read from its cgroup."""
+    """One proxy's CPU seconds so far, read from its cgroup (as the testbed's cAdvisor
+    stand-in reads them for Prometheus)."""
 
-    read: Callable[[], float]
+    proxy: Component
 
-
-def _counter(proxy: Component) -> Counter:
-    record = proxy.cgroup
-    if record is None:
-        raise SystemExit(f"{proxy.name} has no CPU cgroup: its CPU cannot be read")
-    group = cgroups.group_from_paths(
-        proxy.name, record.millicores, record.paths, record.usage_file, record.usage_unit_ns
-    )
-    return Counter(group.usage_seconds)
+    def read(self) -> float:
+        used = cpu_seconds(self.proxy)
+        if used is None:
+            raise SystemExit(f"{self.proxy.name}: no readable CPU cgroup, its CPU cannot be read")
+        return used
 
 
 @dataclass
@@ -214,7 +212,7 @@ def main() -> None:
             proxies = state.of_kind(PROXY_KIND) if state else []
             if len(proxies) != 2:
                 raise SystemExit(f"expected two proxies, found {len(proxies)}")
-            a, b = _counter(proxies[0]), _counter(proxies[1])
+            a, b = Counter(proxies[0]), Counter(proxies[1])
             rpc = KamailioRpc(
                 f"http://{testbed.settings.proxy_address(0)}:{testbed.settings.proxy_http_port}/RPC",
                 token=testbed.api_token(),
