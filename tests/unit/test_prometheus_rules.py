@@ -29,16 +29,19 @@ from testbed.local.state import Component, TestbedState
 CHART = ROOT / "helm" / "ims-testbed"
 
 
+def exact_increase(selector: str, window: str) -> str:
+    """Each bucket's increase over the window as the chart writes it (no rate() extrapolation;
+    tests/integration/test_p99_rule_exact.py shows why, with promtool)."""
+    return f"(last_over_time({selector}[{window}]) - min_over_time({selector}[{window}]))"
+
+
 def test_recording_rules_render_with_the_window_and_namespace() -> None:
     queries = chart_queries(CHART, 12, "lab")
     assert queries.window == "12s"
-    assert queries.recorded[P99_RULE] == (
-        "histogram_quantile(0.99, sum by (le) "
-        '(rate(analyzer_sip_response_time_seconds_bucket{namespace="lab"}[12s])))'
-    )
+    buckets = exact_increase('analyzer_sip_response_time_seconds_bucket{namespace="lab"}', "12s")
+    assert queries.recorded[P99_RULE] == f"histogram_quantile(0.99, sum by (le) {buckets})"
     assert queries.recorded[P99_BY_POD_RULE] == (
-        "histogram_quantile(0.99, sum by (le, pod) "
-        '(rate(analyzer_sip_response_time_seconds_bucket{namespace="lab"}[12s])))'
+        f"histogram_quantile(0.99, sum by (le, pod) {buckets})"
     )
     # the file Prometheus loads is the chart's file with the two actions replaced
     source = (CHART / "files" / "recording-rules.yaml").read_text()
@@ -51,9 +54,12 @@ def test_recording_rules_render_with_the_window_and_namespace() -> None:
 
 def test_adapter_placeholders_expand_as_the_adapter_expands_them() -> None:
     queries = chart_queries(CHART, 10, "local")
+    pods = exact_increase(
+        'analyzer_sip_response_time_seconds_bucket{namespace="local",pod=~"sip-proxy-0|sip-proxy-1"}',
+        "10s",
+    )
     assert queries.pods_query(P99_POD_METRIC, ["sip-proxy-1", "sip-proxy-0"]) == (
-        "histogram_quantile(0.99, sum(rate(analyzer_sip_response_time_seconds_bucket"
-        '{namespace="local",pod=~"sip-proxy-0|sip-proxy-1"}[10s])) by (le, pod))'
+        f"histogram_quantile(0.99, sum({pods}) by (le, pod))"
     )
     assert queries.pods_query(CPU_POD_METRIC, ["sip-proxy-0"]) == (
         "sum(rate(container_cpu_usage_seconds_total"
@@ -62,9 +68,9 @@ def test_adapter_placeholders_expand_as_the_adapter_expands_them() -> None:
     assert queries.external_query(INVITE_RATE_METRIC, {"component": "sip-loadb"}) == (
         'sum(rate(kamailio_script_new_invites{component="sip-loadb",namespace="local"}[10s])) by ()'
     )
+    every = exact_increase('analyzer_sip_response_time_seconds_bucket{namespace="local"}', "10s")
     assert queries.keda_query("analyzer_sip_response_time_seconds_bucket") == (
-        "histogram_quantile(0.99, sum by (le) "
-        '(rate(analyzer_sip_response_time_seconds_bucket{namespace="local"}[10s])))'
+        f"histogram_quantile(0.99, sum by (le) {every})"
     )
 
 
