@@ -28,15 +28,16 @@ challenge, the authenticated INVITE forwarded, its 200 forwarded.
 
 from __future__ import annotations
 
+import heapq
 import math
-from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
 from testbed.experiment.histogram import quantile
 from testbed.simulate.calibration import Calibration
+from testbed.simulate.registration_start import StartCosts, start_completions
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -47,6 +48,8 @@ INVITES_PER_CALL = 2  # the challenged INVITE and the authenticated one
 # the backlog difference (CPU seconds) taken as settled
 BATCH_ITERATIONS = 40
 BATCH_TOLERANCE = 1e-12
+REGISTER_RETRY_S = 10.0  # a phone whose REGISTER timed out tries again (sip-client's default)
+RETRY_SPREAD = 10  # ... 1.0, 1.1, ..., 1.9 times later by the last digit of its number
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,9 @@ class Interval:
     calls: int  # calls that arrived
     failed: int  # of them, calls whose INVITE waited past timer B
     retransmissions: int
+    # REGISTER requests each proxy got: two a registration (the challenged one and the one
+    # with credentials, as the proxy's counter counts them) and the ones sent again
+    registers: dict[str, int] = field(default_factory=dict)
 
 
 class ProxyPool:
@@ -90,9 +96,9 @@ class ProxyPool:
         self.register_work = c.register_cpu_ms / 1000
         self.replica_work = c.dmq_replica_cpu_ms / 1000
         self.refresh_periods = max(1, round(c.reregister_interval_s / c.period_s))
-        self.next_refresh: int | None = None  # period the phones' next refresh starts
-        self._burst: list[tuple[int, int]] = []  # (periods after its start, REGISTERs)
-        self._pending: deque[tuple[int, int]] = deque()  # (period, REGISTERs) still to come
+        self.retry_periods = round(REGISTER_RETRY_S / c.period_s)
+        self._due: dict[int, int] = {}  # period -> registrations the phones start then
+        self._due_periods: list[int] = []  # the same periods, a heap
         self.registrations = 0
         self.register_retransmissions = 0
         self.registrations_failed = 0
@@ -142,37 +148,94 @@ class ProxyPool:
 
     def schedule_refreshes(self, first_s: float, proxies: int) -> None:
         """The phones refresh their bindings every `reregister_interval_s` after their last 200.
-        They registered together before the run, and the `proxies` of the start answered them
-        as fast as they could serve them, so each refresh comes spread over that time (the
-        CPU of the registrations over the CPU each proxy has to spare), the first one ending
-        `first_s` into the run. Each registration costs the proxy the LB hands it to
-        `register_cpu_ms`, and every other serving proxy its DMQ copy."""
+        They registered together before the run on the `proxies` of the start, so each refresh
+        has the shape of the start's 200s (registration_start.py plays them request by
+        request), the first one ending `first_s` into the run. Each registration costs the
+        proxy the LB hands it `register_cpu_ms`, and every other serving proxy its DMQ copy."""
         if self.phones <= 0 or (self.register_work <= 0 and self.replica_work <= 0):
             return
-        n = max(1, proxies)
-        work = self.phones / n * self.register_work + self.phones * (n - 1) / n * self.replica_work
-        spare = max(self.quota - self.background, 1e-3 * self.quota)
-        spread = min(max(1, math.ceil(work / spare - 1e-9)), self.refresh_periods)
-        counts = np.diff(np.round(np.linspace(0, self.phones, spread + 1)).astype(np.int64))
-        self._burst = [(offset, int(c)) for offset, c in enumerate(counts) if c]
+        costs = StartCosts(
+            self.register_work / 2, self.register_work / 2, self.replica_work, self.discount
+        )
+        budget = max(self.quota - self.background, 1e-3 * self.quota)
+        done = start_completions(
+            self.phones,
+            proxies,
+            costs,
+            budget,
+            self.register_levels,
+            self.timeout_level,
+            self.retry_periods,
+            self.refresh_periods,
+            self.rng.spawn(1)[0],  # its own stream: the LB's draws stay those of the seed
+        )
+        if not len(done):
+            return
         end = self.period + max(0, round(first_s / self.period_s))
-        self.next_refresh = end - spread + 1  # may lie before now: those periods are skipped
+        for period, count in enumerate(np.bincount(done)):
+            if count:
+                self._start_registrations(end - int(done[-1]) + period, int(count))
+
+    def _start_registrations(self, period: int, count: int) -> None:
+        if period not in self._due:
+            heapq.heappush(self._due_periods, period)
+        self._due[period] = self._due.get(period, 0) + count
 
     def _refreshes(self, slots: IntArray, serving: int, step: int) -> None:
-        """Schedule the REGISTERs of the refreshes that fall in the next `step` periods (ahead
-        of the pass that plays them: it reads them from `future_registers`)."""
+        """Hand the REGISTERs the phones start in the next `step` periods to the serving
+        proxies (ahead of the pass that plays them: it reads them from `future_registers`).
+        Those due before now come now; with nobody serving, they time out and the phones try
+        again later."""
         end = self.period + step
-        while self.next_refresh is not None and self.next_refresh < end:
-            self._pending.extend((self.next_refresh + off, c) for off, c in self._burst)
-            self.next_refresh += self.refresh_periods
-        while self._pending and self._pending[0][0] < end:
-            at, count = self._pending.popleft()
-            if serving and at >= self.period:
-                taken = self.rng.multinomial(count, [1.0 / serving] * serving)
-                ring = at % self.horizon
-                self.future_registers[slots[:serving], ring] += taken
-                self.future[slots[:serving], ring] += (count - taken) * self.replica_work
-                self.registrations += count
+        while self._due_periods and self._due_periods[0] < end:
+            due = heapq.heappop(self._due_periods)
+            count = self._due.pop(due)
+            at = max(due, self.period)
+            self.registrations += count
+            if not serving:
+                self.registrations_failed += count
+                self._retry(at + self.timeout_level, count)
+                continue
+            taken = self.rng.multinomial(count, [1.0 / serving] * serving)
+            ring = at % self.horizon
+            self.future_registers[slots[:serving], ring] += taken
+            self.future[slots[:serving], ring] += (count - taken) * self.replica_work
+
+    def _retry(self, period: int, count: int) -> None:
+        """Phones whose registration failed at `period` start again after their retry time,
+        1.0 to 1.9 times `REGISTER_RETRY_S` by their number (as the client spreads them)."""
+        shares = np.diff(np.round(np.linspace(0, count, RETRY_SPREAD + 1))).astype(np.int64)
+        for i, share in enumerate(shares):
+            if share:
+                delay = round(self.retry_periods * (1 + i / RETRY_SPREAD))
+                self._start_registrations(period + delay, int(share))
+
+    def _refresh_after(self, registers: FloatArray, top: FloatArray, safe: FloatArray) -> None:
+        """Each registration of this pass refreshes `refresh_periods` after its 200, which
+        comes when the proxy got to it: the share of a period's REGISTERs that waited k
+        periods, as for the calls' samples. One that waited past timer F failed: the phone
+        tries again after its retry time."""
+        quota, limit = self.quota, self.timeout_level
+        for t in np.flatnonzero(registers.sum(axis=1) > 0):
+            count = registers[t]
+            waits = min(int(np.ceil(top[t].max() / quota - 1e-9)), limit)
+            ks = np.arange(0, waits + 1, dtype=np.float64)
+            at_least = np.clip((top[t] - ks[:, np.newaxis] * quota) / safe[t], 0, 1)
+            at_least[0] = 1.0
+            at_least = np.minimum.accumulate(at_least, axis=0)
+            if waits < limit:  # nobody waited past timer F
+                at_least[-1] = 0.0
+            exact = -np.diff(at_least, axis=0, append=np.zeros((1, len(count))))
+            per_wait = (exact * count).sum(axis=1)  # waited k periods; the last: failed
+            whole = np.diff(np.round(np.concatenate([[0.0], np.cumsum(per_wait)])))
+            start = self.period + int(t)
+            for k, done in enumerate(whole[:-1]):
+                if done >= 1:
+                    self._start_registrations(start + k + self.refresh_periods, int(done))
+            failed = int(whole[-1]) if waits == limit else 0
+            if failed:
+                self.registrations_failed += failed
+                self._retry(start + limit, failed)
 
     def join(self, name: str, sync: bool = True) -> None:
         """A proxy starts serving: it first takes in the registrations over DMQ (`sync`; the
@@ -236,11 +299,12 @@ class ProxyPool:
             for name in list(self.draining):
                 self.leave(name)
             self._tick(periods)
-            return Interval(periods, {}, {}, {}, calls, calls, 0)
+            return Interval(periods, {}, {}, {}, calls, calls, 0, {})
         # the LB's Call-ID hash: each call to any serving proxy with equal chance
         split = np.zeros((periods, n), dtype=np.int64)
         split[:, :serving] = self.rng.multinomial(arrivals, [1.0 / serving] * serving)
         cpu = np.zeros(n)
+        registers = np.zeros(n, dtype=np.int64)
         levels = np.zeros((n, 1), dtype=np.int64)
         failed = 0
         retransmissions = 0
@@ -261,6 +325,7 @@ class ProxyPool:
             levels[:, : out[1].shape[1]] += out[1]
             failed += out[2]
             retransmissions += out[3]
+            registers += out[4]
             start += step
         while levels.shape[1] > 1 and not levels[:, -1].any():  # float dust at the top
             levels = levels[:, :-1]
@@ -275,6 +340,7 @@ class ProxyPool:
             calls,
             failed,
             retransmissions,
+            {name: int(registers[i]) for i, name in enumerate(shown)},
         )
 
     def _tick(self, step: int) -> None:
@@ -321,10 +387,10 @@ class ProxyPool:
 
     def _play(
         self, slots: IntArray, split: IntArray, whole: bool
-    ) -> tuple[FloatArray, IntArray, int, int] | None:
+    ) -> tuple[FloatArray, IntArray, int, int, IntArray] | None:
         """`split[t, i]`: calls to proxy slots[i] in period t. CPU, levels, failed calls,
-        retransmissions; None, with nothing changed, when `whole` and a request would wait
-        past T1 (the caller then plays fewer periods, fewer than T1's)."""
+        retransmissions, REGISTER requests; None, with nothing changed, when `whole` and a
+        request would wait past T1 (the caller then plays fewer periods, fewer than T1's)."""
         step, n = split.shape
         index = (self.period + np.arange(step)) % self.horizon
         grid = np.ix_(slots, index)
@@ -369,9 +435,10 @@ class ProxyPool:
         # requests still waiting at each timer firing are sent again, due that much later (at
         # least T1 later: beyond this pass, which is shorter than T1 unless nothing waits):
         # INVITEs on timer A, REGISTERs on timer E (processed again in full); past timer B a
-        # call fails, past timer F a registration (the phone tries again later: not played)
+        # call fails, past timer F a registration (its phone tries again: _refresh_after)
         retransmitted = 0
         failed = 0
+        register_requests = np.round(registers.sum(axis=0) * 2).astype(np.int64)
         late: FloatArray = np.zeros(split.shape)
         if not whole:
 
@@ -379,30 +446,34 @@ class ProxyPool:
                 """The share of each period's requests still waiting `level` periods on."""
                 return np.clip((top - level * quota) / safe, 0, 1)
 
-            def send_again(requests: FloatArray, timers: IntArray, cost: float) -> int:
-                sent = 0
+            def send_again(requests: FloatArray, timers: IntArray, cost: float) -> IntArray:
+                """How many each proxy gets again."""
+                sent = np.zeros(n, dtype=np.int64)
                 for level in timers:
                     count = np.round(requests * behind(int(level)))
-                    sent += int(count.sum())
+                    sent += count.sum(axis=0).astype(np.int64)
                     targets = (self.period + np.arange(step) + int(level)) % self.horizon
                     self.future[np.ix_(slots, targets)] += (count * cost).T
                 return sent
 
             invites = (split * INVITES_PER_CALL).astype(np.float64)
-            retransmitted = send_again(invites, self.retransmit_levels, self.retransmission)
-            self.register_retransmissions += send_again(
-                registers, self.register_levels, self.register_retransmission
+            retransmitted = int(
+                send_again(invites, self.retransmit_levels, self.retransmission).sum()
             )
+            again = send_again(registers, self.register_levels, self.register_retransmission)
+            self.register_retransmissions += int(again.sum())
+            register_requests += again
             expired = behind(self.timeout_level)
-            self.registrations_failed += int(np.round((registers * expired).sum()))
             late = split.astype(np.float64) * expired
             failed = int(np.round(late.sum()))
+        if registers.any():
+            self._refresh_after(registers, top, safe)
         # the others end after their hold time: BYEs due after this pass
         ending = np.arange(step) + h >= step
         ends = (self.period + np.arange(step)[ending] + h) % self.horizon
         self.future[np.ix_(slots, ends)] += ((split - late)[ending] * self.call_end).T
         self.period += step
-        return served.sum(axis=0), levels, failed, retransmitted
+        return served.sum(axis=0), levels, failed, retransmitted, register_requests
 
 
 def percentile_level(levels: IntArray, percentile: float) -> int | None:

@@ -235,7 +235,7 @@ class Simulation:
                 name,
                 invites_per_s=invites[name] / seconds,
                 invite_requests_per_s=2 * invites[name] / seconds,
-                registers_per_s=0.0,
+                registers_per_s=interval.registers.get(name, 0) / seconds,
                 cpu_mcpu=cpu[name] / seconds * 1000,
                 ok_per_s=invites[name] / seconds,
                 latency_percentile_ms=latency(self.windows.of(name)),
