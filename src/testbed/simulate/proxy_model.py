@@ -52,6 +52,11 @@ REGISTER_RETRY_S = 10.0  # a phone whose REGISTER timed out tries again (sip-cli
 RETRY_SPREAD = 10  # ... 1.0, 1.1, ..., 1.9 times later by the last digit of its number
 
 
+def whole_periods(seconds: float, period_s: float) -> int:
+    """The first period boundary at or after `seconds` (a timer fires in that period)."""
+    return math.ceil(seconds / period_s - 1e-9)
+
+
 @dataclass(frozen=True)
 class Interval:
     """What the proxies did over some periods (one sample's worth)."""
@@ -113,7 +118,7 @@ class ProxyPool:
             gap = min(2 * gap, c.t2_s)
             at += gap
         self.register_levels = np.array(
-            [math.ceil(o / c.period_s - 1e-9) for o in offsets_e], dtype=np.int64
+            [whole_periods(o, c.period_s) for o in offsets_e], dtype=np.int64
         )
         batched = (
             c.cpu_ms_per_call if c.batched_cpu_ms_per_call is None else c.batched_cpu_ms_per_call
@@ -129,9 +134,9 @@ class ProxyPool:
             offsets.append(c.t1_s * (2**j - 1))
             j += 1
         self.retransmit_levels = np.array(
-            [math.ceil(o / c.period_s - 1e-9) for o in offsets], dtype=np.int64
+            [whole_periods(o, c.period_s) for o in offsets], dtype=np.int64
         )
-        self.timeout_level = math.ceil(c.timeout_s / c.period_s - 1e-9)
+        self.timeout_level = whole_periods(c.timeout_s, c.period_s)
         # the periods played at once where requests wait past T1: a retransmission (T1 or
         # more later) never lands inside them
         self.chunk = max(1, int(self.retransmit_levels[0]) if offsets else 1_000_000)
@@ -193,17 +198,17 @@ class ProxyPool:
             at = max(due, self.period)
             self.registrations += count
             if not serving:
-                self.registrations_failed += count
-                self._retry(at + self.timeout_level, count)
+                self._failed_registrations(at + self.timeout_level, count)
                 continue
             taken = self.rng.multinomial(count, [1.0 / serving] * serving)
             ring = at % self.horizon
             self.future_registers[slots[:serving], ring] += taken
             self.future[slots[:serving], ring] += (count - taken) * self.replica_work
 
-    def _retry(self, period: int, count: int) -> None:
-        """Phones whose registration failed at `period` start again after their retry time,
-        1.0 to 1.9 times `REGISTER_RETRY_S` by their number (as the client spreads them)."""
+    def _failed_registrations(self, period: int, count: int) -> None:
+        """Registrations that failed at `period`: their phones start again after their retry
+        time, 1.0 to 1.9 times `REGISTER_RETRY_S` by their number (as the client spreads them)."""
+        self.registrations_failed += count
         shares = np.diff(np.round(np.linspace(0, count, RETRY_SPREAD + 1))).astype(np.int64)
         for i, share in enumerate(shares):
             if share:
@@ -220,7 +225,7 @@ class ProxyPool:
             count = registers[t]
             waits = min(int(np.ceil(top[t].max() / quota - 1e-9)), limit)
             ks = np.arange(0, waits + 1, dtype=np.float64)
-            at_least = np.clip((top[t] - ks[:, np.newaxis] * quota) / safe[t], 0, 1)
+            at_least = self._behind(top[t], safe[t], ks[:, np.newaxis])
             at_least[0] = 1.0
             at_least = np.minimum.accumulate(at_least, axis=0)
             if waits < limit:  # nobody waited past timer F
@@ -234,8 +239,7 @@ class ProxyPool:
                     self._start_registrations(start + k + self.refresh_periods, int(done))
             failed = int(whole[-1]) if waits == limit else 0
             if failed:
-                self.registrations_failed += failed
-                self._retry(start + limit, failed)
+                self._failed_registrations(start + limit, failed)
 
     def join(self, name: str, sync: bool = True) -> None:
         """A proxy starts serving: it first takes in the registrations over DMQ (`sync`; the
@@ -349,6 +353,12 @@ class ProxyPool:
         self.future_registers[:, index] = 0.0
         self.period += step
 
+    def _behind(self, top: FloatArray, safe: FloatArray, level: float | FloatArray) -> FloatArray:
+        """The share of a period's requests still waiting `level` periods on (arrivals spread
+        evenly over the period's work `safe`, the last behind `top`): for the calls' samples,
+        the timers' retransmissions and failures, and when registrations got their 200."""
+        return np.clip((top - level * self.quota) / safe, 0, 1)
+
     def _lindley(self, work: FloatArray, before: FloatArray) -> tuple[FloatArray, FloatArray]:
         """B_t = max(0, B_{t-1} + W_t - Q) for all periods at once: each period's closing
         backlog and its starting one."""
@@ -423,7 +433,7 @@ class ProxyPool:
         safe = np.where(work > 1e-12, work, 1.0)  # no work: no samples, any divisor
         if k_max:
             ks = np.arange(1, k_max + 1, dtype=np.float64)
-            share = np.clip((top[..., np.newaxis] - ks * quota) / safe[..., np.newaxis], 0, 1)
+            share = self._behind(top[..., np.newaxis], safe[..., np.newaxis], ks)
             at_least = (samples[..., np.newaxis] * share).sum(axis=0)  # (n, k_max)
         else:
             at_least = np.zeros((n, 0))
@@ -443,8 +453,7 @@ class ProxyPool:
         if not whole:
 
             def behind(level: int) -> FloatArray:
-                """The share of each period's requests still waiting `level` periods on."""
-                return np.clip((top - level * quota) / safe, 0, 1)
+                return self._behind(top, safe, level)
 
             def send_again(requests: FloatArray, timers: IntArray, cost: float) -> IntArray:
                 """How many each proxy gets again."""
