@@ -49,4 +49,5 @@ uv run --frozen lint-imports --no-cache  # the import rules (pyproject.toml)
 start=$SECONDS
 scripts/mypyc-tests.sh
 step "compiled sip-core tests (mypyc)" $((SECONDS - start))
-uv run --frozen pytest "$@"
+# the slowest tests named in the log: what to shorten when CI nears its 90 minutes
+uv run --frozen pytest --durations=30 "$@"
