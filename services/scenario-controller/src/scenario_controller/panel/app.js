@@ -220,8 +220,11 @@ $("upload-form").addEventListener("submit", async (event) => {
   out.textContent = "validating...";
   try {
     const stored = await api("POST", `/scenarios${query}`, undefined, form);
-    out.innerHTML = `<p class="ok">stored ${stored.name}: ${stored.rows} invites</p>`;
-    await loadScenarios(stored.name);
+    // "stored" shows once the list and the summary show the new scenario, not before them
+    let stale = "";
+    try { await loadScenarios(stored.name); }
+    catch (e) { stale = ` (the list did not refresh: ${escape(e.message)})`; }
+    out.innerHTML = `<p class="ok">stored ${escape(stored.name)}: ${stored.rows} invites${stale}</p>`;
   } catch (e) {
     const defects = (e.data && e.data.defects) || [];
     const lines = defects.map((d) => `line ${d.line}: ${d.field}: ${d.message}`);
