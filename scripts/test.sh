@@ -56,13 +56,13 @@ step "compiled sip-core tests (mypyc)" $((SECONDS - start))
 # leave empty (exit 5, e.g. -k matching only integration tests) is no failure. The slowest
 # tests are named in the log: what to shorten when CI nears its 90 minutes.
 status=0
-for part in "not integration and not deploy" "integration or deploy"; do
-  workers=()
-  [[ $part == not* ]] && workers=(-n 2)
-  start=$SECONDS
-  rc=0
-  uv run --frozen pytest -m "$part" "${workers[@]}" --durations=30 "$@" || rc=$?
+run_part() {  # MARKER [pytest args...]
+  local part=$1 start=$SECONDS rc=0
+  shift
+  uv run --frozen pytest -m "$part" --durations=30 "$@" || rc=$?
   step "tests: $part" $((SECONDS - start))
   if ((rc != 0 && rc != 5)); then status=$rc; fi
-done
+}
+run_part "not integration and not deploy" -n 2 "$@"
+run_part "integration or deploy" "$@"
 exit "$status"
