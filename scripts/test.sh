@@ -51,10 +51,11 @@ scripts/mypyc-tests.sh
 step "compiled sip-core tests (mypyc)" $((SECONDS - start))
 # The tests in two runs that split them by marker. The first takes what measures no time (the
 # members' tests and tests/unit, the slow ones included) on two workers, 350 s instead of about
-# 600 s here; the second takes the real runs (integration, deploy) one at a time, as their
-# timings need. Both always run, so one log names every failure; a run that the arguments
-# leave empty (exit 5, e.g. -k matching only integration tests) is no failure. The slowest
-# tests are named in the log: what to shorten when CI nears its 90 minutes.
+# 600 s here; the second takes the real runs (integration, deploy) and the few unit tests that
+# assert a scheduler's punctuality (timing) one at a time, as their timings need. Both always
+# run, so one log names every failure; a run that the arguments leave empty (exit 5, e.g. -k
+# matching only integration tests) is no failure. The slowest tests are named in the log: what
+# to shorten when CI nears its 90 minutes.
 status=0
 run_part() {  # MARKER [pytest args...]
   local part=$1 start=$SECONDS rc=0
@@ -63,6 +64,6 @@ run_part() {  # MARKER [pytest args...]
   step "tests: $part" $((SECONDS - start))
   if ((rc != 0 && rc != 5)); then status=$rc; fi
 }
-run_part "not integration and not deploy" -n 2 "$@"
-run_part "integration or deploy" "$@"
+run_part "not integration and not deploy and not timing" -n 2 "$@"
+run_part "integration or deploy or timing" "$@"
 exit "$status"

@@ -80,6 +80,7 @@ def log_rows(path: Path) -> list[dict[str, str]]:
 
 
 @pytest.mark.slow
+@pytest.mark.timing
 def test_invites_follow_the_timeline_in_order_with_small_lag(tmp_path: Path):
     hub = StandInHub({"00"})
     r = run(scenario(200, 2), hub, tmp_path)
@@ -111,6 +112,7 @@ def test_each_invite_goes_to_its_callers_pod_and_absent_pods_are_undeliverable(t
 
 
 @pytest.mark.slow
+@pytest.mark.timing
 def test_pause_shifts_the_rest_of_the_timeline(tmp_path: Path):
     hub = StandInHub({"00"})
 
@@ -132,6 +134,7 @@ def test_pause_shifts_the_rest_of_the_timeline(tmp_path: Path):
         assert abs((t - start) - (seq(m) / 20 + paused)) < 0.03
 
 
+@pytest.mark.timing
 def test_speed_factor_compresses_the_timeline_and_stop_ends_the_run(tmp_path: Path):
     hub = StandInHub({"00"})
     r = run(scenario(10, 2), hub, tmp_path, speed=4.0)
