@@ -18,7 +18,7 @@
 # times with an empty and a full cache).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-step() { printf 'test.sh: %-34s %5d s\n' "$1" "$2"; }
+step() { printf 'test.sh: %-44s %5d s\n' "$1" "$2"; }
 if [[ "${1:-}" == "--unit" ]]; then
   shift
   scripts/setup.sh >/dev/null
@@ -64,6 +64,7 @@ run_part() {  # MARKER [pytest args...]
   step "tests: $part" $((SECONDS - start))
   if ((rc != 0 && rc != 5)); then status=$rc; fi
 }
-run_part "not integration and not deploy and not timing" -n 2 "$@"
-run_part "integration or deploy or timing" "$@"
+serial="integration or deploy or timing"  # the second part; the first is all the rest
+run_part "not ($serial)" -n 2 "$@"
+run_part "$serial" "$@"
 exit "$status"

@@ -74,6 +74,16 @@ def seq(invite: Invite) -> int:
     return invite.seq
 
 
+def late_s(
+    r: ScenarioRun, sent: list[tuple[float, str, Invite]], per_s: float, paused_s: float = 0.0
+) -> list[float]:
+    """How late each invite went out against its place on the absolute timeline: the run's own
+    start + seq / per_s + the time paused before it. Measured from the run's start (the loop's
+    clock is time.monotonic), never from the first send, which a busy machine can delay by
+    itself (a first send once 0.15 s late made a first-to-last span 0.33 s against 0.475)."""
+    return [(t - r._start) - (seq(m) / per_s + paused_s) for t, _p, m in sent]
+
+
 def log_rows(path: Path) -> list[dict[str, str]]:
     with path.open() as f:
         return list(csv.DictReader(f))
@@ -86,11 +96,8 @@ def test_invites_follow_the_timeline_in_order_with_small_lag(tmp_path: Path):
     r = run(scenario(200, 2), hub, tmp_path)
     assert r.state is RunState.FINISHED
     assert [m.seq for _t, _p, m in hub.sent] == list(range(400))
-    # each invite at the run's start + seq / 200, never drifting and never early: compare with
-    # the absolute schedule from the run's own start (the loop's clock is time.monotonic), not
-    # from the first send, which a busy machine can delay by itself
-    start = r._start
-    late = [(t - start) - seq(m) / 200 for t, _p, m in hub.sent]
+    # each invite at the run's start + seq / 200, never drifting and never early
+    late = late_s(r, hub.sent, 200)
     assert max(late) < 0.02
     assert min(late) > -0.002
     rows = log_rows(tmp_path / "log.csv")
@@ -123,26 +130,23 @@ def test_pause_shifts_the_rest_of_the_timeline(tmp_path: Path):
         await asyncio.sleep(0.6)
         r.resume()
 
-    run(scenario(20, 2), hub, tmp_path, actions=pause_for_a_while)
+    r = run(scenario(20, 2), hub, tmp_path, actions=pause_for_a_while)
     times = [t for t, _p, _m in hub.sent]
     gaps = [b - a for a, b in itertools.pairwise(times)]
     assert max(gaps) > 0.55  # the pause
-    start = times[0]
     # after the pause, the invites keep their spacing: due = start + seq/20 + paused time
     paused = max(gaps) - 0.05
-    for t, _p, m in hub.sent[-10:]:
-        assert abs((t - start) - (seq(m) / 20 + paused)) < 0.03
+    for late in late_s(r, hub.sent[-10:], 20, paused):
+        assert abs(late) < 0.03
 
 
 @pytest.mark.timing
 def test_speed_factor_compresses_the_timeline_and_stop_ends_the_run(tmp_path: Path):
     hub = StandInHub({"00"})
     r = run(scenario(10, 2), hub, tmp_path, speed=4.0)
-    # each invite due at the run's start + (seq / 10) / 4. Measured from the run's own start,
-    # not from the first send: a machine busy with other tests once held the first send back
-    # 0.15 s, and the catch-up shortened the first-to-last span to 0.33 s. Never early; the
-    # median late by far less than speed 2 would make it (0.24 s), whatever one send suffers
-    late = sorted((t - r._start) - seq(m) / 10 / 4 for t, _p, m in hub.sent)
+    # each invite due at the run's start + (seq / 10) / 4: never early, and the median late by
+    # far less than speed 2 would make it (0.24 s), whatever one send suffers
+    late = sorted(late_s(r, hub.sent, 10 * 4))
     assert len(late) == 20
     assert late[0] > -0.002
     assert late[len(late) // 2] < 0.08
